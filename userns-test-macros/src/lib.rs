@@ -1,0 +1,210 @@
+//! `#[requires_userns(...)]`, re-exported by the `userns-test` crate; use
+//! it from there. Parsing, validation (with spans and suggestions) and
+//! expansion are kept apart, in the manner of `tokio-macros`.
+
+use proc_macro::TokenStream;
+use proc_macro2::{Span, TokenStream as TokenStream2};
+use quote::{format_ident, quote, quote_spanned};
+use syn::parse::Parser;
+use syn::punctuated::Punctuated;
+use syn::spanned::Spanned;
+use syn::{Ident, ItemFn, Token};
+
+/// The ability names and their `userns_test::Ability` variants. The
+/// library's `Ability::ALL` is checked against this list by its tests.
+const ABILITIES: [(&str, &str); 17] = [
+    ("user", "User"),
+    ("cap_sys_admin", "CapSysAdmin"),
+    ("mount", "Mount"),
+    ("net", "Net"),
+    ("pid", "Pid"),
+    ("ipc", "Ipc"),
+    ("uts", "Uts"),
+    ("cgroup", "Cgroup"),
+    ("time", "Time"),
+    ("nested", "Nested"),
+    ("cap_setpcap", "CapSetpcap"),
+    ("bwrap", "Bwrap"),
+    ("bwrap_net", "BwrapNet"),
+    ("seccomp", "Seccomp"),
+    ("landlock", "Landlock"),
+    ("subids", "Subids"),
+    ("root", "Root"),
+];
+
+/// Attribute paths, by last segment, that already make a function a test.
+const TEST_ATTRIBUTES: [&str; 3] = ["test", "rstest", "test_case"];
+
+/// Runs the test where the host allows every listed ability; skips it with
+/// the reason elsewhere. See the `userns-test` crate.
+#[proc_macro_attribute]
+pub fn requires_userns(args: TokenStream, item: TokenStream) -> TokenStream {
+    match expand(args.into(), item.into()) {
+        Ok(tokens) => tokens.into(),
+        Err(e) => e.to_compile_error().into(),
+    }
+}
+
+/// The ability names known to this macro, for the library's consistency
+/// test. Not public API.
+#[doc(hidden)]
+#[proc_macro]
+pub fn __ability_names(_: TokenStream) -> TokenStream {
+    let names = ABILITIES.iter().map(|(n, _)| n);
+    quote!([#(#names),*]).into()
+}
+
+fn expand(args: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
+    let requirements = parse_requirements(args)?;
+    let function: ItemFn = syn::parse2(item.clone()).map_err(|_| {
+        syn::Error::new(
+            first_token_span(&item),
+            "#[requires_userns] applies to test functions only",
+        )
+    })?;
+    check_function(&function)?;
+    Ok(expand_function(function, &requirements))
+}
+
+/// Parses `net, cap_sys_admin` into variants, rejecting unknown, repeated
+/// and missing names with a span on the offending word.
+fn parse_requirements(args: TokenStream2) -> syn::Result<Vec<(Ident, Ident)>> {
+    let names = Punctuated::<Ident, Token![,]>::parse_terminated
+        .parse2(args.clone())
+        .map_err(|e| {
+            syn::Error::new(
+                e.span(),
+                "expected ability names separated by commas, e.g. #[requires_userns(user, net)]",
+            )
+        })?;
+    if names.is_empty() {
+        return Err(syn::Error::new(
+            Span::call_site(),
+            format!(
+                "#[requires_userns] needs at least one ability, e.g. #[requires_userns(user)]; \
+                 known abilities: {}",
+                known_names()
+            ),
+        ));
+    }
+    let mut seen: Vec<(Ident, Ident)> = Vec::new();
+    for name in names {
+        let text = name.to_string();
+        let Some((_, variant)) = ABILITIES.iter().find(|(n, _)| *n == text) else {
+            let message = match closest(&text) {
+                Some(s) => format!("unknown ability `{text}`; did you mean `{s}`?"),
+                None => format!("unknown ability `{text}`; known abilities: {}", known_names()),
+            };
+            return Err(syn::Error::new(name.span(), message));
+        };
+        if let Some((first, _)) = seen.iter().find(|(n, _)| *n == name) {
+            let mut e = syn::Error::new(name.span(), format!("ability `{text}` is listed twice"));
+            e.combine(syn::Error::new(first.span(), "first listed here"));
+            return Err(e);
+        }
+        seen.push((name.clone(), Ident::new(variant, name.span())));
+    }
+    Ok(seen)
+}
+
+fn check_function(function: &ItemFn) -> syn::Result<()> {
+    if function.sig.asyncness.is_some() && !has_test_attribute(function) {
+        return Err(syn::Error::new(
+            function.sig.asyncness.span(),
+            "an async test needs a runtime's test attribute, e.g. \
+             #[requires_userns(net)] #[tokio::test] async fn ...",
+        ));
+    }
+    if !function.sig.inputs.is_empty() && !has_test_attribute(function) {
+        return Err(syn::Error::new(
+            function.sig.inputs.span(),
+            "a test function takes no arguments (or add the attribute that provides them, such \
+             as #[rstest])",
+        ));
+    }
+    Ok(())
+}
+
+fn has_test_attribute(function: &ItemFn) -> bool {
+    function.attrs.iter().any(|a| {
+        a.path()
+            .segments
+            .last()
+            .is_some_and(|s| TEST_ATTRIBUTES.contains(&s.ident.to_string().as_str()))
+    })
+}
+
+fn expand_function(function: ItemFn, requirements: &[(Ident, Ident)]) -> TokenStream2 {
+    let test_attribute = if has_test_attribute(&function) {
+        quote!()
+    } else {
+        quote!(#[::core::prelude::v1::test])
+    };
+    let ItemFn {
+        attrs,
+        vis,
+        sig,
+        block,
+    } = function;
+    let name = sig.ident.to_string();
+    let variants = requirements.iter().map(|(_, v)| {
+        // The variant carries the name's span, so a mismatch with the
+        // library points at the user's word.
+        quote_spanned!(v.span()=> ::userns_test::Ability::#v)
+    });
+    let gate = format_ident!("__userns_test_run");
+    quote! {
+        #test_attribute
+        #(#attrs)*
+        #vis #sig {
+            let #gate = ::userns_test::__private::gate(
+                ::core::concat!(::core::module_path!(), "::", #name),
+                &[#(#variants),*],
+            );
+            if !#gate {
+                return ::userns_test::__private::SkipReturn::skipped();
+            }
+            #block
+        }
+    }
+}
+
+fn first_token_span(item: &TokenStream2) -> Span {
+    item.clone()
+        .into_iter()
+        .next()
+        .map_or_else(Span::call_site, |t| t.span())
+}
+
+fn known_names() -> String {
+    ABILITIES
+        .iter()
+        .map(|(n, _)| *n)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The closest known name, if close enough to be a typo or a prefix.
+fn closest(word: &str) -> Option<&'static str> {
+    let word = word.to_ascii_lowercase();
+    let limit = (word.len() / 3).max(1);
+    ABILITIES
+        .iter()
+        .map(|(n, _)| (edit_distance(&word, n), *n))
+        .filter(|&(d, n)| d <= limit || (n.len() >= 3 && (word.contains(n) || n.contains(&word))))
+        .min_by_key(|&(d, _)| d)
+        .map(|(_, n)| n)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur.push((prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}

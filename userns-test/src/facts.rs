@@ -1,0 +1,333 @@
+//! Host facts: what the kernel, the LSMs and the container runtime say about
+//! this process. Read, never written. They explain a failed probe; they never
+//! replace one (a sysctl says a restriction may apply, only the operation
+//! says whether it does).
+
+use std::fs;
+use std::path::Path;
+use std::sync::OnceLock;
+
+use serde::Serialize;
+
+/// The identity map of the initial user namespace.
+const INITIAL_UID_MAP: &str = "0 0 4294967295";
+
+/// Facts about the host and this process, gathered from `/proc`, `/sys` and
+/// `/etc`. A field is `None` where the source is absent or unreadable
+/// (e.g. a sysctl this kernel does not have).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct HostFacts {
+    /// `uname -r`, from `/proc/sys/kernel/osrelease`.
+    pub kernel_release: Option<String>,
+    /// `PRETTY_NAME` from `/etc/os-release`.
+    pub distro: Option<String>,
+    /// Host name, from `/proc/sys/kernel/hostname`.
+    pub hostname: Option<String>,
+    /// Real uid of this process.
+    pub uid: u32,
+    /// Effective uid of this process.
+    pub euid: u32,
+    /// Real gid of this process.
+    pub gid: u32,
+    /// Effective gid of this process.
+    pub egid: u32,
+    /// `kernel.apparmor_restrict_unprivileged_userns` (Ubuntu 23.10+).
+    pub apparmor_restrict_unprivileged_userns: Option<u64>,
+    /// `kernel.apparmor_restrict_unprivileged_unconfined` (Ubuntu 24.04+).
+    pub apparmor_restrict_unprivileged_unconfined: Option<u64>,
+    /// `kernel.unprivileged_userns_clone` (Debian and Ubuntu patch).
+    pub unprivileged_userns_clone: Option<u64>,
+    /// `user.max_user_namespaces`, as seen from this process's user
+    /// namespace (the limit is per namespace).
+    pub max_user_namespaces: Option<u64>,
+    /// `kernel.cap_last_cap`.
+    pub cap_last_cap: Option<u32>,
+    /// `Seccomp:` of `/proc/self/status`: 0 none, 1 strict, 2 filter.
+    pub seccomp_mode: Option<u8>,
+    /// `NoNewPrivs:` of `/proc/self/status`.
+    pub no_new_privs: Option<bool>,
+    /// `CapEff:` of `/proc/self/status`.
+    pub cap_effective: Option<u64>,
+    /// `CapBnd:` of `/proc/self/status`.
+    pub cap_bounding: Option<u64>,
+    /// The active LSMs, from `/sys/kernel/security/lsm` (needs securityfs).
+    pub lsms: Option<Vec<String>>,
+    /// This process's AppArmor label (`unconfined`, a profile name, ...).
+    pub apparmor_label: Option<String>,
+    /// `/proc/self/uid_map`, whitespace-normalised, one line per `;`.
+    pub uid_map: Option<String>,
+    /// Whether this process is inside a user namespace other than the
+    /// initial one (its uid map is not `0 0 4294967295`).
+    pub in_user_namespace: Option<bool>,
+    /// The container this process appears to run in (`docker`, `podman`,
+    /// `lxc`, `kubernetes`, `systemd-nspawn`, `wsl`, ...).
+    pub container: Option<String>,
+    /// Mounts over parts of `/proc` (a container runtime masking it), which
+    /// make the kernel refuse a fresh procfs as too revealing.
+    pub proc_overmounts: Vec<String>,
+    /// Whether `/proc` is mounted read-only for this process.
+    pub proc_read_only: bool,
+    /// Whether this process's root is not the root of its mount namespace
+    /// (chroot): the kernel refuses user namespaces to chrooted processes.
+    pub chrooted: Option<bool>,
+}
+
+impl HostFacts {
+    /// The facts, read once per process.
+    pub fn get() -> &'static HostFacts {
+        static FACTS: OnceLock<HostFacts> = OnceLock::new();
+        FACTS.get_or_init(HostFacts::read)
+    }
+
+    /// Reads the facts now, bypassing the per-process cache.
+    pub fn read() -> HostFacts {
+        let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let uid_map = read_trimmed("/proc/self/uid_map").map(|m| normalise_map(&m));
+        let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let ids = status_field(&status, "Uid:");
+        let gids = status_field(&status, "Gid:");
+        HostFacts {
+            kernel_release: read_trimmed("/proc/sys/kernel/osrelease"),
+            distro: read_os_release(),
+            hostname: read_trimmed("/proc/sys/kernel/hostname"),
+            uid: nth_number(ids, 0).unwrap_or(u32::MAX),
+            euid: nth_number(ids, 1).unwrap_or(u32::MAX),
+            gid: nth_number(gids, 0).unwrap_or(u32::MAX),
+            egid: nth_number(gids, 1).unwrap_or(u32::MAX),
+            apparmor_restrict_unprivileged_userns: read_number(
+                "/proc/sys/kernel/apparmor_restrict_unprivileged_userns",
+            ),
+            apparmor_restrict_unprivileged_unconfined: read_number(
+                "/proc/sys/kernel/apparmor_restrict_unprivileged_unconfined",
+            ),
+            unprivileged_userns_clone: read_number("/proc/sys/kernel/unprivileged_userns_clone"),
+            max_user_namespaces: read_number("/proc/sys/user/max_user_namespaces"),
+            cap_last_cap: read_number("/proc/sys/kernel/cap_last_cap")
+                .and_then(|n| u32::try_from(n).ok()),
+            seccomp_mode: status_field(&status, "Seccomp:").and_then(|v| v.trim().parse().ok()),
+            no_new_privs: status_field(&status, "NoNewPrivs:").map(|v| v.trim() == "1"),
+            cap_effective: status_field(&status, "CapEff:").and_then(parse_hex),
+            cap_bounding: status_field(&status, "CapBnd:").and_then(parse_hex),
+            lsms: read_trimmed("/sys/kernel/security/lsm")
+                .map(|l| l.split(',').map(str::to_owned).collect()),
+            apparmor_label: read_apparmor_label(),
+            in_user_namespace: uid_map.as_deref().map(|m| m != INITIAL_UID_MAP),
+            uid_map,
+            container: detect_container(),
+            proc_overmounts: proc_overmounts(&mountinfo),
+            proc_read_only: proc_read_only(&mountinfo),
+            chrooted: detect_chroot(&mountinfo),
+        }
+    }
+
+    /// Whether `cap` (a capability number) is in the effective set.
+    pub fn has_effective_cap(&self, cap: u32) -> Option<bool> {
+        self.cap_effective.map(|set| cap < 64 && set & (1 << cap) != 0)
+    }
+
+    /// How many capabilities the bounding set holds.
+    pub fn bounding_set_size(&self) -> Option<u32> {
+        self.cap_bounding.map(u64::count_ones)
+    }
+
+    /// Whether AppArmor is among the active LSMs, or (without securityfs)
+    /// the restriction sysctl exists.
+    pub fn apparmor_active(&self) -> bool {
+        match &self.lsms {
+            Some(lsms) => lsms.iter().any(|l| l == "apparmor"),
+            None => {
+                self.apparmor_restrict_unprivileged_userns.is_some()
+                    || self.apparmor_label.is_some()
+            }
+        }
+    }
+
+    /// Whether Ubuntu's restriction of unprivileged user namespaces is
+    /// switched on. It applies to unconfined processes only, so it is a
+    /// likely cause, not proof.
+    pub fn apparmor_restricts_userns(&self) -> bool {
+        self.apparmor_restrict_unprivileged_userns == Some(1)
+    }
+
+    /// Whether this process runs under a seccomp filter.
+    pub fn under_seccomp_filter(&self) -> bool {
+        self.seccomp_mode == Some(2)
+    }
+
+    /// A one-line identity: distro, kernel, container.
+    pub fn summary(&self) -> String {
+        let mut parts = vec![
+            self.distro.clone().unwrap_or_else(|| "unknown distro".into()),
+            format!(
+                "kernel {}",
+                self.kernel_release.as_deref().unwrap_or("unknown")
+            ),
+            format!("uid {}", self.uid),
+        ];
+        if let Some(c) = &self.container {
+            parts.push(format!("container: {c}"));
+        }
+        if self.in_user_namespace == Some(true) {
+            parts.push("inside a user namespace".into());
+        }
+        parts.join(", ")
+    }
+}
+
+fn read_trimmed(path: impl AsRef<Path>) -> Option<String> {
+    fs::read_to_string(path)
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+}
+
+fn read_number(path: &str) -> Option<u64> {
+    read_trimmed(path)?.parse().ok()
+}
+
+fn status_field<'a>(status: &'a str, key: &str) -> Option<&'a str> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .map(str::trim)
+}
+
+fn nth_number(field: Option<&str>, n: usize) -> Option<u32> {
+    field?.split_whitespace().nth(n)?.parse().ok()
+}
+
+fn parse_hex(v: &str) -> Option<u64> {
+    u64::from_str_radix(v.trim(), 16).ok()
+}
+
+fn normalise_map(map: &str) -> String {
+    map.lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn read_os_release() -> Option<String> {
+    let text = fs::read_to_string("/etc/os-release")
+        .or_else(|_| fs::read_to_string("/usr/lib/os-release"))
+        .ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+        .map(|v| v.trim().trim_matches('"').to_owned())
+}
+
+fn read_apparmor_label() -> Option<String> {
+    // Newer kernels have a per-LSM file; the shared one is AppArmor's on
+    // kernels where it is the only "major" LSM, and EINVAL otherwise.
+    let label = read_trimmed("/proc/self/attr/apparmor/current")
+        .or_else(|| read_trimmed("/proc/self/attr/current"))?;
+    let label = label.trim_end_matches('\0').to_owned();
+    // SELinux contexts look like user:role:type:level.
+    (!label.contains(':')).then_some(label)
+}
+
+fn detect_container() -> Option<String> {
+    if let Some(c) = std::env::var_os("container") {
+        return Some(c.to_string_lossy().into_owned());
+    }
+    if Path::new("/run/.containerenv").exists() {
+        return Some("podman".into());
+    }
+    if Path::new("/.dockerenv").exists() {
+        return Some("docker".into());
+    }
+    if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() {
+        return Some("kubernetes".into());
+    }
+    if let Some(c) = read_trimmed("/run/systemd/container") {
+        return Some(c);
+    }
+    let osrelease = read_trimmed("/proc/sys/kernel/osrelease").unwrap_or_default();
+    if osrelease.contains("microsoft") || osrelease.contains("WSL") {
+        return Some("wsl".into());
+    }
+    let cgroup = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    for (marker, name) in [
+        ("/docker/", "docker"),
+        ("/libpod-", "podman"),
+        ("/lxc/", "lxc"),
+        ("/kubepods", "kubernetes"),
+    ] {
+        if cgroup.contains(marker) {
+            return Some(name.into());
+        }
+    }
+    None
+}
+
+/// Mount points strictly below `/proc`, other than the usual
+/// `binfmt_misc`, from mountinfo's fifth field.
+fn proc_overmounts(mountinfo: &str) -> Vec<String> {
+    mountinfo
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(4))
+        .filter(|mp| mp.starts_with("/proc/") && !mp.starts_with("/proc/sys/fs/binfmt_misc"))
+        .map(str::to_owned)
+        .collect()
+}
+
+fn proc_read_only(mountinfo: &str) -> bool {
+    mountinfo
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter(|f| f.get(4) == Some(&"/proc"))
+        .last()
+        .and_then(|f| f.get(5).map(|opts| opts.split(',').any(|o| o == "ro")))
+        .unwrap_or(false)
+}
+
+/// A chrooted process sees a root whose mount root is not `/`, or a root
+/// that is not a mount point at all; mountinfo lists mounts relative to the
+/// process root, so without a `/` entry the process is chrooted below one.
+fn detect_chroot(mountinfo: &str) -> Option<bool> {
+    if mountinfo.is_empty() {
+        return None;
+    }
+    Some(
+        !mountinfo
+            .lines()
+            .any(|l| l.split_whitespace().nth(4) == Some("/")),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_status_and_maps() {
+        let status = "Name:\tx\nUid:\t1000\t1001\t1000\t1000\nSeccomp:\t2\nCapBnd:\t000001ffffffffff\n";
+        assert_eq!(nth_number(status_field(status, "Uid:"), 1), Some(1001));
+        assert_eq!(status_field(status, "Seccomp:"), Some("2"));
+        assert_eq!(
+            status_field(status, "CapBnd:").and_then(parse_hex),
+            Some(0x1ff_ffff_ffff)
+        );
+        assert_eq!(
+            normalise_map("         0          0 4294967295\n"),
+            INITIAL_UID_MAP
+        );
+        assert_eq!(normalise_map("0 1000 1\n1 100000 65536\n"), "0 1000 1; 1 100000 65536");
+    }
+
+    #[test]
+    fn finds_proc_masks_and_read_only_proc() {
+        let mi = "22 1 0:5 / /proc rw,nosuid - proc proc rw\n\
+                  30 22 0:6 /null /proc/kcore rw - devtmpfs udev rw\n\
+                  31 22 0:7 / /proc/sys/fs/binfmt_misc rw - binfmt_misc b rw\n\
+                  32 1 0:8 / / rw - ext4 /dev/vda rw\n";
+        assert_eq!(proc_overmounts(mi), vec!["/proc/kcore".to_owned()]);
+        assert!(!proc_read_only(mi));
+        assert!(proc_read_only("22 1 0:5 / /proc ro,nosuid - proc proc rw\n"));
+        assert_eq!(detect_chroot(mi), Some(false));
+        assert_eq!(
+            detect_chroot("22 1 0:5 / /proc rw - proc proc rw\n"),
+            Some(true)
+        );
+    }
+}

@@ -1,0 +1,112 @@
+//! The gate every annotated test passes first: probe (once per process),
+//! decide, and run, skip with one line on stderr, or fail.
+
+use std::io::Write;
+use std::sync::OnceLock;
+
+use crate::Ability;
+use crate::policy::{ConfigError, Decision, Settings};
+use crate::probe::{Step, probe_with};
+use crate::verdict::{Failure, Verdict};
+
+/// The settings, read once per process.
+pub fn settings() -> Result<&'static Settings, &'static ConfigError> {
+    static SETTINGS: OnceLock<Result<Settings, ConfigError>> = OnceLock::new();
+    SETTINGS.get_or_init(Settings::from_env).as_ref()
+}
+
+/// The host's verdict on `ability`, probed at most once per process
+/// (concurrent callers wait for the first probe) and only when asked.
+///
+/// This is the host's truth: `USERNS_TEST_DENY` does not change it (see
+/// [`decide`] for the policy). A malformed `USERNS_TEST_PROBE_TIMEOUT_MS`
+/// or `USERNS_TEST_BWRAP` makes every verdict unavailable with that error.
+pub fn probe(ability: Ability) -> &'static Verdict {
+    static VERDICTS: [OnceLock<Verdict>; Ability::ALL.len()] =
+        [const { OnceLock::new() }; Ability::ALL.len()];
+    VERDICTS[ability.index()].get_or_init(|| match settings() {
+        Ok(s) => probe_with(ability, &s.probe),
+        Err(e) => misconfigured_verdict(ability, e),
+    })
+}
+
+/// The verdicts on every ability, probing those not probed yet.
+pub fn abilities() -> Vec<&'static Verdict> {
+    Ability::ALL.iter().map(|&a| probe(a)).collect()
+}
+
+/// Decides, under the environment's policy, whether a test needing
+/// `requirements` runs, is skipped, or fails.
+///
+/// # Example
+/// ```
+/// use userns_test::{Ability, Decision, decide};
+///
+/// match decide(&[Ability::Root]) {
+///     Decision::Run => println!("privileged path"),
+///     other => println!("unprivileged path: {other:?}"),
+/// }
+/// ```
+pub fn decide(requirements: &[Ability]) -> Decision {
+    match settings() {
+        Ok(s) => Decision::make(requirements, s, |a| probe(a).clone()),
+        Err(e) => Decision::Misconfigured(e.clone()),
+    }
+}
+
+fn misconfigured_verdict(ability: Ability, e: &ConfigError) -> Verdict {
+    let failure = Failure::Configuration {
+        message: e.to_string(),
+    };
+    let step = Step::ReadEnvironment {
+        variable: e.variable.into(),
+    };
+    let status = crate::probe::unavailable(ability, step, failure, crate::HostFacts::get());
+    Verdict {
+        ability,
+        status,
+        note: None,
+        duration: Default::default(),
+    }
+}
+
+/// Runs the gate for the test `test_path`: `true` to run it, `false` when
+/// it is skipped (after printing the skip line); panics, at the test's
+/// location, when it must fail.
+#[track_caller]
+pub fn gate(test_path: &str, requirements: &[Ability]) -> bool {
+    match decide(requirements) {
+        Decision::Run => true,
+        Decision::Skip(unmet) => {
+            write_stderr(&format!("userns-test: skipped {test_path}: {unmet}\n"));
+            false
+        }
+        Decision::Fail(unmet) => panic!(
+            "userns-test: {test_path} failed: USERNS_TEST_REQUIRE requires what this host \
+             lacks: {unmet}"
+        ),
+        Decision::Misconfigured(e) => panic!("userns-test: {test_path} failed: {e}"),
+    }
+}
+
+/// Writes straight to the stderr descriptor: libtest captures `eprintln!`
+/// but not the descriptor, so the line reaches the terminal.
+fn write_stderr(line: &str) {
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+}
+
+/// What an annotated test returns when it is skipped.
+pub trait SkipReturn {
+    /// The value meaning "nothing ran, nothing failed".
+    fn skipped() -> Self;
+}
+
+impl SkipReturn for () {
+    fn skipped() -> Self {}
+}
+
+impl<E> SkipReturn for Result<(), E> {
+    fn skipped() -> Self {
+        Ok(())
+    }
+}

@@ -1,0 +1,84 @@
+//! Run tests that need Linux user namespaces where the host allows them,
+//! and skip them, with the precise cause and fix, where it does not.
+//!
+//! ```
+//! use userns_test::requires_userns;
+//!
+//! // Runs where this host lets an unprivileged process create a network
+//! // namespace with a working loopback; elsewhere it returns at once and
+//! // prints, past libtest's output capture:
+//! // userns-test: skipped my_crate::loopback_works: needs net: ...
+//! #[requires_userns(net)]
+//! fn loopback_works() {
+//!     // ... the test's own unshare(CLONE_NEWUSER | CLONE_NEWNET) ...
+//! }
+//!
+//! // Code can also ask for a verdict and decide by hand:
+//! let verdict = userns_test::probe(userns_test::Ability::User);
+//! match verdict.reason() {
+//!     None => println!("user namespaces work here"),
+//!     Some(reason) => println!("no user namespaces: {reason}"),
+//! }
+//! ```
+//!
+//! # How it works
+//! Each [`Ability`] names an operation a test performs (`user`, `net`,
+//! `mount`, `cap_setpcap`, `bwrap`, ...). Its probe performs that same
+//! operation in a throwaway child created with `clone(2)` (sharing memory,
+//! so the cost does not grow with the test process), once per process, on
+//! first use. An unavailable ability carries a [`Reason`]: the [`Step`]
+//! that failed, the errno or exit status, the [`Cause`] found in the
+//! [`HostFacts`], and a remedy, narrowest first.
+//!
+//! # Policy
+//! Set by the environment (see [`policy`]): by default an unmet
+//! requirement skips the test; `USERNS_TEST_REQUIRE=all` (or a list) fails
+//! it instead, for CI runners that must run everything;
+//! `USERNS_TEST_DENY=net,bwrap` makes abilities count as unavailable, to
+//! exercise skip paths on a permissive host.
+//!
+//! # The attribute
+//! [`requires_userns`] works with or without an explicit `#[test]`, on
+//! tests returning `()` or `Result<(), E>`, and on `async` tests under
+//! `#[tokio::test]` or any other test attribute:
+//!
+//! ```
+//! # use userns_test::requires_userns;
+//! #[requires_userns(user, mount)]
+//! #[test]
+//! fn mounts_tmpfs() -> Result<(), std::io::Error> {
+//!     Ok(())
+//! }
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod ability;
+pub mod diagnosis;
+pub mod facts;
+mod gate;
+pub mod policy;
+pub mod probe;
+pub mod verdict;
+
+pub use ability::{Ability, UnknownAbility};
+pub use diagnosis::Cause;
+pub use facts::HostFacts;
+pub use gate::{abilities, decide, probe, settings};
+pub use policy::{ConfigError, Decision, Settings, Unmet};
+pub use probe::{ProbeOptions, Step, probe_with};
+pub use verdict::{Failure, Reason, Status, Verdict};
+
+/// Marks a test as needing abilities of the host; see the crate docs.
+///
+/// `#[requires_userns(net, cap_sys_admin)]`: the test runs where every
+/// listed ability is available, and is skipped with its reason otherwise
+/// (or fails, under `USERNS_TEST_REQUIRE`). Unknown or repeated names are
+/// compile errors.
+pub use userns_test_macros::requires_userns;
+
+/// Not public API: used by the code `#[requires_userns]` generates.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::gate::{SkipReturn, gate};
+}

@@ -1,0 +1,260 @@
+//! Policy: what to do with an unmet requirement, set by the environment.
+//!
+//! - default: skip the test, with its reason;
+//! - `USERNS_TEST_REQUIRE=all` or `=net,user,...`: the listed abilities
+//!   must be present, and their absence fails the test;
+//! - `USERNS_TEST_DENY=net,bwrap,...`: treat these as unavailable, to
+//!   exercise skip paths on a permissive host;
+//! - `USERNS_TEST_PROBE_TIMEOUT_MS`: the time bound of one probe;
+//! - `USERNS_TEST_BWRAP`: the bubblewrap binary to probe.
+//!
+//! A malformed value is an error naming the variable and the bad word; it
+//! is never replaced by a default.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::ability::{Ability, closest_name};
+use crate::probe::ProbeOptions;
+use crate::verdict::{Reason, Verdict};
+
+/// `USERNS_TEST_REQUIRE`
+pub const REQUIRE_VAR: &str = "USERNS_TEST_REQUIRE";
+/// `USERNS_TEST_DENY`
+pub const DENY_VAR: &str = "USERNS_TEST_DENY";
+/// `USERNS_TEST_PROBE_TIMEOUT_MS`
+pub const TIMEOUT_VAR: &str = "USERNS_TEST_PROBE_TIMEOUT_MS";
+/// `USERNS_TEST_BWRAP`
+pub const BWRAP_VAR: &str = "USERNS_TEST_BWRAP";
+
+/// The crate's configuration, read from the environment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Settings {
+    /// Abilities whose absence fails a test instead of skipping it.
+    pub require: BTreeSet<Ability>,
+    /// Abilities to treat as unavailable without probing.
+    pub deny: BTreeSet<Ability>,
+    /// How probes run.
+    pub probe: ProbeOptions,
+}
+
+/// A malformed environment variable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The variable.
+    pub variable: &'static str,
+    /// Its whole value.
+    pub value: String,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}={:?}: {}",
+            self.variable, self.value, self.problem
+        )
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Settings {
+    /// Reads the settings from the process environment.
+    pub fn from_env() -> Result<Settings, ConfigError> {
+        Settings::from_lookup(|name| std::env::var_os(name))
+    }
+
+    /// Reads the settings through `lookup` (the environment, or a map in
+    /// tests).
+    pub fn from_lookup(
+        lookup: impl Fn(&str) -> Option<std::ffi::OsString>,
+    ) -> Result<Settings, ConfigError> {
+        let text = |variable: &'static str| -> Result<Option<String>, ConfigError> {
+            match lookup(variable) {
+                None => Ok(None),
+                Some(v) => v.into_string().map(Some).map_err(|v| ConfigError {
+                    variable,
+                    value: v.to_string_lossy().into_owned(),
+                    problem: "not valid UTF-8".into(),
+                }),
+            }
+        };
+        let mut settings = Settings::default();
+        if let Some(v) = text(REQUIRE_VAR)? {
+            settings.require = parse_abilities(REQUIRE_VAR, &v)?;
+        }
+        if let Some(v) = text(DENY_VAR)? {
+            settings.deny = parse_abilities(DENY_VAR, &v)?;
+        }
+        if let Some(v) = text(TIMEOUT_VAR)? {
+            let ms: u64 = v.trim().parse().map_err(|_| ConfigError {
+                variable: TIMEOUT_VAR,
+                value: v.clone(),
+                problem: format!("`{}` is not a whole number of milliseconds", v.trim()),
+            })?;
+            if ms == 0 {
+                return Err(ConfigError {
+                    variable: TIMEOUT_VAR,
+                    value: v,
+                    problem: "must be at least 1 ms".into(),
+                });
+            }
+            settings.probe.timeout = Duration::from_millis(ms);
+        }
+        if let Some(v) = text(BWRAP_VAR)? {
+            if v.trim().is_empty() {
+                return Err(ConfigError {
+                    variable: BWRAP_VAR,
+                    value: v,
+                    problem: "empty path; unset it to search PATH".into(),
+                });
+            }
+            settings.probe.bwrap = Some(PathBuf::from(v));
+        }
+        Ok(settings)
+    }
+}
+
+/// `all`, or ability names separated by commas or spaces.
+fn parse_abilities(variable: &'static str, value: &str) -> Result<BTreeSet<Ability>, ConfigError> {
+    let words: Vec<&str> = value
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|w| !w.is_empty())
+        .collect();
+    if words == ["all"] {
+        return Ok(Ability::ALL.into_iter().collect());
+    }
+    words
+        .iter()
+        .map(|w| {
+            w.parse::<Ability>().map_err(|_| ConfigError {
+                variable,
+                value: value.to_owned(),
+                problem: match (*w == "all", closest_name(w)) {
+                    (true, _) => "`all` cannot be combined with ability names".into(),
+                    (false, Some(s)) => format!("unknown ability `{w}`; did you mean `{s}`?"),
+                    (false, None) => format!(
+                        "unknown ability `{w}`; expected `all` or names from: {}",
+                        Ability::ALL.map(|a| a.name()).join(", ")
+                    ),
+                },
+            })
+        })
+        .collect()
+}
+
+/// What to do with a test, given its requirements.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Every requirement is met: run it.
+    Run,
+    /// Some are unmet and none of those is required: skip it.
+    Skip(Unmet),
+    /// Some unmet ability is listed in `USERNS_TEST_REQUIRE`: fail it.
+    Fail(Unmet),
+    /// The environment configuration is malformed: fail it.
+    Misconfigured(ConfigError),
+}
+
+/// The unmet requirements of one test, each with its reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unmet {
+    /// Each unmet ability and why.
+    pub reasons: Vec<(Ability, Reason)>,
+}
+
+impl Unmet {
+    /// The abilities that are missing.
+    pub fn abilities(&self) -> Vec<Ability> {
+        self.reasons.iter().map(|(a, _)| *a).collect()
+    }
+}
+
+impl fmt::Display for Unmet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, (ability, reason)) in self.reasons.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" | ")?;
+            }
+            write!(f, "needs {ability}: {reason}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Decision {
+    /// Decides for `requirements` given the settings and a verdict source.
+    /// Denied abilities are not probed.
+    pub fn make(
+        requirements: &[Ability],
+        settings: &Settings,
+        verdict: impl Fn(Ability) -> Verdict,
+    ) -> Decision {
+        let mut reasons = Vec::new();
+        for &ability in requirements {
+            let reason = if settings.deny.contains(&ability) {
+                Some(crate::probe::denied_reason(ability))
+            } else {
+                verdict(ability).reason().cloned()
+            };
+            if let Some(r) = reason {
+                reasons.push((ability, r));
+            }
+        }
+        if reasons.is_empty() {
+            return Decision::Run;
+        }
+        let required = reasons.iter().any(|(a, _)| settings.require.contains(a));
+        let unmet = Unmet { reasons };
+        if required {
+            Decision::Fail(unmet)
+        } else {
+            Decision::Skip(unmet)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::from_lookup(|k| map.get(k).map(Into::into))
+    }
+
+    #[test]
+    fn lists_and_all() {
+        let s = settings(&[(REQUIRE_VAR, "net, user"), (DENY_VAR, "bwrap")]).unwrap();
+        assert_eq!(s.require, [Ability::User, Ability::Net].into_iter().collect());
+        assert_eq!(s.deny, [Ability::Bwrap].into_iter().collect());
+        let all = settings(&[(REQUIRE_VAR, "all")]).unwrap();
+        assert_eq!(all.require.len(), Ability::ALL.len());
+        assert_eq!(settings(&[(DENY_VAR, "")]).unwrap().deny.len(), 0);
+    }
+
+    #[test]
+    fn malformed_values_name_variable_and_word() {
+        let e = settings(&[(DENY_VAR, "net,nte")]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "USERNS_TEST_DENY=\"net,nte\": unknown ability `nte`; did you mean `net`?"
+        );
+        let e = settings(&[(REQUIRE_VAR, "all,net")]).unwrap_err();
+        assert!(e.to_string().contains("`all` cannot be combined"), "{e}");
+        let e = settings(&[(TIMEOUT_VAR, "5s")]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "USERNS_TEST_PROBE_TIMEOUT_MS=\"5s\": `5s` is not a whole number of milliseconds"
+        );
+    }
+}

@@ -1,0 +1,457 @@
+//! Probes that run a program found on the host: bubblewrap, and
+//! newuidmap/newgidmap for subordinate ids.
+
+use std::ffi::OsStr;
+use std::fs;
+use std::io::{self, Read};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::unistd::pipe2;
+
+use super::child::run_child;
+use super::program::Op;
+use super::{ProbeOptions, Step, child_status, unavailable, unavailable_because};
+use crate::Ability;
+use crate::diagnosis::Cause;
+use crate::facts::HostFacts;
+use crate::verdict::{Failure, Status};
+
+/// At most this much of a program's stderr is kept.
+const STDERR_LIMIT: u64 = 64 * 1024;
+
+/// `bwrap --unshare-user [--unshare-net] --ro-bind / / true`.
+pub(super) fn bwrap(
+    ability: Ability,
+    options: &ProbeOptions,
+    facts: &HostFacts,
+) -> (Status, Option<String>) {
+    let path = match options.bwrap.clone().or_else(|| find_on_path("bwrap")) {
+        Some(p) => p,
+        None => {
+            let status = unavailable_because(
+                ability,
+                Step::FindProgram {
+                    program: "bwrap".into(),
+                },
+                Failure::Missing {
+                    what: "bwrap on PATH".into(),
+                },
+                Cause::NotInstalled {
+                    program: "bwrap".into(),
+                },
+                facts,
+            );
+            return (status, None);
+        }
+    };
+    let setuid = fs::metadata(&path)
+        .map(|m| m.permissions().mode() & 0o4000 != 0)
+        .unwrap_or(false);
+    let note = setuid.then(|| format!("{} is setuid root", path.display()));
+    let mut args = vec!["--unshare-user"];
+    if ability == Ability::BwrapNet {
+        args.push("--unshare-net");
+    }
+    args.extend(["--ro-bind", "/", "/", "true"]);
+    let status = run_program(ability, &path, &args, options.timeout, facts);
+    (status, note)
+}
+
+/// `newuidmap`/`newgidmap` for a child in a fresh user namespace.
+pub(super) fn subids(options: &ProbeOptions, facts: &HostFacts) -> Status {
+    let ability = Ability::Subids;
+    let mut programs = Vec::new();
+    for program in ["newuidmap", "newgidmap"] {
+        match find_on_path(program) {
+            Some(p) => programs.push(p),
+            None => {
+                return unavailable_because(
+                    ability,
+                    Step::FindProgram {
+                        program: program.into(),
+                    },
+                    Failure::Missing {
+                        what: format!("{program} on PATH"),
+                    },
+                    Cause::NotInstalled {
+                        program: program.into(),
+                    },
+                    facts,
+                );
+            }
+        }
+    }
+    let user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(facts.uid))
+        .ok()
+        .flatten()
+        .map(|u| u.name);
+    let mut ranges = Vec::new();
+    for (path, id) in [("/etc/subuid", facts.uid), ("/etc/subgid", facts.gid)] {
+        let text = fs::read_to_string(path).unwrap_or_default();
+        match subid_range(&text, user.as_deref(), id) {
+            Some(r) => ranges.push(r),
+            None => {
+                let who = user.clone().unwrap_or_else(|| id.to_string());
+                return unavailable_because(
+                    ability,
+                    Step::ReadSubids { path: path.into() },
+                    Failure::Missing {
+                        what: format!("a range for {who}"),
+                    },
+                    Cause::NoSubordinateIds {
+                        path: path.into(),
+                        user: who,
+                    },
+                    facts,
+                );
+            }
+        }
+    }
+    let pipes = (|| Ok::<_, Errno>((pipe2(OFlag::O_CLOEXEC)?, pipe2(OFlag::O_CLOEXEC)?)))();
+    let ((ready_r, ready_w), (release_r, release_w)) = match pipes {
+        Ok(p) => p,
+        Err(e) => return unavailable(ability, Step::Handshake, Failure::errno(e as i32), facts),
+    };
+    let ops = [
+        Op::Unshare(libc::CLONE_NEWUSER),
+        Op::SignalReady {
+            fd: ready_w.as_raw_fd(),
+        },
+        Op::WaitForRelease {
+            fd: release_r.as_raw_fd(),
+        },
+    ];
+    let ids = [(facts.uid, ranges[0]), (facts.gid, ranges[1])];
+    let run = run_child(&ops, 0, options.timeout, |pid, deadline| {
+        let mut outcome = None;
+        if wait_ready(&ready_r, deadline) {
+            for (program, (id, (start, count))) in programs.iter().zip(ids) {
+                let args = [
+                    pid.to_string(),
+                    "0".into(),
+                    id.to_string(),
+                    "1".into(),
+                    "1".into(),
+                    start.to_string(),
+                    count.to_string(),
+                ];
+                let left = deadline.saturating_duration_since(Instant::now());
+                let status = run_program(ability, program, &args, left, facts);
+                if !matches!(status, Status::Available) {
+                    outcome = Some(status);
+                    break;
+                }
+            }
+        }
+        // Release the child whatever happened; it exits after reading.
+        let _ = nix::unistd::write(&release_w, &[1]);
+        outcome
+    });
+    match run {
+        Ok((run, Some(program_failure))) if run.errno == 0 => program_failure,
+        Ok((run, _)) => child_status(ability, &ops, &run, facts),
+        Err(_) => unavailable(ability, Step::Handshake, Failure::errno(libc::EAGAIN), facts),
+    }
+}
+
+/// Waits for the child's ready byte.
+fn wait_ready(fd: &OwnedFd, deadline: Instant) -> bool {
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        let ms = PollTimeout::try_from(left.as_millis().clamp(1, 60_000) as i32)
+            .unwrap_or(PollTimeout::MAX);
+        let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, ms) {
+            Ok(0) | Err(Errno::EINTR) => continue,
+            Ok(_) => {
+                let mut b = [0u8; 1];
+                return matches!(nix::unistd::read(fd, &mut b), Ok(1));
+            }
+            Err(_) => return false,
+        }
+    }
+}
+
+/// `user:start:count` or `uid:start:count`, first match.
+fn subid_range(text: &str, user: Option<&str>, id: u32) -> Option<(u64, u64)> {
+    let id = id.to_string();
+    text.lines().find_map(|line| {
+        let mut f = line.trim().split(':');
+        let (who, start, count) = (f.next()?, f.next()?, f.next()?);
+        (Some(who) == user || who == id)
+            .then(|| Some((start.parse().ok()?, count.parse().ok()?)))
+            .flatten()
+    })
+}
+
+/// Runs `program args`, bounded by `timeout`, judging exec errors, exit
+/// status and the first line of stderr.
+fn run_program(
+    ability: Ability,
+    program: &Path,
+    args: &[impl AsRef<OsStr>],
+    timeout: Duration,
+    facts: &HostFacts,
+) -> Status {
+    let command = std::iter::once(program.display().to_string())
+        .chain(args.iter().map(|a| a.as_ref().to_string_lossy().into_owned()))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let name = program
+        .file_name()
+        .map_or_else(|| command.clone(), |n| n.to_string_lossy().into_owned());
+    let spawned = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match spawned {
+        Ok(c) => c,
+        Err(e) => return exec_failure(ability, program, &command, &e, facts),
+    };
+    let (status, stderr) = match wait_bounded(&mut child, timeout) {
+        Some(status) => (status, read_stderr(&mut child)),
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            return unavailable(
+                ability,
+                Step::Run { command },
+                Failure::TimedOut {
+                    after_ms: timeout.as_millis() as u64,
+                },
+                facts,
+            );
+        }
+    };
+    if status.success() {
+        return Status::Available;
+    }
+    let first_line = stderr
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .map(str::to_owned);
+    let failure = match (status.code(), status.signal()) {
+        (Some(code), _) => Failure::ExitStatus {
+            code,
+            stderr: first_line.clone(),
+        },
+        (None, Some(sig)) => Failure::signal(sig),
+        (None, None) => Failure::ExitStatus {
+            code: -1,
+            stderr: first_line.clone(),
+        },
+    };
+    if let Failure::Signal { .. } = failure {
+        return unavailable(ability, Step::Run { command }, failure, facts);
+    }
+    let cause = program_cause(&name, first_line.as_deref().unwrap_or(""), facts);
+    unavailable_because(ability, Step::Run { command }, failure, cause, facts)
+}
+
+fn exec_failure(
+    ability: Ability,
+    program: &Path,
+    command: &str,
+    e: &io::Error,
+    facts: &HostFacts,
+) -> Status {
+    let errno = e.raw_os_error().unwrap_or(libc::EIO);
+    let step = Step::Exec {
+        command: command.to_owned(),
+    };
+    let failure = Failure::errno(errno);
+    match errno {
+        libc::ENOENT => unavailable_because(
+            ability,
+            step,
+            failure,
+            Cause::NotInstalled {
+                program: program.display().to_string(),
+            },
+            facts,
+        ),
+        libc::EACCES | libc::EPERM => unavailable_because(
+            ability,
+            step,
+            failure,
+            Cause::NotExecutable {
+                path: program.display().to_string(),
+            },
+            facts,
+        ),
+        _ => unavailable(ability, step, failure, facts),
+    }
+}
+
+/// What bubblewrap's (or newuidmap's) first stderr line points at. bwrap's
+/// messages are matched by prefix: after a netlink failure the errno text
+/// it prints can be stale.
+fn program_cause(program: &str, line: &str, facts: &HostFacts) -> Cause {
+    let message = line
+        .strip_prefix(program)
+        .map(|l| l.trim_start_matches(':').trim_start())
+        .unwrap_or(line);
+    let restricted = facts.apparmor_restricts_userns();
+    let hint = if message.starts_with("setting up uid map")
+        || message.starts_with("setting up gid map")
+    {
+        if restricted {
+            return Cause::AppArmorRestrictsUserns {
+                label: facts.apparmor_label.clone(),
+            };
+        }
+        "it could not map ids in its new user namespace"
+    } else if message.starts_with("loopback: Failed RTM_NEWADDR")
+        || message.starts_with("loopback: Failed RTM_NEWLINK")
+    {
+        if restricted {
+            return Cause::AppArmorRestrictsUserns {
+                label: facts.apparmor_label.clone(),
+            };
+        }
+        "netlink is refused in its new network namespace"
+    } else if message.starts_with("Creating new namespace failed")
+        || message.starts_with("No permissions to creat")
+    {
+        if facts.max_user_namespaces == Some(0) {
+            return Cause::UserNamespacesDisabled;
+        }
+        if message.contains("No space left on device") {
+            return Cause::UserNamespaceLimit {
+                max: facts.max_user_namespaces,
+                nested: facts.in_user_namespace == Some(true),
+            };
+        }
+        if facts.unprivileged_userns_clone == Some(0) {
+            return Cause::UnprivilegedUsernsCloneOff;
+        }
+        if facts.under_seccomp_filter() {
+            return Cause::SeccompFilter;
+        }
+        "the kernel refused the namespace"
+    } else {
+        "unrecognised message"
+    };
+    Cause::ProgramFailed {
+        program: program.to_owned(),
+        hint: hint.into(),
+    }
+}
+
+/// Waits for `child` until `timeout`, with a pidfd where the kernel has
+/// one (5.3+), else by polling.
+fn wait_bounded(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    if let Some(fd) = pidfd_open(child.id()) {
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let ms = PollTimeout::try_from(left.as_millis().min(60_000) as i32)
+                .unwrap_or(PollTimeout::MAX);
+            let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, ms) {
+                Ok(0) if left.is_zero() => return None,
+                Ok(0) | Err(Errno::EINTR) => continue,
+                _ => return child.wait().ok(),
+            }
+        }
+    }
+    let mut pause = Duration::from_micros(50);
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(10));
+    }
+}
+
+fn pidfd_open(pid: u32) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    // SAFETY: a non-negative return is a descriptor we now own.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+fn read_stderr(child: &mut Child) -> String {
+    let mut text = String::new();
+    if let Some(err) = child.stderr.take() {
+        let _ = err.take(STDERR_LIMIT).read_to_string(&mut text);
+    }
+    text
+}
+
+/// `name` in a directory of `PATH` (a file; executability is judged by
+/// running it, so that EACCES gets its own reason).
+pub(crate) fn find_on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subid_lines() {
+        let text = "alice:100000:65536\n1001:200000:1000\n";
+        assert_eq!(subid_range(text, Some("alice"), 1000), Some((100000, 65536)));
+        assert_eq!(subid_range(text, Some("bob"), 1001), Some((200000, 1000)));
+        assert_eq!(subid_range(text, Some("carol"), 1002), None);
+    }
+
+    #[test]
+    fn bwrap_messages_by_prefix() {
+        let facts = HostFacts {
+            max_user_namespaces: Some(0),
+            ..HostFacts::default()
+        };
+        assert_eq!(
+            program_cause(
+                "bwrap",
+                "bwrap: Creating new namespace failed: No space left on device",
+                &facts
+            ),
+            Cause::UserNamespacesDisabled
+        );
+        let ubuntu = HostFacts {
+            apparmor_restrict_unprivileged_userns: Some(1),
+            ..HostFacts::default()
+        };
+        assert_eq!(
+            program_cause(
+                "bwrap",
+                "bwrap: setting up uid map: Permission denied",
+                &ubuntu
+            )
+            .id(),
+            "apparmor_restrict_unprivileged_userns"
+        );
+        match program_cause(
+            "bwrap",
+            "bwrap: loopback: Failed RTM_NEWADDR: Operation not permitted",
+            &HostFacts::default(),
+        ) {
+            Cause::ProgramFailed { hint, .. } => assert!(hint.contains("netlink")),
+            other => panic!("{other:?}"),
+        }
+    }
+}

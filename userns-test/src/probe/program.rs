@@ -1,0 +1,410 @@
+//! The operations a probe child performs, prepared in full by the parent.
+//!
+//! Everything the child touches (paths, map lines, netlink messages, reply
+//! buffers) is allocated here, before the clone; the child only reads these
+//! values and issues raw system calls (see [`super::raw`]).
+
+use std::cell::UnsafeCell;
+use std::ffi::CString;
+
+use super::raw::{RawResult, sys, syscall6};
+use super::step::{Step, clone_flag_names};
+
+/// Size of a `struct ifreq`.
+const IFREQ_SIZE: usize = 40;
+/// Offset of `ifr_flags` in `struct ifreq`.
+const IFR_FLAGS_OFFSET: usize = 16;
+const LANDLOCK_CREATE_RULESET_VERSION: usize = 1;
+const LANDLOCK_ACCESS_FS_EXECUTE: u64 = 1;
+const SECCOMP_SET_MODE_FILTER: usize = 1;
+const RT_SCOPE_HOST: u8 = 254;
+/// Loopback is always interface 1 in a new network namespace.
+const LOOPBACK_IFINDEX: u32 = 1;
+
+/// One operation of the child. Variants own every buffer they use.
+pub(crate) enum Op {
+    Unshare(libc::c_int),
+    /// Open for writing (phase 0), write all of `data` (phase 1).
+    WriteFile {
+        path: CString,
+        data: Vec<u8>,
+    },
+    Mount {
+        source: Option<CString>,
+        target: CString,
+        fstype: Option<CString>,
+        flags: libc::c_ulong,
+        data: Option<CString>,
+        what: String,
+    },
+    SetHostname(&'static [u8]),
+    CapBsetDrop(u32),
+    NoNewPrivs,
+    /// A one-instruction filter returning `SECCOMP_RET_ALLOW`.
+    SeccompAllowAll {
+        // Boxed so the pointer in `program` stays valid when `Op` moves.
+        _filter: Box<[libc::sock_filter; 1]>,
+        program: Box<UnsafeCell<libc::sock_fprog>>,
+    },
+    /// Reads the ABI version into the report's value.
+    LandlockAbi,
+    /// Create a ruleset (phase 0), restrict self (phase 1).
+    LandlockRestrict {
+        handled_access_fs: Box<u64>,
+    },
+    /// Netlink socket (phase 0), send (1), receive (2), kernel's ack (3).
+    LoopbackAddress {
+        request: Vec<u8>,
+        reply: Box<UnsafeCell<[u8; 512]>>,
+    },
+    /// Socket (phase 0), SIOCGIFFLAGS (1), SIOCSIFFLAGS (2).
+    LoopbackUp {
+        ifreq: Box<UnsafeCell<[u8; IFREQ_SIZE]>>,
+    },
+    /// Write one byte to `fd`: the child is ready.
+    SignalReady {
+        fd: libc::c_int,
+    },
+    /// Read one byte from `fd`: the parent is done with the child.
+    WaitForRelease {
+        fd: libc::c_int,
+    },
+}
+
+// SAFETY: the buffers behind UnsafeCell are written only by the probe
+// child, while the parent does not touch them, and read back only after the
+// child is reaped.
+unsafe impl Sync for Op {}
+
+impl Op {
+    pub(crate) fn write_file(path: &str, data: String) -> Op {
+        Op::WriteFile {
+            path: cstring(path),
+            data: data.into_bytes(),
+        }
+    }
+
+    /// The setgroups/uid_map/gid_map writes that make the caller root of a
+    /// fresh user namespace, the unprivileged way.
+    pub(crate) fn become_root(uid: u32, gid: u32) -> [Op; 3] {
+        [
+            Op::write_file("/proc/self/setgroups", "deny".into()),
+            Op::write_file("/proc/self/uid_map", format!("0 {uid} 1")),
+            Op::write_file("/proc/self/gid_map", format!("0 {gid} 1")),
+        ]
+    }
+
+    pub(crate) fn mount(
+        source: Option<&str>,
+        target: &str,
+        fstype: Option<&str>,
+        flags: libc::c_ulong,
+        data: Option<&str>,
+        what: String,
+    ) -> Op {
+        Op::Mount {
+            source: source.map(cstring),
+            target: cstring(target),
+            fstype: fstype.map(cstring),
+            flags,
+            data: data.map(cstring),
+            what,
+        }
+    }
+
+    pub(crate) fn seccomp_allow_all() -> Op {
+        let filter = Box::new([libc::sock_filter {
+            code: (libc::BPF_RET | libc::BPF_K) as u16,
+            jt: 0,
+            jf: 0,
+            k: libc::SECCOMP_RET_ALLOW,
+        }]);
+        let program = Box::new(UnsafeCell::new(libc::sock_fprog {
+            len: 1,
+            filter: filter.as_ptr().cast_mut(),
+        }));
+        Op::SeccompAllowAll { _filter: filter, program }
+    }
+
+    pub(crate) fn landlock_restrict() -> Op {
+        Op::LandlockRestrict {
+            handled_access_fs: Box::new(LANDLOCK_ACCESS_FS_EXECUTE),
+        }
+    }
+
+    /// `RTM_NEWADDR 127.0.0.1/8 dev lo`, as bubblewrap sends it.
+    pub(crate) fn loopback_address() -> Op {
+        let loopback = [127u8, 0, 0, 1];
+        let mut m = Vec::with_capacity(40);
+        let len: u32 = 16 + 8 + 8 + 8;
+        m.extend_from_slice(&len.to_ne_bytes());
+        m.extend_from_slice(&libc::RTM_NEWADDR.to_ne_bytes());
+        let flags = (libc::NLM_F_REQUEST | libc::NLM_F_ACK | libc::NLM_F_CREATE | libc::NLM_F_EXCL)
+            as u16;
+        m.extend_from_slice(&flags.to_ne_bytes());
+        m.extend_from_slice(&1u32.to_ne_bytes()); // sequence
+        m.extend_from_slice(&0u32.to_ne_bytes()); // port id: the kernel fills it
+        // struct ifaddrmsg
+        m.extend_from_slice(&[
+            libc::AF_INET as u8,
+            8,
+            libc::IFA_F_PERMANENT as u8,
+            RT_SCOPE_HOST,
+        ]);
+        m.extend_from_slice(&LOOPBACK_IFINDEX.to_ne_bytes());
+        for attr in [libc::IFA_LOCAL, libc::IFA_ADDRESS] {
+            m.extend_from_slice(&8u16.to_ne_bytes());
+            m.extend_from_slice(&attr.to_ne_bytes());
+            m.extend_from_slice(&loopback);
+        }
+        debug_assert_eq!(m.len(), len as usize);
+        Op::LoopbackAddress {
+            request: m,
+            reply: Box::new(UnsafeCell::new([0; 512])),
+        }
+    }
+
+    pub(crate) fn loopback_up() -> Op {
+        let mut ifreq = [0u8; IFREQ_SIZE];
+        ifreq[..2].copy_from_slice(b"lo");
+        Op::LoopbackUp {
+            ifreq: Box::new(UnsafeCell::new(ifreq)),
+        }
+    }
+
+    /// The step this operation was at in `phase`, for the verdict.
+    pub(crate) fn step(&self, phase: usize) -> Step {
+        match self {
+            Op::Unshare(flags) => Step::Unshare {
+                flags: clone_flag_names(*flags),
+            },
+            Op::WriteFile { path, data } => {
+                let path = path.to_string_lossy().into_owned();
+                if phase == 0 {
+                    Step::OpenForWriting { path }
+                } else {
+                    Step::Write {
+                        path,
+                        data: String::from_utf8_lossy(data).into_owned(),
+                    }
+                }
+            }
+            Op::Mount { what, .. } => Step::Mount { what: what.clone() },
+            Op::SetHostname(_) => Step::SetHostname,
+            Op::CapBsetDrop(cap) => Step::CapBsetDrop { cap: *cap },
+            Op::NoNewPrivs => Step::SetNoNewPrivs,
+            Op::SeccompAllowAll { .. } => Step::SeccompSetModeFilter,
+            Op::LandlockAbi => Step::LandlockAbiVersion,
+            Op::LandlockRestrict { .. } if phase == 0 => Step::LandlockCreateRuleset,
+            Op::LandlockRestrict { .. } => Step::LandlockRestrictSelf,
+            Op::LoopbackAddress { .. } if phase == 0 => Step::Socket {
+                kind: "AF_NETLINK, NETLINK_ROUTE".into(),
+            },
+            Op::LoopbackAddress { .. } => Step::LoopbackAddAddress,
+            Op::LoopbackUp { .. } if phase == 0 => Step::Socket {
+                kind: "AF_INET, SOCK_DGRAM".into(),
+            },
+            Op::LoopbackUp { .. } => Step::LoopbackUp,
+            Op::SignalReady { .. } | Op::WaitForRelease { .. } => Step::Handshake,
+        }
+    }
+
+    /// Performs the operation. Runs in the probe child: async-signal-safe,
+    /// no allocation, no locks, no libc `errno`, no panics.
+    ///
+    /// `phase` is updated before each system call so that a child killed
+    /// mid-operation (seccomp's SIGSYS, a timeout) is still attributed to
+    /// the right step; `value` receives results such as the Landlock ABI.
+    pub(crate) fn run(&self, phase: &dyn Fn(usize), value: &dyn Fn(i64)) -> Result<(), i32> {
+        // SAFETY (whole function): every pointer handed to the kernel points
+        // into buffers owned by `self`, alive until the child is reaped.
+        unsafe {
+            match self {
+                Op::Unshare(flags) => sys!(libc::SYS_unshare, *flags).map(drop),
+                Op::WriteFile { path, data } => {
+                    phase(0);
+                    let fd = sys!(
+                        libc::SYS_openat,
+                        libc::AT_FDCWD,
+                        path.as_ptr(),
+                        libc::O_WRONLY | libc::O_CLOEXEC
+                    )?;
+                    phase(1);
+                    let written = sys!(libc::SYS_write, fd, data.as_ptr(), data.len());
+                    let _ = sys!(libc::SYS_close, fd);
+                    match written? {
+                        n if n == data.len() => Ok(()),
+                        _ => Err(libc::EIO),
+                    }
+                }
+                Op::Mount {
+                    source,
+                    target,
+                    fstype,
+                    flags,
+                    data,
+                    ..
+                } => sys!(
+                    libc::SYS_mount,
+                    opt_ptr(source),
+                    target.as_ptr(),
+                    opt_ptr(fstype),
+                    *flags,
+                    opt_ptr(data)
+                )
+                .map(drop),
+                Op::SetHostname(name) => {
+                    sys!(libc::SYS_sethostname, name.as_ptr(), name.len()).map(drop)
+                }
+                Op::CapBsetDrop(cap) => {
+                    sys!(libc::SYS_prctl, libc::PR_CAPBSET_DROP, *cap, 0, 0, 0).map(drop)
+                }
+                Op::NoNewPrivs => {
+                    sys!(libc::SYS_prctl, libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0).map(drop)
+                }
+                Op::SeccompAllowAll { program, .. } => sys!(
+                    libc::SYS_seccomp,
+                    SECCOMP_SET_MODE_FILTER,
+                    0,
+                    program.get()
+                )
+                .map(drop),
+                Op::LandlockAbi => {
+                    let abi = sys!(
+                        libc::SYS_landlock_create_ruleset,
+                        0,
+                        0,
+                        LANDLOCK_CREATE_RULESET_VERSION
+                    )?;
+                    value(abi as i64);
+                    Ok(())
+                }
+                Op::LandlockRestrict { handled_access_fs } => {
+                    phase(0);
+                    let attr: *const u64 = &**handled_access_fs;
+                    let fd = sys!(libc::SYS_landlock_create_ruleset, attr, 8, 0)?;
+                    phase(1);
+                    let restricted = sys!(libc::SYS_landlock_restrict_self, fd, 0);
+                    let _ = sys!(libc::SYS_close, fd);
+                    restricted.map(drop)
+                }
+                Op::LoopbackAddress { request, reply } => {
+                    phase(0);
+                    let fd = sys!(
+                        libc::SYS_socket,
+                        libc::AF_NETLINK,
+                        libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+                        libc::NETLINK_ROUTE
+                    )?;
+                    let result = loopback_address_exchange(fd, request, reply.get(), phase);
+                    let _ = sys!(libc::SYS_close, fd);
+                    result
+                }
+                Op::LoopbackUp { ifreq } => {
+                    phase(0);
+                    let fd = sys!(
+                        libc::SYS_socket,
+                        libc::AF_INET,
+                        libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
+                        0
+                    )?;
+                    let result = loopback_up(fd, ifreq.get(), phase);
+                    let _ = sys!(libc::SYS_close, fd);
+                    result
+                }
+                Op::SignalReady { fd } => {
+                    let byte = 1u8;
+                    sys!(libc::SYS_write, *fd, &byte as *const u8, 1).map(drop)
+                }
+                Op::WaitForRelease { fd } => {
+                    let mut byte = 0u8;
+                    loop {
+                        match sys!(libc::SYS_read, *fd, &mut byte as *mut u8, 1) {
+                            Err(libc::EINTR) => continue,
+                            other => return other.map(drop),
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Sends `RTM_NEWADDR` and reads the kernel's acknowledgement.
+///
+/// # Safety
+/// Runs in the probe child; `reply` points to the op's reply buffer.
+unsafe fn loopback_address_exchange(
+    fd: usize,
+    request: &[u8],
+    reply: *mut [u8; 512],
+    phase: &dyn Fn(usize),
+) -> Result<(), i32> {
+    phase(1);
+    unsafe { sys!(libc::SYS_sendto, fd, request.as_ptr(), request.len(), 0, 0, 0) }?;
+    phase(2);
+    let n = unsafe { sys!(libc::SYS_recvfrom, fd, reply.cast::<u8>(), 512, 0, 0, 0) }?;
+    phase(3);
+    // SAFETY: the kernel wrote `n` bytes; nothing else writes the buffer.
+    let reply = unsafe { &*reply };
+    // struct nlmsgerr follows the 16-byte header: its first field is the
+    // negated errno, 0 for success.
+    let kind = reply.get(4..6).map(|b| u16::from_ne_bytes([b[0], b[1]]));
+    let error = reply
+        .get(16..20)
+        .map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
+    match (n >= 20, kind, error) {
+        (true, Some(t), Some(0)) if t == libc::NLMSG_ERROR as u16 => Ok(()),
+        (true, Some(t), Some(e)) if t == libc::NLMSG_ERROR as u16 => Err(e.wrapping_neg()),
+        _ => Err(libc::EPROTO),
+    }
+}
+
+/// Sets `IFF_UP` on `lo`, keeping its other flags.
+///
+/// # Safety
+/// Runs in the probe child; `ifreq` points to the op's `struct ifreq`.
+unsafe fn loopback_up(
+    fd: usize,
+    ifreq: *mut [u8; IFREQ_SIZE],
+    phase: &dyn Fn(usize),
+) -> Result<(), i32> {
+    phase(1);
+    unsafe { sys!(libc::SYS_ioctl, fd, libc::SIOCGIFFLAGS, ifreq.cast::<u8>()) }?;
+    // SAFETY: the kernel has filled the flags; only this child uses it.
+    let req = unsafe { &mut *ifreq };
+    if let Some(f) = req.get_mut(IFR_FLAGS_OFFSET..IFR_FLAGS_OFFSET + 2) {
+        let flags = i16::from_ne_bytes([f[0], f[1]]) | libc::IFF_UP as i16;
+        f.copy_from_slice(&flags.to_ne_bytes());
+    }
+    phase(2);
+    unsafe { sys!(libc::SYS_ioctl, fd, libc::SIOCSIFFLAGS, ifreq.cast::<u8>()) }.map(drop)
+}
+
+fn opt_ptr(s: &Option<CString>) -> *const libc::c_char {
+    s.as_ref().map_or(std::ptr::null(), |s| s.as_ptr())
+}
+
+fn cstring(s: &str) -> CString {
+    // Every path and string here is built by this crate without NUL bytes.
+    CString::new(s).unwrap_or_default()
+}
+
+/// Best-effort: no core file from a probe child killed by a signal (it
+/// would hold the whole test process's memory). Runs in the child.
+pub(crate) fn disable_core_dumps() {
+    let zero = libc::rlimit64 {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: prlimit64 on self with a valid new-limit pointer.
+    let _: RawResult = unsafe {
+        sys!(
+            libc::SYS_prlimit64,
+            0,
+            libc::RLIMIT_CORE,
+            &zero as *const libc::rlimit64,
+            0
+        )
+    };
+}

@@ -1,0 +1,154 @@
+//! What a probe tried: one [`Step`] per system call or command, so a
+//! verdict can say exactly which operation the host refused.
+
+use std::fmt;
+
+use serde::Serialize;
+
+/// One operation of a probe, named the way `strace` or a man page would.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum Step {
+    /// Creating the probe child: `clone(2)` with these flags.
+    Clone {
+        /// The flags, e.g. `CLONE_VM|CLONE_NEWUSER|CLONE_NEWPID`.
+        flags: String,
+    },
+    /// `unshare(2)` with these flags, e.g. `CLONE_NEWUSER`.
+    Unshare {
+        /// The flags.
+        flags: String,
+    },
+    /// Opening a file for writing (e.g. `/proc/self/setgroups`).
+    OpenForWriting {
+        /// The file.
+        path: String,
+    },
+    /// Writing to a file (e.g. a uid map).
+    Write {
+        /// The file.
+        path: String,
+        /// What was written.
+        data: String,
+    },
+    /// `mount(2)`.
+    Mount {
+        /// What was mounted where, e.g. `tmpfs on /tmp`.
+        what: String,
+    },
+    /// `sethostname(2)`.
+    SetHostname,
+    /// `prctl(PR_CAPBSET_DROP, cap)`.
+    CapBsetDrop {
+        /// The capability number.
+        cap: u32,
+    },
+    /// `prctl(PR_SET_NO_NEW_PRIVS, 1)`.
+    SetNoNewPrivs,
+    /// `seccomp(SECCOMP_SET_MODE_FILTER)`.
+    SeccompSetModeFilter,
+    /// `landlock_create_ruleset(.., LANDLOCK_CREATE_RULESET_VERSION)`.
+    LandlockAbiVersion,
+    /// `landlock_create_ruleset` with a real ruleset.
+    LandlockCreateRuleset,
+    /// `landlock_restrict_self`.
+    LandlockRestrictSelf,
+    /// Opening a socket, e.g. `NETLINK_ROUTE`.
+    Socket {
+        /// Which socket.
+        kind: String,
+    },
+    /// Adding `127.0.0.1/8` to the loopback over netlink (`RTM_NEWADDR`).
+    LoopbackAddAddress,
+    /// Bringing the loopback up (`ioctl(SIOCGIFFLAGS/SIOCSIFFLAGS)`).
+    LoopbackUp,
+    /// Telling the parent the child is ready, or waiting for it.
+    Handshake,
+    /// Finding a program (on `PATH` or at a configured path).
+    FindProgram {
+        /// The program.
+        program: String,
+    },
+    /// Starting a program (`execve`).
+    Exec {
+        /// The command line.
+        command: String,
+    },
+    /// Running a program to completion.
+    Run {
+        /// The command line.
+        command: String,
+    },
+    /// Looking up this user's subordinate id ranges.
+    ReadSubids {
+        /// `/etc/subuid` or `/etc/subgid`.
+        path: String,
+    },
+    /// Checking the real uid and the user namespace.
+    CheckUid,
+    /// Reading the crate's configuration from the environment.
+    ReadEnvironment {
+        /// The variable.
+        variable: String,
+    },
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Step::Clone { flags } => write!(f, "clone({flags})"),
+            Step::Unshare { flags } => write!(f, "unshare({flags})"),
+            Step::OpenForWriting { path } => write!(f, "opening {path} for writing"),
+            Step::Write { path, data } => write!(f, "writing \"{data}\" to {path}"),
+            Step::Mount { what } => write!(f, "mount({what})"),
+            Step::SetHostname => f.write_str("sethostname(\"userns-test\")"),
+            Step::CapBsetDrop { cap } => write!(f, "prctl(PR_CAPBSET_DROP, {cap})"),
+            Step::SetNoNewPrivs => f.write_str("prctl(PR_SET_NO_NEW_PRIVS, 1)"),
+            Step::SeccompSetModeFilter => f.write_str("seccomp(SECCOMP_SET_MODE_FILTER)"),
+            Step::LandlockAbiVersion => {
+                f.write_str("landlock_create_ruleset(LANDLOCK_CREATE_RULESET_VERSION)")
+            }
+            Step::LandlockCreateRuleset => f.write_str("landlock_create_ruleset"),
+            Step::LandlockRestrictSelf => f.write_str("landlock_restrict_self"),
+            Step::Socket { kind } => write!(f, "socket({kind})"),
+            Step::LoopbackAddAddress => {
+                f.write_str("loopback: adding 127.0.0.1/8 to lo (netlink RTM_NEWADDR)")
+            }
+            Step::LoopbackUp => f.write_str("loopback: bringing lo up (ioctl SIOCSIFFLAGS)"),
+            Step::Handshake => f.write_str("handshake between probe parent and child"),
+            Step::FindProgram { program } => write!(f, "finding {program}"),
+            Step::Exec { command } => write!(f, "starting `{command}`"),
+            Step::Run { command } => write!(f, "running `{command}`"),
+            Step::ReadSubids { path } => write!(f, "looking up this user in {path}"),
+            Step::CheckUid => f.write_str("checking the real uid and user namespace"),
+            Step::ReadEnvironment { variable } => write!(f, "reading {variable}"),
+        }
+    }
+}
+
+/// Renders namespace and clone flags as `CLONE_NEWUSER|CLONE_NEWNET`.
+pub(crate) fn clone_flag_names(flags: libc::c_int) -> String {
+    const NAMES: [(libc::c_int, &str); 11] = [
+        (libc::CLONE_VM, "CLONE_VM"),
+        (libc::CLONE_VFORK, "CLONE_VFORK"),
+        (libc::CLONE_PIDFD, "CLONE_PIDFD"),
+        (libc::CLONE_NEWUSER, "CLONE_NEWUSER"),
+        (libc::CLONE_NEWNS, "CLONE_NEWNS"),
+        (libc::CLONE_NEWNET, "CLONE_NEWNET"),
+        (libc::CLONE_NEWPID, "CLONE_NEWPID"),
+        (libc::CLONE_NEWIPC, "CLONE_NEWIPC"),
+        (libc::CLONE_NEWUTS, "CLONE_NEWUTS"),
+        (libc::CLONE_NEWCGROUP, "CLONE_NEWCGROUP"),
+        (libc::CLONE_NEWTIME, "CLONE_NEWTIME"),
+    ];
+    let names: Vec<&str> = NAMES
+        .iter()
+        .filter(|(bit, _)| flags & bit != 0)
+        .map(|(_, n)| *n)
+        .collect();
+    if names.is_empty() {
+        "0".into()
+    } else {
+        names.join("|")
+    }
+}
