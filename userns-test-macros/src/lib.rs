@@ -115,6 +115,15 @@ fn check_function(function: &ItemFn) -> syn::Result<()> {
              #[requires_userns(net)] #[tokio::test] async fn ...",
         ));
     }
+    if let syn::ReturnType::Type(_, ty) = &function.sig.output {
+        if !returns_unit_or_result(ty) {
+            return Err(syn::Error::new(
+                ty.span(),
+                "a #[requires_userns] test returns () or Result<(), E> (a skipped test returns \
+                 Ok(()))",
+            ));
+        }
+    }
     if !function.sig.inputs.is_empty() && !has_test_attribute(function) {
         return Err(syn::Error::new(
             function.sig.inputs.span(),
@@ -123,6 +132,21 @@ fn check_function(function: &ItemFn) -> syn::Result<()> {
         ));
     }
     Ok(())
+}
+
+/// `()`, or a path ending in `Result` (`Result`, `io::Result`,
+/// `anyhow::Result`, ...): the types the library can make a skip value of.
+fn returns_unit_or_result(ty: &syn::Type) -> bool {
+    match ty {
+        syn::Type::Tuple(t) => t.elems.is_empty(),
+        syn::Type::Path(p) => p
+            .path
+            .segments
+            .last()
+            .is_some_and(|s| s.ident == "Result"),
+        syn::Type::Paren(p) => returns_unit_or_result(&p.elem),
+        _ => false,
+    }
 }
 
 fn has_test_attribute(function: &ItemFn) -> bool {
@@ -196,15 +220,26 @@ fn closest(word: &str) -> Option<&'static str> {
         .map(|(_, n)| n)
 }
 
+/// Optimal-string-alignment distance: edits plus adjacent transpositions,
+/// so `nte` is one step from `net`.
 fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            cur.push((prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
     }
-    prev[b.len()]
+    for j in 0..=b.len() {
+        d[0][j] = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
+        }
+    }
+    d[a.len()][b.len()]
 }

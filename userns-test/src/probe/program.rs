@@ -198,11 +198,11 @@ impl Op {
             Op::LandlockRestrict { .. } if phase == 0 => Step::LandlockCreateRuleset,
             Op::LandlockRestrict { .. } => Step::LandlockRestrictSelf,
             Op::LoopbackAddress { .. } if phase == 0 => Step::Socket {
-                kind: "AF_NETLINK, NETLINK_ROUTE".into(),
+                domain: "AF_NETLINK, NETLINK_ROUTE".into(),
             },
             Op::LoopbackAddress { .. } => Step::LoopbackAddAddress,
             Op::LoopbackUp { .. } if phase == 0 => Step::Socket {
-                kind: "AF_INET, SOCK_DGRAM".into(),
+                domain: "AF_INET, SOCK_DGRAM".into(),
             },
             Op::LoopbackUp { .. } => Step::LoopbackUp,
             Op::SignalReady { .. } | Op::WaitForRelease { .. } => Step::Handshake,

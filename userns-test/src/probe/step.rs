@@ -7,7 +7,7 @@ use serde::Serialize;
 
 /// One operation of a probe, named the way `strace` or a man page would.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "step", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Step {
     /// Creating the probe child: `clone(2)` with these flags.
     Clone {
@@ -55,8 +55,8 @@ pub enum Step {
     LandlockRestrictSelf,
     /// Opening a socket, e.g. `NETLINK_ROUTE`.
     Socket {
-        /// Which socket.
-        kind: String,
+        /// Which socket, e.g. `AF_NETLINK, NETLINK_ROUTE`.
+        domain: String,
     },
     /// Adding `127.0.0.1/8` to the loopback over netlink (`RTM_NEWADDR`).
     LoopbackAddAddress,
@@ -110,7 +110,7 @@ impl fmt::Display for Step {
             }
             Step::LandlockCreateRuleset => f.write_str("landlock_create_ruleset"),
             Step::LandlockRestrictSelf => f.write_str("landlock_restrict_self"),
-            Step::Socket { kind } => write!(f, "socket({kind})"),
+            Step::Socket { domain } => write!(f, "socket({domain})"),
             Step::LoopbackAddAddress => {
                 f.write_str("loopback: adding 127.0.0.1/8 to lo (netlink RTM_NEWADDR)")
             }

@@ -1,0 +1,6 @@
+use userns_test::requires_userns;
+
+#[requires_userns(user, nte)]
+fn needs_net() {}
+
+fn main() {}
