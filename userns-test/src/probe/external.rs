@@ -61,7 +61,7 @@ pub(super) fn bwrap(
         args.push("--unshare-net");
     }
     args.extend(["--ro-bind", "/", "/", "true"]);
-    let status = run_program(ability, &path, &args, options.timeout, facts);
+    let status = run_program(ability, "bwrap", &path, &args, options.timeout, facts);
     (status, note)
 }
 
@@ -144,7 +144,8 @@ pub(super) fn subids(options: &ProbeOptions, facts: &HostFacts) -> Status {
                     count.to_string(),
                 ];
                 let left = deadline.saturating_duration_since(Instant::now());
-                let status = run_program(ability, program, &args, left, facts);
+                let name = program.file_name().unwrap_or_default().to_string_lossy();
+                let status = run_program(ability, &name, program, &args, left, facts);
                 if !matches!(status, Status::Available) {
                     outcome = Some(status);
                     break;
@@ -199,6 +200,7 @@ fn subid_range(text: &str, user: Option<&str>, id: u32) -> Option<(u64, u64)> {
 /// status and the first line of stderr.
 fn run_program(
     ability: Ability,
+    name: &str,
     program: &Path,
     args: &[impl AsRef<OsStr>],
     timeout: Duration,
@@ -208,9 +210,6 @@ fn run_program(
         .chain(args.iter().map(|a| a.as_ref().to_string_lossy().into_owned()))
         .collect::<Vec<_>>()
         .join(" ");
-    let name = program
-        .file_name()
-        .map_or_else(|| command.clone(), |n| n.to_string_lossy().into_owned());
     let spawned = Command::new(program)
         .args(args)
         .stdin(Stdio::null())
@@ -219,7 +218,7 @@ fn run_program(
         .spawn();
     let mut child = match spawned {
         Ok(c) => c,
-        Err(e) => return exec_failure(ability, program, &command, &e, facts),
+        Err(e) => return exec_failure(ability, name, program, &command, &e, facts),
     };
     let (status, stderr) = match wait_bounded(&mut child, timeout) {
         Some(status) => (status, read_stderr(&mut child)),
@@ -258,12 +257,13 @@ fn run_program(
     if let Failure::Signal { .. } = failure {
         return unavailable(ability, Step::Run { command }, failure, facts);
     }
-    let cause = program_cause(&name, first_line.as_deref().unwrap_or(""), facts);
+    let cause = program_cause(name, first_line.as_deref().unwrap_or(""), facts);
     unavailable_because(ability, Step::Run { command }, failure, cause, facts)
 }
 
 fn exec_failure(
     ability: Ability,
+    name: &str,
     program: &Path,
     command: &str,
     e: &io::Error,
@@ -280,7 +280,7 @@ fn exec_failure(
             step,
             failure,
             Cause::NotInstalled {
-                program: program.display().to_string(),
+                program: format!("{name} at {}", program.display()),
             },
             facts,
         ),
@@ -330,7 +330,7 @@ fn program_cause(program: &str, line: &str, facts: &HostFacts) -> Cause {
         if facts.max_user_namespaces == Some(0) {
             return Cause::UserNamespacesDisabled;
         }
-        if message.contains("No space left on device") {
+        if message.contains("No space left on device") || message.contains("ENOSPC") {
             return Cause::UserNamespaceLimit {
                 max: facts.max_user_namespaces,
                 nested: facts.in_user_namespace == Some(true),

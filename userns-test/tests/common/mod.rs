@@ -1,0 +1,214 @@
+//! Hermetic hosts for the crate's own tests: each wraps a command so that
+//! it runs as another user, inside an owned user namespace with a sysctl
+//! changed, under a seccomp filter, or without a capability. The hosts are
+//! built by util-linux (`setpriv`, `unshare`) and seccompiler, never by the
+//! code under test.
+
+#![allow(dead_code)]
+
+use std::ffi::OsStr;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use seccompiler::{
+    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
+    SeccompRule,
+};
+
+/// How a host is built around a command.
+#[derive(Clone)]
+pub enum Host {
+    /// This process's own host (root on CI).
+    Plain,
+    /// uid/gid 65534, no capabilities in any set.
+    Unprivileged,
+    /// `user.max_user_namespaces=0`, set inside a user namespace we own.
+    NoUserNamespaces,
+    /// Docker-like seccomp: `unshare` and `clone` with namespace flags
+    /// fail EPERM, `clone3` fails ENOSYS.
+    DockerSeccomp,
+    /// A seccomp filter that kills the process on `unshare`.
+    KillOnUnshare,
+    /// CAP_SETPCAP dropped from the bounding set.
+    NoSetpcap,
+}
+
+const NAMESPACE_FLAGS: [u64; 7] = [
+    libc::CLONE_NEWUSER as u64,
+    libc::CLONE_NEWNS as u64,
+    libc::CLONE_NEWNET as u64,
+    libc::CLONE_NEWPID as u64,
+    libc::CLONE_NEWIPC as u64,
+    libc::CLONE_NEWUTS as u64,
+    libc::CLONE_NEWCGROUP as u64,
+];
+
+fn arch() -> seccompiler::TargetArch {
+    std::env::consts::ARCH.try_into().expect("a seccompiler target")
+}
+
+/// `unshare` always, `clone` with any namespace flag: `action`.
+fn namespace_filter(action: SeccompAction) -> BpfProgram {
+    let clone_rules = NAMESPACE_FLAGS
+        .iter()
+        .map(|&flag| {
+            SeccompRule::new(vec![
+                SeccompCondition::new(0, SeccompCmpArgLen::Qword, SeccompCmpOp::MaskedEq(flag), flag)
+                    .unwrap(),
+            ])
+            .unwrap()
+        })
+        .collect();
+    let rules = [
+        (libc::SYS_unshare, vec![]),
+        (libc::SYS_clone, clone_rules),
+    ];
+    SeccompFilter::new(rules.into_iter().collect(), SeccompAction::Allow, action, arch())
+        .unwrap()
+        .try_into()
+        .unwrap()
+}
+
+fn clone3_enosys() -> BpfProgram {
+    SeccompFilter::new(
+        [(libc::SYS_clone3, vec![])].into_iter().collect(),
+        SeccompAction::Allow,
+        SeccompAction::Errno(libc::ENOSYS as u32),
+        arch(),
+    )
+    .unwrap()
+    .try_into()
+    .unwrap()
+}
+
+fn kill_on_unshare() -> BpfProgram {
+    SeccompFilter::new(
+        [(libc::SYS_unshare, vec![])].into_iter().collect(),
+        SeccompAction::Allow,
+        SeccompAction::KillProcess,
+        arch(),
+    )
+    .unwrap()
+    .try_into()
+    .unwrap()
+}
+
+impl Host {
+    /// `program args` wrapped to run on this host.
+    pub fn command(&self, program: impl AsRef<OsStr>, args: &[&str]) -> Command {
+        let unprivileged = [
+            "--reuid",
+            "65534",
+            "--regid",
+            "65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ];
+        let mut cmd = match self {
+            Host::Plain | Host::DockerSeccomp | Host::KillOnUnshare => Command::new(&program),
+            Host::Unprivileged => {
+                let mut c = Command::new("setpriv");
+                c.args(unprivileged).arg(&program);
+                c
+            }
+            Host::NoSetpcap => {
+                let mut c = Command::new("setpriv");
+                c.args(["--bounding-set", "-setpcap"]).arg(&program);
+                c
+            }
+            Host::NoUserNamespaces => {
+                let mut c = Command::new("unshare");
+                c.args([
+                    "--user",
+                    "--map-root-user",
+                    "sh",
+                    "-c",
+                    "echo 0 > /proc/sys/user/max_user_namespaces && exec \"$@\"",
+                    "sh",
+                ])
+                .arg(&program);
+                c
+            }
+        };
+        cmd.args(args).current_dir("/");
+        let filters: Vec<BpfProgram> = match self {
+            Host::DockerSeccomp => vec![namespace_filter(SeccompAction::Errno(libc::EPERM as u32)), clone3_enosys()],
+            Host::KillOnUnshare => vec![kill_on_unshare()],
+            _ => vec![],
+        };
+        if !filters.is_empty() {
+            // SAFETY: apply_filter makes prctl/seccomp calls on the
+            // prepared programs; nothing is allocated in the child.
+            unsafe {
+                cmd.pre_exec(move || {
+                    for f in &filters {
+                        seccompiler::apply_filter(f).map_err(std::io::Error::other)?;
+                    }
+                    Ok(())
+                });
+            }
+        }
+        cmd
+    }
+
+    /// Runs `program args` on this host.
+    pub fn run(&self, program: impl AsRef<OsStr>, args: &[&str]) -> Output {
+        self.command(program, args)
+            .output()
+            .unwrap_or_else(|e| panic!("could not start the host's command: {e}"))
+    }
+
+    /// Whether `program args` succeeds on this host: the ground truth.
+    pub fn succeeds(&self, program: &str, args: &[&str]) -> bool {
+        self.run(program, args).status.success()
+    }
+}
+
+/// The `userns-test doctor --json --only LIST` document on `host`.
+pub fn doctor(host: &Host, only: &str) -> serde_json::Value {
+    let out = host.run(env!("CARGO_BIN_EXE_userns-test"), &["doctor", "--json", "--only", only]);
+    assert!(
+        out.status.success(),
+        "doctor failed on this host: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("doctor --json prints JSON")
+}
+
+/// The verdict object for `ability` in a doctor document.
+pub fn verdict<'a>(doc: &'a serde_json::Value, ability: &str) -> &'a serde_json::Value {
+    doc["abilities"]
+        .as_array()
+        .and_then(|a| a.iter().find(|v| v["ability"] == ability))
+        .unwrap_or_else(|| panic!("no verdict for {ability} in {doc:#}"))
+}
+
+pub fn available(doc: &serde_json::Value, ability: &str) -> bool {
+    verdict(doc, ability)["verdict"] == "available"
+}
+
+/// The newest test binary named `name-<hash>` beside this one.
+pub fn sibling_test_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let dir = exe.parent().expect("a deps directory");
+    let prefix = format!("{name}-");
+    std::fs::read_dir(dir)
+        .expect("read the deps directory")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name().and_then(OsStr::to_str).is_some_and(|n| n.starts_with(&prefix) && !n.contains('.'))
+                && is_executable(p)
+        })
+        .max_by_key(|p| p.metadata().and_then(|m| m.modified()).ok())
+        .unwrap_or_else(|| {
+            panic!("the `{name}` test binary is not built; run `cargo test --workspace` (it builds every test target first)")
+        })
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    p.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+}
