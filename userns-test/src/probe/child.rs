@@ -331,6 +331,43 @@ impl Drop for Mapping {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::AsRawFd;
+
+    /// A child that never finishes is killed at the bound and reaped: the
+    /// verdict says it timed out, at the step it was stuck in.
+    #[test]
+    fn stuck_child_times_out_and_is_reaped() {
+        let (read, _write) = nix::unistd::pipe().unwrap();
+        let ops = [Op::WaitForRelease {
+            fd: read.as_raw_fd(),
+        }];
+        let bound = Duration::from_millis(100);
+        let started = Instant::now();
+        let (run, pid) = run_child(&ops, 0, bound, |pid, _| pid).unwrap();
+        assert_eq!(run.end, ChildEnd::TimedOut(bound));
+        assert_eq!(run.op, 0);
+        assert!(started.elapsed() >= bound);
+        // Reaped: no such child any more.
+        assert_eq!(
+            waitpid(pid, Some(WaitPidFlag::__WALL | WaitPidFlag::WNOHANG)),
+            Err(Errno::ECHILD)
+        );
+    }
+
+    /// A child stopped with SIGSTOP (a debugger, a freezer) is the same.
+    #[test]
+    fn stopped_child_times_out() {
+        let (read, _write) = nix::unistd::pipe().unwrap();
+        let ops = [Op::WaitForRelease {
+            fd: read.as_raw_fd(),
+        }];
+        let bound = Duration::from_millis(100);
+        let (run, ()) = run_child(&ops, 0, bound, |pid, _| {
+            kill(pid, Signal::SIGSTOP).unwrap();
+        })
+        .unwrap();
+        assert_eq!(run.end, ChildEnd::TimedOut(bound));
+    }
 
     #[test]
     fn kernel_versions_compare() {

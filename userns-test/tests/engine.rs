@@ -1,0 +1,114 @@
+//! The probe engine from inside a test process: multithreaded, large,
+//! probed concurrently and repeatedly. Timings belong to the benchmark
+//! (`cargo run --release --example bench`); these tests assert verdicts and
+//! that nothing is left behind.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use userns_test::{Ability, ProbeOptions, Verdict, probe_with, requires_userns};
+
+const NAMESPACE_ABILITIES: [Ability; 5] =
+    [Ability::User, Ability::Mount, Ability::Net, Ability::Pid, Ability::Nested];
+
+/// Whether util-linux can create a user namespace here: the ground truth
+/// for `user`, independent of this crate.
+fn kernel_allows_user_namespaces() -> bool {
+    std::process::Command::new("unshare")
+        .args(["--user", "--map-root-user", "true"])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn verdicts() -> Vec<(Ability, bool)> {
+    let options = ProbeOptions::default();
+    NAMESPACE_ABILITIES
+        .iter()
+        .map(|&a| (a, probe_with(a, &options).is_available()))
+        .collect()
+}
+
+#[test]
+fn probes_from_a_process_with_32_busy_threads() {
+    let quiet = verdicts();
+    let stop = Arc::new(AtomicBool::new(false));
+    let busy: Vec<_> = (0..32)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    n = n.wrapping_add(1);
+                    std::hint::black_box(n);
+                }
+            })
+        })
+        .collect();
+    let loaded = verdicts();
+    stop.store(true, Ordering::Relaxed);
+    for t in busy {
+        t.join().unwrap();
+    }
+    assert_eq!(quiet, loaded);
+    let user = loaded.iter().find(|(a, _)| *a == Ability::User).unwrap().1;
+    assert_eq!(user, kernel_allows_user_namespaces());
+}
+
+#[test]
+fn probes_from_a_process_holding_1_gib() {
+    let mut block = vec![0u8; 1 << 30];
+    for page in block.chunks_mut(4096) {
+        page[0] = 1;
+    }
+    let verdict = probe_with(Ability::User, &ProbeOptions::default());
+    assert_eq!(verdict.is_available(), kernel_allows_user_namespaces(), "{verdict}");
+    assert_eq!(std::hint::black_box(&block)[1 << 20], 1);
+}
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+fn children() -> BTreeSet<String> {
+    let mut all = BTreeSet::new();
+    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let list = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        all.extend(list.split_whitespace().map(str::to_owned));
+    }
+    all
+}
+
+/// 500 uncached probes of the namespace abilities leave no descriptor, no
+/// child (zombie or not) and no mount behind.
+#[requires_userns(user)]
+fn repeated_probes_leave_nothing_behind() {
+    let options = ProbeOptions::default();
+    let _ = probe_with(Ability::User, &options); // warm up lazily opened files
+    let (fds, kids) = (open_fds(), children());
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    for i in 0..500 {
+        let v = probe_with(NAMESPACE_ABILITIES[i % NAMESPACE_ABILITIES.len()], &options);
+        assert!(v.is_available(), "{v}");
+    }
+    assert_eq!(open_fds(), fds);
+    assert_eq!(children(), kids);
+    assert_eq!(std::fs::read_to_string("/proc/self/mountinfo").unwrap(), mounts);
+}
+
+/// 64 threads asking at once: one probe per ability, one shared verdict.
+#[test]
+fn cached_probe_is_shared_by_concurrent_callers() {
+    let asked = [Ability::Uts, Ability::Ipc, Ability::Seccomp, Ability::Root];
+    let results: Vec<Vec<&'static Verdict>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..64)
+            .map(|_| s.spawn(|| asked.iter().map(|&a| userns_test::probe(a)).collect::<Vec<_>>()))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for per_thread in &results {
+        for (v, first) in per_thread.iter().zip(&results[0]) {
+            assert!(std::ptr::eq(*v, *first), "{} was probed more than once", v.ability);
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! Verdicts on hermetic hosts, each compared with the ground truth: the same
+//! operation done on the same host by util-linux or bubblewrap, not by this
+//! crate. Building these hosts needs root, so each test requires `root`
+//! (through this crate) and is skipped with the reason elsewhere.
+
+mod common;
+
+use common::{Host, available, doctor, verdict};
+use userns_test::requires_userns;
+
+/// Each ability with the command that performs its operation directly.
+const GROUND_TRUTH: &[(&str, &[&str])] = &[
+    ("user", &["unshare", "--user", "--map-root-user", "true"]),
+    ("cap_sys_admin", &["unshare", "--user", "--map-root-user", "--mount", "true"]),
+    (
+        "mount",
+        &[
+            "unshare", "--user", "--map-root-user", "--mount", "--propagation", "private",
+            "mount", "-t", "tmpfs", "none", "/tmp",
+        ],
+    ),
+    (
+        "net",
+        &[
+            "unshare", "--user", "--map-root-user", "--net", "sh", "-c",
+            "ip addr add 127.0.0.1/8 dev lo && ip link set lo up",
+        ],
+    ),
+    ("pid", &["unshare", "--user", "--map-root-user", "--pid", "--fork", "--mount-proc", "true"]),
+    ("ipc", &["unshare", "--user", "--map-root-user", "--ipc", "true"]),
+    ("uts", &["unshare", "--user", "--map-root-user", "--uts", "true"]),
+    ("cgroup", &["unshare", "--user", "--map-root-user", "--cgroup", "true"]),
+    ("time", &["unshare", "--user", "--map-root-user", "--time", "true"]),
+    ("nested", &["unshare", "--user", "--map-root-user", "unshare", "--user", "--map-root-user", "true"]),
+    // Not `setpriv --bounding-set`: libcap-ng skips the drop without
+    // CAP_SETPCAP and exits 0 with the bounding set unchanged.
+    ("cap_setpcap", &["capsh", "--drop=cap_net_raw", "--", "-c", "true"]),
+    ("bwrap", &["bwrap", "--unshare-user", "--ro-bind", "/", "/", "true"]),
+    ("bwrap_net", &["bwrap", "--unshare-user", "--unshare-net", "--ro-bind", "/", "/", "true"]),
+];
+
+/// Asserts every verdict on `host` equals the ground truth there, and
+/// returns the doctor document for host-specific checks.
+fn verdicts_match_ground_truth(host: &Host) -> serde_json::Value {
+    let names: Vec<&str> = GROUND_TRUTH.iter().map(|(n, _)| *n).collect();
+    let doc = doctor(host, &names.join(","));
+    let mut mismatches = Vec::new();
+    for (ability, command) in GROUND_TRUTH {
+        let truth = host.succeeds(command[0], &command[1..]);
+        if available(&doc, ability) != truth {
+            mismatches.push(format!(
+                "{ability}: verdict {} but `{}` {}",
+                verdict(&doc, ability),
+                command.join(" "),
+                if truth { "succeeds" } else { "fails" }
+            ));
+        }
+    }
+    assert!(mismatches.is_empty(), "verdicts differ from the ground truth:\n{}", mismatches.join("\n"));
+    doc
+}
+
+fn cause(doc: &serde_json::Value, ability: &str) -> String {
+    verdict(doc, ability)["cause"]["id"].as_str().unwrap_or("").to_owned()
+}
+
+#[requires_userns(root)]
+fn root_host() {
+    let doc = verdicts_match_ground_truth(&Host::Plain);
+    for ability in ["user", "mount", "net", "pid", "cap_setpcap"] {
+        assert!(available(&doc, ability), "{ability} on the root host: {doc:#}");
+    }
+}
+
+#[requires_userns(root)]
+fn unprivileged_uid_without_capabilities() {
+    let doc = verdicts_match_ground_truth(&Host::Unprivileged);
+    let setpcap = verdict(&doc, "cap_setpcap");
+    assert_eq!(setpcap["failure"]["name"], "EPERM", "{setpcap:#}");
+    assert_eq!(cause(&doc, "cap_setpcap"), "capability_missing");
+    assert_eq!(doc["host"]["uid"], 65534);
+}
+
+/// `user.max_user_namespaces=0` inside a user namespace this test owns:
+/// every namespace ability fails with ENOSPC at the first step, and the
+/// cause names the sysctl; cap_setpcap (no new namespace) is unaffected.
+#[requires_userns(root, user)]
+fn user_namespaces_disabled_by_sysctl() {
+    let doc = verdicts_match_ground_truth(&Host::NoUserNamespaces);
+    for ability in ["user", "mount", "net", "nested"] {
+        let v = verdict(&doc, ability);
+        assert_eq!(v["step"]["kind"], "unshare", "{v:#}");
+        assert_eq!(v["failure"]["name"], "ENOSPC", "{v:#}");
+        assert_eq!(cause(&doc, ability), "max_user_namespaces_zero", "{v:#}");
+    }
+    let pid = verdict(&doc, "pid");
+    assert_eq!(pid["step"]["kind"], "clone", "{pid:#}");
+    assert_eq!(pid["failure"]["name"], "ENOSPC");
+    assert!(available(&doc, "cap_setpcap"));
+}
+
+/// Docker's default seccomp profile, rebuilt: the namespace abilities fail
+/// with EPERM and the cause is the filter (Seccomp: 2 in the host facts).
+#[requires_userns(root)]
+fn docker_like_seccomp() {
+    let doc = verdicts_match_ground_truth(&Host::DockerSeccomp);
+    assert_eq!(doc["host"]["seccomp_mode"], 2);
+    for ability in ["user", "net", "pid"] {
+        let v = verdict(&doc, ability);
+        assert_eq!(v["failure"]["name"], "EPERM", "{v:#}");
+        assert_eq!(cause(&doc, ability), "seccomp_filter", "{v:#}");
+    }
+    assert!(available(&doc, "cap_setpcap"));
+}
+
+/// A filter that kills on `unshare`: the probe child dies of SIGSYS, the
+/// probing process (doctor) lives and reports it; the abilities probed
+/// without `unshare` (bubblewrap uses clone) are judged on their own.
+#[requires_userns(root)]
+fn seccomp_kill_on_unshare() {
+    let doc = verdicts_match_ground_truth(&Host::KillOnUnshare);
+    let user = verdict(&doc, "user");
+    assert_eq!(user["failure"]["kind"], "signal", "{user:#}");
+    assert_eq!(user["failure"]["name"], "SIGSYS", "{user:#}");
+    assert_eq!(user["step"]["kind"], "unshare", "{user:#}");
+    assert_eq!(cause(&doc, "user"), "seccomp_kill");
+}
+
+/// CAP_SETPCAP outside the bounding set (a rootless container's shape):
+/// only cap_setpcap is lost, with the bounding-set size in the cause.
+#[requires_userns(root)]
+fn setpcap_dropped_from_bounding_set() {
+    let doc = verdicts_match_ground_truth(&Host::NoSetpcap);
+    assert_eq!(cause(&doc, "cap_setpcap"), "capability_missing");
+    let message = verdict(&doc, "cap_setpcap")["cause"]["message"].as_str().unwrap().to_owned();
+    assert!(message.contains("capabilities still in the bounding set"), "{message}");
+    assert!(available(&doc, "user") && available(&doc, "net"));
+}
