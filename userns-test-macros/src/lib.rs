@@ -93,7 +93,10 @@ fn parse_requirements(args: TokenStream2) -> syn::Result<Vec<(Ident, Ident)>> {
         let Some((_, variant)) = ABILITIES.iter().find(|(n, _)| *n == text) else {
             let message = match closest(&text) {
                 Some(s) => format!("unknown ability `{text}`; did you mean `{s}`?"),
-                None => format!("unknown ability `{text}`; known abilities: {}", known_names()),
+                None => format!(
+                    "unknown ability `{text}`; known abilities: {}",
+                    known_names()
+                ),
             };
             return Err(syn::Error::new(name.span(), message));
         };
@@ -115,14 +118,14 @@ fn check_function(function: &ItemFn) -> syn::Result<()> {
              #[requires_userns(net)] #[tokio::test] async fn ...",
         ));
     }
-    if let syn::ReturnType::Type(_, ty) = &function.sig.output {
-        if !returns_unit_or_result(ty) {
-            return Err(syn::Error::new(
-                ty.span(),
-                "a #[requires_userns] test returns () or Result<(), E> (a skipped test returns \
-                 Ok(()))",
-            ));
-        }
+    if let syn::ReturnType::Type(_, ty) = &function.sig.output
+        && !returns_unit_or_result(ty)
+    {
+        return Err(syn::Error::new(
+            ty.span(),
+            "a #[requires_userns] test returns () or Result<(), E> (a skipped test returns \
+             Ok(()))",
+        ));
     }
     if !function.sig.inputs.is_empty() && !has_test_attribute(function) {
         return Err(syn::Error::new(
@@ -139,11 +142,7 @@ fn check_function(function: &ItemFn) -> syn::Result<()> {
 fn returns_unit_or_result(ty: &syn::Type) -> bool {
     match ty {
         syn::Type::Tuple(t) => t.elems.is_empty(),
-        syn::Type::Path(p) => p
-            .path
-            .segments
-            .last()
-            .is_some_and(|s| s.ident == "Result"),
+        syn::Type::Path(p) => p.path.segments.last().is_some_and(|s| s.ident == "Result"),
         syn::Type::Paren(p) => returns_unit_or_result(&p.elem),
         _ => false,
     }
@@ -228,13 +227,15 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for (i, row) in d.iter_mut().enumerate() {
         row[0] = i;
     }
-    for j in 0..=b.len() {
-        d[0][j] = j;
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
     }
     for i in 1..=a.len() {
         for j in 1..=b.len() {
             let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
             if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
                 best = best.min(d[i - 2][j - 2] + 1);
             }

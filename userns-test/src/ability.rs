@@ -281,13 +281,15 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for (i, row) in d.iter_mut().enumerate() {
         row[0] = i;
     }
-    for j in 0..=b.len() {
-        d[0][j] = j;
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
     }
     for i in 1..=a.len() {
         for j in 1..=b.len() {
             let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
             if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
                 best = best.min(d[i - 2][j - 2] + 1);
             }
@@ -319,6 +321,9 @@ mod tests {
         assert_eq!(closest_name("bwrapnet"), Some("bwrap_net"));
         let far = "xyzzy".parse::<Ability>().unwrap_err();
         assert_eq!(far.suggestion, None);
-        assert!(far.to_string().contains("known abilities: user, cap_sys_admin"));
+        assert!(
+            far.to_string()
+                .contains("known abilities: user, cap_sys_admin")
+        );
     }
 }

@@ -351,9 +351,7 @@ fn find_cause(ability: Ability, step: &Step, failure: &Failure, facts: &HostFact
             _ => refused(ability, facts, errno),
         },
         Step::OpenForWriting { path } | Step::Write { path, .. } if path.starts_with("/proc") => {
-            if facts.proc_read_only {
-                Cause::ProcNotWritable { read_only: true }
-            } else if errno == libc::EROFS {
+            if facts.proc_read_only || errno == libc::EROFS {
                 Cause::ProcNotWritable { read_only: true }
             } else if restricted_by_apparmor(facts) {
                 Cause::AppArmorRestrictsUserns {
@@ -571,9 +569,9 @@ fn remedy(ability: Ability, cause: &Cause, facts: &HostFacts) -> String {
              (`apt-get install bubblewrap`, `dnf install bubblewrap`), or set USERNS_TEST_BWRAP \
              to its path"
             .into(),
-        Cause::NotInstalled { program } => format!(
-            "install {program} (`apt-get install uidmap`, `dnf install shadow-utils`)"
-        ),
+        Cause::NotInstalled { program } => {
+            format!("install {program} (`apt-get install uidmap`, `dnf install shadow-utils`)")
+        }
         Cause::NotExecutable { path } => format!(
             "make {path} executable for this user (mode bits, a noexec mount, or an LSM denying \
              exec), or set USERNS_TEST_BWRAP to a copy that is"
@@ -646,7 +644,10 @@ mod tests {
         };
         let (cause, remedy) = diagnose(Ability::User, &step, &Failure::errno(13), &facts);
         assert_eq!(cause.id(), "apparmor_restrict_unprivileged_userns");
-        assert!(remedy.contains("userns,") && remedy.contains("=0"), "{remedy}");
+        assert!(
+            remedy.contains("userns,") && remedy.contains("=0"),
+            "{remedy}"
+        );
     }
 
     #[test]

@@ -122,7 +122,8 @@ impl HostFacts {
 
     /// Whether `cap` (a capability number) is in the effective set.
     pub fn has_effective_cap(&self, cap: u32) -> Option<bool> {
-        self.cap_effective.map(|set| cap < 64 && set & (1 << cap) != 0)
+        self.cap_effective
+            .map(|set| cap < 64 && set & (1 << cap) != 0)
     }
 
     /// How many capabilities the bounding set holds.
@@ -157,7 +158,9 @@ impl HostFacts {
     /// A one-line identity: distro, kernel, container.
     pub fn summary(&self) -> String {
         let mut parts = vec![
-            self.distro.clone().unwrap_or_else(|| "unknown distro".into()),
+            self.distro
+                .clone()
+                .unwrap_or_else(|| "unknown distro".into()),
             format!(
                 "kernel {}",
                 self.kernel_release.as_deref().unwrap_or("unknown")
@@ -274,9 +277,9 @@ fn proc_overmounts(mountinfo: &str) -> Vec<String> {
 fn proc_read_only(mountinfo: &str) -> bool {
     mountinfo
         .lines()
+        .rev()
         .map(|l| l.split_whitespace().collect::<Vec<_>>())
-        .filter(|f| f.get(4) == Some(&"/proc"))
-        .last()
+        .find(|f| f.get(4) == Some(&"/proc"))
         .and_then(|f| f.get(5).map(|opts| opts.split(',').any(|o| o == "ro")))
         .unwrap_or(false)
 }
@@ -301,7 +304,8 @@ mod tests {
 
     #[test]
     fn parses_status_and_maps() {
-        let status = "Name:\tx\nUid:\t1000\t1001\t1000\t1000\nSeccomp:\t2\nCapBnd:\t000001ffffffffff\n";
+        let status =
+            "Name:\tx\nUid:\t1000\t1001\t1000\t1000\nSeccomp:\t2\nCapBnd:\t000001ffffffffff\n";
         assert_eq!(nth_number(status_field(status, "Uid:"), 1), Some(1001));
         assert_eq!(status_field(status, "Seccomp:"), Some("2"));
         assert_eq!(
@@ -312,7 +316,10 @@ mod tests {
             normalise_map("         0          0 4294967295\n"),
             INITIAL_UID_MAP
         );
-        assert_eq!(normalise_map("0 1000 1\n1 100000 65536\n"), "0 1000 1; 1 100000 65536");
+        assert_eq!(
+            normalise_map("0 1000 1\n1 100000 65536\n"),
+            "0 1000 1; 1 100000 65536"
+        );
     }
 
     #[test]
@@ -323,7 +330,9 @@ mod tests {
                   32 1 0:8 / / rw - ext4 /dev/vda rw\n";
         assert_eq!(proc_overmounts(mi), vec!["/proc/kcore".to_owned()]);
         assert!(!proc_read_only(mi));
-        assert!(proc_read_only("22 1 0:5 / /proc ro,nosuid - proc proc rw\n"));
+        assert!(proc_read_only(
+            "22 1 0:5 / /proc ro,nosuid - proc proc rw\n"
+        ));
         assert_eq!(detect_chroot(mi), Some(false));
         assert_eq!(
             detect_chroot("22 1 0:5 / /proc rw - proc proc rw\n"),

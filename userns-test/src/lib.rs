@@ -44,8 +44,9 @@
 //!
 //! ```
 //! # use userns_test::requires_userns;
+//! // An explicit #[test] (or #[tokio::test], #[rstest], ...) may follow the
+//! // attribute; without one, #[requires_userns] adds #[test] itself.
 //! #[requires_userns(user, mount)]
-//! #[test]
 //! fn mounts_tmpfs() -> Result<(), std::io::Error> {
 //!     Ok(())
 //! }

@@ -53,11 +53,7 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}={:?}: {}",
-            self.variable, self.value, self.problem
-        )
+        write!(f, "{}={:?}: {}", self.variable, self.value, self.problem)
     }
 }
 
@@ -235,7 +231,10 @@ mod tests {
     #[test]
     fn lists_and_all() {
         let s = settings(&[(REQUIRE_VAR, "net, user"), (DENY_VAR, "bwrap")]).unwrap();
-        assert_eq!(s.require, [Ability::User, Ability::Net].into_iter().collect());
+        assert_eq!(
+            s.require,
+            [Ability::User, Ability::Net].into_iter().collect()
+        );
         assert_eq!(s.deny, [Ability::Bwrap].into_iter().collect());
         let all = settings(&[(REQUIRE_VAR, "all")]).unwrap();
         assert_eq!(all.require.len(), Ability::ALL.len());

@@ -160,7 +160,13 @@ impl Reason {
 
 impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}; cause: {}; fix: {}", self.short(), self.cause, self.remedy)
+        write!(
+            f,
+            "{}; cause: {}; fix: {}",
+            self.short(),
+            self.cause,
+            self.remedy
+        )
     }
 }
 

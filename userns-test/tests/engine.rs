@@ -9,8 +9,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use userns_test::{Ability, ProbeOptions, Verdict, probe_with, requires_userns};
 
-const NAMESPACE_ABILITIES: [Ability; 5] =
-    [Ability::User, Ability::Mount, Ability::Net, Ability::Pid, Ability::Nested];
+const NAMESPACE_ABILITIES: [Ability; 5] = [
+    Ability::User,
+    Ability::Mount,
+    Ability::Net,
+    Ability::Pid,
+    Ability::Nested,
+];
 
 /// Whether util-linux can create a user namespace here: the ground truth
 /// for `user`, independent of this crate.
@@ -62,7 +67,11 @@ fn probes_from_a_process_holding_1_gib() {
         page[0] = 1;
     }
     let verdict = probe_with(Ability::User, &ProbeOptions::default());
-    assert_eq!(verdict.is_available(), kernel_allows_user_namespaces(), "{verdict}");
+    assert_eq!(
+        verdict.is_available(),
+        kernel_allows_user_namespaces(),
+        "{verdict}"
+    );
     assert_eq!(std::hint::black_box(&block)[1 << 20], 1);
 }
 
@@ -93,7 +102,10 @@ fn repeated_probes_leave_nothing_behind() {
     }
     assert_eq!(open_fds(), fds);
     assert_eq!(children(), kids);
-    assert_eq!(std::fs::read_to_string("/proc/self/mountinfo").unwrap(), mounts);
+    assert_eq!(
+        std::fs::read_to_string("/proc/self/mountinfo").unwrap(),
+        mounts
+    );
 }
 
 /// 64 threads asking at once: one probe per ability, one shared verdict.
@@ -102,13 +114,24 @@ fn cached_probe_is_shared_by_concurrent_callers() {
     let asked = [Ability::Uts, Ability::Ipc, Ability::Seccomp, Ability::Root];
     let results: Vec<Vec<&'static Verdict>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..64)
-            .map(|_| s.spawn(|| asked.iter().map(|&a| userns_test::probe(a)).collect::<Vec<_>>()))
+            .map(|_| {
+                s.spawn(|| {
+                    asked
+                        .iter()
+                        .map(|&a| userns_test::probe(a))
+                        .collect::<Vec<_>>()
+                })
+            })
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     for per_thread in &results {
         for (v, first) in per_thread.iter().zip(&results[0]) {
-            assert!(std::ptr::eq(*v, *first), "{} was probed more than once", v.ability);
+            assert!(
+                std::ptr::eq(*v, *first),
+                "{} was probed more than once",
+                v.ability
+            );
         }
     }
 }

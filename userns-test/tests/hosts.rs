@@ -11,32 +11,100 @@ use userns_test::requires_userns;
 /// Each ability with the command that performs its operation directly.
 const GROUND_TRUTH: &[(&str, &[&str])] = &[
     ("user", &["unshare", "--user", "--map-root-user", "true"]),
-    ("cap_sys_admin", &["unshare", "--user", "--map-root-user", "--mount", "true"]),
+    (
+        "cap_sys_admin",
+        &["unshare", "--user", "--map-root-user", "--mount", "true"],
+    ),
     (
         "mount",
         &[
-            "unshare", "--user", "--map-root-user", "--mount", "--propagation", "private",
-            "mount", "-t", "tmpfs", "none", "/tmp",
+            "unshare",
+            "--user",
+            "--map-root-user",
+            "--mount",
+            "--propagation",
+            "private",
+            "mount",
+            "-t",
+            "tmpfs",
+            "none",
+            "/tmp",
         ],
     ),
     (
         "net",
         &[
-            "unshare", "--user", "--map-root-user", "--net", "sh", "-c",
+            "unshare",
+            "--user",
+            "--map-root-user",
+            "--net",
+            "sh",
+            "-c",
             "ip addr add 127.0.0.1/8 dev lo && ip link set lo up",
         ],
     ),
-    ("pid", &["unshare", "--user", "--map-root-user", "--pid", "--fork", "--mount-proc", "true"]),
-    ("ipc", &["unshare", "--user", "--map-root-user", "--ipc", "true"]),
-    ("uts", &["unshare", "--user", "--map-root-user", "--uts", "true"]),
-    ("cgroup", &["unshare", "--user", "--map-root-user", "--cgroup", "true"]),
-    ("time", &["unshare", "--user", "--map-root-user", "--time", "true"]),
-    ("nested", &["unshare", "--user", "--map-root-user", "unshare", "--user", "--map-root-user", "true"]),
+    (
+        "pid",
+        &[
+            "unshare",
+            "--user",
+            "--map-root-user",
+            "--pid",
+            "--fork",
+            "--mount-proc",
+            "true",
+        ],
+    ),
+    (
+        "ipc",
+        &["unshare", "--user", "--map-root-user", "--ipc", "true"],
+    ),
+    (
+        "uts",
+        &["unshare", "--user", "--map-root-user", "--uts", "true"],
+    ),
+    (
+        "cgroup",
+        &["unshare", "--user", "--map-root-user", "--cgroup", "true"],
+    ),
+    (
+        "time",
+        &["unshare", "--user", "--map-root-user", "--time", "true"],
+    ),
+    (
+        "nested",
+        &[
+            "unshare",
+            "--user",
+            "--map-root-user",
+            "unshare",
+            "--user",
+            "--map-root-user",
+            "true",
+        ],
+    ),
     // Not `setpriv --bounding-set`: libcap-ng skips the drop without
     // CAP_SETPCAP and exits 0 with the bounding set unchanged.
-    ("cap_setpcap", &["capsh", "--drop=cap_net_raw", "--", "-c", "true"]),
-    ("bwrap", &["bwrap", "--unshare-user", "--ro-bind", "/", "/", "true"]),
-    ("bwrap_net", &["bwrap", "--unshare-user", "--unshare-net", "--ro-bind", "/", "/", "true"]),
+    (
+        "cap_setpcap",
+        &["capsh", "--drop=cap_net_raw", "--", "-c", "true"],
+    ),
+    (
+        "bwrap",
+        &["bwrap", "--unshare-user", "--ro-bind", "/", "/", "true"],
+    ),
+    (
+        "bwrap_net",
+        &[
+            "bwrap",
+            "--unshare-user",
+            "--unshare-net",
+            "--ro-bind",
+            "/",
+            "/",
+            "true",
+        ],
+    ),
 ];
 
 /// Asserts every verdict on `host` equals the ground truth there, and
@@ -56,19 +124,29 @@ fn verdicts_match_ground_truth(host: &Host) -> serde_json::Value {
             ));
         }
     }
-    assert!(mismatches.is_empty(), "verdicts differ from the ground truth:\n{}", mismatches.join("\n"));
+    assert!(
+        mismatches.is_empty(),
+        "verdicts differ from the ground truth:\n{}",
+        mismatches.join("\n")
+    );
     doc
 }
 
 fn cause(doc: &serde_json::Value, ability: &str) -> String {
-    verdict(doc, ability)["cause"]["id"].as_str().unwrap_or("").to_owned()
+    verdict(doc, ability)["cause"]["id"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned()
 }
 
 #[requires_userns(root)]
 fn root_host() {
     let doc = verdicts_match_ground_truth(&Host::Plain);
     for ability in ["user", "mount", "net", "pid", "cap_setpcap"] {
-        assert!(available(&doc, ability), "{ability} on the root host: {doc:#}");
+        assert!(
+            available(&doc, ability),
+            "{ability} on the root host: {doc:#}"
+        );
     }
 }
 
@@ -132,7 +210,13 @@ fn seccomp_kill_on_unshare() {
 fn setpcap_dropped_from_bounding_set() {
     let doc = verdicts_match_ground_truth(&Host::NoSetpcap);
     assert_eq!(cause(&doc, "cap_setpcap"), "capability_missing");
-    let message = verdict(&doc, "cap_setpcap")["cause"]["message"].as_str().unwrap().to_owned();
-    assert!(message.contains("capabilities still in the bounding set"), "{message}");
+    let message = verdict(&doc, "cap_setpcap")["cause"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        message.contains("capabilities still in the bounding set"),
+        "{message}"
+    );
     assert!(available(&doc, "user") && available(&doc, "net"));
 }

@@ -58,10 +58,19 @@ fn suite(host: &Host, env: &[(&str, &str)], nocapture: bool) -> Run {
 fn everything_runs_where_everything_is_available() {
     let run = suite(&Host::Plain, &[], true);
     assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
-    for test in ["needs_net", "needs_root", "needs_user_and_setpcap", "needs_nothing"] {
+    for test in [
+        "needs_net",
+        "needs_root",
+        "needs_user_and_setpcap",
+        "needs_nothing",
+    ] {
         assert!(run.ran(test), "{test} did not run:\n{}", run.stdout);
     }
-    assert!(!run.stderr.contains("userns-test: skipped"), "{}", run.stderr);
+    assert!(
+        !run.stderr.contains("userns-test: skipped"),
+        "{}",
+        run.stderr
+    );
 }
 
 /// USERNS_TEST_DENY skips the test before its body, with one line on
@@ -79,9 +88,17 @@ fn deny_skips_with_a_line_that_escapes_capture() {
         "{}",
         run.stderr
     );
-    assert!(run.stdout.contains("test needs_net ... ok"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("test needs_net ... ok"),
+        "{}",
+        run.stdout
+    );
     let shown = suite(&Host::Plain, &[("USERNS_TEST_DENY", "net")], true);
-    assert!(!shown.ran("needs_net") && shown.ran("needs_nothing"), "{}", shown.stdout);
+    assert!(
+        !shown.ran("needs_net") && shown.ran("needs_nothing"),
+        "{}",
+        shown.stdout
+    );
 }
 
 /// USERNS_TEST_REQUIRE turns the unmet ability into a failure that states
@@ -94,7 +111,11 @@ fn require_turns_the_skip_into_a_failure() {
         false,
     );
     assert_eq!(run.code, Some(101), "{}\n{}", run.stdout, run.stderr);
-    assert!(run.stdout.contains("test needs_net ... FAILED"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("test needs_net ... FAILED"),
+        "{}",
+        run.stdout
+    );
     assert!(
         run.stdout.contains(
             "userns-test: skip_suite::needs_net failed: USERNS_TEST_REQUIRE requires what this \
@@ -103,7 +124,11 @@ fn require_turns_the_skip_into_a_failure() {
         "{}",
         run.stdout
     );
-    assert!(!run.stdout.contains("test needs_nothing ... FAILED"), "{}", run.stdout);
+    assert!(
+        !run.stdout.contains("test needs_nothing ... FAILED"),
+        "{}",
+        run.stdout
+    );
 }
 
 /// A required ability that is present does not fail anything.
@@ -132,7 +157,11 @@ fn malformed_environment_is_a_clear_failure() {
         "{}",
         run.stdout
     );
-    assert!(run.stdout.contains("test needs_nothing ... ok"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("test needs_nothing ... ok"),
+        "{}",
+        run.stdout
+    );
     assert!(!run.stdout.contains("stack backtrace"), "{}", run.stdout);
 }
 
@@ -158,12 +187,27 @@ fn unprivileged_host_skips_for_real_causes() {
     );
     // net runs as 65534 exactly when an unprivileged network namespace can
     // be made here (checked with util-linux, not with this crate).
-    let kernel_allows = Host::Unprivileged.succeeds("unshare", &["--user", "--map-root-user", "--net", "true"]);
-    assert_eq!(run.ran("needs_net"), kernel_allows, "{}\n{}", run.stdout, run.stderr);
+    let kernel_allows =
+        Host::Unprivileged.succeeds("unshare", &["--user", "--map-root-user", "--net", "true"]);
+    assert_eq!(
+        run.ran("needs_net"),
+        kernel_allows,
+        "{}\n{}",
+        run.stdout,
+        run.stderr
+    );
     // Under REQUIRE=all the same host fails the root test.
-    let strict = suite(&Host::Unprivileged, &[("USERNS_TEST_REQUIRE", "all")], false);
+    let strict = suite(
+        &Host::Unprivileged,
+        &[("USERNS_TEST_REQUIRE", "all")],
+        false,
+    );
     assert_eq!(strict.code, Some(101));
-    assert!(strict.stdout.contains("test needs_root ... FAILED"), "{}", strict.stdout);
+    assert!(
+        strict.stdout.contains("test needs_root ... FAILED"),
+        "{}",
+        strict.stdout
+    );
 }
 
 /// Under a Docker-like seccomp profile the namespace tests are skipped
@@ -179,6 +223,9 @@ fn seccomp_host_skips_namespace_tests() {
         "{net}"
     );
     let user = run.skip_line("needs_user_and_setpcap").expect("skipped");
-    assert!(user.contains("needs user:") && !user.contains("needs cap_setpcap"), "{user}");
+    assert!(
+        user.contains("needs user:") && !user.contains("needs cap_setpcap"),
+        "{user}"
+    );
     assert!(run.ran("needs_root"));
 }

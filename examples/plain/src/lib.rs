@@ -108,7 +108,14 @@ pub fn loopback_roundtrip() -> io::Result<()> {
         let mut bound = addr;
         let mut bound_len = len;
         libc::getsockname(fd, (&raw mut bound).cast(), &mut bound_len);
-        let sent = libc::sendto(fd, b"ping".as_ptr().cast(), 4, 0, (&raw const bound).cast(), len);
+        let sent = libc::sendto(
+            fd,
+            b"ping".as_ptr().cast(),
+            4,
+            0,
+            (&raw const bound).cast(),
+            len,
+        );
         let mut buf = [0u8; 4];
         let got = libc::recv(fd, buf.as_mut_ptr().cast(), 4, libc::MSG_DONTWAIT);
         libc::close(fd);

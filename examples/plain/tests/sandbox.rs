@@ -18,8 +18,20 @@ fn jailer_creates_isolated_mount_namespace() {
         CloneFlags::CLONE_NEWNS,
         move || {
             use nix::mount::{MsFlags, mount};
-            mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)?;
-            mount(Some(marker), "/tmp", Some("tmpfs"), MsFlags::empty(), None::<&str>)?;
+            mount(
+                None::<&str>,
+                "/",
+                None::<&str>,
+                MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+                None::<&str>,
+            )?;
+            mount(
+                Some(marker),
+                "/tmp",
+                Some("tmpfs"),
+                MsFlags::empty(),
+                None::<&str>,
+            )?;
             Ok(())
         },
         "cat",
@@ -28,9 +40,15 @@ fn jailer_creates_isolated_mount_namespace() {
     .expect("the jailer child should start");
     assert!(out.status.success(), "{out:?}");
     let inside = String::from_utf8_lossy(&out.stdout);
-    assert!(inside.contains(" /tmp ") && inside.contains("userns-test-example"), "{inside}");
+    assert!(
+        inside.contains(" /tmp ") && inside.contains("userns-test-example"),
+        "{inside}"
+    );
     let host = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    assert!(!host.contains("userns-test-example"), "the mount leaked to the host");
+    assert!(
+        !host.contains("userns-test-example"),
+        "the mount leaked to the host"
+    );
 }
 
 /// Shaped like BoxLite's `jailer_enabled_box_starts_and_executes`: run a
@@ -40,7 +58,14 @@ fn jailer_creates_isolated_mount_namespace() {
 fn jailer_enabled_box_starts_and_executes() -> Result<(), String> {
     let bwrap = std::env::var("USERNS_TEST_BWRAP").unwrap_or_else(|_| "bwrap".into());
     let out = std::process::Command::new(bwrap)
-        .args(["--unshare-user", "--ro-bind", "/", "/", "echo", "inside the box"])
+        .args([
+            "--unshare-user",
+            "--ro-bind",
+            "/",
+            "/",
+            "echo",
+            "inside the box",
+        ])
         .output()
         .map_err(|e| format!("bwrap did not start: {e}"))?;
     if String::from_utf8_lossy(&out.stdout).trim() != "inside the box" {
@@ -75,7 +100,11 @@ fn child_drops_capability_from_bounding_set() {
     let out = cmd.output().expect("grep should run");
     let line = String::from_utf8_lossy(&out.stdout);
     let set = u64::from_str_radix(line.trim().trim_start_matches("CapBnd:").trim(), 16).unwrap();
-    assert_eq!(set & (1 << CAP_NET_RAW), 0, "CAP_NET_RAW still bounded: {line}");
+    assert_eq!(
+        set & (1 << CAP_NET_RAW),
+        0,
+        "CAP_NET_RAW still bounded: {line}"
+    );
 }
 
 /// An async test under a runtime's attribute: the gate runs inside it.
@@ -104,5 +133,11 @@ fn parses_config() {
 fn chooses_path_by_privilege() {
     let root = userns_test::probe(userns_test::Ability::Root);
     let uid = nix::unistd::getuid().as_raw();
-    assert_eq!(root.is_available(), uid == 0 && !userns_test::HostFacts::get().in_user_namespace.unwrap_or(false));
+    assert_eq!(
+        root.is_available(),
+        uid == 0
+            && !userns_test::HostFacts::get()
+                .in_user_namespace
+                .unwrap_or(false)
+    );
 }

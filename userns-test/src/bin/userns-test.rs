@@ -161,11 +161,19 @@ fn doctor(args: DoctorArgs) -> Result<ExitCode, String> {
 
 fn print_text(facts: &HostFacts, verdicts: &[Verdict]) {
     println!("host: {}", facts.summary());
-    let width = verdicts.iter().map(|v| v.ability.name().len()).max().unwrap_or(0);
+    let width = verdicts
+        .iter()
+        .map(|v| v.ability.name().len())
+        .max()
+        .unwrap_or(0);
     for v in verdicts {
         match v.reason() {
             None => {
-                let note = v.note.as_deref().map(|n| format!(" ({n})")).unwrap_or_default();
+                let note = v
+                    .note
+                    .as_deref()
+                    .map(|n| format!(" ({n})"))
+                    .unwrap_or_default();
                 println!("  {:width$}  yes{note}", v.ability.name());
             }
             Some(r) => {

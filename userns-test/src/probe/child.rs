@@ -136,8 +136,12 @@ fn clone_child(
     extra_flags: libc::c_int,
 ) -> Result<(Pid, Option<OwnedFd>), SpawnError> {
     let mut old = SigSet::empty();
-    pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::all()), Some(&mut old))
-        .map_err(SpawnError::Memory)?;
+    pthread_sigmask(
+        SigmaskHow::SIG_SETMASK,
+        Some(&SigSet::all()),
+        Some(&mut old),
+    )
+    .map_err(SpawnError::Memory)?;
     let vm = if shares_memory_safely() {
         libc::CLONE_VM
     } else {
@@ -155,7 +159,12 @@ fn clone_child(
     }
     let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
     result
-        .map(|(pid, fd)| (pid, (flags & libc::CLONE_PIDFD != 0).then_some(fd).flatten()))
+        .map(|(pid, fd)| {
+            (
+                pid,
+                (flags & libc::CLONE_PIDFD != 0).then_some(fd).flatten(),
+            )
+        })
         .map_err(SpawnError::Clone)
 }
 
@@ -237,7 +246,10 @@ fn wait_readable(pid: Pid, fd: &OwnedFd, deadline: Instant) -> Option<ChildEnd> 
         let ms = left.as_millis().min(i32::MAX as u128) as i32;
         let ms = if left.is_zero() { 0 } else { ms.max(1) };
         let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
-        match poll(&mut fds, PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)) {
+        match poll(
+            &mut fds,
+            PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
+        ) {
             Ok(0) if left.is_zero() => return None,
             Ok(0) | Err(Errno::EINTR) => continue,
             Ok(_) => return reap(pid, WaitPidFlag::empty()),

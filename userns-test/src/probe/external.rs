@@ -159,7 +159,12 @@ pub(super) fn subids(options: &ProbeOptions, facts: &HostFacts) -> Status {
     match run {
         Ok((run, Some(program_failure))) if run.errno == 0 => program_failure,
         Ok((run, _)) => child_status(ability, &ops, &run, facts),
-        Err(_) => unavailable(ability, Step::Handshake, Failure::errno(libc::EAGAIN), facts),
+        Err(_) => unavailable(
+            ability,
+            Step::Handshake,
+            Failure::errno(libc::EAGAIN),
+            facts,
+        ),
     }
 }
 
@@ -207,7 +212,10 @@ fn run_program(
     facts: &HostFacts,
 ) -> Status {
     let command = std::iter::once(program.display().to_string())
-        .chain(args.iter().map(|a| a.as_ref().to_string_lossy().into_owned()))
+        .chain(
+            args.iter()
+                .map(|a| a.as_ref().to_string_lossy().into_owned()),
+        )
         .collect::<Vec<_>>()
         .join(" ");
     let spawned = Command::new(program)
@@ -306,46 +314,45 @@ fn program_cause(program: &str, line: &str, facts: &HostFacts) -> Cause {
         .map(|l| l.trim_start_matches(':').trim_start())
         .unwrap_or(line);
     let restricted = facts.apparmor_restricts_userns();
-    let hint = if message.starts_with("setting up uid map")
-        || message.starts_with("setting up gid map")
-    {
-        if restricted {
-            return Cause::AppArmorRestrictsUserns {
-                label: facts.apparmor_label.clone(),
-            };
-        }
-        "it could not map ids in its new user namespace"
-    } else if message.starts_with("loopback: Failed RTM_NEWADDR")
-        || message.starts_with("loopback: Failed RTM_NEWLINK")
-    {
-        if restricted {
-            return Cause::AppArmorRestrictsUserns {
-                label: facts.apparmor_label.clone(),
-            };
-        }
-        "netlink is refused in its new network namespace"
-    } else if message.starts_with("Creating new namespace failed")
-        || message.starts_with("No permissions to creat")
-    {
-        if facts.max_user_namespaces == Some(0) {
-            return Cause::UserNamespacesDisabled;
-        }
-        if message.contains("No space left on device") || message.contains("ENOSPC") {
-            return Cause::UserNamespaceLimit {
-                max: facts.max_user_namespaces,
-                nested: facts.in_user_namespace == Some(true),
-            };
-        }
-        if facts.unprivileged_userns_clone == Some(0) {
-            return Cause::UnprivilegedUsernsCloneOff;
-        }
-        if facts.under_seccomp_filter() {
-            return Cause::SeccompFilter;
-        }
-        "the kernel refused the namespace"
-    } else {
-        "unrecognised message"
-    };
+    let hint =
+        if message.starts_with("setting up uid map") || message.starts_with("setting up gid map") {
+            if restricted {
+                return Cause::AppArmorRestrictsUserns {
+                    label: facts.apparmor_label.clone(),
+                };
+            }
+            "it could not map ids in its new user namespace"
+        } else if message.starts_with("loopback: Failed RTM_NEWADDR")
+            || message.starts_with("loopback: Failed RTM_NEWLINK")
+        {
+            if restricted {
+                return Cause::AppArmorRestrictsUserns {
+                    label: facts.apparmor_label.clone(),
+                };
+            }
+            "netlink is refused in its new network namespace"
+        } else if message.starts_with("Creating new namespace failed")
+            || message.starts_with("No permissions to creat")
+        {
+            if facts.max_user_namespaces == Some(0) {
+                return Cause::UserNamespacesDisabled;
+            }
+            if message.contains("No space left on device") || message.contains("ENOSPC") {
+                return Cause::UserNamespaceLimit {
+                    max: facts.max_user_namespaces,
+                    nested: facts.in_user_namespace == Some(true),
+                };
+            }
+            if facts.unprivileged_userns_clone == Some(0) {
+                return Cause::UnprivilegedUsernsCloneOff;
+            }
+            if facts.under_seccomp_filter() {
+                return Cause::SeccompFilter;
+            }
+            "the kernel refused the namespace"
+        } else {
+            "unrecognised message"
+        };
     Cause::ProgramFailed {
         program: program.to_owned(),
         hint: hint.into(),
@@ -413,7 +420,10 @@ mod tests {
     #[test]
     fn subid_lines() {
         let text = "alice:100000:65536\n1001:200000:1000\n";
-        assert_eq!(subid_range(text, Some("alice"), 1000), Some((100000, 65536)));
+        assert_eq!(
+            subid_range(text, Some("alice"), 1000),
+            Some((100000, 65536))
+        );
         assert_eq!(subid_range(text, Some("bob"), 1001), Some((200000, 1000)));
         assert_eq!(subid_range(text, Some("carol"), 1002), None);
     }

@@ -123,7 +123,10 @@ impl Op {
             len: 1,
             filter: filter.as_ptr().cast_mut(),
         }));
-        Op::SeccompAllowAll { _filter: filter, program }
+        Op::SeccompAllowAll {
+            _filter: filter,
+            program,
+        }
     }
 
     pub(crate) fn landlock_restrict() -> Op {
@@ -139,8 +142,8 @@ impl Op {
         let len: u32 = 16 + 8 + 8 + 8;
         m.extend_from_slice(&len.to_ne_bytes());
         m.extend_from_slice(&libc::RTM_NEWADDR.to_ne_bytes());
-        let flags = (libc::NLM_F_REQUEST | libc::NLM_F_ACK | libc::NLM_F_CREATE | libc::NLM_F_EXCL)
-            as u16;
+        let flags =
+            (libc::NLM_F_REQUEST | libc::NLM_F_ACK | libc::NLM_F_CREATE | libc::NLM_F_EXCL) as u16;
         m.extend_from_slice(&flags.to_ne_bytes());
         m.extend_from_slice(&1u32.to_ne_bytes()); // sequence
         m.extend_from_slice(&0u32.to_ne_bytes()); // port id: the kernel fills it
@@ -262,13 +265,9 @@ impl Op {
                 Op::NoNewPrivs => {
                     sys!(libc::SYS_prctl, libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0).map(drop)
                 }
-                Op::SeccompAllowAll { program, .. } => sys!(
-                    libc::SYS_seccomp,
-                    SECCOMP_SET_MODE_FILTER,
-                    0,
-                    program.get()
-                )
-                .map(drop),
+                Op::SeccompAllowAll { program, .. } => {
+                    sys!(libc::SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, program.get()).map(drop)
+                }
                 Op::LandlockAbi => {
                     let abi = sys!(
                         libc::SYS_landlock_create_ruleset,
@@ -341,7 +340,17 @@ unsafe fn loopback_address_exchange(
     phase: &dyn Fn(usize),
 ) -> Result<(), i32> {
     phase(1);
-    unsafe { sys!(libc::SYS_sendto, fd, request.as_ptr(), request.len(), 0, 0, 0) }?;
+    unsafe {
+        sys!(
+            libc::SYS_sendto,
+            fd,
+            request.as_ptr(),
+            request.len(),
+            0,
+            0,
+            0
+        )
+    }?;
     phase(2);
     let n = unsafe { sys!(libc::SYS_recvfrom, fd, reply.cast::<u8>(), 512, 0, 0, 0) }?;
     phase(3);

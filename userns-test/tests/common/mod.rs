@@ -45,7 +45,9 @@ const NAMESPACE_FLAGS: [u64; 7] = [
 ];
 
 fn arch() -> seccompiler::TargetArch {
-    std::env::consts::ARCH.try_into().expect("a seccompiler target")
+    std::env::consts::ARCH
+        .try_into()
+        .expect("a seccompiler target")
 }
 
 /// `unshare` always, `clone` with any namespace flag: `action`.
@@ -54,20 +56,27 @@ fn namespace_filter(action: SeccompAction) -> BpfProgram {
         .iter()
         .map(|&flag| {
             SeccompRule::new(vec![
-                SeccompCondition::new(0, SeccompCmpArgLen::Qword, SeccompCmpOp::MaskedEq(flag), flag)
-                    .unwrap(),
+                SeccompCondition::new(
+                    0,
+                    SeccompCmpArgLen::Qword,
+                    SeccompCmpOp::MaskedEq(flag),
+                    flag,
+                )
+                .unwrap(),
             ])
             .unwrap()
         })
         .collect();
-    let rules = [
-        (libc::SYS_unshare, vec![]),
-        (libc::SYS_clone, clone_rules),
-    ];
-    SeccompFilter::new(rules.into_iter().collect(), SeccompAction::Allow, action, arch())
-        .unwrap()
-        .try_into()
-        .unwrap()
+    let rules = [(libc::SYS_unshare, vec![]), (libc::SYS_clone, clone_rules)];
+    SeccompFilter::new(
+        rules.into_iter().collect(),
+        SeccompAction::Allow,
+        action,
+        arch(),
+    )
+    .unwrap()
+    .try_into()
+    .unwrap()
 }
 
 fn clone3_enosys() -> BpfProgram {
@@ -133,7 +142,10 @@ impl Host {
         };
         cmd.args(args).current_dir("/");
         let filters: Vec<BpfProgram> = match self {
-            Host::DockerSeccomp => vec![namespace_filter(SeccompAction::Errno(libc::EPERM as u32)), clone3_enosys()],
+            Host::DockerSeccomp => vec![
+                namespace_filter(SeccompAction::Errno(libc::EPERM as u32)),
+                clone3_enosys(),
+            ],
             Host::KillOnUnshare => vec![kill_on_unshare()],
             _ => vec![],
         };
@@ -167,7 +179,10 @@ impl Host {
 
 /// The `userns-test doctor --json --only LIST` document on `host`.
 pub fn doctor(host: &Host, only: &str) -> serde_json::Value {
-    let out = host.run(env!("CARGO_BIN_EXE_userns-test"), &["doctor", "--json", "--only", only]);
+    let out = host.run(
+        env!("CARGO_BIN_EXE_userns-test"),
+        &["doctor", "--json", "--only", only],
+    );
     assert!(
         out.status.success(),
         "doctor failed on this host: {}\n{}",
@@ -210,5 +225,7 @@ pub fn sibling_test_binary(name: &str) -> PathBuf {
 
 fn is_executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    p.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+    p.metadata()
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
 }
