@@ -8,7 +8,7 @@ use quote::{format_ident, quote, quote_spanned};
 use syn::parse::Parser;
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
-use syn::{Ident, ItemFn, Token};
+use syn::{Attribute, Ident, ItemFn, Meta, Token};
 
 /// The ability names and their `userns_test::Ability` variants. The
 /// library's `Ability::ALL` is checked against this list by its tests.
@@ -39,10 +39,27 @@ const TEST_ATTRIBUTES: [&str; 3] = ["test", "rstest", "test_case"];
 /// the reason elsewhere. See the `userns-test` crate.
 #[proc_macro_attribute]
 pub fn requires_userns(args: TokenStream, item: TokenStream) -> TokenStream {
-    match expand(args.into(), item.into()) {
+    match expand(args.into(), item.into(), Arguments::Required) {
         Ok(tokens) => tokens.into(),
         Err(e) => e.to_compile_error().into(),
     }
+}
+
+/// A test without requirements that the `userns-test` runner collects
+/// (and that stays a plain `#[test]` under the default harness).
+#[proc_macro_attribute]
+pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
+    match expand(args.into(), item.into(), Arguments::None) {
+        Ok(tokens) => tokens.into(),
+        Err(e) => e.to_compile_error().into(),
+    }
+}
+
+/// Whether the attribute takes ability names.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Arguments {
+    Required,
+    None,
 }
 
 /// The ability names known to this macro, for the library's consistency
@@ -54,8 +71,18 @@ pub fn __ability_names(_: TokenStream) -> TokenStream {
     quote!([#(#names),*]).into()
 }
 
-fn expand(args: TokenStream2, item: TokenStream2) -> syn::Result<TokenStream2> {
-    let requirements = parse_requirements(args)?;
+fn expand(args: TokenStream2, item: TokenStream2, kind: Arguments) -> syn::Result<TokenStream2> {
+    let requirements = match kind {
+        Arguments::Required => parse_requirements(args)?,
+        Arguments::None if args.is_empty() => Vec::new(),
+        Arguments::None => {
+            return Err(syn::Error::new(
+                first_token_span(&args),
+                "#[userns_test::test] takes no arguments; use #[requires_userns(...)] for \
+                 requirements",
+            ));
+        }
+    };
     let function: ItemFn = syn::parse2(item.clone()).map_err(|_| {
         syn::Error::new(
             first_token_span(&item),
@@ -163,23 +190,44 @@ fn expand_function(function: ItemFn, requirements: &[(Ident, Ident)]) -> TokenSt
     } else {
         quote!(#[::core::prelude::v1::test])
     };
+    let name = function.sig.ident.to_string();
+    let body_fn = format_ident!("__userns_test_body_{}", function.sig.ident);
+    let cfgs: Vec<Attribute> = function
+        .attrs
+        .iter()
+        .filter(|a| a.path().is_ident("cfg"))
+        .cloned()
+        .collect();
+    let lints: Vec<Attribute> = function
+        .attrs
+        .iter()
+        .filter(|a| {
+            ["allow", "expect", "warn", "deny"]
+                .iter()
+                .any(|k| a.path().is_ident(k))
+        })
+        .cloned()
+        .collect();
+    let registration = runner_registration(&function, requirements, &body_fn, &cfgs);
     let ItemFn {
         attrs,
         vis,
         sig,
         block,
     } = function;
-    let name = sig.ident.to_string();
-    let variants = requirements.iter().map(|(_, v)| {
-        // The variant carries the name's span, so a mismatch with the
-        // library points at the user's word.
-        quote_spanned!(v.span()=> ::userns_test::Ability::#v)
-    });
+    let asyncness = &sig.asyncness;
+    let output = &sig.output;
+    let call = if asyncness.is_some() {
+        quote!(#body_fn().await)
+    } else {
+        quote!(#body_fn())
+    };
+    let variants = variants(requirements);
     let gate = format_ident!("__userns_test_run");
-    quote! {
-        #test_attribute
-        #(#attrs)*
-        #vis #sig {
+    let gated_call = if requirements.is_empty() {
+        quote!({ #call })
+    } else {
+        quote! {{
             let #gate = ::userns_test::__private::gate(
                 ::core::concat!(::core::module_path!(), "::", #name),
                 &[#(#variants),*],
@@ -187,8 +235,172 @@ fn expand_function(function: ItemFn, requirements: &[(Ident, Ident)]) -> TokenSt
             if !#gate {
                 return ::userns_test::__private::SkipReturn::skipped();
             }
-            #block
+            #call
+        }}
+    };
+    // Parameterised tests keep their body in place (their attribute
+    // provides the arguments); the runner does not collect them.
+    if !sig.inputs.is_empty() {
+        return quote! {
+            #test_attribute
+            #(#attrs)*
+            #vis #sig #block
+            #registration
+        };
+    }
+    quote! {
+        // The body, once, for both ways of running.
+        #(#cfgs)*
+        #(#lints)*
+        #[doc(hidden)]
+        #asyncness fn #body_fn() #output #block
+
+        // The default harness: a libtest test that passes the gate first.
+        // (Stripped when the target is built without `--test`.)
+        #test_attribute
+        #(#attrs)*
+        #vis #sig #gated_call
+
+        // The runner: a registration it collects.
+        #registration
+    }
+}
+
+fn variants(requirements: &[(Ident, Ident)]) -> Vec<TokenStream2> {
+    requirements
+        .iter()
+        .map(|(_, v)| {
+            // The variant carries the name's span, so a mismatch with the
+            // library points at the user's word.
+            quote_spanned!(v.span()=> ::userns_test::Ability::#v)
+        })
+        .collect()
+}
+
+/// What the runner collects: the name, the requirements, `#[ignore]` and
+/// `#[should_panic]`, and a synchronous entry point calling the body (for
+/// an `async` body, under the runtime its test attribute names). Compiled
+/// in both modes; the default harness never reads it.
+fn runner_registration(
+    function: &ItemFn,
+    requirements: &[(Ident, Ident)],
+    body_fn: &Ident,
+    cfgs: &[Attribute],
+) -> TokenStream2 {
+    let name = function.sig.ident.to_string();
+    if !function.sig.inputs.is_empty() {
+        return quote!();
+    }
+    let ignore = ignore_data(&function.attrs);
+    let (should_panic, expected) = should_panic_data(&function.attrs);
+    let output = &function.sig.output;
+    let entry = if function.sig.asyncness.is_some() {
+        let runtime = runtime_entry_attribute(&function.attrs);
+        quote! {
+            #runtime
+            async fn __userns_test_async_entry() #output { #body_fn().await }
+            ::userns_test::__private::IntoOutcome::into_outcome(__userns_test_async_entry())
         }
+    } else {
+        quote!(::userns_test::__private::IntoOutcome::into_outcome(#body_fn()))
+    };
+    let variants = variants(requirements);
+    // A const block, not a module: `module_path!()` inside it is the test's
+    // own module, and the body function resolves by name.
+    quote! {
+        #(#cfgs)*
+        const _: () = {
+            fn entry() -> ::core::result::Result<(), ::std::string::String> {
+                #entry
+            }
+
+            #[::userns_test::__private::linkme::distributed_slice(::userns_test::__private::TESTS)]
+            #[linkme(crate = ::userns_test::__private::linkme)]
+            static CASE: ::userns_test::__private::TestCase = ::userns_test::__private::TestCase {
+                path: ::core::concat!(::core::module_path!(), "::", #name),
+                requires: &[#(#variants),*],
+                ignore: #ignore,
+                should_panic: #should_panic,
+                expected_panic: #expected,
+                run: entry,
+            };
+        };
+    }
+}
+
+/// `#[ignore]` -> `Some("")`, `#[ignore = "why"]` -> `Some("why")`.
+fn ignore_data(attrs: &[Attribute]) -> TokenStream2 {
+    let Some(attr) = attrs.iter().find(|a| a.path().is_ident("ignore")) else {
+        return quote!(::core::option::Option::None);
+    };
+    match &attr.meta {
+        Meta::NameValue(nv) => {
+            let value = &nv.value;
+            quote!(::core::option::Option::Some(#value))
+        }
+        _ => quote!(::core::option::Option::Some("")),
+    }
+}
+
+/// `#[should_panic]`, `#[should_panic = "msg"]`,
+/// `#[should_panic(expected = "msg")]`.
+fn should_panic_data(attrs: &[Attribute]) -> (TokenStream2, TokenStream2) {
+    let none = quote!(::core::option::Option::None);
+    let Some(attr) = attrs.iter().find(|a| a.path().is_ident("should_panic")) else {
+        return (quote!(false), none);
+    };
+    let expected = match &attr.meta {
+        Meta::NameValue(nv) => {
+            let v = &nv.value;
+            quote!(::core::option::Option::Some(#v))
+        }
+        Meta::List(list) => {
+            let mut found = none.clone();
+            let _ = list.parse_nested_meta(|m| {
+                if m.path.is_ident("expected") {
+                    let v: syn::LitStr = m.value()?.parse()?;
+                    found = quote!(::core::option::Option::Some(#v));
+                }
+                Ok(())
+            });
+            found
+        }
+        Meta::Path(_) => none,
+    };
+    (quote!(true), expected)
+}
+
+/// For an `async` test, the runner needs a synchronous entry point with the
+/// same runtime: the runtime's test attribute with `test` turned into
+/// `main` (`#[tokio::test]` -> `#[tokio::main(flavor = "current_thread")]`,
+/// tokio::test's default flavor; `#[async_std::test]` ->
+/// `#[async_std::main]`).
+fn runtime_entry_attribute(attrs: &[Attribute]) -> TokenStream2 {
+    let Some(attr) = attrs.iter().find(|a| {
+        a.path().segments.len() > 1 && a.path().segments.last().is_some_and(|s| s.ident == "test")
+    }) else {
+        return quote!();
+    };
+    let mut path = attr.path().clone();
+    if let Some(last) = path.segments.last_mut() {
+        last.ident = Ident::new("main", last.ident.span());
+    }
+    let is_tokio = attr
+        .path()
+        .segments
+        .first()
+        .is_some_and(|s| s.ident == "tokio");
+    let args = match &attr.meta {
+        Meta::List(list) => list.tokens.clone(),
+        _ => TokenStream2::new(),
+    };
+    if is_tokio && !args.to_string().contains("flavor") {
+        let sep = if args.is_empty() { quote!() } else { quote!(,) };
+        quote!(#[#path(flavor = "current_thread" #sep #args)])
+    } else if args.is_empty() {
+        quote!(#[#path])
+    } else {
+        quote!(#[#path(#args)])
     }
 }
 

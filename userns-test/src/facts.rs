@@ -70,6 +70,9 @@ pub struct HostFacts {
     /// Whether this process's root is not the root of its mount namespace
     /// (chroot): the kernel refuses user namespaces to chrooted processes.
     pub chrooted: Option<bool>,
+    /// The CI runner, where the environment names one (GitHub Actions,
+    /// GitLab, Buildkite, Jenkins, CircleCI).
+    pub ci_runner: Option<String>,
 }
 
 impl HostFacts {
@@ -117,6 +120,7 @@ impl HostFacts {
             proc_overmounts: proc_overmounts(&mountinfo),
             proc_read_only: proc_read_only(&mountinfo),
             chrooted: detect_chroot(&mountinfo),
+            ci_runner: ci_runner(|k| std::env::var(k).ok().filter(|v| !v.is_empty())),
         }
     }
 
@@ -173,8 +177,45 @@ impl HostFacts {
         if self.in_user_namespace == Some(true) {
             parts.push("inside a user namespace".into());
         }
+        if let Some(r) = &self.ci_runner {
+            parts.push(format!("CI: {r}"));
+        }
         parts.join(", ")
     }
+}
+
+/// The CI runner's name and job, from the variables each CI service sets.
+fn ci_runner(var: impl Fn(&str) -> Option<String>) -> Option<String> {
+    let with_job = |name: Option<String>, job: Option<String>| {
+        let name = name.unwrap_or_else(|| "unnamed runner".into());
+        Some(match job {
+            Some(j) => format!("{name}, job {j}"),
+            None => name,
+        })
+    };
+    if var("GITHUB_ACTIONS").as_deref() == Some("true") {
+        let name = var("RUNNER_NAME").map(|n| match var("ImageOS").or_else(|| var("RUNNER_OS")) {
+            Some(os) => format!("GitHub Actions {n} ({os})"),
+            None => format!("GitHub Actions {n}"),
+        });
+        return with_job(name, var("GITHUB_JOB"));
+    }
+    if var("GITLAB_CI").is_some() {
+        let name = var("CI_RUNNER_DESCRIPTION").map(|n| format!("GitLab {n}"));
+        return with_job(name, var("CI_JOB_NAME"));
+    }
+    if var("BUILDKITE").is_some() {
+        let name = var("BUILDKITE_AGENT_NAME").map(|n| format!("Buildkite {n}"));
+        return with_job(name, var("BUILDKITE_LABEL"));
+    }
+    if var("JENKINS_URL").is_some() {
+        let name = var("NODE_NAME").map(|n| format!("Jenkins {n}"));
+        return with_job(name, var("JOB_NAME"));
+    }
+    if var("CIRCLECI").is_some() {
+        return with_job(Some("CircleCI".into()), var("CIRCLE_JOB"));
+    }
+    None
 }
 
 fn read_trimmed(path: impl AsRef<Path>) -> Option<String> {
@@ -320,6 +361,32 @@ mod tests {
             normalise_map("0 1000 1\n1 100000 65536\n"),
             "0 1000 1; 1 100000 65536"
         );
+    }
+
+    #[test]
+    fn names_ci_runners() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| (*v).to_owned())
+            }
+        };
+        assert_eq!(
+            ci_runner(env(&[
+                ("GITHUB_ACTIONS", "true"),
+                ("RUNNER_NAME", "GitHub Actions 12"),
+                ("ImageOS", "ubuntu24"),
+                ("GITHUB_JOB", "test"),
+            ])),
+            Some("GitHub Actions GitHub Actions 12 (ubuntu24), job test".into())
+        );
+        assert_eq!(
+            ci_runner(env(&[("GITLAB_CI", "true")])),
+            Some("unnamed runner".into())
+        );
+        assert_eq!(ci_runner(env(&[("CI", "true")])), None);
     }
 
     #[test]

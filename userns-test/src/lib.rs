@@ -60,6 +60,8 @@ pub mod facts;
 mod gate;
 pub mod policy;
 pub mod probe;
+pub mod registry;
+pub mod runner;
 pub mod verdict;
 
 pub use ability::{Ability, UnknownAbility};
@@ -78,8 +80,31 @@ pub use verdict::{Failure, Reason, Status, Verdict};
 /// compile errors.
 pub use userns_test_macros::requires_userns;
 
-/// Not public API: used by the code `#[requires_userns]` generates.
+/// A test with no requirements, collected by the runner like the annotated
+/// ones (a plain `#[test]` under the default harness).
+pub use userns_test_macros::test;
+
+/// The entry point of a `harness = false` test target: collects every
+/// annotated test of the binary, probes what the selected tests need, runs
+/// them with `libtest-mimic`, and prints the host's ability matrix and the
+/// skips by reason. See [`runner`].
+///
+/// ```no_run
+/// userns_test::main!();
+/// ```
+#[macro_export]
+macro_rules! main {
+    () => {
+        fn main() -> ::std::process::ExitCode {
+            $crate::runner::run_main()
+        }
+    };
+}
+
+/// Not public API: used by the code the attribute macros generate.
 #[doc(hidden)]
 pub mod __private {
     pub use crate::gate::{SkipReturn, gate};
+    pub use crate::registry::{IntoOutcome, TESTS, TestCase};
+    pub use linkme;
 }

@@ -125,3 +125,47 @@ pub fn loopback_roundtrip() -> io::Result<()> {
     }
     Ok(())
 }
+
+/// Runs `bwrap ARGS --ro-bind / / echo TEXT` (bwrap from `USERNS_TEST_BWRAP`
+/// or `PATH`) and returns what it printed.
+pub fn bwrap_echo(args: &[&str], text: &str) -> Result<String, String> {
+    let bwrap = std::env::var("USERNS_TEST_BWRAP").unwrap_or_else(|_| "bwrap".into());
+    let out = Command::new(&bwrap)
+        .args(args)
+        .args(["--ro-bind", "/", "/", "echo", text])
+        .output()
+        .map_err(|e| format!("{bwrap} did not start: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{bwrap} failed with {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// Drops `cap` from the bounding set of a child and returns the child's
+/// `CapBnd`.
+pub fn bounding_set_after_dropping(cap: u32) -> io::Result<u64> {
+    let mut cmd = Command::new("grep");
+    cmd.args(["CapBnd", "/proc/self/status"]);
+    // SAFETY: prctl only, in the forked child.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = cmd.output()?;
+    if !out.status.success() {
+        return Err(io::Error::other(
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ));
+    }
+    let line = String::from_utf8_lossy(&out.stdout);
+    u64::from_str_radix(line.trim().trim_start_matches("CapBnd:").trim(), 16)
+        .map_err(|e| io::Error::other(format!("unreadable CapBnd {line:?}: {e}")))
+}

@@ -4,7 +4,7 @@
 
 use nix::sched::CloneFlags;
 use userns_test::requires_userns;
-use userns_test_example_plain::{loopback_roundtrip, run_in_namespaces};
+use userns_test_examples::{loopback_roundtrip, run_in_namespaces};
 
 /// `CAP_NET_RAW` from linux/capability.h.
 const CAP_NET_RAW: u64 = 13;

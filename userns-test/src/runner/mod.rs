@@ -1,0 +1,327 @@
+//! The runner of `harness = false` targets (`userns_test::main!()`).
+//!
+//! 1. Collect every annotated test of the binary ([`crate::registry`]).
+//! 2. Select by the libtest arguments (filters, `--exact`, `--skip`).
+//! 3. Probe the union of the abilities the selected tests need, once, in
+//!    parallel, before any test runs (`--exact NAME` probes only what NAME
+//!    needs, which is what nextest's one-process-per-test runs ask for).
+//! 4. Decide per test: run, skip (reported as *ignored, with its reason*),
+//!    or fail (`USERNS_TEST_REQUIRE`).
+//! 5. Run with `libtest-mimic`, recording each outcome (its `run` returns
+//!    counts only, and its JSON format drops ignore reasons).
+//! 6. Print the host, the ability matrix and the skips by reason on stderr,
+//!    after libtest's own summary, which stays the last line on stdout.
+//!
+//! Unmet tests are flagged ignored when listing (so `--list --ignored`
+//! shows them and `cargo nextest run` reports them as SKIP, never PASS)
+//! and under `--ignored`/`--include-ignored` (which then run them, saying
+//! so). In a plain run they are not flagged but return
+//! `Completion::ignored_with(reason)`, so the pretty output shows
+//! `ignored (needs net: ...)`: libtest-mimic prints no reason for a test it
+//! did not call.
+
+mod summary;
+
+use std::collections::BTreeSet;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use libtest_mimic::{Arguments, Completion, Failed, Trial};
+
+use crate::Ability;
+use crate::gate;
+use crate::policy::{Decision, Settings, Unmet};
+use crate::registry::{TESTS, TestCase};
+use crate::verdict::Verdict;
+
+pub use summary::write_summary;
+
+/// How one test ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TestOutcome {
+    /// Ran and passed.
+    Passed,
+    /// Ran and failed, or was failed by `USERNS_TEST_REQUIRE` or a
+    /// malformed environment.
+    Failed {
+        /// The failure message.
+        message: String,
+    },
+    /// Not run: requirements unmet.
+    Skipped {
+        /// The unmet abilities, each with its reason.
+        unmet: Unmet,
+    },
+    /// Not run: `#[ignore]`.
+    Ignored {
+        /// `#[ignore = "why"]`, or empty.
+        reason: String,
+    },
+    /// Not selected by the command line's filters.
+    FilteredOut,
+}
+
+/// One test of the run, with its outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestRecord {
+    /// The libtest name (`module::test`).
+    pub name: String,
+    /// What it requires.
+    pub requires: Vec<Ability>,
+    /// How it ended.
+    pub outcome: TestOutcome,
+    /// How long its body ran (zero when it did not run).
+    pub duration: Duration,
+    /// It ran although its requirements were unmet (`--ignored`).
+    pub ran_despite_unmet: bool,
+}
+
+/// Everything a run produced, for summaries and reports.
+#[derive(Debug, Clone)]
+pub struct RunRecord {
+    /// Every collected test, in name order.
+    pub tests: Vec<TestRecord>,
+    /// The verdicts on the abilities the selected tests needed.
+    pub verdicts: Vec<Verdict>,
+    /// Abilities counted unavailable through `USERNS_TEST_DENY`.
+    pub denied: BTreeSet<Ability>,
+    /// The environment error, when the configuration is malformed.
+    pub config_error: Option<String>,
+}
+
+/// What the runner decided for one test before the run.
+enum Plan {
+    Run,
+    Skip(Unmet),
+    Fail(String),
+}
+
+/// The `main` of a `harness = false` target.
+pub fn run_main() -> ExitCode {
+    let args = Arguments::from_args();
+    let mut cases: Vec<&'static TestCase> = TESTS.iter().collect();
+    cases.sort_by_key(|c| c.name());
+    let (conclusion, record) = run(&args, &cases);
+    if !args.list {
+        let color = summary::use_color(&args);
+        let mut err = std::io::stderr().lock();
+        let _ = write_summary(&mut err, &record, color);
+    }
+    conclusion.exit_code()
+}
+
+/// Runs `cases` under `args`: the whole flow, without the final summary.
+pub fn run(
+    args: &Arguments,
+    cases: &[&'static TestCase],
+) -> (libtest_mimic::Conclusion, RunRecord) {
+    let settings = gate::settings();
+    let selected: Vec<bool> = cases.iter().map(|c| is_selected(args, c)).collect();
+    let denied = settings.map(|s| s.deny.clone()).unwrap_or_default();
+    let needed: BTreeSet<Ability> = cases
+        .iter()
+        .zip(&selected)
+        .filter(|(_, sel)| **sel)
+        .flat_map(|(c, _)| c.requires.iter().copied())
+        .collect();
+    probe_in_parallel(needed.iter().copied().filter(|a| !denied.contains(a)));
+
+    let plans: Vec<Plan> = cases.iter().map(|c| plan(c, settings)).collect();
+    let records = Arc::new(Mutex::new(Vec::<TestRecord>::new()));
+    let flag_unmet = args.list || args.ignored || args.include_ignored;
+    let run_unmet = args.ignored || args.include_ignored;
+    let trials: Vec<Trial> = cases
+        .iter()
+        .zip(plans)
+        .map(|(case, plan)| trial(case, plan, flag_unmet, run_unmet, records.clone()))
+        .collect();
+    let conclusion = libtest_mimic::run(args, trials);
+
+    let mut tests = records.lock().map(|r| r.clone()).unwrap_or_default();
+    // Tests the run never called: filtered out, or flagged ignored and not
+    // asked for.
+    for (case, sel) in cases.iter().zip(&selected) {
+        if tests.iter().any(|t| t.name == case.name()) {
+            continue;
+        }
+        let outcome = match (sel, case.ignore) {
+            (true, Some(reason)) => TestOutcome::Ignored {
+                reason: reason.into(),
+            },
+            _ => TestOutcome::FilteredOut,
+        };
+        tests.push(record(case, outcome, Duration::ZERO));
+    }
+    tests.sort_by(|a, b| a.name.cmp(&b.name));
+    let verdicts = needed
+        .iter()
+        .filter(|a| !denied.contains(a))
+        .map(|&a| gate::probe(a).clone())
+        .collect();
+    let record = RunRecord {
+        tests,
+        verdicts,
+        denied: needed.intersection(&denied).copied().collect(),
+        config_error: settings.err().map(ToString::to_string),
+    };
+    (conclusion, record)
+}
+
+/// Whether the command line selects `case` (by name: filters, `--exact`,
+/// `--skip`), judged as if it were flagged ignored, so that `--ignored`
+/// does not hide tests whose flag depends on a probe not yet run.
+fn is_selected(args: &Arguments, case: &TestCase) -> bool {
+    let probe = Trial::test(case.name(), || Ok(())).with_ignored_flag(true);
+    !args.is_filtered_out(&probe)
+}
+
+/// The verdicts are cached per process; asking from one thread per
+/// ability probes them concurrently.
+fn probe_in_parallel(abilities: impl Iterator<Item = Ability>) {
+    std::thread::scope(|s| {
+        for a in abilities {
+            s.spawn(move || {
+                gate::probe(a);
+            });
+        }
+    });
+}
+
+fn plan(case: &TestCase, settings: Result<&Settings, &crate::ConfigError>) -> Plan {
+    if case.requires.is_empty() {
+        return Plan::Run;
+    }
+    match settings {
+        Err(e) => Plan::Fail(format!("userns-test: {e}")),
+        Ok(s) => match Decision::make(case.requires, s, |a| gate::probe(a).clone()) {
+            Decision::Run => Plan::Run,
+            Decision::Skip(unmet) => Plan::Skip(unmet),
+            Decision::Fail(unmet) => Plan::Fail(format!(
+                "userns-test: USERNS_TEST_REQUIRE requires what this host lacks: {unmet}"
+            )),
+            Decision::Misconfigured(e) => Plan::Fail(format!("userns-test: {e}")),
+        },
+    }
+}
+
+fn record(case: &TestCase, outcome: TestOutcome, duration: Duration) -> TestRecord {
+    TestRecord {
+        name: case.name().to_owned(),
+        requires: case.requires.to_vec(),
+        outcome,
+        duration,
+        ran_despite_unmet: false,
+    }
+}
+
+fn trial(
+    case: &'static TestCase,
+    plan: Plan,
+    flag_unmet: bool,
+    run_unmet: bool,
+    records: Arc<Mutex<Vec<TestRecord>>>,
+) -> Trial {
+    let flagged = match (&plan, case.ignore) {
+        (_, Some(_)) => flag_unmet,
+        (Plan::Skip(_), None) => flag_unmet,
+        _ => false,
+    };
+    let push = move |r: TestRecord| {
+        if let Ok(mut all) = records.lock() {
+            all.push(r);
+        }
+    };
+    Trial::ignorable_test(case.name(), move || {
+        if let (Some(reason), false) = (case.ignore, run_unmet) {
+            push(record(
+                case,
+                TestOutcome::Ignored {
+                    reason: reason.into(),
+                },
+                Duration::ZERO,
+            ));
+            return Ok(if reason.is_empty() {
+                Completion::ignored()
+            } else {
+                Completion::ignored_with(reason)
+            });
+        }
+        match plan {
+            Plan::Fail(message) => {
+                push(record(
+                    case,
+                    TestOutcome::Failed {
+                        message: message.clone(),
+                    },
+                    Duration::ZERO,
+                ));
+                Err(Failed::from(message))
+            }
+            Plan::Skip(unmet) if !run_unmet => {
+                let reason = unmet.to_string();
+                push(record(case, TestOutcome::Skipped { unmet }, Duration::ZERO));
+                Ok(Completion::ignored_with(reason))
+            }
+            Plan::Skip(unmet) => {
+                eprintln!(
+                    "userns-test: running {} although its requirements are unmet (asked for \
+                     with --ignored/--include-ignored): {unmet}",
+                    case.name()
+                );
+                let mut r = execute_recorded(case);
+                r.ran_despite_unmet = true;
+                finish(r, push)
+            }
+            Plan::Run => finish(execute_recorded(case), push),
+        }
+    })
+    .with_ignored_flag(flagged)
+}
+
+fn finish(r: TestRecord, push: impl Fn(TestRecord)) -> Result<Completion, Failed> {
+    let result = match &r.outcome {
+        TestOutcome::Failed { message } => Err(Failed::from(message.as_str())),
+        _ => Ok(Completion::Completed),
+    };
+    push(r);
+    result
+}
+
+fn execute_recorded(case: &TestCase) -> TestRecord {
+    let started = Instant::now();
+    let outcome = match execute(case) {
+        Ok(()) => TestOutcome::Passed,
+        Err(message) => TestOutcome::Failed { message },
+    };
+    record(case, outcome, started.elapsed())
+}
+
+/// Runs the body, with `#[should_panic]` semantics.
+fn execute(case: &TestCase) -> Result<(), String> {
+    let result = catch_unwind(AssertUnwindSafe(case.run));
+    match (result, case.should_panic) {
+        (Ok(result), false) => result,
+        (Err(payload), false) => Err(format!("test panicked: {}", panic_message(&*payload))),
+        (Ok(_), true) => Err("test did not panic as expected".into()),
+        (Err(payload), true) => {
+            let message = panic_message(&*payload);
+            match case.expected_panic {
+                Some(expected) if !message.contains(expected) => Err(format!(
+                    "panic did not contain expected string\n      panic message: {message:?}\n \
+                     expected substring: {expected:?}"
+                )),
+                _ => Ok(()),
+            }
+        }
+    }
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+        .unwrap_or_else(|| "(a non-string panic payload)".into())
+}

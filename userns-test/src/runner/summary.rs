@@ -1,0 +1,128 @@
+//! The summary a person reads after a run: the host, the ability matrix of
+//! what the suite needed, and the skipped tests grouped by reason (in the
+//! manner of `pytest -rs`). Written to stderr, after libtest's own summary
+//! line, which stays the last line on stdout for tools that parse it.
+
+use std::collections::BTreeMap;
+use std::io::{self, IsTerminal, Write};
+
+use libtest_mimic::{Arguments, ColorSetting};
+
+use super::{RunRecord, TestOutcome};
+use crate::HostFacts;
+
+/// How many test names a reason lists before "and N more".
+const NAMES_SHOWN: usize = 6;
+
+/// Colour when libtest's `--color` says so, or on a terminal without
+/// `NO_COLOR`.
+pub(super) fn use_color(args: &Arguments) -> bool {
+    match args.color {
+        Some(ColorSetting::Always) => true,
+        Some(ColorSetting::Never) => false,
+        _ => {
+            io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        }
+    }
+}
+
+struct Paint(bool);
+
+impl Paint {
+    fn wrap(&self, code: &str, text: &str) -> String {
+        if self.0 {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_owned()
+        }
+    }
+}
+
+/// Writes the summary of `record`.
+pub fn write_summary(w: &mut impl Write, record: &RunRecord, color: bool) -> io::Result<()> {
+    let paint = Paint(color);
+    let facts = HostFacts::get();
+    writeln!(w)?;
+    writeln!(w, "userns-test: host: {}", facts.summary())?;
+    if let Some(e) = &record.config_error {
+        writeln!(
+            w,
+            "userns-test: {}",
+            paint.wrap("31", &format!("configuration error: {e}"))
+        )?;
+    }
+
+    let needed = record.verdicts.len() + record.denied.len();
+    if needed > 0 {
+        writeln!(w, "userns-test: abilities this run needed:")?;
+        let width = record
+            .verdicts
+            .iter()
+            .map(|v| v.ability.name().len())
+            .chain(record.denied.iter().map(|a| a.name().len()))
+            .max()
+            .unwrap_or(0);
+        let mut rows: Vec<(crate::Ability, String)> = record
+            .verdicts
+            .iter()
+            .map(|v| {
+                let cell = match v.reason() {
+                    None => {
+                        let note = v
+                            .note
+                            .as_deref()
+                            .map(|n| format!(" ({n})"))
+                            .unwrap_or_default();
+                        paint.wrap("32", &format!("yes{note}"))
+                    }
+                    Some(r) => format!("{} {}; {}", paint.wrap("31", "no "), r.short(), r.cause),
+                };
+                (v.ability, cell)
+            })
+            .collect();
+        rows.extend(record.denied.iter().map(|&a| {
+            (
+                a,
+                format!("{} denied by USERNS_TEST_DENY", paint.wrap("33", "no ")),
+            )
+        }));
+        rows.sort_by_key(|(a, _)| *a);
+        for (ability, cell) in rows {
+            writeln!(w, "  {:width$}  {cell}", ability.name())?;
+        }
+    }
+
+    let mut by_reason: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+    for t in &record.tests {
+        if let TestOutcome::Skipped { unmet } = &t.outcome {
+            by_reason
+                .entry(unmet.to_string())
+                .or_default()
+                .push(&t.name);
+        }
+    }
+    let skipped: usize = by_reason.values().map(Vec::len).sum();
+    if skipped == 0 {
+        writeln!(w, "userns-test: no test skipped")?;
+        return Ok(());
+    }
+    writeln!(w, "userns-test: {skipped} skipped, by reason:")?;
+    let mut groups: Vec<(String, Vec<&str>)> = by_reason.into_iter().collect();
+    groups.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then_with(|| a.0.cmp(&b.0)));
+    for (reason, names) in groups {
+        writeln!(
+            w,
+            "  {} {reason}",
+            paint.wrap("33", &format!("SKIPPED [{}]", names.len()))
+        )?;
+        let shown: Vec<&str> = names.iter().take(NAMES_SHOWN).copied().collect();
+        let more = names.len().saturating_sub(NAMES_SHOWN);
+        let tail = if more > 0 {
+            format!(", and {more} more")
+        } else {
+            String::new()
+        };
+        writeln!(w, "      {}{tail}", shown.join(", "))?;
+    }
+    Ok(())
+}
