@@ -89,6 +89,20 @@ pub fn gate(test_path: &str, requirements: &[Ability]) -> bool {
     }
 }
 
+/// Reports a test as skipped for a reason outside the abilities (say, a
+/// tool it drives is not installed), with the same line as an unmet
+/// requirement. The caller returns right after.
+///
+/// ```
+/// if std::process::Command::new("some-tool").arg("--version").output().is_err() {
+///     userns_test::skip(module_path!(), "some-tool is not installed");
+///     return;
+/// }
+/// ```
+pub fn skip(test_path: &str, reason: &str) {
+    write_stderr(&format!("userns-test: skipped {test_path}: {reason}\n"));
+}
+
 /// Writes straight to the stderr descriptor: libtest captures `eprintln!`
 /// but not the descriptor, so the line reaches the terminal.
 fn write_stderr(line: &str) {

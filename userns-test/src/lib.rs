@@ -67,7 +67,7 @@ pub mod verdict;
 pub use ability::{Ability, UnknownAbility};
 pub use diagnosis::Cause;
 pub use facts::HostFacts;
-pub use gate::{abilities, decide, probe, settings};
+pub use gate::{abilities, decide, probe, settings, skip};
 pub use policy::{ConfigError, Decision, Settings, Unmet};
 pub use probe::{ProbeOptions, Step, probe_with};
 pub use verdict::{Failure, Reason, Status, Verdict};

@@ -298,9 +298,35 @@ fn execute_recorded(case: &TestCase) -> TestRecord {
     record(case, outcome, started.elapsed())
 }
 
+thread_local! {
+    /// Set while this thread runs a `#[should_panic]` body.
+    static EXPECTING_PANIC: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// libtest-mimic does not capture output, so an expected panic would print
+/// its message (and a backtrace under RUST_BACKTRACE) as if it failed. The
+/// hook stays quiet on a thread running a `#[should_panic]` test and defers
+/// to the previous hook everywhere else.
+fn quiet_expected_panics() {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !EXPECTING_PANIC.with(std::cell::Cell::get) {
+                previous(info);
+            }
+        }));
+    });
+}
+
 /// Runs the body, with `#[should_panic]` semantics.
 fn execute(case: &TestCase) -> Result<(), String> {
+    if case.should_panic {
+        quiet_expected_panics();
+    }
+    EXPECTING_PANIC.with(|e| e.set(case.should_panic));
     let result = catch_unwind(AssertUnwindSafe(case.run));
+    EXPECTING_PANIC.with(|e| e.set(false));
     match (result, case.should_panic) {
         (Ok(result), false) => result,
         (Err(payload), false) => Err(format!("test panicked: {}", panic_message(&*payload))),

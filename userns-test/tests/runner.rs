@@ -1,0 +1,388 @@
+//! The runner, observed from outside: the fixture suite
+//! (`tests/fixtures/runner_suite.rs`, `harness = false`) runs as a child
+//! process; its output, summary and exit code are checked.
+
+mod common;
+
+use std::process::Command;
+
+use common::{Host, sibling_test_binary};
+use userns_test::requires_userns;
+
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn ran(&self, test: &str) -> bool {
+        self.stdout.contains(&format!("BODY RAN: {test}\n"))
+    }
+
+    fn line(&self, prefix: &str) -> Option<&str> {
+        self.stdout.lines().find(|l| l.starts_with(prefix))
+    }
+
+    fn last_stdout_line(&self) -> &str {
+        self.stdout
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("")
+    }
+}
+
+fn clean(cmd: &mut Command) -> &mut Command {
+    for (k, _) in std::env::vars() {
+        if k.starts_with("USERNS_TEST_") || k == "NO_COLOR" {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("RUST_BACKTRACE", "0")
+}
+
+fn suite_on(host: &Host, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut all = vec!["--test-threads=1"];
+    all.extend_from_slice(args);
+    let mut cmd = host.command(sibling_test_binary("runner_suite"), &all);
+    let out = clean(&mut cmd)
+        .envs(env.iter().copied())
+        .output()
+        .expect("run the runner suite");
+    Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn suite(args: &[&str], env: &[(&str, &str)]) -> Run {
+    suite_on(&Host::Plain, args, env)
+}
+
+/// Every annotated function is collected, named by module path as libtest
+/// names it, so two modules may both have `creates_ns`.
+#[test]
+fn collects_every_annotated_test_by_module_path() {
+    let run = suite(&["--list"], &[]);
+    assert_eq!(run.code, Some(0));
+    let mut listed: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_suffix(": test"))
+        .collect();
+    listed.sort();
+    assert_eq!(
+        listed,
+        [
+            "async_body",
+            "mount::creates_ns",
+            "needs_net",
+            "needs_root",
+            "net::creates_ns",
+            "panics",
+            "plain",
+            "result_fails",
+            "should_panic_passes",
+        ]
+    );
+}
+
+/// Where everything is available, every body runs; the summary (on stderr)
+/// shows the matrix of exactly the abilities needed, and libtest's summary
+/// stays the last line on stdout.
+#[requires_userns(net, user, mount, root)]
+fn runs_everything_and_summarises() {
+    let run = suite(&["--nocapture"], &[]);
+    assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
+    for t in [
+        "needs_net",
+        "needs_root",
+        "mount::creates_ns",
+        "net::creates_ns",
+        "plain",
+        "async_body",
+    ] {
+        assert!(run.ran(t), "{t} did not run:\n{}", run.stdout);
+    }
+    assert!(
+        run.last_stdout_line()
+            .starts_with("test result: ok. 7 passed; 0 failed; 2 ignored;")
+    );
+    assert!(run.stderr.contains("userns-test: host: "), "{}", run.stderr);
+    let matrix: Vec<&str> = run
+        .stderr
+        .lines()
+        .skip_while(|l| !l.starts_with("userns-test: abilities this run needed:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(matrix, ["user", "mount", "net", "root"]);
+    assert!(run.stderr.contains("userns-test: no test skipped"));
+}
+
+/// Unmet requirements are reported as ignored with their reason, and the
+/// summary groups the skipped tests by reason with counts.
+#[test]
+fn unmet_tests_are_ignored_with_reason_and_grouped() {
+    let run = suite(&[], &[("USERNS_TEST_DENY", "net")]);
+    assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
+    let reason = "needs net: denied by USERNS_TEST_DENY; cause: USERNS_TEST_DENY lists this \
+                  ability; fix: remove `net` from USERNS_TEST_DENY";
+    let line = run.line("test needs_net ").unwrap();
+    assert!(
+        line.ends_with(&format!(" ... ignored ({reason})")),
+        "{line}"
+    );
+    assert!(
+        run.line("test net::creates_ns")
+            .unwrap()
+            .ends_with(&format!("ignored ({reason})"))
+    );
+    assert!(
+        run.last_stdout_line()
+            .starts_with("test result: ok. 5 passed; 0 failed; 4 ignored;")
+    );
+    assert!(
+        run.stderr
+            .contains("  net    no  denied by USERNS_TEST_DENY\n"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("userns-test: 2 skipped, by reason:\n"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains(&format!(
+            "  SKIPPED [2] {reason}\n      needs_net, net::creates_ns\n"
+        )),
+        "{}",
+        run.stderr
+    );
+}
+
+/// `--list --ignored` lists the unmet tests (what nextest reads to decide
+/// SKIP) along with the `#[ignore]`d ones.
+#[test]
+fn list_ignored_includes_unmet_tests() {
+    let run = suite(
+        &["--list", "--format", "terse", "--ignored"],
+        &[("USERNS_TEST_DENY", "net")],
+    );
+    let mut listed: Vec<&str> = run.stdout.lines().collect();
+    listed.sort();
+    assert_eq!(
+        listed,
+        [
+            "needs_net: test",
+            "net::creates_ns: test",
+            "panics: test",
+            "result_fails: test"
+        ]
+    );
+}
+
+/// Filters and `--exact` select by name, and only the abilities the
+/// selected tests need are probed (the matrix lists nothing else).
+#[test]
+fn filters_and_exact_probe_only_what_is_selected() {
+    let run = suite(&["net::", "--nocapture"], &[]);
+    assert!(run.ran("net::creates_ns") && !run.ran("needs_net") && !run.ran("plain"));
+    assert!(
+        run.last_stdout_line().contains("1 passed")
+            && run.last_stdout_line().contains("8 filtered out")
+    );
+    let exact = suite(&["--exact", "mount::creates_ns", "--nocapture"], &[]);
+    assert!(exact.ran("mount::creates_ns") && !exact.ran("net::creates_ns"));
+    let needed: Vec<&str> = exact
+        .stderr
+        .lines()
+        .skip_while(|l| !l.starts_with("userns-test: abilities this run needed:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .collect();
+    assert_eq!(needed.len(), 1, "{}", exact.stderr);
+    assert!(needed[0].trim_start().starts_with("mount"), "{needed:?}");
+    let skipped = suite(&["--skip", "creates_ns", "--nocapture"], &[]);
+    assert!(!skipped.ran("mount::creates_ns") && skipped.ran("plain"));
+}
+
+/// A `Result` test fails on `Err`, printing it; a panicking test fails with
+/// the panic message; `#[should_panic(expected)]` passes. Exit code 101.
+#[test]
+fn result_and_panic_failures() {
+    let run = suite(&["--ignored"], &[]);
+    assert_eq!(run.code, Some(101), "{}\n{}", run.stdout, run.stderr);
+    assert!(run.line("test result_fails ").unwrap().ends_with("FAILED"));
+    assert!(run.line("test panics ").unwrap().ends_with("FAILED"));
+    assert!(run.stdout.contains("Error: \"boom\""), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("test panicked: kaboom"),
+        "{}",
+        run.stdout
+    );
+    let ok = suite(&["--exact", "should_panic_passes"], &[]);
+    assert_eq!(ok.code, Some(0));
+    assert!(
+        !ok.stderr.contains("failed as expected"),
+        "an expected panic was printed: {}",
+        ok.stderr
+    );
+}
+
+/// USERNS_TEST_REQUIRE turns the skip into a failure with the same reason.
+#[test]
+fn require_fails_the_unmet_test() {
+    let run = suite(
+        &[],
+        &[("USERNS_TEST_DENY", "net"), ("USERNS_TEST_REQUIRE", "net")],
+    );
+    assert_eq!(run.code, Some(101));
+    assert!(run.line("test needs_net ").unwrap().ends_with("FAILED"));
+    assert!(run.stdout.contains(
+        "userns-test: USERNS_TEST_REQUIRE requires what this host lacks: needs net: denied by \
+         USERNS_TEST_DENY"
+    ));
+}
+
+/// `--include-ignored` runs an unmet test anyway, and says so.
+#[test]
+fn include_ignored_runs_unmet_tests_and_says_so() {
+    let run = suite(
+        &["--include-ignored", "--exact", "needs_net", "--nocapture"],
+        &[("USERNS_TEST_DENY", "net")],
+    );
+    assert!(run.ran("needs_net"), "{}", run.stdout);
+    assert!(
+        run.stderr
+            .contains("userns-test: running needs_net although its requirements are unmet"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// A malformed variable fails the gated tests, naming the variable and the
+/// word; the others run.
+#[test]
+fn malformed_environment_fails_gated_tests() {
+    let run = suite(&[], &[("USERNS_TEST_REQUIRE", "nte")]);
+    assert_eq!(run.code, Some(101));
+    assert!(
+        run.stdout
+            .contains("USERNS_TEST_REQUIRE=\"nte\": unknown ability `nte`; did you mean `net`?")
+    );
+    assert!(run.ran("plain"), "{}", run.stdout);
+    assert!(!run.stdout.contains("---- plain ----"), "{}", run.stdout);
+    assert!(run.stdout.contains("---- needs_net ----"), "{}", run.stdout);
+}
+
+/// Colour only when asked or on a terminal; `--color never` and pipes get
+/// none.
+#[test]
+fn colour_follows_the_terminal_and_the_flag() {
+    let piped = suite(&[], &[("USERNS_TEST_DENY", "net")]);
+    assert!(!piped.stderr.contains('\x1b'));
+    let forced = suite(&["--color", "always"], &[("USERNS_TEST_DENY", "net")]);
+    assert!(
+        forced.stderr.contains("\x1b[33mSKIPPED [2]\x1b[0m"),
+        "{}",
+        forced.stderr
+    );
+}
+
+/// Real restrictions, not DENY: as uid 65534 the root test is skipped with
+/// its real cause; under a Docker-like seccomp filter the namespace tests
+/// are.
+#[requires_userns(root)]
+fn restricted_hosts_skip_for_real_causes() {
+    let unprivileged = suite_on(&Host::Unprivileged, &[], &[]);
+    assert_eq!(
+        unprivileged.code,
+        Some(0),
+        "{}\n{}",
+        unprivileged.stdout,
+        unprivileged.stderr
+    );
+    assert!(unprivileged.line("test needs_root ").unwrap().contains(
+        "ignored (needs root: checking the real uid and user namespace failed: real uid 65534"
+    ));
+    let seccomp = suite_on(&Host::DockerSeccomp, &[], &[]);
+    assert_eq!(
+        seccomp.code,
+        Some(0),
+        "{}\n{}",
+        seccomp.stdout,
+        seccomp.stderr
+    );
+    for t in [
+        "test needs_net ",
+        "test net::creates_ns ",
+        "test mount::creates_ns ",
+    ] {
+        let line = seccomp.line(t).unwrap();
+        assert!(
+            line.contains(
+                "unshare(CLONE_NEWUSER) failed: EPERM (1); cause: a seccomp filter refuses"
+            ),
+            "{line}"
+        );
+    }
+    assert!(
+        seccomp
+            .stderr
+            .contains("SKIPPED [1] needs mount: unshare(CLONE_NEWUSER) failed: EPERM")
+    );
+}
+
+/// Under `cargo nextest run` (one process per test, skips decided when
+/// listing), an unmet test is SKIP, never PASS.
+#[test]
+fn nextest_reports_unmet_tests_as_skip() {
+    let nextest = Command::new("cargo")
+        .args(["nextest", "--version"])
+        .output();
+    if !nextest.is_ok_and(|o| o.status.success()) {
+        userns_test::skip(module_path!(), "cargo-nextest is not installed");
+        return;
+    }
+    let workspace = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let mut cmd = Command::new("cargo");
+    cmd.args([
+        "nextest",
+        "run",
+        "--workspace",
+        "-E",
+        "binary(runner_suite)",
+        "--status-level",
+        "skip",
+        "--final-status-level",
+        "none",
+        "--no-fail-fast",
+        "--color",
+        "never",
+    ])
+    .current_dir(workspace);
+    let out = clean(&mut cmd)
+        .env("USERNS_TEST_DENY", "net")
+        .output()
+        .expect("run nextest");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    let status = |test: &str| {
+        text.lines()
+            .find(|l| l.trim_end().ends_with(&format!("runner_suite {test}")))
+            .map(|l| l.split_whitespace().next().unwrap_or("").to_owned())
+    };
+    assert_eq!(status("needs_net").as_deref(), Some("SKIP"), "{text}");
+    assert_eq!(status("net::creates_ns").as_deref(), Some("SKIP"), "{text}");
+    assert_eq!(status("plain").as_deref(), Some("PASS"), "{text}");
+    assert_eq!(status("result_fails").as_deref(), Some("SKIP"), "{text}");
+}
