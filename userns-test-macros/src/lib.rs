@@ -318,6 +318,9 @@ fn runner_registration(
             #[linkme(crate = ::userns_test::__private::linkme)]
             static CASE: ::userns_test::__private::TestCase = ::userns_test::__private::TestCase {
                 path: ::core::concat!(::core::module_path!(), "::", #name),
+                name: ::userns_test::__private::libtest_name(
+                    ::core::concat!(::core::module_path!(), "::", #name),
+                ),
                 requires: &[#(#variants),*],
                 ignore: #ignore,
                 should_panic: #should_panic,

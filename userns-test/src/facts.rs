@@ -316,13 +316,15 @@ fn proc_overmounts(mountinfo: &str) -> Vec<String> {
 }
 
 fn proc_read_only(mountinfo: &str) -> bool {
+    // The last mount on /proc is the one in effect.
     mountinfo
         .lines()
         .rev()
-        .map(|l| l.split_whitespace().collect::<Vec<_>>())
-        .find(|f| f.get(4) == Some(&"/proc"))
-        .and_then(|f| f.get(5).map(|opts| opts.split(',').any(|o| o == "ro")))
-        .unwrap_or(false)
+        .find_map(|l| {
+            let mut fields = l.split_whitespace().skip(4);
+            (fields.next() == Some("/proc")).then(|| fields.next())?
+        })
+        .is_some_and(|opts| opts.split(',').any(|o| o == "ro"))
 }
 
 /// A chrooted process sees a root whose mount root is not `/`, or a root

@@ -105,6 +105,6 @@ macro_rules! main {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::gate::{SkipReturn, gate};
-    pub use crate::registry::{IntoOutcome, TESTS, TestCase};
+    pub use crate::registry::{IntoOutcome, TESTS, TestCase, libtest_name};
     pub use linkme;
 }

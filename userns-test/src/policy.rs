@@ -169,6 +169,22 @@ impl Unmet {
     pub fn abilities(&self) -> Vec<Ability> {
         self.reasons.iter().map(|(a, _)| *a).collect()
     }
+
+    /// What failed, without cause and remedy: `needs net: <step> failed:
+    /// <errno>`. The runner prints this for each skipped test, and the
+    /// cause and remedy once per group in its summary: a diagnosis repeated
+    /// on a thousand lines is noise, and printing it took most of a large
+    /// suite's run time.
+    pub fn brief(&self) -> String {
+        let mut out = String::new();
+        for (i, (ability, reason)) in self.reasons.iter().enumerate() {
+            if i > 0 {
+                out.push_str(" | ");
+            }
+            out.push_str(&format!("needs {ability}: {}", reason.short()));
+        }
+        out
+    }
 }
 
 impl fmt::Display for Unmet {

@@ -10,6 +10,12 @@ use crate::Ability;
 pub struct TestCase {
     /// `module_path!()::name`, crate name first.
     pub path: &'static str,
+    /// The name libtest gives the test: `path` without the crate name
+    /// (`mount::creates_ns`, or `creates_ns` at the crate root), so it is
+    /// the same under the runner, the default harness and nextest.
+    /// Computed at compile time by [`libtest_name`]: the runner asks for it
+    /// many times per test, in unoptimised test builds.
+    pub name: &'static str,
     /// The abilities it needs.
     pub requires: &'static [Ability],
     /// `#[ignore]` (`Some("")`) or `#[ignore = "why"]`.
@@ -23,14 +29,25 @@ pub struct TestCase {
 }
 
 impl TestCase {
-    /// The name libtest gives the test: its module path without the crate
-    /// name (`mount::creates_ns`, or `creates_ns` at the crate root), so it
-    /// is the same under the runner, the default harness and nextest.
+    /// The name libtest gives the test (see [`TestCase::name`](#structfield.name)).
     pub fn name(&self) -> &'static str {
-        self.path
-            .split_once("::")
-            .map_or(self.path, |(_, rest)| rest)
+        self.name
     }
+}
+
+/// `path` without its first segment, the crate name: `jailer::mount::x`
+/// -> `mount::x`. A `const fn` so the macro's registrations compute it at
+/// compile time.
+pub const fn libtest_name(path: &'static str) -> &'static str {
+    let bytes = path.as_bytes();
+    let mut i = 0;
+    while i + 1 < bytes.len() {
+        if bytes[i] == b':' && bytes[i + 1] == b':' {
+            return path.split_at(i + 2).1;
+        }
+        i += 1;
+    }
+    path
 }
 
 /// Every collected test of the binary.
@@ -52,5 +69,22 @@ impl IntoOutcome for () {
 impl<E: std::fmt::Debug> IntoOutcome for Result<(), E> {
     fn into_outcome(self) -> Result<(), String> {
         self.map_err(|e| format!("Error: {e:?}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::libtest_name;
+
+    #[test]
+    fn libtest_name_drops_the_crate_name() {
+        assert_eq!(
+            libtest_name("jailer::mount::creates_ns"),
+            "mount::creates_ns"
+        );
+        assert_eq!(libtest_name("jailer::creates_ns"), "creates_ns");
+        assert_eq!(libtest_name("creates_ns"), "creates_ns");
+        const AT_COMPILE_TIME: &str = libtest_name("suite::net::x");
+        assert_eq!(AT_COMPILE_TIME, "net::x");
     }
 }

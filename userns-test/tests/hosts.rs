@@ -220,3 +220,68 @@ fn setpcap_dropped_from_bounding_set() {
     );
     assert!(available(&doc, "user") && available(&doc, "net"));
 }
+
+/// The three ways bubblewrap can be unusable are three reasons, each as
+/// the operation itself reports it: a path with nothing there (ENOENT, not
+/// installed), a file the process may not execute (EACCES), and a program
+/// that runs but fails (its exit status and first stderr line).
+#[test]
+fn bwrap_missing_unexecutable_and_failing_are_distinct() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("userns-test-bwrap-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let missing = dir.join("missing-bwrap");
+    let unexecutable = dir.join("unexecutable-bwrap");
+    let failing = dir.join("failing-bwrap");
+    std::fs::write(&unexecutable, "#!/bin/sh\nexit 0\n").unwrap();
+    std::fs::set_permissions(&unexecutable, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::write(
+        &failing,
+        "#!/bin/sh\necho 'bwrap: No permissions to create new namespace' >&2\nexit 1\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&failing, std::fs::Permissions::from_mode(0o755)).unwrap();
+
+    let doctor_with = |bwrap: &std::path::Path| -> serde_json::Value {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_userns-test"))
+            .args(["doctor", "--json", "--only", "bwrap,bwrap_net"])
+            .env("USERNS_TEST_BWRAP", bwrap)
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).expect("doctor --json prints JSON")
+    };
+    // Ground truth: the same path started directly.
+    let started = |p: &std::path::Path| std::process::Command::new(p).output();
+
+    assert_eq!(
+        started(&missing).unwrap_err().raw_os_error(),
+        Some(libc::ENOENT)
+    );
+    let doc = doctor_with(&missing);
+    for ability in ["bwrap", "bwrap_net"] {
+        let v = verdict(&doc, ability);
+        assert_eq!(v["failure"]["name"], "ENOENT", "{v:#}");
+        assert_eq!(cause(&doc, ability), "not_installed", "{v:#}");
+    }
+
+    assert_eq!(
+        started(&unexecutable).unwrap_err().raw_os_error(),
+        Some(libc::EACCES)
+    );
+    let doc = doctor_with(&unexecutable);
+    let v = verdict(&doc, "bwrap");
+    assert_eq!(v["failure"]["name"], "EACCES", "{v:#}");
+    assert_eq!(v["step"]["kind"], "exec", "{v:#}");
+    assert_eq!(cause(&doc, "bwrap"), "not_executable", "{v:#}");
+
+    assert_eq!(started(&failing).unwrap().status.code(), Some(1));
+    let doc = doctor_with(&failing);
+    let v = verdict(&doc, "bwrap");
+    assert_eq!(v["step"]["kind"], "run", "{v:#}");
+    assert_eq!(v["failure"]["code"], 1, "{v:#}");
+    assert_eq!(
+        v["failure"]["stderr"], "bwrap: No permissions to create new namespace",
+        "{v:#}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

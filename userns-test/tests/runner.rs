@@ -4,7 +4,9 @@
 
 mod common;
 
+use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
+use std::sync::OnceLock;
 
 use common::{Host, sibling_test_binary};
 use userns_test::requires_userns;
@@ -42,11 +44,35 @@ fn clean(cmd: &mut Command) -> &mut Command {
     cmd.env("RUST_BACKTRACE", "0")
 }
 
+/// A stand-in for bubblewrap that succeeds and, when
+/// `FAKE_BWRAP_LOG` names a file, appends its arguments to it: the runner's
+/// tests need `bwrap` to be met on every machine and its probe to be
+/// observable, not a sandbox.
+fn fake_bwrap() -> &'static str {
+    static PATH: OnceLock<String> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("userns-test-runner-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("create a temporary directory");
+        let path = dir.join("bwrap");
+        std::fs::write(
+            &path,
+            "#!/bin/sh\n[ -n \"$FAKE_BWRAP_LOG\" ] && echo \"$@\" >> \"$FAKE_BWRAP_LOG\"\nexit 0\n",
+        )
+        .expect("write the fake bwrap");
+        for p in [&dir, &path] {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755))
+                .expect("make the fake bwrap executable");
+        }
+        path.to_string_lossy().into_owned()
+    })
+}
+
 fn suite_on(host: &Host, args: &[&str], env: &[(&str, &str)]) -> Run {
     let mut all = vec!["--test-threads=1"];
     all.extend_from_slice(args);
     let mut cmd = host.command(sibling_test_binary("runner_suite"), &all);
     let out = clean(&mut cmd)
+        .env("USERNS_TEST_BWRAP", fake_bwrap())
         .envs(env.iter().copied())
         .output()
         .expect("run the runner suite");
@@ -84,6 +110,7 @@ fn collects_every_annotated_test_by_module_path() {
             "panics",
             "plain",
             "result_fails",
+            "sandbox::runs_box",
             "should_panic_passes",
         ]
     );
@@ -103,12 +130,13 @@ fn runs_everything_and_summarises() {
         "net::creates_ns",
         "plain",
         "async_body",
+        "sandbox::runs_box",
     ] {
         assert!(run.ran(t), "{t} did not run:\n{}", run.stdout);
     }
     assert!(
         run.last_stdout_line()
-            .starts_with("test result: ok. 7 passed; 0 failed; 2 ignored;")
+            .starts_with("test result: ok. 8 passed; 0 failed; 2 ignored;")
     );
     assert!(run.stderr.contains("userns-test: host: "), "{}", run.stderr);
     let matrix: Vec<&str> = run
@@ -119,7 +147,7 @@ fn runs_everything_and_summarises() {
         .take_while(|l| l.starts_with("  "))
         .map(|l| l.split_whitespace().next().unwrap())
         .collect();
-    assert_eq!(matrix, ["user", "mount", "net", "root"]);
+    assert_eq!(matrix, ["user", "mount", "net", "bwrap", "root"]);
     assert!(run.stderr.contains("userns-test: no test skipped"));
 }
 
@@ -129,8 +157,9 @@ fn runs_everything_and_summarises() {
 fn unmet_tests_are_ignored_with_reason_and_grouped() {
     let run = suite(&[], &[("USERNS_TEST_DENY", "net")]);
     assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
-    let reason = "needs net: denied by USERNS_TEST_DENY; cause: USERNS_TEST_DENY lists this \
-                  ability; fix: remove `net` from USERNS_TEST_DENY";
+    // Per test: what failed; the cause and the remedy once per group, in
+    // the summary.
+    let reason = "needs net: denied by USERNS_TEST_DENY";
     let line = run.line("test needs_net ").unwrap();
     assert!(
         line.ends_with(&format!(" ... ignored ({reason})")),
@@ -143,7 +172,7 @@ fn unmet_tests_are_ignored_with_reason_and_grouped() {
     );
     assert!(
         run.last_stdout_line()
-            .starts_with("test result: ok. 5 passed; 0 failed; 4 ignored;")
+            .starts_with("test result: ok. 6 passed; 0 failed; 4 ignored;")
     );
     assert!(
         run.stderr
@@ -158,7 +187,9 @@ fn unmet_tests_are_ignored_with_reason_and_grouped() {
     );
     assert!(
         run.stderr.contains(&format!(
-            "  SKIPPED [2] {reason}\n      needs_net, net::creates_ns\n"
+            "  SKIPPED [2] {reason}\n      needs_net, net::creates_ns\n      \
+             cause: USERNS_TEST_DENY lists this ability\n      \
+             fix: remove `net` from USERNS_TEST_DENY\n"
         )),
         "{}",
         run.stderr
@@ -194,7 +225,7 @@ fn filters_and_exact_probe_only_what_is_selected() {
     assert!(run.ran("net::creates_ns") && !run.ran("needs_net") && !run.ran("plain"));
     assert!(
         run.last_stdout_line().contains("1 passed")
-            && run.last_stdout_line().contains("8 filtered out")
+            && run.last_stdout_line().contains("9 filtered out")
     );
     let exact = suite(&["--exact", "mount::creates_ns", "--nocapture"], &[]);
     assert!(exact.ran("mount::creates_ns") && !exact.ran("net::creates_ns"));
@@ -209,6 +240,34 @@ fn filters_and_exact_probe_only_what_is_selected() {
     assert!(needed[0].trim_start().starts_with("mount"), "{needed:?}");
     let skipped = suite(&["--skip", "creates_ns", "--nocapture"], &[]);
     assert!(!skipped.ran("mount::creates_ns") && skipped.ran("plain"));
+
+    // Probes are observed, not inferred from the matrix: the fake bwrap
+    // logs each time the `bwrap` probe runs it.
+    let log = std::env::temp_dir().join(format!("userns-test-bwrap-log-{}", std::process::id()));
+    let log_str = log.to_str().expect("a UTF-8 temporary path");
+    let probed = |args: &[&str]| {
+        let _ = std::fs::remove_file(&log);
+        suite(args, &[("FAKE_BWRAP_LOG", log_str)]);
+        log.exists()
+    };
+    assert!(probed(&[]), "a full run did not probe bwrap");
+    assert!(
+        probed(&["sandbox::"]),
+        "a run selecting the bwrap test did not probe it"
+    );
+    assert!(
+        !probed(&["--exact", "mount::creates_ns"]),
+        "--exact probed bwrap"
+    );
+    assert!(
+        !probed(&["no_test_has_this_name"]),
+        "an empty selection probed bwrap"
+    );
+    assert!(
+        !probed(&["--skip", "sandbox::"]),
+        "--skip still probed bwrap"
+    );
+    let _ = std::fs::remove_file(&log);
 }
 
 /// A `Result` test fails on `Err`, printing it; a panicking test fails with
@@ -325,16 +384,17 @@ fn restricted_hosts_skip_for_real_causes() {
     ] {
         let line = seccomp.line(t).unwrap();
         assert!(
-            line.contains(
-                "unshare(CLONE_NEWUSER) failed: EPERM (1); cause: a seccomp filter refuses"
-            ),
+            line.ends_with(": unshare(CLONE_NEWUSER) failed: EPERM (1))"),
             "{line}"
         );
     }
     assert!(
-        seccomp
-            .stderr
-            .contains("SKIPPED [1] needs mount: unshare(CLONE_NEWUSER) failed: EPERM")
+        seccomp.stderr.contains(
+            "SKIPPED [1] needs mount: unshare(CLONE_NEWUSER) failed: EPERM (1)\n      \
+             mount::creates_ns\n      cause: a seccomp filter refuses this system call"
+        ),
+        "{}",
+        seccomp.stderr
     );
 }
 

@@ -52,9 +52,27 @@ pub(super) fn bwrap(
             return (status, None);
         }
     };
-    let setuid = fs::metadata(&path)
-        .map(|m| m.permissions().mode() & 0o4000 != 0)
-        .unwrap_or(false);
+    let setuid = match fs::metadata(&path) {
+        Ok(m) => m.permissions().mode() & 0o4000 != 0,
+        // execve(2) resolves the same path and would fail the same way;
+        // stat(2) says so without creating a process.
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => {
+            let errno = e.raw_os_error().unwrap_or(libc::ENOENT);
+            let status = unavailable_because(
+                ability,
+                Step::FindProgram {
+                    program: path.display().to_string(),
+                },
+                Failure::errno(errno),
+                Cause::NotInstalled {
+                    program: format!("bwrap at {}", path.display()),
+                },
+                facts,
+            );
+            return (status, None);
+        }
+        Err(_) => false,
+    };
     let note = setuid.then(|| format!("{} is setuid root", path.display()));
     let mut args = vec!["--unshare-user"];
     if ability == Ability::BwrapNet {
@@ -226,7 +244,7 @@ fn run_program(
         .spawn();
     let mut child = match spawned {
         Ok(c) => c,
-        Err(e) => return exec_failure(ability, name, program, &command, &e, facts),
+        Err(e) => return exec_failure(ability, name, program, &e, facts),
     };
     let (status, stderr) = match wait_bounded(&mut child, timeout) {
         Some(status) => (status, read_stderr(&mut child)),
@@ -273,13 +291,12 @@ fn exec_failure(
     ability: Ability,
     name: &str,
     program: &Path,
-    command: &str,
     e: &io::Error,
     facts: &HostFacts,
 ) -> Status {
     let errno = e.raw_os_error().unwrap_or(libc::EIO);
     let step = Step::Exec {
-        command: command.to_owned(),
+        program: program.display().to_string(),
     };
     let failure = Failure::errno(errno);
     match errno {

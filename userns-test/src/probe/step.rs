@@ -71,8 +71,8 @@ pub enum Step {
     },
     /// Starting a program (`execve`).
     Exec {
-        /// The command line.
-        command: String,
+        /// The program's path: `execve` fails on it, whatever the arguments.
+        program: String,
     },
     /// Running a program to completion.
     Run {
@@ -117,7 +117,7 @@ impl fmt::Display for Step {
             Step::LoopbackUp => f.write_str("loopback: bringing lo up (ioctl SIOCSIFFLAGS)"),
             Step::Handshake => f.write_str("handshake between probe parent and child"),
             Step::FindProgram { program } => write!(f, "finding {program}"),
-            Step::Exec { command } => write!(f, "starting `{command}`"),
+            Step::Exec { program } => write!(f, "executing {program}"),
             Step::Run { command } => write!(f, "running `{command}`"),
             Step::ReadSubids { path } => write!(f, "looking up this user in {path}"),
             Step::CheckUid => f.write_str("checking the real uid and user namespace"),

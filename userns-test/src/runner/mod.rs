@@ -22,7 +22,7 @@
 
 mod summary;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
@@ -128,7 +128,13 @@ pub fn run(
         .collect();
     probe_in_parallel(needed.iter().copied().filter(|a| !denied.contains(a)));
 
-    let plans: Vec<Plan> = cases.iter().map(|c| plan(c, settings)).collect();
+    // Only selected tests are planned: planning asks for verdicts, and a
+    // test the filters exclude must not cost a probe.
+    let plans: Vec<Plan> = cases
+        .iter()
+        .zip(&selected)
+        .map(|(c, &sel)| if sel { plan(c, settings) } else { Plan::Run })
+        .collect();
     let records = Arc::new(Mutex::new(Vec::<TestRecord>::new()));
     let flag_unmet = args.list || args.ignored || args.include_ignored;
     let run_unmet = args.ignored || args.include_ignored;
@@ -141,9 +147,10 @@ pub fn run(
 
     let mut tests = records.lock().map(|r| r.clone()).unwrap_or_default();
     // Tests the run never called: filtered out, or flagged ignored and not
-    // asked for.
+    // asked for. (A set, not a scan per case: suites have thousands.)
+    let called: HashSet<String> = tests.iter().map(|t| t.name.clone()).collect();
     for (case, sel) in cases.iter().zip(&selected) {
-        if tests.iter().any(|t| t.name == case.name()) {
+        if called.contains(case.name()) {
             continue;
         }
         let outcome = match (sel, case.ignore) {
@@ -178,9 +185,11 @@ fn is_selected(args: &Arguments, case: &TestCase) -> bool {
 }
 
 /// The verdicts are cached per process; asking from one thread per
-/// ability probes them concurrently.
+/// ability probes them concurrently. The host facts (for diagnoses and the
+/// summary) are read meanwhile, while the probe children run.
 fn probe_in_parallel(abilities: impl Iterator<Item = Ability>) {
     std::thread::scope(|s| {
+        s.spawn(crate::HostFacts::get);
         for a in abilities {
             s.spawn(move || {
                 gate::probe(a);
@@ -260,7 +269,7 @@ fn trial(
                 Err(Failed::from(message))
             }
             Plan::Skip(unmet) if !run_unmet => {
-                let reason = unmet.to_string();
+                let reason = unmet.brief();
                 push(record(case, TestOutcome::Skipped { unmet }, Duration::ZERO));
                 Ok(Completion::ignored_with(reason))
             }

@@ -10,6 +10,7 @@ use libtest_mimic::{Arguments, ColorSetting};
 
 use super::{RunRecord, TestOutcome};
 use crate::HostFacts;
+use crate::policy::Unmet;
 
 /// How many test names a reason lists before "and N more".
 const NAMES_SHOWN: usize = 6;
@@ -92,28 +93,36 @@ pub fn write_summary(w: &mut impl Write, record: &RunRecord, color: bool) -> io:
         }
     }
 
-    let mut by_reason: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+    // Grouped by the whole reason, remedy included, so that two causes
+    // with different fixes never share a group.
+    let mut by_reason: BTreeMap<String, (&Unmet, Vec<&str>)> = BTreeMap::new();
     for t in &record.tests {
         if let TestOutcome::Skipped { unmet } = &t.outcome {
             by_reason
                 .entry(unmet.to_string())
-                .or_default()
+                .or_insert_with(|| (unmet, Vec::new()))
+                .1
                 .push(&t.name);
         }
     }
-    let skipped: usize = by_reason.values().map(Vec::len).sum();
+    let skipped: usize = by_reason.values().map(|(_, names)| names.len()).sum();
     if skipped == 0 {
         writeln!(w, "userns-test: no test skipped")?;
         return Ok(());
     }
     writeln!(w, "userns-test: {skipped} skipped, by reason:")?;
-    let mut groups: Vec<(String, Vec<&str>)> = by_reason.into_iter().collect();
-    groups.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then_with(|| a.0.cmp(&b.0)));
-    for (reason, names) in groups {
+    let mut groups: Vec<(&Unmet, Vec<&str>)> = by_reason.into_values().collect();
+    groups.sort_by(|a, b| {
+        b.1.len()
+            .cmp(&a.1.len())
+            .then_with(|| a.0.brief().cmp(&b.0.brief()))
+    });
+    for (unmet, names) in groups {
         writeln!(
             w,
-            "  {} {reason}",
-            paint.wrap("33", &format!("SKIPPED [{}]", names.len()))
+            "  {} {}",
+            paint.wrap("33", &format!("SKIPPED [{}]", names.len())),
+            unmet.brief()
         )?;
         let shown: Vec<&str> = names.iter().take(NAMES_SHOWN).copied().collect();
         let more = names.len().saturating_sub(NAMES_SHOWN);
@@ -123,6 +132,15 @@ pub fn write_summary(w: &mut impl Write, record: &RunRecord, color: bool) -> io:
             String::new()
         };
         writeln!(w, "      {}{tail}", shown.join(", "))?;
+        for (ability, reason) in &unmet.reasons {
+            let which = if unmet.reasons.len() == 1 {
+                String::new()
+            } else {
+                format!(" ({ability})")
+            };
+            writeln!(w, "      cause{which}: {}", reason.cause)?;
+            writeln!(w, "      fix{which}: {}", reason.remedy)?;
+        }
     }
     Ok(())
 }

@@ -204,8 +204,51 @@ pub fn available(doc: &serde_json::Value, ability: &str) -> bool {
     verdict(doc, ability)["verdict"] == "available"
 }
 
-/// The newest test binary named `name-<hash>` beside this one.
+/// The test binary of this package's test target `name`, built now if it
+/// is stale: `cargo test --test runner` alone builds only `runner`, and an
+/// old fixture would make the assertions describe old code. Asks cargo
+/// (a no-op when fresh); without cargo, the newest `name-<hash>` beside
+/// this binary.
 pub fn sibling_test_binary(name: &str) -> PathBuf {
+    static BUILT: std::sync::Mutex<Vec<(String, PathBuf)>> = std::sync::Mutex::new(Vec::new());
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, path)) = built.iter().find(|(n, _)| n == name) {
+        return path.clone();
+    }
+    let path = cargo_build_test(name).unwrap_or_else(|| newest_sibling(name));
+    built.push((name.to_owned(), path.clone()));
+    path
+}
+
+fn cargo_build_test(name: &str) -> Option<PathBuf> {
+    let cargo = std::env::var_os("CARGO")?;
+    let output = Command::new(cargo)
+        .args([
+            "build",
+            "--quiet",
+            "--message-format",
+            "json",
+            "--test",
+            name,
+        ])
+        .arg("--manifest-path")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
+        .output()
+        .ok()?;
+    assert!(
+        output.status.success(),
+        "building the `{name}` test target failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+        .stdout
+        .split(|&b| b == b'\n')
+        .filter_map(|line| serde_json::from_slice::<serde_json::Value>(line).ok())
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == name)
+        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+}
+
+fn newest_sibling(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
     let dir = exe.parent().expect("a deps directory");
     let prefix = format!("{name}-");

@@ -1,0 +1,453 @@
+//! Benchmark: what the runner costs a suite, against the alternatives.
+//!
+//! `cargo run --release -p userns-test --example runner_overhead`
+//! (options: `--tests 200,2000`, `--runs 21`, `--dir PATH`, `--reuse`)
+//!
+//! Generates the same suite three ways, each a package of its own with its
+//! own target directory, so builds and crate counts are independent:
+//!
+//! - **userns-test**: `harness = false`, `userns_test::main!()`; half the
+//!   tests `#[requires_userns(user)]` (met), half `#[requires_userns(bwrap)]`
+//!   with `USERNS_TEST_BWRAP` naming a file that does not exist (unmet: the
+//!   real probe runs and finds nothing to execute);
+//! - **test-with**: its runtime runner (`test_with::runner!`,
+//!   `#[test_with::module]`), half the tests `#[runtime_executable(sh)]`
+//!   (met), half `#[runtime_executable(<missing tool>)]` (unmet), with only the
+//!   `runtime` and `executable` features (its smallest configuration for this);
+//! - **libtest**: the default harness, half the tests plain, half
+//!   `#[ignore = "..."]` (decided at compile time, the floor for the run).
+//!
+//! Each package is built from clean (`cargo build --tests`, dev profile, as
+//! `cargo test` builds it) after its dependencies are fetched, timing the
+//! build and counting the crates compiled. Then every binary is run
+//! `--runs` times, interleaved so that drift on the machine hits all three
+//! alike, with output to `/dev/null`; the figure is the median wall time of
+//! the whole binary. Before timing, one run of each is checked to pass half
+//! the tests and skip the other half, so the suites measured are the
+//! suites described.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Copy, PartialEq)]
+enum Framework {
+    UsernsTest,
+    TestWith,
+    Libtest,
+}
+
+impl Framework {
+    const ALL: [Framework; 3] = [
+        Framework::UsernsTest,
+        Framework::TestWith,
+        Framework::Libtest,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Framework::UsernsTest => "userns-test runner",
+            Framework::TestWith => "test-with runtime runner",
+            Framework::Libtest => "libtest #[ignore]",
+        }
+    }
+
+    fn slug(self) -> &'static str {
+        match self {
+            Framework::UsernsTest => "userns-test",
+            Framework::TestWith => "test-with",
+            Framework::Libtest => "libtest",
+        }
+    }
+}
+
+struct Options {
+    sizes: Vec<usize>,
+    runs: usize,
+    dir: PathBuf,
+    reuse: bool,
+}
+
+fn parse_options() -> Result<Options, String> {
+    use lexopt::prelude::*;
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .ok_or("CARGO_MANIFEST_DIR has no parent")?
+        .to_path_buf();
+    let mut options = Options {
+        sizes: vec![200],
+        runs: 21,
+        dir: workspace.join("target/runner-overhead"),
+        reuse: false,
+    };
+    let mut parser = lexopt::Parser::from_env();
+    while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
+        match arg {
+            Long("tests") => {
+                let value = parser.value().map_err(|e| e.to_string())?;
+                let value = value.to_string_lossy();
+                options.sizes = value
+                    .split(',')
+                    .map(|n| match n.trim().parse::<usize>() {
+                        Ok(n) if n >= 2 && n % 2 == 0 => Ok(n),
+                        _ => Err(format!(
+                            "--tests: `{n}` is not an even number of tests >= 2"
+                        )),
+                    })
+                    .collect::<Result<_, _>>()?;
+            }
+            Long("runs") => {
+                let value: usize = parser
+                    .value()
+                    .map_err(|e| e.to_string())?
+                    .parse()
+                    .map_err(|e| format!("--runs: {e}"))?;
+                if value == 0 {
+                    return Err("--runs: must be at least 1".into());
+                }
+                options.runs = value;
+            }
+            Long("dir") => options.dir = parser.value().map_err(|e| e.to_string())?.into(),
+            Long("reuse") => options.reuse = true,
+            Long("help") | Short('h') => {
+                println!(
+                    "runner_overhead [--tests 200,2000] [--runs 21] [--dir PATH] [--reuse]\n\n\
+                     --reuse keeps earlier builds (no build figures)."
+                );
+                std::process::exit(0);
+            }
+            _ => return Err(arg.unexpected().to_string()),
+        }
+    }
+    Ok(options)
+}
+
+/// A generated suite: one package, its own workspace and target directory.
+struct Suite {
+    framework: Framework,
+    tests: usize,
+    root: PathBuf,
+}
+
+impl Suite {
+    fn target_dir(&self) -> PathBuf {
+        self.root.join("target")
+    }
+
+    fn manifest(&self) -> PathBuf {
+        self.root.join("Cargo.toml")
+    }
+
+    fn generate(&self, userns_test_path: &Path, lockfile: &Path) -> Result<(), String> {
+        let name = format!("bench-{}-{}", self.framework.slug(), self.tests);
+        let half = self.tests / 2;
+        let (dependency, harness, source) = match self.framework {
+            Framework::UsernsTest => (
+                format!("userns-test = {{ path = {:?} }}", userns_test_path.display().to_string()),
+                false,
+                userns_test_source(half),
+            ),
+            Framework::TestWith => (
+                r#"test-with = { version = "0.17", default-features = false, features = ["runtime", "executable"] }"#.to_string(),
+                false,
+                test_with_source(half),
+            ),
+            Framework::Libtest => (String::new(), true, libtest_source(half)),
+        };
+        let manifest = format!(
+            "[package]\nname = \"{name}\"\nversion = \"0.0.0\"\nedition = \"2024\"\npublish = false\n\n\
+             [workspace]\n\n[dev-dependencies]\n{dependency}\n\n\
+             [[test]]\nname = \"suite\"\npath = \"tests/suite.rs\"\nharness = {harness}\n"
+        );
+        std::fs::create_dir_all(self.root.join("tests"))
+            .map_err(|e| io_error("create", &self.root, e))?;
+        std::fs::create_dir_all(self.root.join("src"))
+            .map_err(|e| io_error("create", &self.root, e))?;
+        write(&self.manifest(), &manifest)?;
+        write(&self.root.join("src/lib.rs"), "")?;
+        write(&self.root.join("tests/suite.rs"), &source)?;
+        // The userns-test suite resolves to the versions this workspace
+        // tests with; cargo drops the entries it does not need.
+        if self.framework == Framework::UsernsTest && !self.root.join("Cargo.lock").exists() {
+            std::fs::copy(lockfile, self.root.join("Cargo.lock"))
+                .map_err(|e| io_error("copy", lockfile, e))?;
+        }
+        Ok(())
+    }
+}
+
+const BODY: &str = "assert_eq!(std::hint::black_box(2_u32) + 2, 4);";
+const MISSING_TOOL: &str = "userns-test-bench-missing-tool";
+
+fn userns_test_source(half: usize) -> String {
+    let mut s = String::new();
+    for i in 0..half {
+        let _ = writeln!(
+            s,
+            "#[userns_test::requires_userns(user)]\nfn met_{i:05}() {{ {BODY} }}"
+        );
+        let _ = writeln!(
+            s,
+            "#[userns_test::requires_userns(bwrap)]\nfn unmet_{i:05}() {{ {BODY} }}"
+        );
+    }
+    s.push_str("userns_test::main!();\n");
+    s
+}
+
+fn test_with_source(half: usize) -> String {
+    let mut s = String::from("test_with::runner!(suite);\n#[test_with::module]\nmod suite {\n");
+    for i in 0..half {
+        let _ = writeln!(
+            s,
+            "#[test_with::runtime_executable(sh)]\nfn met_{i:05}() {{ {BODY} }}"
+        );
+        let _ = writeln!(
+            s,
+            "#[test_with::runtime_executable({MISSING_TOOL})]\nfn unmet_{i:05}() {{ {BODY} }}"
+        );
+    }
+    s.push_str("}\n");
+    s
+}
+
+fn libtest_source(half: usize) -> String {
+    let mut s = String::new();
+    for i in 0..half {
+        let _ = writeln!(s, "#[test]\nfn met_{i:05}() {{ {BODY} }}");
+        let _ = writeln!(
+            s,
+            "#[test]\n#[ignore = \"needs {MISSING_TOOL}\"]\nfn unmet_{i:05}() {{ {BODY} }}"
+        );
+    }
+    s
+}
+
+fn write(path: &Path, contents: &str) -> Result<(), String> {
+    // Rewriting an unchanged file would make cargo rebuild under --reuse.
+    if std::fs::read_to_string(path).is_ok_and(|old| old == contents) {
+        return Ok(());
+    }
+    std::fs::write(path, contents).map_err(|e| io_error("write", path, e))
+}
+
+fn io_error(what: &str, path: &Path, e: std::io::Error) -> String {
+    format!("{what} {}: {e}", path.display())
+}
+
+struct Build {
+    binary: PathBuf,
+    /// Clean build time, or `None` under `--reuse`.
+    seconds: Option<f64>,
+    /// Crates compiled by a clean build, the suite's own package excluded.
+    crates: Option<usize>,
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+fn build(suite: &Suite, reuse: bool) -> Result<Build, String> {
+    let manifest = suite.manifest();
+    // Fetch first so the timed build measures compilation, not the network.
+    let status = cargo()
+        .args(["fetch", "--quiet", "--manifest-path"])
+        .arg(&manifest)
+        .status()
+        .map_err(|e| format!("running cargo fetch: {e}"))?;
+    if !status.success() {
+        return Err(format!(
+            "cargo fetch for {} failed: {status}",
+            manifest.display()
+        ));
+    }
+    let clean = !reuse || !suite.target_dir().exists();
+    if clean && suite.target_dir().exists() {
+        std::fs::remove_dir_all(suite.target_dir())
+            .map_err(|e| io_error("remove", &suite.target_dir(), e))?;
+    }
+    let started = Instant::now();
+    let output = cargo()
+        .args([
+            "build",
+            "--tests",
+            "--message-format",
+            "json",
+            "--manifest-path",
+        ])
+        .arg(&manifest)
+        .arg("--target-dir")
+        .arg(suite.target_dir())
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_BUILD_RUSTFLAGS")
+        .env_remove("CARGO_TARGET_DIR")
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("running cargo build: {e}"))?;
+    let seconds = started.elapsed().as_secs_f64();
+    if !output.status.success() {
+        return Err(format!(
+            "cargo build for {} failed: {}",
+            manifest.display(),
+            output.status
+        ));
+    }
+    let mut packages = BTreeSet::new();
+    let mut binary = None;
+    for line in output
+        .stdout
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+    {
+        let message: serde_json::Value =
+            serde_json::from_slice(line).map_err(|e| format!("cargo's JSON message: {e}"))?;
+        if message["reason"] != "compiler-artifact" {
+            continue;
+        }
+        if let Some(id) = message["package_id"].as_str() {
+            packages.insert(id.to_string());
+        }
+        if message["target"]["name"] == "suite"
+            && let Some(path) = message["executable"].as_str()
+        {
+            binary = Some(PathBuf::from(path));
+        }
+    }
+    let binary =
+        binary.ok_or_else(|| format!("no `suite` test binary in {}", manifest.display()))?;
+    Ok(Build {
+        binary,
+        seconds: clean.then_some(seconds),
+        // All packages but the suite itself.
+        crates: clean.then(|| packages.len().saturating_sub(1)),
+    })
+}
+
+fn suite_command(framework: Framework, binary: &Path) -> Command {
+    let mut command = Command::new(binary);
+    for var in [
+        "USERNS_TEST_REQUIRE",
+        "USERNS_TEST_DENY",
+        "RUST_TEST_THREADS",
+        "NO_COLOR",
+    ] {
+        command.env_remove(var);
+    }
+    if framework == Framework::UsernsTest {
+        command.env("USERNS_TEST_BWRAP", format!("/nonexistent/{MISSING_TOOL}"));
+    }
+    command
+}
+
+/// One run with its output read back: the suite must pass half its tests
+/// and skip the other half, or the figures would describe something else.
+fn check_shape(framework: Framework, binary: &Path, tests: usize) -> Result<(), String> {
+    let output = suite_command(framework, binary)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("running {}: {e}", binary.display()))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let expected = format!(
+        "test result: ok. {0} passed; 0 failed; {0} ignored",
+        tests / 2
+    );
+    if !output.status.success() || !stdout.contains(&expected) {
+        return Err(format!(
+            "{} suite of {tests}: expected `{expected}`, got exit {} and:\n{}{}",
+            framework.label(),
+            output.status,
+            stdout,
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    Ok(())
+}
+
+fn wall_time(framework: Framework, binary: &Path) -> Result<Duration, String> {
+    let started = Instant::now();
+    let status = suite_command(framework, binary)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map_err(|e| format!("running {}: {e}", binary.display()))?;
+    let elapsed = started.elapsed();
+    if !status.success() {
+        return Err(format!("{} exited with {status}", binary.display()));
+    }
+    Ok(elapsed)
+}
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+fn main() {
+    if let Err(message) = run() {
+        eprintln!("runner_overhead: {message}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<(), String> {
+    let options = parse_options()?;
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let lockfile = crate_dir
+        .parent()
+        .ok_or("CARGO_MANIFEST_DIR has no parent")?
+        .join("Cargo.lock");
+    println!(
+        "runner overhead: {} runs per suite, median wall time of the whole test binary (dev profile)",
+        options.runs
+    );
+    for &tests in &options.sizes {
+        let mut builds = Vec::new();
+        for framework in Framework::ALL {
+            let suite = Suite {
+                framework,
+                tests,
+                root: options.dir.join(format!("{}-{tests}", framework.slug())),
+            };
+            suite.generate(crate_dir, &lockfile)?;
+            eprintln!("building {} suite of {tests} tests ...", framework.label());
+            let build = build(&suite, options.reuse)?;
+            check_shape(framework, &build.binary, tests)?;
+            builds.push((framework, build));
+        }
+        let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); builds.len()];
+        for run in 0..options.runs {
+            // Rotate the order so no framework always runs first.
+            for k in 0..builds.len() {
+                let index = (run + k) % builds.len();
+                let (framework, build) = &builds[index];
+                samples[index].push(wall_time(*framework, &build.binary)?);
+            }
+        }
+        let medians: Vec<Duration> = samples.into_iter().map(median).collect();
+        let fastest_other = medians[1..].iter().min().copied().unwrap_or_default();
+        println!(
+            "\n{tests} tests, {} skipped by an unmet requirement:",
+            tests / 2
+        );
+        println!(
+            "  {:<26} {:>10} {:>10} {:>12} {:>8}",
+            "", "wall (ms)", "vs fastest", "clean build", "crates"
+        );
+        for ((framework, build), median) in builds.iter().zip(&medians) {
+            let ratio = median.as_secs_f64() / fastest_other.as_secs_f64();
+            println!(
+                "  {:<26} {:>10.2} {:>9.2}x {:>12} {:>8}",
+                framework.label(),
+                median.as_secs_f64() * 1e3,
+                ratio,
+                build.seconds.map_or("-".into(), |s| format!("{s:.1} s")),
+                build.crates.map_or("-".into(), |c| c.to_string()),
+            );
+        }
+    }
+    println!("\n(`vs fastest` divides by the faster of test-with and libtest.)");
+    Ok(())
+}
