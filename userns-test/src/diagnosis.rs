@@ -486,6 +486,63 @@ pub(crate) fn remedy_for(ability: Ability, cause: &Cause, facts: &HostFacts) -> 
     Some(remedy(ability, cause, facts))
 }
 
+/// An AppArmor 4 profile that grants `userns,` to exactly the program at
+/// `path` (absolute; `*` globs allowed), with the commands to install and
+/// load it and what it permits, as comments: the narrow remedy for
+/// `kernel.apparmor_restrict_unprivileged_userns=1`.
+pub fn apparmor_profile(path: &str) -> String {
+    let base = path.rsplit('/').next().unwrap_or(path);
+    let mut name: String = base
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    name = name.trim_matches('-').to_owned();
+    if name.is_empty() {
+        name = "tests".into();
+    }
+    let profile = format!("userns-test-{name}");
+    // AppArmor needs quotes around a path with spaces and the like.
+    let attach = if path
+        .chars()
+        .any(|c| c.is_whitespace() || c == '"' || c == '#')
+    {
+        format!("\"{}\"", path.replace('"', "\\\""))
+    } else {
+        path.to_owned()
+    };
+    let file = format!("/etc/apparmor.d/{profile}");
+    format!(
+        "# AppArmor 4 profile for {path}\n\
+         # It lets this program, and nothing else, use user namespaces while\n\
+         # kernel.apparmor_restrict_unprivileged_userns=1 (Ubuntu 23.10 and later).\n\
+         #\n\
+         # Install and load it:\n\
+         #   userns-test apparmor-profile {path} | sudo tee {file}\n\
+         #   sudo apparmor_parser -r {file}\n\
+         # Remove it:\n\
+         #   sudo rm {file} && sudo apparmor_parser -R {profile}\n\
+         #\n\
+         # WARNING: `flags=(unconfined)` plus `userns,` gives this program the whole\n\
+         # unprivileged user-namespace attack surface the sysctl closes: any code it\n\
+         # runs may create namespaces and use capabilities inside them. Attach it only\n\
+         # to binaries you build and trust; a glob (`*`) covers every file it matches.\n\
+         abi <abi/4.0>,\n\
+         include <tunables/global>\n\
+         \n\
+         profile {profile} {attach} flags=(unconfined) {{\n\
+         \x20 userns,\n\
+         \n\
+         \x20 include if exists <local/{profile}>\n\
+         }}\n"
+    )
+}
+
 /// The narrowest fix first; host-wide switches last, with their cost.
 fn remedy(ability: Ability, cause: &Cause, facts: &HostFacts) -> String {
     match cause {
@@ -497,7 +554,8 @@ fn remedy(ability: Ability, cause: &Cause, facts: &HostFacts) -> String {
                  <tunables/global> profile userns-test {glob} flags=(unconfined) {{ userns, \
                  include if exists <local/userns-test> }}`, loaded with `sudo apparmor_parser -r \
                  /etc/apparmor.d/userns-test` (cargo names test binaries with a hash, so the \
-                 glob covers every binary in that directory); host-wide: `sudo sysctl -w \
+                 glob covers every binary in that directory; `userns-test apparmor-profile \
+                 BINARY` prints one); host-wide: `sudo sysctl -w \
                  kernel.apparmor_restrict_unprivileged_userns=0` (re-exposes the unprivileged \
                  user-namespace attack surface to every program on the host)"
             )

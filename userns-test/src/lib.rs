@@ -61,6 +61,7 @@ mod gate;
 pub mod policy;
 pub mod probe;
 pub mod registry;
+pub mod report;
 pub mod runner;
 pub mod verdict;
 
@@ -96,7 +97,13 @@ pub use userns_test_macros::test;
 macro_rules! main {
     () => {
         fn main() -> ::std::process::ExitCode {
-            $crate::runner::run_main()
+            // Named as nextest names it (`package::target`) under every
+            // runner, so reports from cargo test and nextest line up.
+            $crate::runner::run_main_named(::core::concat!(
+                ::core::env!("CARGO_PKG_NAME"),
+                "::",
+                ::core::env!("CARGO_CRATE_NAME")
+            ))
         }
     };
 }

@@ -61,6 +61,9 @@ pub enum TestOutcome {
     },
     /// Not selected by the command line's filters.
     FilteredOut,
+    /// Listed (`--list`) to be run in a process of its own, as nextest
+    /// does; its outcome comes from that process.
+    NotRun,
 }
 
 /// One test of the run, with its outcome.
@@ -98,8 +101,15 @@ enum Plan {
     Fail(String),
 }
 
-/// The `main` of a `harness = false` target.
+/// The `main` of a `harness = false` target, named in reports after its
+/// executable (or nextest's binary id); [`main!`](crate::main) names it
+/// `package::target` instead.
 pub fn run_main() -> ExitCode {
+    run_main_named(&crate::report::binary_name())
+}
+
+/// The `main` of a `harness = false` target named `binary` in reports.
+pub fn run_main_named(binary: &str) -> ExitCode {
     let args = Arguments::from_args();
     let mut cases: Vec<&'static TestCase> = TESTS.iter().collect();
     cases.sort_by_key(|c| c.name());
@@ -109,7 +119,21 @@ pub fn run_main() -> ExitCode {
         let mut err = std::io::stderr().lock();
         let _ = write_summary(&mut err, &record, color);
     }
-    conclusion.exit_code()
+    let destinations = crate::report::Destinations::from_env();
+    let errors = match crate::report::Phase::current(&args) {
+        Some(phase) if destinations.any() => {
+            crate::report::emit(&destinations, phase, binary, &record)
+        }
+        _ => Vec::new(),
+    };
+    for e in &errors {
+        eprintln!("userns-test: {e}");
+    }
+    match (errors.is_empty(), conclusion.has_failed()) {
+        // A report that could not be written fails a run that passed.
+        (false, false) => ExitCode::from(1),
+        _ => conclusion.exit_code(),
+    }
 }
 
 /// Runs `cases` under `args`: the whole flow, without the final summary.
@@ -135,6 +159,18 @@ pub fn run(
         .zip(&selected)
         .map(|(c, &sel)| if sel { plan(c, settings) } else { Plan::Run })
         .collect();
+    // At list time, what each selected test will do, for reports: nextest
+    // never starts a process for a test listed as ignored.
+    let listed: Vec<Option<TestOutcome>> = plans
+        .iter()
+        .map(|p| match p {
+            Plan::Skip(unmet) if args.list => Some(TestOutcome::Skipped {
+                unmet: unmet.clone(),
+            }),
+            _ if args.list => Some(TestOutcome::NotRun),
+            _ => None,
+        })
+        .collect();
     let records = Arc::new(Mutex::new(Vec::<TestRecord>::new()));
     let flag_unmet = args.list || args.ignored || args.include_ignored;
     let run_unmet = args.ignored || args.include_ignored;
@@ -149,14 +185,15 @@ pub fn run(
     // Tests the run never called: filtered out, or flagged ignored and not
     // asked for. (A set, not a scan per case: suites have thousands.)
     let called: HashSet<String> = tests.iter().map(|t| t.name.clone()).collect();
-    for (case, sel) in cases.iter().zip(&selected) {
+    for ((case, sel), listed) in cases.iter().zip(&selected).zip(listed) {
         if called.contains(case.name()) {
             continue;
         }
-        let outcome = match (sel, case.ignore) {
-            (true, Some(reason)) => TestOutcome::Ignored {
+        let outcome = match (sel, case.ignore, listed) {
+            (true, Some(reason), _) => TestOutcome::Ignored {
                 reason: reason.into(),
             },
+            (true, None, Some(listed)) => listed,
             _ => TestOutcome::FilteredOut,
         };
         tests.push(record(case, outcome, Duration::ZERO));
