@@ -97,6 +97,28 @@ impl Store {
             }
             parts.push(part);
         }
+        // Outcomes without a listing part: nextest before 0.9.138 does not
+        // tell the listing which run it belongs to, so only the test
+        // processes contribute (skipped tests, never started, are absent).
+        let mut orphans: Vec<PathBuf> = fs::read_dir(&self.dir)?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_dir() && !p.with_extension("json").exists())
+            .collect();
+        orphans.sort();
+        for dir in orphans {
+            let mut tests: Vec<TestEntry> = Vec::new();
+            for entry in fs::read_dir(&dir)?.flatten() {
+                tests.push(read_json(&entry.path())?);
+            }
+            if let Some(first) = tests.first() {
+                parts.push(BinaryPart {
+                    binary: first.binary.clone(),
+                    abilities: Vec::new(),
+                    tests,
+                });
+            }
+        }
         let report = Report::assemble(run, parts);
         Ok(write(&report))
     }
@@ -183,6 +205,84 @@ mod tests {
         assert_eq!(safe_name("net::creates_ns"), "net%3A%3Acreates_ns");
         assert_ne!(safe_name("a::b"), safe_name("a__b"));
         assert_eq!(safe_name("jailer"), "jailer");
+    }
+
+    fn entry(name: &str, outcome: Outcome) -> TestEntry {
+        TestEntry {
+            binary: "pkg::suite".into(),
+            name: name.into(),
+            requires: vec!["net".into()],
+            outcome,
+            message: None,
+            lacking: Vec::new(),
+            duration_ms: 1.0,
+            ran_despite_unmet: false,
+        }
+    }
+
+    /// The listing's part, then each test process's outcome: the assembled
+    /// report has every test once, with the latest outcome; outcomes
+    /// without a listing still make a report.
+    #[test]
+    fn parts_and_outcomes_assemble_into_one_report() {
+        let dir = std::env::temp_dir().join(format!("userns-test-parts-{}", std::process::id()));
+        let run = RunId {
+            kind: "nextest".into(),
+            id: "r1".into(),
+        };
+        let store = Store::open(&dir.join("report.json"), &run).unwrap();
+        let part = |tests| BinaryPart {
+            binary: "pkg::suite".into(),
+            abilities: Vec::new(),
+            tests,
+        };
+        store
+            .add_part(&part(vec![
+                entry("a", Outcome::NotRun),
+                entry("b", Outcome::Skipped),
+            ]))
+            .unwrap();
+        store
+            .add_test_outcomes(&part(vec![
+                entry("a", Outcome::Passed),
+                entry("b", Outcome::FilteredOut),
+            ]))
+            .unwrap();
+        let outcomes = |store: &Store, run: &RunId| {
+            let mut seen = Vec::new();
+            store
+                .assemble_locked(run.clone(), |r| {
+                    seen = r
+                        .tests
+                        .iter()
+                        .map(|t| (t.name.clone(), t.outcome))
+                        .collect();
+                    Vec::new()
+                })
+                .unwrap();
+            seen
+        };
+        assert_eq!(
+            outcomes(&store, &run),
+            [
+                ("a".to_owned(), Outcome::Passed),
+                ("b".to_owned(), Outcome::Skipped)
+            ]
+        );
+
+        let old_nextest = RunId {
+            kind: "nextest".into(),
+            id: "r2".into(),
+        };
+        let store = Store::open(&dir.join("report.json"), &old_nextest).unwrap();
+        store
+            .add_test_outcomes(&part(vec![entry("a", Outcome::Failed)]))
+            .unwrap();
+        assert_eq!(
+            outcomes(&store, &old_nextest),
+            [("a".to_owned(), Outcome::Failed)]
+        );
+        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]
