@@ -333,7 +333,8 @@ fn find_cause(ability: Ability, step: &Step, failure: &Failure, facts: &HostFact
         _ => return Cause::Unexplained,
     };
     match step {
-        Step::Clone { flags } if errno == libc::EAGAIN => Cause::ProcessLimit {
+        // Starting a program forks first: EAGAIN there is the same limit.
+        Step::Clone { .. } | Step::Exec { .. } if errno == libc::EAGAIN => Cause::ProcessLimit {
             limit: nproc_limit(),
         },
         Step::Clone { .. } if errno == libc::ENOMEM => Cause::OutOfMemory,

@@ -88,15 +88,59 @@ fn children() -> BTreeSet<String> {
     all
 }
 
-/// 500 uncached probes of the namespace abilities leave no descriptor, no
-/// child (zombie or not) and no mount behind.
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// The sysctls the probes could be suspected of touching.
+fn sysctls() -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for dir in ["/proc/sys/user", "/proc/sys/kernel"] {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let relevant = dir.ends_with("user")
+                || name.contains("userns")
+                || name.contains("apparmor")
+                || name == "cap_last_cap"
+                || name == "hostname";
+            if relevant {
+                out.push((
+                    name,
+                    std::fs::read_to_string(entry.path()).unwrap_or_default(),
+                ));
+            }
+        }
+    }
+    out
+}
+
+fn temp_entries() -> BTreeSet<String> {
+    std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+/// 10,000 uncached probes of the namespace abilities leave no descriptor,
+/// no child (zombie or not), no mount, no memory growth behind, and change
+/// no sysctl and no file of the host.
 #[requires_userns(user)]
 fn repeated_probes_leave_nothing_behind() {
     let options = ProbeOptions::default();
-    let _ = probe_with(Ability::User, &options); // warm up lazily opened files
-    let (fds, kids) = (open_fds(), children());
+    // Warm up: lazily opened files, the allocator's arenas.
+    for a in NAMESPACE_ABILITIES {
+        let _ = probe_with(a, &options);
+    }
+    let (fds, kids, rss) = (open_fds(), children(), rss_kib());
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    for i in 0..500 {
+    let (settings, temp) = (sysctls(), temp_entries());
+    for i in 0..10_000 {
         let v = probe_with(NAMESPACE_ABILITIES[i % NAMESPACE_ABILITIES.len()], &options);
         assert!(v.is_available(), "{v}");
     }
@@ -106,6 +150,10 @@ fn repeated_probes_leave_nothing_behind() {
         std::fs::read_to_string("/proc/self/mountinfo").unwrap(),
         mounts
     );
+    let grown = rss_kib().saturating_sub(rss);
+    assert!(grown < 4096, "RSS grew by {grown} KiB over 10,000 probes");
+    assert_eq!(sysctls(), settings, "a probe changed a sysctl");
+    assert_eq!(temp_entries(), temp, "a probe left a file in the temp dir");
 }
 
 /// 64 threads asking at once: one probe per ability, one shared verdict.
@@ -113,13 +161,17 @@ fn repeated_probes_leave_nothing_behind() {
 fn cached_probe_is_shared_by_concurrent_callers() {
     let asked = [Ability::Uts, Ability::Ipc, Ability::Seccomp, Ability::Root];
     let results: Vec<Vec<&'static Verdict>> = std::thread::scope(|s| {
+        // Each thread asks in its own order, so threads race on the same
+        // and on different abilities at once.
         let handles: Vec<_> = (0..64)
-            .map(|_| {
-                s.spawn(|| {
-                    asked
-                        .iter()
-                        .map(|&a| userns_test::probe(a))
-                        .collect::<Vec<_>>()
+            .map(|t| {
+                s.spawn(move || {
+                    let mut verdicts = vec![None; asked.len()];
+                    for k in 0..asked.len() {
+                        let i = (t + k) % asked.len();
+                        verdicts[i] = Some(userns_test::probe(asked[i]));
+                    }
+                    verdicts.into_iter().map(Option::unwrap).collect::<Vec<_>>()
                 })
             })
             .collect();

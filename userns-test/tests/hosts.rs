@@ -13,7 +13,17 @@ const GROUND_TRUTH: &[(&str, &[&str])] = &[
     ("user", &["unshare", "--user", "--map-root-user", "true"]),
     (
         "cap_sys_admin",
-        &["unshare", "--user", "--map-root-user", "--mount", "true"],
+        // `--propagation unchanged`: the probe only unshares; util-linux
+        // would otherwise also remount / private, a mount.
+        &[
+            "unshare",
+            "--user",
+            "--map-root-user",
+            "--mount",
+            "--propagation",
+            "unchanged",
+            "true",
+        ],
     ),
     (
         "mount",
@@ -284,4 +294,158 @@ fn bwrap_missing_unexecutable_and_failing_are_distinct() {
         "{v:#}"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Landlock denies writes under `/proc` (the Ubuntu-24.04-like symptom):
+/// every namespace ability stops at its first map write with EACCES, and
+/// the cause says `/proc` is not writable; cap_setpcap is unaffected.
+#[requires_userns(root, landlock)]
+fn proc_not_writable_under_landlock() {
+    let doc = verdicts_match_ground_truth(&Host::ProcNotWritable);
+    for ability in ["user", "mount", "net", "pid", "nested"] {
+        let v = verdict(&doc, ability);
+        assert_eq!(v["step"]["kind"], "open_for_writing", "{v:#}");
+        assert_eq!(v["failure"]["name"], "EACCES", "{v:#}");
+        assert_eq!(cause(&doc, ability), "proc_not_writable", "{v:#}");
+    }
+    assert!(available(&doc, "cap_setpcap"));
+}
+
+/// Netlink sockets and SIOCSIFFLAGS refused: `net` and `bwrap_net` are
+/// "no" at the loopback step, `user` and `bwrap` still "yes".
+#[requires_userns(root)]
+fn netlink_refused() {
+    let doc = verdicts_match_ground_truth(&Host::NetlinkRefused);
+    let net = verdict(&doc, "net");
+    assert_eq!(net["step"]["kind"], "socket", "{net:#}");
+    assert_eq!(net["failure"]["name"], "EACCES", "{net:#}");
+    assert!(!available(&doc, "bwrap_net"));
+    assert!(available(&doc, "user") && available(&doc, "mount"));
+}
+
+/// Mount system calls refused: `mount`, `pid` (mounts proc) and bwrap are
+/// "no"; `user`, `cap_sys_admin` (unshare only) and `net` are "yes".
+#[requires_userns(root)]
+fn mount_refused() {
+    let doc = verdicts_match_ground_truth(&Host::MountRefused);
+    for ability in ["mount", "pid"] {
+        let v = verdict(&doc, ability);
+        assert_eq!(v["step"]["kind"], "mount", "{v:#}");
+        assert_eq!(v["failure"]["name"], "EPERM", "{v:#}");
+        assert_eq!(cause(&doc, ability), "seccomp_filter", "{v:#}");
+    }
+    assert!(!available(&doc, "bwrap"));
+    for ability in ["user", "cap_sys_admin", "net"] {
+        assert!(available(&doc, ability), "{ability}: {doc:#}");
+    }
+}
+
+/// A seccomp filter refusing PR_CAPBSET_DROP, CAP_SETPCAP effective:
+/// only cap_setpcap is lost, blamed on the filter.
+#[requires_userns(root)]
+fn capbset_drop_refused_by_seccomp() {
+    let doc = verdicts_match_ground_truth(&Host::CapbsetDropRefused);
+    let v = verdict(&doc, "cap_setpcap");
+    assert_eq!(v["step"]["kind"], "cap_bset_drop", "{v:#}");
+    assert_eq!(v["failure"]["name"], "EPERM", "{v:#}");
+    assert_eq!(cause(&doc, "cap_setpcap"), "seccomp_filter");
+    assert!(available(&doc, "user") && available(&doc, "net"));
+}
+
+/// Nested: inside `bwrap --disable-userns` no user namespace may be made
+/// (ENOSPC, the limit of the enclosing namespace); inside `unshare -Ur`
+/// every namespace ability, nested included, is available.
+#[requires_userns(root, bwrap)]
+fn nested_inside_bwrap_and_unshare() {
+    let doc = verdicts_match_ground_truth(&Host::InsideBwrapDisableUserns);
+    for ability in ["user", "nested", "net"] {
+        let v = verdict(&doc, ability);
+        assert_eq!(v["failure"]["name"], "ENOSPC", "{v:#}");
+        assert_eq!(cause(&doc, ability), "user_namespace_limit", "{v:#}");
+    }
+    assert_eq!(doc["host"]["in_user_namespace"], true);
+    let doc = verdicts_match_ground_truth(&Host::InsideUnshare);
+    assert_eq!(doc["host"]["in_user_namespace"], true);
+    for ability in ["user", "nested", "mount", "net", "pid"] {
+        assert!(available(&doc, ability), "{ability}: {doc:#}");
+    }
+}
+
+/// RLIMIT_NPROC reached: no probe child, no thread. Every probe says so
+/// (EAGAIN, the limit in the cause); the doctor neither hangs nor panics.
+/// No ground-truth comparison here: `unshare -Ur true` creates its
+/// namespace in its own process and succeeds, but a probe must not change
+/// the caller, so it needs a child the limit forbids; "no, the process
+/// limit" is the verdict that tells the truth about the probe.
+#[requires_userns(root)]
+fn process_limit_reached() {
+    let names: Vec<&str> = GROUND_TRUTH.iter().map(|(n, _)| *n).collect();
+    let doc = doctor(&Host::ProcessLimit, &names.join(","));
+    for name in names {
+        let v = verdict(&doc, name);
+        assert_eq!(v["verdict"], "unavailable", "{v:#}");
+        assert_eq!(v["failure"]["name"], "EAGAIN", "{v:#}");
+        assert_eq!(cause(&doc, name), "process_limit", "{v:#}");
+        assert!(
+            v["cause"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("RLIMIT_NPROC 1"),
+            "{v:#}"
+        );
+    }
+}
+
+/// Every host of the matrix against the ground truth, as one table. With
+/// `USERNS_TEST_MATRIX_OUT=path` the table (the README's) is written there:
+/// `USERNS_TEST_MATRIX_OUT=matrix.md cargo test -p userns-test --test hosts verdict_matrix`.
+#[requires_userns(root, user, bwrap, landlock)]
+fn verdict_matrix_matches_ground_truth() {
+    let hosts: [(&str, Host); 13] = [
+        ("root", Host::Plain),
+        ("uid 65534, no capabilities", Host::Unprivileged),
+        ("max_user_namespaces=0", Host::NoUserNamespaces),
+        ("Docker-like seccomp", Host::DockerSeccomp),
+        ("seccomp kills unshare", Host::KillOnUnshare),
+        ("/proc not writable (Landlock)", Host::ProcNotWritable),
+        ("netlink, SIOCSIFFLAGS refused", Host::NetlinkRefused),
+        ("mount refused", Host::MountRefused),
+        ("no CAP_SETPCAP in bounding set", Host::NoSetpcap),
+        ("PR_CAPBSET_DROP refused", Host::CapbsetDropRefused),
+        ("in bwrap --disable-userns", Host::InsideBwrapDisableUserns),
+        ("in unshare -Ur", Host::InsideUnshare),
+        ("RLIMIT_NPROC reached (*)", Host::ProcessLimit),
+    ];
+    let names: Vec<&str> = GROUND_TRUTH.iter().map(|(n, _)| *n).collect();
+    let mut table = format!(
+        "| host | {} |\n|---|{}\n",
+        names.join(" | "),
+        "---|".repeat(names.len())
+    );
+    for (label, host) in &hosts {
+        let doc = match host {
+            // See process_limit_reached: the probe cannot run at all.
+            Host::ProcessLimit => doctor(host, &names.join(",")),
+            _ => verdicts_match_ground_truth(host),
+        };
+        let cells: Vec<String> = names
+            .iter()
+            .map(|a| {
+                let v = verdict(&doc, a);
+                if v["verdict"] == "available" {
+                    return "yes".to_owned();
+                }
+                let how = v["failure"]["name"]
+                    .as_str()
+                    .map(str::to_owned)
+                    .or_else(|| v["failure"]["code"].as_i64().map(|c| format!("exit {c}")))
+                    .unwrap_or_else(|| v["failure"]["kind"].as_str().unwrap_or("?").to_owned());
+                format!("no ({how})")
+            })
+            .collect();
+        table.push_str(&format!("| {label} | {} |\n", cells.join(" | ")));
+    }
+    if let Some(path) = std::env::var_os("USERNS_TEST_MATRIX_OUT") {
+        std::fs::write(path, &table).expect("write the matrix");
+    }
 }

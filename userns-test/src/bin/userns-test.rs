@@ -301,14 +301,24 @@ fn doctor(args: DoctorArgs) -> Result<ExitCode, String> {
     // Probed in parallel: the external probes (bwrap, newuidmap) wait on
     // programs while the system-call probes run.
     let options = &settings.probe;
+    // Where no thread can be created (RLIMIT_NPROC reached), the probe
+    // runs on this thread and reports what stops its own child.
     let verdicts: Vec<Verdict> = std::thread::scope(|s| {
         let handles: Vec<_> = selected
             .iter()
-            .map(|&a| (a, s.spawn(move || probe_with(a, options))))
+            .map(|&a| {
+                let spawned = std::thread::Builder::new()
+                    .spawn_scoped(s, move || probe_with(a, options))
+                    .map_err(|_| a);
+                (a, spawned)
+            })
             .collect();
         handles
             .into_iter()
-            .map(|(a, h)| h.join().map_err(|_| format!("the {a} probe panicked")))
+            .map(|(a, h)| match h {
+                Ok(h) => h.join().map_err(|_| format!("the {a} probe panicked")),
+                Err(a) => Ok(probe_with(a, options)),
+            })
             .collect::<Result<Vec<_>, _>>()
     })?;
     if args.json {

@@ -226,9 +226,11 @@ fn is_selected(args: &Arguments, case: &TestCase) -> bool {
 /// summary) are read meanwhile, while the probe children run.
 fn probe_in_parallel(abilities: impl Iterator<Item = Ability>) {
     std::thread::scope(|s| {
-        s.spawn(crate::HostFacts::get);
+        // A thread that cannot be created (RLIMIT_NPROC reached) is not an
+        // error: the cached value is computed on first use instead.
+        let _ = std::thread::Builder::new().spawn_scoped(s, crate::HostFacts::get);
         for a in abilities {
-            s.spawn(move || {
+            let _ = std::thread::Builder::new().spawn_scoped(s, move || {
                 gate::probe(a);
             });
         }

@@ -32,6 +32,24 @@ pub enum Host {
     KillOnUnshare,
     /// CAP_SETPCAP dropped from the bounding set.
     NoSetpcap,
+    /// A seccomp filter refusing `prctl(PR_CAPBSET_DROP)` with EPERM.
+    CapbsetDropRefused,
+    /// Landlock denies writing any file under `/proc` (the other top-level
+    /// directories stay writable): map writes fail EACCES, as on Ubuntu
+    /// 24.04, and Landlock refuses mounts.
+    ProcNotWritable,
+    /// seccomp: `socket(AF_NETLINK, ...)` and `ioctl(SIOCSIFFLAGS)` fail
+    /// EACCES.
+    NetlinkRefused,
+    /// seccomp: `mount` (and the new mount API) fail EPERM.
+    MountRefused,
+    /// Inside `bwrap --unshare-user --disable-userns`: no further user
+    /// namespaces.
+    InsideBwrapDisableUserns,
+    /// Inside `unshare --user --map-root-user`: nesting allowed.
+    InsideUnshare,
+    /// uid 65534 with `RLIMIT_NPROC` = 1: no new process or thread.
+    ProcessLimit,
 }
 
 const NAMESPACE_FLAGS: [u64; 7] = [
@@ -103,6 +121,62 @@ fn kill_on_unshare() -> BpfProgram {
     .unwrap()
 }
 
+/// `syscall` with argument `arg` equal to `value`: `action`.
+fn refuse_when(syscall: i64, arg: u8, value: u64, errno: i32) -> BpfProgram {
+    let rule = SeccompRule::new(vec![
+        SeccompCondition::new(arg, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, value).unwrap(),
+    ])
+    .unwrap();
+    SeccompFilter::new(
+        [(syscall, vec![rule])].into_iter().collect(),
+        SeccompAction::Allow,
+        SeccompAction::Errno(errno as u32),
+        arch(),
+    )
+    .unwrap()
+    .try_into()
+    .unwrap()
+}
+
+/// Every listed system call refused with `errno`.
+fn refuse_all(syscalls: &[i64], errno: i32) -> BpfProgram {
+    SeccompFilter::new(
+        syscalls.iter().map(|&s| (s, vec![])).collect(),
+        SeccompAction::Allow,
+        SeccompAction::Errno(errno as u32),
+        arch(),
+    )
+    .unwrap()
+    .try_into()
+    .unwrap()
+}
+
+/// A Landlock ruleset, created in the parent (building it allocates, which
+/// a child of a multithreaded process must not do), that handles file
+/// writes and allows them beneath every top-level directory but `/proc`.
+fn landlock_proc_read_only() -> std::os::fd::OwnedFd {
+    use landlock::{AccessFs, PathBeneath, PathFd, Ruleset, RulesetAttr, RulesetCreatedAttr};
+    let write = AccessFs::WriteFile;
+    let mut ruleset = Ruleset::default()
+        .handle_access(write)
+        .expect("Landlock handles WriteFile")
+        .create()
+        .expect("create a Landlock ruleset");
+    for entry in std::fs::read_dir("/").expect("read /").flatten() {
+        let path = entry.path();
+        if path == Path::new("/proc") || !path.is_dir() {
+            continue;
+        }
+        if let Ok(fd) = PathFd::new(&path) {
+            ruleset = ruleset
+                .add_rule(PathBeneath::new(fd, write))
+                .expect("add a Landlock rule");
+        }
+    }
+    let fd: Option<std::os::fd::OwnedFd> = ruleset.into();
+    fd.expect("Landlock is enabled on this kernel")
+}
+
 impl Host {
     /// `program args` wrapped to run on this host.
     pub fn command(&self, program: impl AsRef<OsStr>, args: &[&str]) -> Command {
@@ -115,8 +189,14 @@ impl Host {
             "--inh-caps=-all",
         ];
         let mut cmd = match self {
-            Host::Plain | Host::DockerSeccomp | Host::KillOnUnshare => Command::new(&program),
-            Host::Unprivileged => {
+            Host::Plain
+            | Host::DockerSeccomp
+            | Host::KillOnUnshare
+            | Host::CapbsetDropRefused
+            | Host::ProcNotWritable
+            | Host::NetlinkRefused
+            | Host::MountRefused => Command::new(&program),
+            Host::Unprivileged | Host::ProcessLimit => {
                 let mut c = Command::new("setpriv");
                 c.args(unprivileged).arg(&program);
                 c
@@ -124,6 +204,28 @@ impl Host {
             Host::NoSetpcap => {
                 let mut c = Command::new("setpriv");
                 c.args(["--bounding-set", "-setpcap"]).arg(&program);
+                c
+            }
+            Host::InsideBwrapDisableUserns => {
+                let mut c = Command::new("bwrap");
+                c.args([
+                    "--unshare-user",
+                    "--disable-userns",
+                    "--bind",
+                    "/",
+                    "/",
+                    "--proc",
+                    "/proc",
+                    "--dev",
+                    "/dev",
+                    "--",
+                ])
+                .arg(&program);
+                c
+            }
+            Host::InsideUnshare => {
+                let mut c = Command::new("unshare");
+                c.args(["--user", "--map-root-user", "--"]).arg(&program);
                 c
             }
             Host::NoUserNamespaces => {
@@ -147,8 +249,62 @@ impl Host {
                 clone3_enosys(),
             ],
             Host::KillOnUnshare => vec![kill_on_unshare()],
+            Host::CapbsetDropRefused => vec![refuse_when(
+                libc::SYS_prctl,
+                0,
+                libc::PR_CAPBSET_DROP as u64,
+                libc::EPERM,
+            )],
+            Host::NetlinkRefused => vec![
+                refuse_when(libc::SYS_socket, 0, libc::AF_NETLINK as u64, libc::EACCES),
+                refuse_when(libc::SYS_ioctl, 1, libc::SIOCSIFFLAGS, libc::EACCES),
+            ],
+            Host::MountRefused => vec![refuse_all(
+                &[
+                    libc::SYS_mount,
+                    libc::SYS_fsopen,
+                    libc::SYS_fsmount,
+                    libc::SYS_move_mount,
+                    libc::SYS_open_tree,
+                    libc::SYS_mount_setattr,
+                ],
+                libc::EPERM,
+            )],
             _ => vec![],
         };
+        if let Host::ProcessLimit = self {
+            // SAFETY: setrlimit is async-signal-safe. Root ignores the
+            // limit; setpriv then becomes uid 65534, for whom it holds.
+            unsafe {
+                cmd.pre_exec(|| {
+                    let one = libc::rlimit {
+                        rlim_cur: 1,
+                        rlim_max: 1,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NPROC, &one) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        if let Host::ProcNotWritable = self {
+            let ruleset = landlock_proc_read_only();
+            // SAFETY: two raw system calls on a descriptor prepared in the
+            // parent; nothing is allocated in the child.
+            unsafe {
+                cmd.pre_exec(move || {
+                    use std::os::fd::AsRawFd;
+                    if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+                        || libc::syscall(libc::SYS_landlock_restrict_self, ruleset.as_raw_fd(), 0)
+                            != 0
+                    {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
         if !filters.is_empty() {
             // SAFETY: apply_filter makes prctl/seccomp calls on the
             // prepared programs; nothing is allocated in the child.
