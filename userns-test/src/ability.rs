@@ -39,7 +39,8 @@ pub enum Ability {
     ///
     /// Probe: the [`User`](Ability::User) steps; `unshare(CLONE_NEWNET)`;
     /// open a `NETLINK_ROUTE` socket and add `127.0.0.1/8` to `lo`
-    /// (`RTM_NEWADDR`); bring `lo` up with `ioctl(SIOCSIFFLAGS)`.
+    /// (`RTM_NEWADDR`); bring `lo` up over netlink (`RTM_NEWLINK`, `IFF_UP`), as
+    /// `ip link set lo up` and bubblewrap do.
     Net,
     /// A PID namespace with the child as PID 1 and a fresh procfs for it,
     /// as `bwrap --unshare-pid --proc /proc` does.

@@ -10,10 +10,6 @@ use std::ffi::CString;
 use super::raw::{RawResult, sys, syscall6};
 use super::step::{Step, clone_flag_names};
 
-/// Size of a `struct ifreq`.
-const IFREQ_SIZE: usize = 40;
-/// Offset of `ifr_flags` in `struct ifreq`.
-const IFR_FLAGS_OFFSET: usize = 16;
 const LANDLOCK_CREATE_RULESET_VERSION: usize = 1;
 const LANDLOCK_ACCESS_FS_EXECUTE: u64 = 1;
 const SECCOMP_SET_MODE_FILTER: usize = 1;
@@ -52,14 +48,13 @@ pub(crate) enum Op {
     LandlockRestrict {
         handled_access_fs: Box<u64>,
     },
-    /// Netlink socket (phase 0), send (1), receive (2), kernel's ack (3).
-    LoopbackAddress {
+    /// A route-netlink request, `RTM_NEWADDR` or `RTM_NEWLINK`: netlink
+    /// socket (phase 0), send (1), receive (2), kernel's ack (3).
+    RouteNetlink {
         request: Vec<u8>,
         reply: Box<UnsafeCell<[u8; 512]>>,
-    },
-    /// Socket (phase 0), SIOCGIFFLAGS (1), SIOCSIFFLAGS (2).
-    LoopbackUp {
-        ifreq: Box<UnsafeCell<[u8; IFREQ_SIZE]>>,
+        /// The step reported after the socket is open.
+        link_up: bool,
     },
     /// Write one byte to `fd`: the child is ready.
     SignalReady {
@@ -161,17 +156,35 @@ impl Op {
             m.extend_from_slice(&loopback);
         }
         debug_assert_eq!(m.len(), len as usize);
-        Op::LoopbackAddress {
+        Op::RouteNetlink {
             request: m,
             reply: Box::new(UnsafeCell::new([0; 512])),
+            link_up: false,
         }
     }
 
+    /// `RTM_NEWLINK` setting `IFF_UP` on `lo`: what `ip link set lo up` and
+    /// bubblewrap send (not `ioctl(SIOCSIFFLAGS)`, which a host may refuse
+    /// while netlink works).
     pub(crate) fn loopback_up() -> Op {
-        let mut ifreq = [0u8; IFREQ_SIZE];
-        ifreq[..2].copy_from_slice(b"lo");
-        Op::LoopbackUp {
-            ifreq: Box::new(UnsafeCell::new(ifreq)),
+        let mut m = Vec::with_capacity(32);
+        let len: u32 = 16 + 16;
+        m.extend_from_slice(&len.to_ne_bytes());
+        m.extend_from_slice(&libc::RTM_NEWLINK.to_ne_bytes());
+        let flags = (libc::NLM_F_REQUEST | libc::NLM_F_ACK) as u16;
+        m.extend_from_slice(&flags.to_ne_bytes());
+        m.extend_from_slice(&2u32.to_ne_bytes()); // sequence
+        m.extend_from_slice(&0u32.to_ne_bytes()); // port id
+        // struct ifinfomsg: family, padding, type, index, flags, change
+        m.extend_from_slice(&[libc::AF_UNSPEC as u8, 0, 0, 0]);
+        m.extend_from_slice(&LOOPBACK_IFINDEX.to_ne_bytes());
+        m.extend_from_slice(&(libc::IFF_UP as u32).to_ne_bytes());
+        m.extend_from_slice(&(libc::IFF_UP as u32).to_ne_bytes());
+        debug_assert_eq!(m.len(), len as usize);
+        Op::RouteNetlink {
+            request: m,
+            reply: Box::new(UnsafeCell::new([0; 512])),
+            link_up: true,
         }
     }
 
@@ -200,14 +213,11 @@ impl Op {
             Op::LandlockAbi => Step::LandlockAbiVersion,
             Op::LandlockRestrict { .. } if phase == 0 => Step::LandlockCreateRuleset,
             Op::LandlockRestrict { .. } => Step::LandlockRestrictSelf,
-            Op::LoopbackAddress { .. } if phase == 0 => Step::Socket {
+            Op::RouteNetlink { .. } if phase == 0 => Step::Socket {
                 domain: "AF_NETLINK, NETLINK_ROUTE".into(),
             },
-            Op::LoopbackAddress { .. } => Step::LoopbackAddAddress,
-            Op::LoopbackUp { .. } if phase == 0 => Step::Socket {
-                domain: "AF_INET, SOCK_DGRAM".into(),
-            },
-            Op::LoopbackUp { .. } => Step::LoopbackUp,
+            Op::RouteNetlink { link_up: false, .. } => Step::LoopbackAddAddress,
+            Op::RouteNetlink { link_up: true, .. } => Step::LoopbackUp,
             Op::SignalReady { .. } | Op::WaitForRelease { .. } => Step::Handshake,
         }
     }
@@ -287,7 +297,7 @@ impl Op {
                     let _ = sys!(libc::SYS_close, fd);
                     restricted.map(drop)
                 }
-                Op::LoopbackAddress { request, reply } => {
+                Op::RouteNetlink { request, reply, .. } => {
                     phase(0);
                     let fd = sys!(
                         libc::SYS_socket,
@@ -296,18 +306,6 @@ impl Op {
                         libc::NETLINK_ROUTE
                     )?;
                     let result = loopback_address_exchange(fd, request, reply.get(), phase);
-                    let _ = sys!(libc::SYS_close, fd);
-                    result
-                }
-                Op::LoopbackUp { ifreq } => {
-                    phase(0);
-                    let fd = sys!(
-                        libc::SYS_socket,
-                        libc::AF_INET,
-                        libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
-                        0
-                    )?;
-                    let result = loopback_up(fd, ifreq.get(), phase);
                     let _ = sys!(libc::SYS_close, fd);
                     result
                 }
@@ -329,7 +327,7 @@ impl Op {
     }
 }
 
-/// Sends `RTM_NEWADDR` and reads the kernel's acknowledgement.
+/// Sends a route-netlink request and reads the kernel's acknowledgement.
 ///
 /// # Safety
 /// Runs in the probe child; `reply` points to the op's reply buffer.
@@ -367,27 +365,6 @@ unsafe fn loopback_address_exchange(
         (true, Some(t), Some(e)) if t == libc::NLMSG_ERROR as u16 => Err(e.wrapping_neg()),
         _ => Err(libc::EPROTO),
     }
-}
-
-/// Sets `IFF_UP` on `lo`, keeping its other flags.
-///
-/// # Safety
-/// Runs in the probe child; `ifreq` points to the op's `struct ifreq`.
-unsafe fn loopback_up(
-    fd: usize,
-    ifreq: *mut [u8; IFREQ_SIZE],
-    phase: &dyn Fn(usize),
-) -> Result<(), i32> {
-    phase(1);
-    unsafe { sys!(libc::SYS_ioctl, fd, libc::SIOCGIFFLAGS, ifreq.cast::<u8>()) }?;
-    // SAFETY: the kernel has filled the flags; only this child uses it.
-    let req = unsafe { &mut *ifreq };
-    if let Some(f) = req.get_mut(IFR_FLAGS_OFFSET..IFR_FLAGS_OFFSET + 2) {
-        let flags = i16::from_ne_bytes([f[0], f[1]]) | libc::IFF_UP as i16;
-        f.copy_from_slice(&flags.to_ne_bytes());
-    }
-    phase(2);
-    unsafe { sys!(libc::SYS_ioctl, fd, libc::SIOCSIFFLAGS, ifreq.cast::<u8>()) }.map(drop)
 }
 
 fn opt_ptr(s: &Option<CString>) -> *const libc::c_char {

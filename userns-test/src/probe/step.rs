@@ -60,7 +60,7 @@ pub enum Step {
     },
     /// Adding `127.0.0.1/8` to the loopback over netlink (`RTM_NEWADDR`).
     LoopbackAddAddress,
-    /// Bringing the loopback up (`ioctl(SIOCGIFFLAGS/SIOCSIFFLAGS)`).
+    /// Bringing the loopback up over netlink (`RTM_NEWLINK`, `IFF_UP`).
     LoopbackUp,
     /// Telling the parent the child is ready, or waiting for it.
     Handshake,
@@ -114,7 +114,7 @@ impl fmt::Display for Step {
             Step::LoopbackAddAddress => {
                 f.write_str("loopback: adding 127.0.0.1/8 to lo (netlink RTM_NEWADDR)")
             }
-            Step::LoopbackUp => f.write_str("loopback: bringing lo up (ioctl SIOCSIFFLAGS)"),
+            Step::LoopbackUp => f.write_str("loopback: bringing lo up (netlink RTM_NEWLINK)"),
             Step::Handshake => f.write_str("handshake between probe parent and child"),
             Step::FindProgram { program } => write!(f, "finding {program}"),
             Step::Exec { program } => write!(f, "executing {program}"),

@@ -41,6 +41,8 @@ pub enum Host {
     /// seccomp: `socket(AF_NETLINK, ...)` and `ioctl(SIOCSIFFLAGS)` fail
     /// EACCES.
     NetlinkRefused,
+    /// seccomp: only `ioctl(SIOCSIFFLAGS)` fails EACCES (netlink works).
+    IfFlagsRefused,
     /// seccomp: `mount` (and the new mount API) fail EPERM.
     MountRefused,
     /// Inside `bwrap --unshare-user --disable-userns`: no further user
@@ -195,6 +197,7 @@ impl Host {
             | Host::CapbsetDropRefused
             | Host::ProcNotWritable
             | Host::NetlinkRefused
+            | Host::IfFlagsRefused
             | Host::MountRefused => Command::new(&program),
             Host::Unprivileged | Host::ProcessLimit => {
                 let mut c = Command::new("setpriv");
@@ -259,6 +262,12 @@ impl Host {
                 refuse_when(libc::SYS_socket, 0, libc::AF_NETLINK as u64, libc::EACCES),
                 refuse_when(libc::SYS_ioctl, 1, libc::SIOCSIFFLAGS, libc::EACCES),
             ],
+            Host::IfFlagsRefused => vec![refuse_when(
+                libc::SYS_ioctl,
+                1,
+                libc::SIOCSIFFLAGS,
+                libc::EACCES,
+            )],
             Host::MountRefused => vec![refuse_all(
                 &[
                     libc::SYS_mount,
