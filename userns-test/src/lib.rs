@@ -52,6 +52,17 @@
 //! }
 //! ```
 
+//!
+//! # The runner and reports
+//! In a `harness = false` target, [`main!`] runs every annotated test of
+//! the binary with `libtest-mimic`: skips are decided before the run and
+//! reported as *ignored, with the reason* (so `cargo nextest run` shows
+//! SKIP), and a summary of the host's abilities and the skips by reason
+//! follows the run ([`runner`]). With `USERNS_TEST_REPORT_JSON`,
+//! `USERNS_TEST_JUNIT` or in GitHub Actions it also writes reports
+//! ([`report`]); `userns-test merge` puts many runners' reports into one
+//! tests x runners matrix.
+
 #![warn(missing_docs)]
 
 pub mod ability;
