@@ -4,13 +4,14 @@
 //!
 //! Prints, as medians of many runs (cache bypassed, a fresh probe child
 //! each time):
-//! - the floor: a bare `clone(CLONE_VM|CLONE_VFORK|CLONE_NEWUSER)` whose
-//!   child writes setgroups/uid_map/gid_map, and `unshare -Ur true` for
-//!   the command-line way;
-//! - each ability's probe latency;
+//! - each ability's probe latency and, for the namespace abilities, its
+//!   floor: the same system calls in a bare `clone(CLONE_VM|CLONE_VFORK)`
+//!   child with no bookkeeping, and the ratio;
+//! - the command-line way (`unshare -Ur [--net] true`);
 //! - the cached check (`decide`) once verdicts are known;
 //! - the `user` probe (and, for reference, a plain `fork()`) from a process
-//!   holding 0, 1 and 4 GiB of touched memory.
+//!   holding 0, 1 and 4 GiB of touched memory, and 4 GiB with 64 busy
+//!   threads.
 
 use std::ffi::CString;
 use std::time::{Duration, Instant};
@@ -39,31 +40,98 @@ fn us(d: Duration) -> String {
     format!("{:8.1} us", d.as_secs_f64() * 1e6)
 }
 
-/// Prepared before the clone: the child only opens and writes.
+/// One raw step of a floor program, its buffers prepared before the clone.
+enum Raw {
+    Unshare(libc::c_int),
+    /// `mount(source, target, fstype, flags, NULL)`.
+    Mount {
+        source: CString,
+        target: CString,
+        fstype: Option<CString>,
+        flags: libc::c_ulong,
+    },
+    SetHostname(&'static [u8]),
+    /// A route-netlink request on a fresh socket, then its ack.
+    Netlink(Vec<u8>),
+    /// Writes the three id maps again: the nested namespace's lines.
+    Maps([Vec<u8>; 3]),
+}
+
+/// The floor of an ability: the same system calls as its probe, in a bare
+/// `clone(CLONE_VM|CLONE_VFORK)` child, with no bookkeeping (no report
+/// page, no pidfd, no time bound, no diagnosis).
 struct Floor {
+    clone_flags: libc::c_int,
     paths: [CString; 3],
     lines: [Vec<u8>; 3],
+    steps: Vec<Raw>,
+}
+
+/// Runs in the child: raw calls on prepared buffers only (no allocation:
+/// the parent's allocator state is shared and may be mid-operation).
+unsafe fn write_maps(paths: &[CString; 3], lines: &[Vec<u8>; 3]) -> bool {
+    for (path, line) in paths.iter().zip(lines) {
+        // SAFETY: raw open/write/close on prepared buffers.
+        unsafe {
+            let fd = libc::open(path.as_ptr(), libc::O_WRONLY);
+            if fd < 0 || libc::write(fd, line.as_ptr().cast(), line.len()) < 0 {
+                return false;
+            }
+            libc::close(fd);
+        }
+    }
+    true
 }
 
 extern "C" fn floor_child(arg: *mut libc::c_void) -> libc::c_int {
     // SAFETY: `arg` is the Floor the suspended parent (CLONE_VFORK) holds.
     let floor = unsafe { &*(arg as *const Floor) };
-    for (path, line) in floor.paths.iter().zip(&floor.lines) {
-        // SAFETY: raw open/write/close on prepared buffers.
-        unsafe {
-            let fd = libc::open(path.as_ptr(), libc::O_WRONLY);
-            if fd < 0 || libc::write(fd, line.as_ptr().cast(), line.len()) < 0 {
-                libc::_exit(1);
+    // SAFETY: raw system calls on buffers prepared before the clone.
+    unsafe {
+        if !write_maps(&floor.paths, &floor.lines) {
+            libc::_exit(1);
+        }
+        for step in &floor.steps {
+            let ok = match step {
+                Raw::Unshare(flags) => libc::unshare(*flags) == 0,
+                Raw::Mount {
+                    source,
+                    target,
+                    fstype,
+                    flags,
+                } => {
+                    let fs = fstype.as_ref().map_or(std::ptr::null(), |f| f.as_ptr());
+                    libc::mount(
+                        source.as_ptr(),
+                        target.as_ptr(),
+                        fs,
+                        *flags,
+                        std::ptr::null(),
+                    ) == 0
+                }
+                Raw::SetHostname(name) => libc::sethostname(name.as_ptr().cast(), name.len()) == 0,
+                Raw::Netlink(request) => {
+                    let fd = libc::socket(libc::AF_NETLINK, libc::SOCK_RAW, libc::NETLINK_ROUTE);
+                    let mut reply = [0u8; 512];
+                    let ok = fd >= 0
+                        && libc::send(fd, request.as_ptr().cast(), request.len(), 0) >= 0
+                        && libc::recv(fd, reply.as_mut_ptr().cast(), reply.len(), 0) >= 20
+                        && reply[16..20] == [0, 0, 0, 0];
+                    libc::close(fd);
+                    ok
+                }
+                Raw::Maps(lines) => write_maps(&floor.paths, lines),
+            };
+            if !ok {
+                libc::_exit(2);
             }
-            libc::close(fd);
         }
     }
     0
 }
 
-/// The floor for `user`: one bare clone into a new user namespace plus the
-/// three map writes, no bookkeeping.
-fn bare_user_clone(floor: &Floor, stack: &mut [u8]) {
+/// Runs `floor` once.
+fn run_floor(floor: &Floor, stack: &mut [u8]) {
     // SAFETY: the child runs on `stack` while this thread is suspended
     // (CLONE_VFORK) and writes nothing of ours.
     unsafe {
@@ -71,7 +139,7 @@ fn bare_user_clone(floor: &Floor, stack: &mut [u8]) {
         let pid = libc::clone(
             floor_child,
             top,
-            libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_NEWUSER | libc::SIGCHLD,
+            libc::CLONE_VM | libc::CLONE_VFORK | floor.clone_flags | libc::SIGCHLD,
             (floor as *const Floor).cast_mut().cast(),
         );
         assert!(
@@ -81,8 +149,143 @@ fn bare_user_clone(floor: &Floor, stack: &mut [u8]) {
         );
         let mut status = 0;
         libc::waitpid(pid, &mut status, 0);
-        assert_eq!(status, 0, "bare clone child failed");
+        assert_eq!(status, 0, "floor child failed: {status:#x}");
     }
+}
+
+/// A route-netlink request: header, then `body`.
+fn netlink(kind: u16, flags: libc::c_int, body: &[u8]) -> Vec<u8> {
+    let len = (16 + body.len()) as u32;
+    let mut m = Vec::with_capacity(len as usize);
+    m.extend_from_slice(&len.to_ne_bytes());
+    m.extend_from_slice(&kind.to_ne_bytes());
+    m.extend_from_slice(&((libc::NLM_F_REQUEST | libc::NLM_F_ACK | flags) as u16).to_ne_bytes());
+    m.extend_from_slice(&[0; 8]);
+    m.extend_from_slice(body);
+    m
+}
+
+/// The floor of each namespace ability, as its probe's doc comment lists
+/// the steps.
+fn floors(uid: u32, gid: u32) -> Vec<(Ability, Floor)> {
+    let floor = |clone_flags: libc::c_int, steps: Vec<Raw>| Floor {
+        clone_flags: libc::CLONE_NEWUSER | clone_flags,
+        paths: [
+            c"/proc/self/setgroups".into(),
+            c"/proc/self/uid_map".into(),
+            c"/proc/self/gid_map".into(),
+        ],
+        lines: [
+            b"deny".to_vec(),
+            format!("0 {uid} 1").into_bytes(),
+            format!("0 {gid} 1").into_bytes(),
+        ],
+        steps,
+    };
+    let private = || Raw::Mount {
+        source: c"none".into(),
+        target: c"/".into(),
+        fstype: None,
+        flags: libc::MS_REC | libc::MS_PRIVATE,
+    };
+    let mut address = vec![libc::AF_INET as u8, 8, libc::IFA_F_PERMANENT as u8, 254];
+    address.extend_from_slice(&1i32.to_ne_bytes());
+    for attr in [libc::IFA_LOCAL, libc::IFA_ADDRESS] {
+        address.extend_from_slice(&8u16.to_ne_bytes());
+        address.extend_from_slice(&attr.to_ne_bytes());
+        address.extend_from_slice(&[127, 0, 0, 1]);
+    }
+    let mut link = vec![libc::AF_UNSPEC as u8, 0, 0, 0];
+    link.extend_from_slice(&1i32.to_ne_bytes());
+    link.extend_from_slice(&(libc::IFF_UP as u32).to_ne_bytes());
+    link.extend_from_slice(&(libc::IFF_UP as u32).to_ne_bytes());
+    vec![
+        (Ability::User, floor(0, vec![])),
+        (
+            Ability::CapSysAdmin,
+            floor(0, vec![Raw::Unshare(libc::CLONE_NEWNS)]),
+        ),
+        (
+            Ability::Mount,
+            floor(
+                0,
+                vec![
+                    Raw::Unshare(libc::CLONE_NEWNS),
+                    private(),
+                    Raw::Mount {
+                        source: c"none".into(),
+                        target: c"/tmp".into(),
+                        fstype: Some(c"tmpfs".into()),
+                        flags: 0,
+                    },
+                ],
+            ),
+        ),
+        (
+            Ability::Net,
+            floor(
+                0,
+                vec![
+                    Raw::Unshare(libc::CLONE_NEWNET),
+                    Raw::Netlink(netlink(
+                        libc::RTM_NEWADDR,
+                        libc::NLM_F_CREATE | libc::NLM_F_EXCL,
+                        &address,
+                    )),
+                    Raw::Netlink(netlink(libc::RTM_NEWLINK, 0, &link)),
+                ],
+            ),
+        ),
+        (
+            Ability::Pid,
+            floor(
+                libc::CLONE_NEWPID,
+                vec![
+                    Raw::Unshare(libc::CLONE_NEWNS),
+                    private(),
+                    Raw::Mount {
+                        source: c"proc".into(),
+                        target: c"/proc".into(),
+                        fstype: Some(c"proc".into()),
+                        flags: 0,
+                    },
+                ],
+            ),
+        ),
+        (
+            Ability::Ipc,
+            floor(0, vec![Raw::Unshare(libc::CLONE_NEWIPC)]),
+        ),
+        (
+            Ability::Uts,
+            floor(
+                0,
+                vec![
+                    Raw::Unshare(libc::CLONE_NEWUTS),
+                    Raw::SetHostname(b"userns-test"),
+                ],
+            ),
+        ),
+        (
+            Ability::Cgroup,
+            floor(0, vec![Raw::Unshare(libc::CLONE_NEWCGROUP)]),
+        ),
+        (
+            Ability::Time,
+            floor(0, vec![Raw::Unshare(libc::CLONE_NEWTIME)]),
+        ),
+        (
+            Ability::Nested,
+            floor(
+                0,
+                vec![
+                    Raw::Unshare(libc::CLONE_NEWUSER),
+                    // Inside the first namespace this process is uid 0.
+                    Raw::Maps([b"deny".to_vec(), b"0 0 1".to_vec(), b"0 0 1".to_vec()]),
+                ],
+            ),
+        ),
+    ]
 }
 
 fn plain_fork() {
@@ -99,26 +302,17 @@ fn plain_fork() {
 
 fn main() {
     let options = ProbeOptions::default();
-    let uid = unsafe { libc::geteuid() };
-    let gid = unsafe { libc::getegid() };
-    let floor = Floor {
-        paths: [
-            c"/proc/self/setgroups".into(),
-            c"/proc/self/uid_map".into(),
-            c"/proc/self/gid_map".into(),
-        ],
-        lines: [
-            b"deny".to_vec(),
-            format!("0 {uid} 1").into_bytes(),
-            format!("0 {gid} 1").into_bytes(),
-        ],
-    };
+    // SAFETY: plain getters.
+    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    let floors = floors(uid, gid);
     let mut stack = vec![0u8; 256 * 1024];
 
     println!("host: {}", userns_test::HostFacts::get().summary());
     println!("\n## Probe latency (median; cache bypassed; fresh child each run)");
-    let floor_user = measure(2000, || bare_user_clone(&floor, &mut stack));
-    println!("{:<28}{}", "floor: bare clone+maps", us(floor_user));
+    println!(
+        "{:<16}{:>12}{:>12}{:>9}",
+        "ability", "probe", "floor", "ratio"
+    );
     let cli = measure(100, || {
         std::process::Command::new("unshare")
             .args(["--user", "--map-root-user", "true"])
@@ -126,29 +320,60 @@ fn main() {
             .map(drop)
             .unwrap_or(())
     });
-    println!("{:<28}{}", "unshare -Ur true (CLI)", us(cli));
+    let cli_net = measure(100, || {
+        std::process::Command::new("unshare")
+            .args(["--user", "--map-root-user", "--net", "true"])
+            .status()
+            .map(drop)
+            .unwrap_or(())
+    });
     let mut namespace_total = Duration::ZERO;
+    let mut floor_user = Duration::ZERO;
     let mut user_probe = Duration::ZERO;
+    let mut worst: f64 = 0.0;
     for ability in Ability::ALL {
         let runs = if ability.is_external() { 50 } else { 1000 };
         let available = probe_with(ability, &options).is_available();
         let t = measure(runs, || {
             std::hint::black_box(probe_with(ability, &options));
         });
+        let floor = floors
+            .iter()
+            .find(|(a, _)| *a == ability)
+            .filter(|_| available)
+            .map(|(_, f)| measure(runs, || run_floor(f, &mut stack)));
         if ability == Ability::User {
             user_probe = t;
+            floor_user = floor.unwrap_or_default();
         }
         if ability.needs_user_namespace() && !ability.is_external() {
             namespace_total += t;
         }
-        let ratio = if ability.needs_user_namespace() && !ability.is_external() {
-            format!("  {:.2}x floor", t.as_secs_f64() / floor_user.as_secs_f64())
-        } else {
-            String::new()
-        };
         let verdict = if available { "yes" } else { "no" };
-        println!("{:<28}{}  ({verdict}){ratio}", ability.name(), us(t));
+        match floor {
+            Some(f) => {
+                let ratio = t.as_secs_f64() / f.as_secs_f64();
+                worst = worst.max(ratio);
+                println!(
+                    "{:<16}{:>12}{:>12}{:>8.2}x  ({verdict})",
+                    ability.name(),
+                    us(t),
+                    us(f),
+                    ratio
+                );
+            }
+            None => println!(
+                "{:<16}{:>12}{:>12}{:>9}  ({verdict})",
+                ability.name(),
+                us(t),
+                "",
+                ""
+            ),
+        }
     }
+    println!("worst ratio to its floor: {worst:.2}x");
+    println!("{:<28}{}", "unshare -Ur true (CLI)", us(cli));
+    println!("{:<28}{}", "unshare -Ur --net true (CLI)", us(cli_net));
     println!(
         "{:<28}{}",
         "sum of namespace abilities",
@@ -220,6 +445,30 @@ fn main() {
             probe.as_secs_f64() / empty.as_secs_f64()
         );
     }
+    // The same at 4 GiB with 64 more threads, each spinning, as a busy
+    // test process would be.
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        for _ in 0..64 {
+            s.spawn(|| {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::hint::spin_loop();
+                    std::thread::yield_now();
+                }
+            });
+        }
+        let probe = measure(500, || {
+            std::hint::black_box(probe_with(Ability::User, &options));
+        });
+        println!(
+            "{:<12}{:>14}{:>14}{:>11.2}x",
+            "4 GiB + 64 threads",
+            us(probe),
+            "",
+            probe.as_secs_f64() / empty.as_secs_f64()
+        );
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
     std::hint::black_box(&held);
     println!(
         "\nuser probe vs floor: {:.2}x",
