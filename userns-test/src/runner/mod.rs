@@ -114,7 +114,13 @@ pub fn run_main_named(binary: &str) -> ExitCode {
     let mut cases: Vec<&'static TestCase> = TESTS.iter().collect();
     cases.sort_by_key(|c| c.name());
     let (conclusion, record) = run(&args, &cases);
-    if !args.list {
+    // Under nextest each test has a process of its own, whose output
+    // nextest shows only when the test fails: the summary of one passing
+    // test is noise there, and reading the host facts for it costs every
+    // process. The listing decided the skips.
+    let quiet = crate::report::Phase::current(&args) == Some(crate::report::Phase::NextestTest)
+        && !conclusion.has_failed();
+    if !args.list && !quiet {
         let color = summary::use_color(&args);
         let mut err = std::io::stderr().lock();
         let _ = write_summary(&mut err, &record, color);
@@ -227,8 +233,12 @@ fn is_selected(args: &Arguments, case: &TestCase) -> bool {
 fn probe_in_parallel(abilities: impl Iterator<Item = Ability>) {
     std::thread::scope(|s| {
         // A thread that cannot be created (RLIMIT_NPROC reached) is not an
-        // error: the cached value is computed on first use instead.
-        let _ = std::thread::Builder::new().spawn_scoped(s, crate::HostFacts::get);
+        // error: the cached value is computed on first use instead. Under
+        // nextest a passing test's process prints no summary, so the facts
+        // are read only if a diagnosis needs them.
+        if std::env::var_os("NEXTEST_RUN_ID").is_none() {
+            let _ = std::thread::Builder::new().spawn_scoped(s, crate::HostFacts::get);
+        }
         for a in abilities {
             let _ = std::thread::Builder::new().spawn_scoped(s, move || {
                 gate::probe(a);
