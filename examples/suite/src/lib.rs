@@ -79,6 +79,35 @@ pub fn run_in_namespaces(
     command.output()
 }
 
+/// A jailer's private mount namespace: makes `/` private, mounts a tmpfs
+/// named `source` on `/tmp`, and returns what `cat /proc/self/mountinfo`
+/// printed inside.
+pub fn mountinfo_with_private_tmpfs(source: &'static str) -> io::Result<Output> {
+    run_in_namespaces(
+        CloneFlags::CLONE_NEWNS,
+        move || {
+            use nix::mount::{MsFlags, mount};
+            mount(
+                None::<&str>,
+                "/",
+                None::<&str>,
+                MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+                None::<&str>,
+            )?;
+            mount(
+                Some(source),
+                "/tmp",
+                Some("tmpfs"),
+                MsFlags::empty(),
+                None::<&str>,
+            )?;
+            Ok(())
+        },
+        "cat",
+        &["/proc/self/mountinfo"],
+    )
+}
+
 /// Brings `lo` up in the current network namespace and sends a datagram
 /// to itself over it: proof the loopback works. Runs in the child.
 pub fn loopback_roundtrip() -> io::Result<()> {

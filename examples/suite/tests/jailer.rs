@@ -7,7 +7,9 @@
 
 use nix::sched::CloneFlags;
 use userns_test::requires_userns;
-use userns_test_examples::{bwrap_echo, loopback_roundtrip, run_in_namespaces};
+use userns_test_examples::{
+    bwrap_echo, loopback_roundtrip, mountinfo_with_private_tmpfs, run_in_namespaces,
+};
 
 /// `CAP_NET_RAW` from linux/capability.h.
 const CAP_NET_RAW: u32 = 13;
@@ -17,30 +19,7 @@ const CAP_NET_RAW: u32 = 13;
 /// host.
 #[requires_userns(mount, cap_sys_admin)]
 fn jailer_creates_isolated_mount_namespace() {
-    let out = run_in_namespaces(
-        CloneFlags::CLONE_NEWNS,
-        || {
-            use nix::mount::{MsFlags, mount};
-            mount(
-                None::<&str>,
-                "/",
-                None::<&str>,
-                MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-                None::<&str>,
-            )?;
-            mount(
-                Some("jailer-tmp"),
-                "/tmp",
-                Some("tmpfs"),
-                MsFlags::empty(),
-                None::<&str>,
-            )?;
-            Ok(())
-        },
-        "cat",
-        &["/proc/self/mountinfo"],
-    )
-    .expect("the jailer child starts");
+    let out = mountinfo_with_private_tmpfs("jailer-tmp").expect("the jailer child starts");
     assert!(out.status.success(), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stdout).contains(" /tmp rw"));
     let host = std::fs::read_to_string("/proc/self/mountinfo").unwrap();

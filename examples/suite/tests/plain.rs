@@ -4,40 +4,20 @@
 
 use nix::sched::CloneFlags;
 use userns_test::requires_userns;
-use userns_test_examples::{loopback_roundtrip, run_in_namespaces};
+use userns_test_examples::{
+    bounding_set_after_dropping, bwrap_echo, loopback_roundtrip, mountinfo_with_private_tmpfs,
+    run_in_namespaces,
+};
 
 /// `CAP_NET_RAW` from linux/capability.h.
-const CAP_NET_RAW: u64 = 13;
+const CAP_NET_RAW: u32 = 13;
 
 /// Shaped like BoxLite's `jailer_creates_isolated_mount_namespace`: mount a
 /// tmpfs in a private mount namespace and see it there, not on the host.
 #[requires_userns(user, mount)]
 fn jailer_creates_isolated_mount_namespace() {
-    let marker = c"userns-test-example";
-    let out = run_in_namespaces(
-        CloneFlags::CLONE_NEWNS,
-        move || {
-            use nix::mount::{MsFlags, mount};
-            mount(
-                None::<&str>,
-                "/",
-                None::<&str>,
-                MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-                None::<&str>,
-            )?;
-            mount(
-                Some(marker),
-                "/tmp",
-                Some("tmpfs"),
-                MsFlags::empty(),
-                None::<&str>,
-            )?;
-            Ok(())
-        },
-        "cat",
-        &["/proc/self/mountinfo"],
-    )
-    .expect("the jailer child should start");
+    let out =
+        mountinfo_with_private_tmpfs("userns-test-example").expect("the jailer child should start");
     assert!(out.status.success(), "{out:?}");
     let inside = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -56,20 +36,9 @@ fn jailer_creates_isolated_mount_namespace() {
 #[requires_userns(bwrap)]
 #[test]
 fn jailer_enabled_box_starts_and_executes() -> Result<(), String> {
-    let bwrap = std::env::var("USERNS_TEST_BWRAP").unwrap_or_else(|_| "bwrap".into());
-    let out = std::process::Command::new(bwrap)
-        .args([
-            "--unshare-user",
-            "--ro-bind",
-            "/",
-            "/",
-            "echo",
-            "inside the box",
-        ])
-        .output()
-        .map_err(|e| format!("bwrap did not start: {e}"))?;
-    if String::from_utf8_lossy(&out.stdout).trim() != "inside the box" {
-        return Err(format!("unexpected bwrap output: {out:?}"));
+    let said = bwrap_echo(&["--unshare-user"], "inside the box")?;
+    if said != "inside the box" {
+        return Err(format!("unexpected bwrap output: {said:?}"));
     }
     Ok(())
 }
@@ -86,24 +55,11 @@ fn loopback_carries_packets_in_new_netns() {
 /// OpenShell-style: a supervisor clears its child's bounding set.
 #[requires_userns(cap_setpcap)]
 fn child_drops_capability_from_bounding_set() {
-    let mut cmd = std::process::Command::new("grep");
-    cmd.args(["CapBnd", "/proc/self/status"]);
-    // SAFETY: prctl only, in the forked child.
-    unsafe {
-        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
-            if libc::prctl(libc::PR_CAPBSET_DROP, CAP_NET_RAW, 0, 0, 0) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let out = cmd.output().expect("grep should run");
-    let line = String::from_utf8_lossy(&out.stdout);
-    let set = u64::from_str_radix(line.trim().trim_start_matches("CapBnd:").trim(), 16).unwrap();
+    let set = bounding_set_after_dropping(CAP_NET_RAW).expect("the child should run");
     assert_eq!(
         set & (1 << CAP_NET_RAW),
         0,
-        "CAP_NET_RAW still bounded: {line}"
+        "CAP_NET_RAW still bounded: {set:#x}"
     );
 }
 
