@@ -4,36 +4,13 @@
 
 mod common;
 
-use std::process::Output;
-
-use common::{Host, sibling_test_binary};
+use common::{Host, Run, hermetic, sibling_test_binary};
 use userns_test::requires_userns;
 
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn ran(&self, test: &str) -> bool {
-        self.stdout.contains(&format!("BODY RAN: {test}\n"))
-    }
-
-    fn skip_line(&self, test: &str) -> Option<&str> {
-        let prefix = format!("userns-test: skipped skip_suite::{test}: ");
-        self.stderr.lines().find(|l| l.starts_with(&prefix))
-    }
-}
-
-impl From<Output> for Run {
-    fn from(o: Output) -> Run {
-        Run {
-            code: o.status.code(),
-            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-        }
-    }
+/// The skip line the gate printed for `test`.
+fn skip_line<'a>(run: &'a Run, test: &str) -> Option<&'a str> {
+    let prefix = format!("userns-test: skipped skip_suite::{test}: ");
+    run.stderr.lines().find(|l| l.starts_with(&prefix))
 }
 
 /// Runs the fixture suite on `host` with `env` set (and every other
@@ -44,13 +21,11 @@ fn suite(host: &Host, env: &[(&str, &str)], nocapture: bool) -> Run {
         args.push("--nocapture");
     }
     let mut cmd = host.command(sibling_test_binary("skip_suite"), &args);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("USERNS_TEST_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.env("RUST_BACKTRACE", "0").envs(env.iter().copied());
-    cmd.output().expect("run the fixture suite").into()
+    hermetic(&mut cmd)
+        .envs(env.iter().copied())
+        .output()
+        .expect("run the fixture suite")
+        .into()
 }
 
 /// On a host with every ability the suite needs, every body runs.
@@ -80,7 +55,7 @@ fn deny_skips_with_a_line_that_escapes_capture() {
     let run = suite(&Host::Plain, &[("USERNS_TEST_DENY", "net")], false);
     assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
     assert_eq!(
-        run.skip_line("needs_net"),
+        skip_line(&run, "needs_net"),
         Some(
             "userns-test: skipped skip_suite::needs_net: needs net: denied by USERNS_TEST_DENY; \
              cause: USERNS_TEST_DENY lists this ability; fix: remove `net` from USERNS_TEST_DENY"
@@ -172,14 +147,13 @@ fn malformed_environment_is_a_clear_failure() {
 fn unprivileged_host_skips_for_real_causes() {
     let run = suite(&Host::Unprivileged, &[], true);
     assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
-    let root = run.skip_line("needs_root").expect("needs_root skipped");
+    let root = skip_line(&run, "needs_root").expect("needs_root skipped");
     assert!(
         root.contains("needs root: checking the real uid and user namespace failed: real uid 65534; cause: the real uid is 65534, not 0"),
         "{root}"
     );
-    let setpcap = run
-        .skip_line("needs_user_and_setpcap")
-        .expect("needs_user_and_setpcap skipped");
+    let setpcap =
+        skip_line(&run, "needs_user_and_setpcap").expect("needs_user_and_setpcap skipped");
     assert!(
         setpcap.contains("needs cap_setpcap: prctl(PR_CAPBSET_DROP, ")
             && setpcap.contains("failed: EPERM (1); cause: CAP_SETPCAP is not effective"),
@@ -217,12 +191,12 @@ fn unprivileged_host_skips_for_real_causes() {
 fn seccomp_host_skips_namespace_tests() {
     let run = suite(&Host::DockerSeccomp, &[], true);
     assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
-    let net = run.skip_line("needs_net").expect("needs_net skipped");
+    let net = skip_line(&run, "needs_net").expect("needs_net skipped");
     assert!(
         net.contains("needs net: unshare(CLONE_NEWUSER) failed: EPERM (1); cause: a seccomp filter refuses this system call"),
         "{net}"
     );
-    let user = run.skip_line("needs_user_and_setpcap").expect("skipped");
+    let user = skip_line(&run, "needs_user_and_setpcap").expect("skipped");
     assert!(
         user.contains("needs user:") && !user.contains("needs cap_setpcap"),
         "{user}"

@@ -14,7 +14,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{Host, sibling_test_binary};
+use common::{Host, hermetic, nextest_installed, sibling_test_binary};
 use userns_test::requires_userns;
 
 const BINARY: &str = "userns-test::runner_suite";
@@ -34,12 +34,8 @@ fn scratch(name: &str) -> PathBuf {
 /// path with nothing there, so `sandbox::runs_box` is skipped everywhere.
 fn suite(host: &Host, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = host.command(sibling_test_binary("runner_suite"), args);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("USERNS_TEST_") || k.starts_with("GITHUB_") || k.starts_with("NEXTEST") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.env("USERNS_TEST_BWRAP", "/nonexistent/bwrap")
+    hermetic(&mut cmd)
+        .env("USERNS_TEST_BWRAP", "/nonexistent/bwrap")
         .envs(env.iter().copied())
         .output()
         .expect("run the fixture suite")
@@ -449,10 +445,7 @@ fn github_summary_and_one_annotation_per_reason() {
 /// once, whole: skips from the listing, outcomes from each test process.
 #[test]
 fn nextest_run_writes_one_whole_report() {
-    let nextest = Command::new("cargo")
-        .args(["nextest", "--version"])
-        .output();
-    if !nextest.is_ok_and(|o| o.status.success()) {
+    if !nextest_installed() {
         userns_test::skip(module_path!(), "cargo-nextest is not installed");
         return;
     }

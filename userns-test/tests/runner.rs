@@ -8,41 +8,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 use std::sync::OnceLock;
 
-use common::{Host, sibling_test_binary};
+use common::{Host, Run, hermetic, nextest_installed, sibling_test_binary};
 use userns_test::requires_userns;
-
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn ran(&self, test: &str) -> bool {
-        self.stdout.contains(&format!("BODY RAN: {test}\n"))
-    }
-
-    fn line(&self, prefix: &str) -> Option<&str> {
-        self.stdout.lines().find(|l| l.starts_with(prefix))
-    }
-
-    fn last_stdout_line(&self) -> &str {
-        self.stdout
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("")
-    }
-}
-
-fn clean(cmd: &mut Command) -> &mut Command {
-    for (k, _) in std::env::vars() {
-        if k.starts_with("USERNS_TEST_") || k == "NO_COLOR" {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.env("RUST_BACKTRACE", "0")
-}
 
 /// A stand-in for bubblewrap that succeeds and, when
 /// `FAKE_BWRAP_LOG` names a file, appends its arguments to it: the runner's
@@ -71,16 +38,12 @@ fn suite_on(host: &Host, args: &[&str], env: &[(&str, &str)]) -> Run {
     let mut all = vec!["--test-threads=1"];
     all.extend_from_slice(args);
     let mut cmd = host.command(sibling_test_binary("runner_suite"), &all);
-    let out = clean(&mut cmd)
+    hermetic(&mut cmd)
         .env("USERNS_TEST_BWRAP", fake_bwrap())
         .envs(env.iter().copied())
         .output()
-        .expect("run the runner suite");
-    Run {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+        .expect("run the runner suite")
+        .into()
 }
 
 fn suite(args: &[&str], env: &[(&str, &str)]) -> Run {
@@ -402,10 +365,7 @@ fn restricted_hosts_skip_for_real_causes() {
 /// listing), an unmet test is SKIP, never PASS.
 #[test]
 fn nextest_reports_unmet_tests_as_skip() {
-    let nextest = Command::new("cargo")
-        .args(["nextest", "--version"])
-        .output();
-    if !nextest.is_ok_and(|o| o.status.success()) {
+    if !nextest_installed() {
         userns_test::skip(module_path!(), "cargo-nextest is not installed");
         return;
     }
@@ -426,7 +386,7 @@ fn nextest_reports_unmet_tests_as_skip() {
         "never",
     ])
     .current_dir(workspace);
-    let out = clean(&mut cmd)
+    let out = hermetic(&mut cmd)
         .env("USERNS_TEST_DENY", "net")
         .output()
         .expect("run nextest");

@@ -70,6 +70,19 @@ fn arch() -> seccompiler::TargetArch {
         .expect("a seccompiler target")
 }
 
+/// A filter applying `action` to the matching calls and allowing the rest.
+fn filter(rules: Vec<(i64, Vec<SeccompRule>)>, action: SeccompAction) -> BpfProgram {
+    SeccompFilter::new(
+        rules.into_iter().collect(),
+        SeccompAction::Allow,
+        action,
+        arch(),
+    )
+    .unwrap()
+    .try_into()
+    .unwrap()
+}
+
 /// `unshare` always, `clone` with any namespace flag: `action`.
 fn namespace_filter(action: SeccompAction) -> BpfProgram {
     let clone_rules = NAMESPACE_FLAGS
@@ -87,70 +100,30 @@ fn namespace_filter(action: SeccompAction) -> BpfProgram {
             .unwrap()
         })
         .collect();
-    let rules = [(libc::SYS_unshare, vec![]), (libc::SYS_clone, clone_rules)];
-    SeccompFilter::new(
-        rules.into_iter().collect(),
-        SeccompAction::Allow,
+    filter(
+        vec![(libc::SYS_unshare, vec![]), (libc::SYS_clone, clone_rules)],
         action,
-        arch(),
     )
-    .unwrap()
-    .try_into()
-    .unwrap()
 }
 
-fn clone3_enosys() -> BpfProgram {
-    SeccompFilter::new(
-        [(libc::SYS_clone3, vec![])].into_iter().collect(),
-        SeccompAction::Allow,
-        SeccompAction::Errno(libc::ENOSYS as u32),
-        arch(),
-    )
-    .unwrap()
-    .try_into()
-    .unwrap()
-}
-
-fn kill_on_unshare() -> BpfProgram {
-    SeccompFilter::new(
-        [(libc::SYS_unshare, vec![])].into_iter().collect(),
-        SeccompAction::Allow,
-        SeccompAction::KillProcess,
-        arch(),
-    )
-    .unwrap()
-    .try_into()
-    .unwrap()
-}
-
-/// `syscall` with argument `arg` equal to `value`: `action`.
+/// `syscall` with argument `arg` equal to `value`: fails with `errno`.
 fn refuse_when(syscall: i64, arg: u8, value: u64, errno: i32) -> BpfProgram {
     let rule = SeccompRule::new(vec![
         SeccompCondition::new(arg, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, value).unwrap(),
     ])
     .unwrap();
-    SeccompFilter::new(
-        [(syscall, vec![rule])].into_iter().collect(),
-        SeccompAction::Allow,
+    filter(
+        vec![(syscall, vec![rule])],
         SeccompAction::Errno(errno as u32),
-        arch(),
     )
-    .unwrap()
-    .try_into()
-    .unwrap()
 }
 
-/// Every listed system call refused with `errno`.
+/// Every listed system call fails with `errno`.
 fn refuse_all(syscalls: &[i64], errno: i32) -> BpfProgram {
-    SeccompFilter::new(
+    filter(
         syscalls.iter().map(|&s| (s, vec![])).collect(),
-        SeccompAction::Allow,
         SeccompAction::Errno(errno as u32),
-        arch(),
     )
-    .unwrap()
-    .try_into()
-    .unwrap()
 }
 
 /// A Landlock ruleset, created in the parent (building it allocates, which
@@ -249,9 +222,12 @@ impl Host {
         let filters: Vec<BpfProgram> = match self {
             Host::DockerSeccomp => vec![
                 namespace_filter(SeccompAction::Errno(libc::EPERM as u32)),
-                clone3_enosys(),
+                refuse_all(&[libc::SYS_clone3], libc::ENOSYS),
             ],
-            Host::KillOnUnshare => vec![kill_on_unshare()],
+            Host::KillOnUnshare => vec![filter(
+                vec![(libc::SYS_unshare, vec![])],
+                SeccompAction::KillProcess,
+            )],
             Host::CapbsetDropRefused => vec![refuse_when(
                 libc::SYS_prctl,
                 0,
@@ -436,4 +412,66 @@ fn is_executable(p: &Path) -> bool {
     p.metadata()
         .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
         .unwrap_or(false)
+}
+
+/// A fixture suite's run, as its parent sees it.
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// Whether the body of `test` ran (the fixtures print a marker).
+    pub fn ran(&self, test: &str) -> bool {
+        self.stdout.contains(&format!("BODY RAN: {test}\n"))
+    }
+
+    /// The first stdout line starting with `prefix`.
+    pub fn line(&self, prefix: &str) -> Option<&str> {
+        self.stdout.lines().find(|l| l.starts_with(prefix))
+    }
+
+    /// The last non-empty stdout line (libtest's summary).
+    pub fn last_stdout_line(&self) -> &str {
+        self.stdout
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("")
+    }
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Run {
+        Run {
+            code: o.status.code(),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+/// Removes what would make a child's run depend on this one's
+/// environment (the crate's variables, colour, CI and nextest settings);
+/// no backtraces in expected failures.
+pub fn hermetic(cmd: &mut Command) -> &mut Command {
+    for (k, _) in std::env::vars() {
+        if k.starts_with("USERNS_TEST_")
+            || k.starts_with("GITHUB_")
+            || k.starts_with("NEXTEST")
+            || k == "NO_COLOR"
+        {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("RUST_BACKTRACE", "0")
+}
+
+/// Whether `cargo nextest` is installed.
+pub fn nextest_installed() -> bool {
+    Command::new("cargo")
+        .args(["nextest", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
