@@ -176,6 +176,14 @@ impl Verdict {
         matches!(self.status, Status::Available)
     }
 
+    /// `yes`, or `yes (note)` when the probe learned something on the way.
+    pub fn yes_with_note(&self) -> String {
+        match &self.note {
+            Some(n) => format!("yes ({n})"),
+            None => "yes".into(),
+        }
+    }
+
     /// The reason, when unavailable.
     pub fn reason(&self) -> Option<&Reason> {
         match &self.status {
@@ -188,13 +196,7 @@ impl Verdict {
 impl fmt::Display for Verdict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.status {
-            Status::Available => {
-                write!(f, "{}: yes", self.ability)?;
-                match &self.note {
-                    Some(n) => write!(f, " ({n})"),
-                    None => Ok(()),
-                }
-            }
+            Status::Available => write!(f, "{}: {}", self.ability, self.yes_with_note()),
             Status::Unavailable(r) => write!(f, "{}: no: {r}", self.ability),
         }
     }

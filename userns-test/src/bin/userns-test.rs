@@ -357,14 +357,7 @@ fn print_text(facts: &HostFacts, verdicts: &[Verdict]) {
         .unwrap_or(0);
     for v in verdicts {
         match v.reason() {
-            None => {
-                let note = v
-                    .note
-                    .as_deref()
-                    .map(|n| format!(" ({n})"))
-                    .unwrap_or_default();
-                println!("  {:width$}  yes{note}", v.ability.name());
-            }
+            None => println!("  {:width$}  {}", v.ability.name(), v.yes_with_note()),
             Some(r) => {
                 println!("  {:width$}  no   {}", v.ability.name(), r.short());
                 println!("  {:width$}       cause: {}", "", r.cause);

@@ -504,17 +504,17 @@ pub fn emit(
 ) -> Vec<ReportError> {
     let mut errors = Vec::new();
     let part = BinaryPart::from_record(binary, record);
+    let run = RunId::current();
     if let Some(primary) = dest.json.as_ref().or(dest.junit.as_ref()) {
-        let run = RunId::current();
         match store::Store::open(primary, &run) {
             Ok(store) => {
                 let written = match phase {
                     Phase::NextestTest => store.add_test_outcomes(&part),
                     _ => store.add_part(&part),
                 };
-                match written
-                    .and_then(|()| store.assemble_locked(run, |report| write_all(dest, report)))
-                {
+                match written.and_then(|()| {
+                    store.assemble_locked(run.clone(), |report| write_all(dest, report))
+                }) {
                     Ok(more) => errors.extend(more),
                     Err(error) => errors.push(ReportError {
                         what: "the report's parts",
@@ -534,7 +534,7 @@ pub fn emit(
     // binary is listed or run: written once per binary, never per test
     // process.
     if phase != Phase::NextestTest {
-        let report = Report::assemble(RunId::current(), vec![part]);
+        let report = Report::assemble(run, vec![part]);
         if let Some(path) = &dest.step_summary
             && let Err(error) = store::append(path, &markdown::step_summary(&report))
         {

@@ -118,15 +118,15 @@ pub fn run_main_named(binary: &str) -> ExitCode {
     // nextest shows only when the test fails: the summary of one passing
     // test is noise there, and reading the host facts for it costs every
     // process. The listing decided the skips.
-    let quiet = crate::report::Phase::current(&args) == Some(crate::report::Phase::NextestTest)
-        && !conclusion.has_failed();
+    let phase = crate::report::Phase::current(&args);
+    let quiet = phase == Some(crate::report::Phase::NextestTest) && !conclusion.has_failed();
     if !args.list && !quiet {
         let color = summary::use_color(&args);
         let mut err = std::io::stderr().lock();
         let _ = write_summary(&mut err, &record, color);
     }
     let destinations = crate::report::Destinations::from_env();
-    let errors = match crate::report::Phase::current(&args) {
+    let errors = match phase {
         Some(phase) if destinations.any() => {
             crate::report::emit(&destinations, phase, binary, &record)
         }

@@ -68,14 +68,7 @@ pub fn write_summary(w: &mut impl Write, record: &RunRecord, color: bool) -> io:
             .iter()
             .map(|v| {
                 let cell = match v.reason() {
-                    None => {
-                        let note = v
-                            .note
-                            .as_deref()
-                            .map(|n| format!(" ({n})"))
-                            .unwrap_or_default();
-                        paint.wrap("32", &format!("yes{note}"))
-                    }
+                    None => paint.wrap("32", &v.yes_with_note()),
                     Some(r) => format!("{} {}; {}", paint.wrap("31", "no "), r.short(), r.cause),
                 };
                 (v.ability, cell)
