@@ -22,7 +22,7 @@
 
 mod summary;
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
@@ -84,7 +84,8 @@ pub struct TestRecord {
 /// Everything a run produced, for summaries and reports.
 #[derive(Debug, Clone)]
 pub struct RunRecord {
-    /// Every collected test, in name order.
+    /// Every collected test, in the order of the cases run (name order
+    /// under [`main!`](crate::main)).
     pub tests: Vec<TestRecord>,
     /// The verdicts on the abilities the selected tests needed.
     pub verdicts: Vec<Verdict>,
@@ -112,7 +113,8 @@ pub fn run_main() -> ExitCode {
 pub fn run_main_named(binary: &str) -> ExitCode {
     let args = Arguments::from_args();
     let mut cases: Vec<&'static TestCase> = TESTS.iter().collect();
-    cases.sort_by_key(|c| c.name());
+    // Names are unique, so an unstable sort gives the one name order.
+    cases.sort_unstable_by_key(|c| c.name());
     let (conclusion, record) = run(&args, &cases);
     // Under nextest each test has a process of its own, whose output
     // nextest shows only when the test fails: the summary of one passing
@@ -187,24 +189,31 @@ pub fn run(
         .collect();
     let conclusion = libtest_mimic::run(args, trials);
 
-    let mut tests = records.lock().map(|r| r.clone()).unwrap_or_default();
-    // Tests the run never called: filtered out, or flagged ignored and not
-    // asked for. (A set, not a scan per case: suites have thousands.)
-    let called: HashSet<String> = tests.iter().map(|t| t.name.clone()).collect();
-    for ((case, sel), listed) in cases.iter().zip(&selected).zip(listed) {
-        if called.contains(case.name()) {
-            continue;
-        }
-        let outcome = match (sel, case.ignore, listed) {
-            (true, Some(reason), _) => TestOutcome::Ignored {
-                reason: reason.into(),
-            },
-            (true, None, Some(listed)) => listed,
-            _ => TestOutcome::FilteredOut,
-        };
-        tests.push(record(case, outcome, Duration::ZERO));
-    }
-    tests.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut called: HashMap<String, TestRecord> = records
+        .lock()
+        .map(|r| r.iter().map(|t| (t.name.clone(), t.clone())).collect())
+        .unwrap_or_default();
+    // One record per case, in the cases' order: the run's own record, or,
+    // for a test the run never called, filtered out or flagged ignored and
+    // not asked for. (A map, not a scan or a sort: suites have thousands,
+    // and under nextest every test's process builds this.)
+    let tests: Vec<TestRecord> = cases
+        .iter()
+        .zip(&selected)
+        .zip(listed)
+        .map(|((case, sel), listed)| {
+            called.remove(case.name()).unwrap_or_else(|| {
+                let outcome = match (sel, case.ignore, listed) {
+                    (true, Some(reason), _) => TestOutcome::Ignored {
+                        reason: reason.into(),
+                    },
+                    (true, None, Some(listed)) => listed,
+                    _ => TestOutcome::FilteredOut,
+                };
+                record(case, outcome, Duration::ZERO)
+            })
+        })
+        .collect();
     let verdicts = needed
         .iter()
         .filter(|a| !denied.contains(a))
