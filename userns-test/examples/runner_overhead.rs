@@ -25,6 +25,12 @@
 //! the whole binary. Before timing, one run of each is checked to pass half
 //! the tests and skip the other half, so the suites measured are the
 //! suites described.
+//!
+//! Then, per size, one test per process as nextest runs them
+//! (`--exact met_00000` in nextest's environment, median of at least 51
+//! runs), and for the first size the userns-test suite under
+//! `cargo nextest run` without reports, with the JSON report, and with
+//! JSON and JUnit (median of 5 runs; skipped without cargo-nextest).
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -365,9 +371,16 @@ fn check_shape(framework: Framework, binary: &Path, tests: usize) -> Result<(), 
     Ok(())
 }
 
-fn wall_time(framework: Framework, binary: &Path) -> Result<Duration, String> {
+fn wall_time(
+    framework: Framework,
+    binary: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Result<Duration, String> {
     let started = Instant::now();
     let status = suite_command(framework, binary)
+        .args(args)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -423,7 +436,7 @@ fn run() -> Result<(), String> {
             for k in 0..builds.len() {
                 let index = (run + k) % builds.len();
                 let (framework, build) = &builds[index];
-                samples[index].push(wall_time(*framework, &build.binary)?);
+                samples[index].push(wall_time(*framework, &build.binary, &[], &[])?);
             }
         }
         let medians: Vec<Duration> = samples.into_iter().map(median).collect();
@@ -447,7 +460,100 @@ fn run() -> Result<(), String> {
                 build.crates.map_or("-".into(), |c| c.to_string()),
             );
         }
+        // One process per test, as nextest runs them: one passing test
+        // that needs `user` (a runtime_executable(sh) test, a plain test),
+        // in nextest's environment.
+        let nextest_env = [
+            ("NEXTEST_RUN_ID", "runner-overhead"),
+            ("NEXTEST_TEST_PHASE", "run"),
+        ];
+        print!("  one test per process (--exact met_00000):");
+        for (framework, build) in &builds {
+            let samples = (0..options.runs.max(51))
+                .map(|_| {
+                    wall_time(
+                        *framework,
+                        &build.binary,
+                        &["--exact", "met_00000"],
+                        &nextest_env,
+                    )
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            print!(
+                " {} {:.2} ms;",
+                framework.slug(),
+                median(samples).as_secs_f64() * 1e3
+            );
+        }
+        println!();
+        if options.sizes.first() == Some(&tests) {
+            nextest_report_cost(&options.dir.join(format!("userns-test-{tests}")))?;
+        }
     }
     println!("\n(`vs fastest` divides by the faster of test-with and libtest.)");
+    Ok(())
+}
+
+/// The userns-test suite under `cargo nextest run`, without reports, with
+/// the JSON report, and with JSON and JUnit: every test process rebuilds
+/// the run's report. Skipped where cargo-nextest is not installed.
+fn nextest_report_cost(root: &Path) -> Result<(), String> {
+    let installed = cargo()
+        .args(["nextest", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !installed {
+        println!("  under cargo nextest: skipped, cargo-nextest is not installed");
+        return Ok(());
+    }
+    let reports = root.join("reports");
+    let json = reports.join("report.json");
+    let junit = reports.join("junit.xml");
+    let variants: [(&str, Vec<(&str, &Path)>); 3] = [
+        ("no report", vec![]),
+        ("JSON", vec![("USERNS_TEST_REPORT_JSON", &json)]),
+        (
+            "JSON + JUnit",
+            vec![
+                ("USERNS_TEST_REPORT_JSON", &json),
+                ("USERNS_TEST_JUNIT", &junit),
+            ],
+        ),
+    ];
+    let nextest = |env: &[(&str, &Path)]| -> Result<Duration, String> {
+        let _ = std::fs::remove_dir_all(&reports);
+        let mut command = cargo();
+        command
+            .args(["nextest", "run", "--cargo-quiet", "--status-level", "none"])
+            .args(["--final-status-level", "none", "--manifest-path"])
+            .arg(root.join("Cargo.toml"))
+            .arg("--target-dir")
+            .arg(root.join("target"))
+            .env("USERNS_TEST_BWRAP", format!("/nonexistent/{MISSING_TOOL}"))
+            .env_remove("USERNS_TEST_DENY")
+            .env_remove("USERNS_TEST_REQUIRE")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let started = Instant::now();
+        let status = command
+            .status()
+            .map_err(|e| format!("running cargo nextest: {e}"))?;
+        if !status.success() {
+            return Err(format!("cargo nextest run failed: {status}"));
+        }
+        Ok(started.elapsed())
+    };
+    nextest(&[])?; // builds the nextest-side artefacts once
+    print!("  under cargo nextest run (median of 5):");
+    for (label, env) in &variants {
+        let samples = (0..5)
+            .map(|_| nextest(env))
+            .collect::<Result<Vec<_>, _>>()?;
+        print!(" {label} {:.2} s;", median(samples).as_secs_f64());
+    }
+    println!();
     Ok(())
 }
