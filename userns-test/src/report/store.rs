@@ -2,6 +2,7 @@
 //! written: atomically (temporary file, then `rename`), under an exclusive
 //! `flock` when several processes of one run assemble the same report.
 
+use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -77,20 +78,20 @@ impl Store {
     ) -> io::Result<Vec<ReportError>> {
         let _lock = self.lock()?;
         let mut parts = Vec::new();
-        let mut names: Vec<PathBuf> = fs::read_dir(&self.dir)?
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|e| e == "json"))
-            .collect();
-        names.sort();
-        for path in names {
+        for path in finished_json(&self.dir)? {
             let mut part: BinaryPart = read_json(&path)?;
             let outcomes = self.dir.join(format!("{}.tests", safe_name(&part.binary)));
             if outcomes.is_dir() {
-                for entry in fs::read_dir(&outcomes)?.flatten() {
-                    let ran: TestEntry = read_json(&entry.path())?;
-                    match part.tests.iter_mut().find(|t| t.name == ran.name) {
-                        Some(slot) => *slot = ran,
+                let index: HashMap<String, usize> = part
+                    .tests
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| (t.name.clone(), i))
+                    .collect();
+                for path in finished_json(&outcomes)? {
+                    let ran: TestEntry = read_json(&path)?;
+                    match index.get(&ran.name) {
+                        Some(&i) => part.tests[i] = ran,
                         None => part.tests.push(ran),
                     }
                 }
@@ -107,10 +108,10 @@ impl Store {
             .collect();
         orphans.sort();
         for dir in orphans {
-            let mut tests: Vec<TestEntry> = Vec::new();
-            for entry in fs::read_dir(&dir)?.flatten() {
-                tests.push(read_json(&entry.path())?);
-            }
+            let tests = finished_json(&dir)?
+                .iter()
+                .map(|p| read_json(p))
+                .collect::<io::Result<Vec<TestEntry>>>()?;
             if let Some(first) = tests.first() {
                 parts.push(BinaryPart {
                     binary: first.binary.clone(),
@@ -131,6 +132,24 @@ impl Store {
             .open(self.root.join("lock"))?;
         Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, e)| io::Error::from(e))
     }
+}
+
+/// The finished parts in `dir`, sorted: `*.json` files, not the
+/// `.<name>.tmp.<pid>` files other processes of the run are still writing
+/// (parts are written outside the lock).
+fn finished_json(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut paths: Vec<PathBuf> = fs::read_dir(dir)?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.is_file()
+                && p.extension().is_some_and(|e| e == "json")
+                && p.file_name()
+                    .is_some_and(|n| !n.to_string_lossy().starts_with('.'))
+        })
+        .collect();
+    paths.sort();
+    Ok(paths)
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> io::Result<T> {
@@ -248,6 +267,13 @@ mod tests {
                 entry("b", Outcome::FilteredOut),
             ]))
             .unwrap();
+        // Another process of the run, mid-write (parts are written outside
+        // the lock): its temporary file is not a part.
+        fs::write(
+            store.dir().join("pkg%3A%3Asuite.tests/.b.json.tmp.99999"),
+            "{\"half",
+        )
+        .unwrap();
         let outcomes = |store: &Store, run: &RunId| {
             let mut seen = Vec::new();
             store
