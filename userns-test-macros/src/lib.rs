@@ -209,11 +209,14 @@ fn expand_function(function: ItemFn, requirements: &[(Ident, Ident)]) -> TokenSt
         .cloned()
         .collect();
     let registration = runner_registration(&function, requirements, &body_fn, &cfgs);
+    // `modifiers` only holds `default` (specialization), which a free
+    // function cannot have.
     let ItemFn {
         attrs,
         vis,
         sig,
         block,
+        ..
     } = function;
     let asyncness = &sig.asyncness;
     let output = &sig.output;
@@ -314,19 +317,19 @@ fn runner_registration(
                 #entry
             }
 
-            #[::userns_test::__private::linkme::distributed_slice(::userns_test::__private::TESTS)]
-            #[linkme(crate = ::userns_test::__private::linkme)]
-            static CASE: ::userns_test::__private::TestCase = ::userns_test::__private::TestCase {
-                path: ::core::concat!(::core::module_path!(), "::", #name),
-                name: ::userns_test::__private::libtest_name(
-                    ::core::concat!(::core::module_path!(), "::", #name),
-                ),
-                requires: &[#(#variants),*],
-                ignore: #ignore,
-                should_panic: #should_panic,
-                expected_panic: #expected,
-                run: entry,
-            };
+            ::userns_test::__private::inventory::submit! {
+                ::userns_test::__private::TestCase {
+                    path: ::core::concat!(::core::module_path!(), "::", #name),
+                    name: ::userns_test::__private::libtest_name(
+                        ::core::concat!(::core::module_path!(), "::", #name),
+                    ),
+                    requires: &[#(#variants),*],
+                    ignore: #ignore,
+                    should_panic: #should_panic,
+                    expected_panic: #expected,
+                    run: entry,
+                }
+            }
         };
     }
 }

@@ -123,6 +123,6 @@ macro_rules! main {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::gate::{SkipReturn, gate};
-    pub use crate::registry::{IntoOutcome, TESTS, TestCase, libtest_name};
-    pub use linkme;
+    pub use crate::registry::{IntoOutcome, TestCase, libtest_name};
+    pub use inventory;
 }

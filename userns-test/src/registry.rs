@@ -1,6 +1,7 @@
 //! Tests collected for the runner: every `#[requires_userns]` and
-//! `#[userns_test::test]` function of a `harness = false` target lands in
-//! one distributed slice, whatever module it is in. No list to maintain.
+//! `#[userns_test::test]` function of a `harness = false` target registers
+//! itself with `inventory` (a constructor run before `main`), whatever
+//! module it is in. No list to maintain.
 
 use crate::Ability;
 
@@ -50,9 +51,12 @@ pub const fn libtest_name(path: &'static str) -> &'static str {
     path
 }
 
-/// Every collected test of the binary.
-#[linkme::distributed_slice]
-pub static TESTS: [TestCase];
+inventory::collect!(TestCase);
+
+/// Every collected test of the binary, in no particular order.
+pub fn collected() -> impl Iterator<Item = &'static TestCase> {
+    inventory::iter::<TestCase>.into_iter()
+}
 
 /// What a test body returns, turned into pass or fail.
 pub trait IntoOutcome {

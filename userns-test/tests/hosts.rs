@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Host, available, doctor, verdict};
+use common::{Host, available, cli, doctor, verdict};
 use userns_test::requires_userns;
 
 /// Each ability with the command that performs its operation directly.
@@ -253,7 +253,7 @@ fn bwrap_missing_unexecutable_and_failing_are_distinct() {
     std::fs::set_permissions(&failing, std::fs::Permissions::from_mode(0o755)).unwrap();
 
     let doctor_with = |bwrap: &std::path::Path| -> serde_json::Value {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_userns-test"))
+        let out = std::process::Command::new(cli())
             .args(["doctor", "--json", "--only", "bwrap,bwrap_net"])
             .env("USERNS_TEST_BWRAP", bwrap)
             .output()

@@ -14,7 +14,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{Host, hermetic, nextest_installed, sibling_test_binary};
+use common::{Host, cli, hermetic, nextest_installed, sibling_test_binary};
 use userns_test::requires_userns;
 
 const BINARY: &str = "userns-test::runner_suite";
@@ -42,7 +42,7 @@ fn suite(host: &Host, args: &[&str], env: &[(&str, &str)]) -> Output {
 }
 
 fn userns_test(args: &[&str], dir: Option<&Path>) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_userns-test"));
+    let mut cmd = Command::new(cli());
     cmd.args(args);
     if let Some(d) = dir {
         cmd.current_dir(d);
@@ -266,6 +266,7 @@ fn merge_rejects_unusable_reports_by_name() {
 /// The JUnit file read back by a parser that is not its writer: counts,
 /// skipped messages (attribute and text), failures, properties.
 #[test]
+#[cfg(feature = "junit")]
 fn junit_is_read_back_by_an_independent_parser() {
     let dir = scratch("junit");
     let path = dir.join("junit.xml");
@@ -345,6 +346,30 @@ fn junit_is_read_back_by_an_independent_parser() {
     assert!(property("ability.net").starts_with("no: denied by USERNS_TEST_DENY"));
     assert!(property("ability.bwrap").starts_with("no: finding /nonexistent/bwrap failed"));
     assert!(!property("host.kernel_release").is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Without the `junit` feature, asking for JUnit fails the run with the
+/// fix, after the tests ran, and writes no file.
+#[test]
+#[cfg(not(feature = "junit"))]
+fn junit_without_the_feature_names_the_fix() {
+    let dir = scratch("junit-off");
+    let path = dir.join("junit.xml");
+    let out = suite(
+        &Host::Plain,
+        &[],
+        &[("USERNS_TEST_JUNIT", path.to_str().unwrap())],
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(text(&out.stdout).contains("test result: ok."), "{stderr}");
+    assert!(
+        stderr.contains("built without its `junit` feature")
+            && stderr.contains(r#"features = ["junit"]"#),
+        "{stderr}"
+    );
+    assert!(!path.exists());
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -493,15 +518,10 @@ fn nextest_run_writes_one_whole_report() {
 /// `doctor --require`: 0 when available, 1 when missing, 2 on a bad name.
 #[requires_userns(user, root)]
 fn doctor_require_exit_codes() {
-    let ok = Host::Plain.run(
-        env!("CARGO_BIN_EXE_userns-test"),
-        &["doctor", "--require", "user"],
-    );
+    let ok = Host::Plain.run(&cli(), &["doctor", "--require", "user"]);
     assert_eq!(ok.status.code(), Some(0), "{}", text(&ok.stderr));
-    let missing = Host::Unprivileged.run(
-        env!("CARGO_BIN_EXE_userns-test"),
-        &["doctor", "--require", "root", "--only", "root"],
-    );
+    let missing =
+        Host::Unprivileged.run(&cli(), &["doctor", "--require", "root", "--only", "root"]);
     assert_eq!(missing.status.code(), Some(1));
     assert!(text(&missing.stderr).contains("required but missing: root"));
     let bad = userns_test(&["doctor", "--require", "nte"], None);
@@ -513,7 +533,8 @@ fn doctor_require_exit_codes() {
 /// commands and a warning; a missing binary is exit 2.
 #[test]
 fn apparmor_profile_names_exactly_the_binary() {
-    let exe = env!("CARGO_BIN_EXE_userns-test");
+    let exe = cli();
+    let exe = exe.to_str().unwrap();
     let out = userns_test(&["apparmor-profile", exe], None);
     assert_eq!(out.status.code(), Some(0));
     let profile = text(&out.stdout);

@@ -1,6 +1,7 @@
 //! Reports of a run, for CI: a JSON document (the record every other form
-//! is made from), JUnit XML, GitHub's step summary and annotations; and the
-//! merge of many runners' JSON reports into one tests x runners matrix.
+//! is made from), JUnit XML, GitHub's step summary and annotations. The
+//! merge of many runners' reports is the `userns-test merge` command's
+//! (package `userns-test-cli`).
 //!
 //! Destinations come from the environment ([`Destinations`]). Files are
 //! written atomically (a temporary file, then `rename`), so a crash never
@@ -28,7 +29,6 @@ pub mod github;
 #[cfg(feature = "junit")]
 pub mod junit;
 pub mod markdown;
-pub mod merge;
 mod store;
 
 use std::collections::BTreeMap;
@@ -576,7 +576,9 @@ fn write_all(dest: &Destinations, report: &Report) -> Vec<ReportError> {
             junit::to_xml(report).and_then(|xml| store::write_atomically(path, xml.as_bytes()));
         #[cfg(not(feature = "junit"))]
         let result: std::io::Result<()> = Err(std::io::Error::other(
-            "userns-test was built without its `junit` feature",
+            "userns-test was built without its `junit` feature; enable it with \
+             `userns-test = { version = \"0.1\", features = [\"junit\"] }` \
+             or unset USERNS_TEST_JUNIT",
         ));
         if let Err(error) = result {
             errors.push(ReportError {

@@ -33,7 +33,7 @@ use libtest_mimic::{Arguments, Completion, Failed, Trial};
 use crate::Ability;
 use crate::gate;
 use crate::policy::{Decision, Settings, Unmet};
-use crate::registry::{TESTS, TestCase};
+use crate::registry::{TestCase, collected};
 use crate::verdict::Verdict;
 
 pub use summary::write_summary;
@@ -112,7 +112,7 @@ pub fn run_main() -> ExitCode {
 /// The `main` of a `harness = false` target named `binary` in reports.
 pub fn run_main_named(binary: &str) -> ExitCode {
     let args = Arguments::from_args();
-    let mut cases: Vec<&'static TestCase> = TESTS.iter().collect();
+    let mut cases: Vec<&'static TestCase> = collected().collect();
     // Names are unique, so an unstable sort gives the one name order.
     cases.sort_unstable_by_key(|c| c.name());
     let (conclusion, record) = run(&args, &cases);

@@ -320,10 +320,7 @@ impl Host {
 
 /// The `userns-test doctor --json --only LIST` document on `host`.
 pub fn doctor(host: &Host, only: &str) -> serde_json::Value {
-    let out = host.run(
-        env!("CARGO_BIN_EXE_userns-test"),
-        &["doctor", "--json", "--only", only],
-    );
+    let out = host.run(&cli(), &["doctor", "--json", "--only", only]);
     assert!(
         out.status.success(),
         "doctor failed on this host: {}\n{}",
@@ -351,34 +348,76 @@ pub fn available(doc: &serde_json::Value, ability: &str) -> bool {
 /// (a no-op when fresh); without cargo, the newest `name-<hash>` beside
 /// this binary.
 pub fn sibling_test_binary(name: &str) -> PathBuf {
+    built(name, || {
+        // The fixture is built with the features these tests were built
+        // with, so `cargo test --all-features` tests the JUnit writer and
+        // plain `cargo test` the error without it.
+        let features: &[&str] = if cfg!(feature = "junit") {
+            &["--features", "junit"]
+        } else {
+            &[]
+        };
+        cargo_build(
+            &[&["--test", name][..], features].concat(),
+            concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"),
+            name,
+        )
+        .unwrap_or_else(|| newest_sibling(name))
+    })
+}
+
+/// The `userns-test` command (package `userns-test-cli`), built now if it
+/// is stale; without cargo, the one in this target directory.
+pub fn cli() -> PathBuf {
+    built("userns-test (cli)", || {
+        cargo_build(
+            &["--bin", "userns-test"],
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../userns-test-cli/Cargo.toml"),
+            "userns-test",
+        )
+        .unwrap_or_else(|| {
+            let exe = std::env::current_exe().expect("current_exe");
+            let path = exe
+                .parent()
+                .and_then(Path::parent)
+                .expect("a target directory")
+                .join("userns-test");
+            assert!(
+                is_executable(&path),
+                "{} is not built; run `cargo build -p userns-test-cli`",
+                path.display()
+            );
+            path
+        })
+    })
+}
+
+/// `build()`'s result, once per test process.
+fn built(key: &str, build: impl FnOnce() -> PathBuf) -> PathBuf {
     static BUILT: std::sync::Mutex<Vec<(String, PathBuf)>> = std::sync::Mutex::new(Vec::new());
     let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((_, path)) = built.iter().find(|(n, _)| n == name) {
+    if let Some((_, path)) = built.iter().find(|(k, _)| k == key) {
         return path.clone();
     }
-    let path = cargo_build_test(name).unwrap_or_else(|| newest_sibling(name));
-    built.push((name.to_owned(), path.clone()));
+    let path = build();
+    built.push((key.to_owned(), path.clone()));
     path
 }
 
-fn cargo_build_test(name: &str) -> Option<PathBuf> {
+/// `cargo build <args>` of `manifest`, and the executable of target `name`;
+/// `None` when not run under cargo.
+fn cargo_build(args: &[&str], manifest: &str, name: &str) -> Option<PathBuf> {
     let cargo = std::env::var_os("CARGO")?;
     let output = Command::new(cargo)
-        .args([
-            "build",
-            "--quiet",
-            "--message-format",
-            "json",
-            "--test",
-            name,
-        ])
+        .args(["build", "--quiet", "--message-format", "json"])
+        .args(args)
         .arg("--manifest-path")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
+        .arg(manifest)
         .output()
         .ok()?;
     assert!(
         output.status.success(),
-        "building the `{name}` test target failed:\n{}",
+        "building `{name}` failed:\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
     output

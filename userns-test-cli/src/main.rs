@@ -15,7 +15,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use serde::Serialize;
-use userns_test::report::merge;
+
+mod merge;
 use userns_test::{Ability, HostFacts, Settings, Verdict, probe_with};
 
 const USAGE: &str = "\

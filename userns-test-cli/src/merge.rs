@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::markdown::cell;
-use super::{Outcome, Report, SCHEMA};
+use userns_test::report::markdown::{cell, host_line};
+use userns_test::report::{Outcome, Report, SCHEMA};
 
 /// The `schema` of `merge --format json`.
 pub const MERGE_SCHEMA: &str = "userns-test/merge/1";
@@ -184,7 +184,7 @@ pub fn merge(reports: &[(PathBuf, Report)]) -> Matrix {
             Column {
                 label,
                 file: path.display().to_string(),
-                host: super::markdown::host_line(r),
+                host: host_line(r),
             }
         })
         .collect();
