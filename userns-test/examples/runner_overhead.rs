@@ -28,7 +28,9 @@
 //!
 //! Then, per size, one test per process as nextest runs them
 //! (`--exact met_00000` in nextest's environment, median of at least 51
-//! runs), and for the first size the userns-test suite under
+//! runs; for userns-test with the verdict the listing shared, and with
+//! `USERNS_TEST_SHARE_VERDICTS=0`), and for the first size the userns-test
+//! suite under
 //! `cargo nextest run` without reports, with the JSON report, and with
 //! JSON and JUnit (median of 5 runs; skipped without cargo-nextest).
 
@@ -336,6 +338,8 @@ fn suite_command(framework: Framework, binary: &Path) -> Command {
     for var in [
         "USERNS_TEST_REQUIRE",
         "USERNS_TEST_DENY",
+        "USERNS_TEST_SHARE_VERDICTS",
+        "NEXTEST_RUN_ID",
         "RUST_TEST_THREADS",
         "NO_COLOR",
     ] {
@@ -462,30 +466,52 @@ fn run() -> Result<(), String> {
         }
         // One process per test, as nextest runs them: one passing test
         // that needs `user` (a runtime_executable(sh) test, a plain test),
-        // in nextest's environment.
-        let nextest_env = [
-            ("NEXTEST_RUN_ID", "runner-overhead"),
-            ("NEXTEST_TEST_PHASE", "run"),
+        // in nextest's environment. For userns-test twice: with the
+        // verdict the run's listing shared (as in a real nextest run,
+        // where `--list` comes first), and probing in every process.
+        let run_id = format!("runner-overhead-{}-{tests}", std::process::id());
+        let nextest_env = [("NEXTEST_RUN_ID", run_id.as_str())];
+        let unshared_env = [
+            ("NEXTEST_RUN_ID", run_id.as_str()),
+            ("USERNS_TEST_SHARE_VERDICTS", "0"),
         ];
-        print!("  one test per process (--exact met_00000):");
+        wall_time(
+            Framework::UsernsTest,
+            &builds[0].1.binary,
+            &["--list"],
+            &nextest_env,
+        )?;
+        println!("  one test per process (--exact met_00000, nextest's environment):");
+        let mut per_process = Vec::new();
         for (framework, build) in &builds {
-            let samples = (0..options.runs.max(51))
-                .map(|_| {
-                    wall_time(
-                        *framework,
-                        &build.binary,
-                        &["--exact", "met_00000"],
-                        &nextest_env,
-                    )
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            print!(
-                " {} {:.2} ms;",
-                framework.slug(),
-                median(samples).as_secs_f64() * 1e3
+            let variants: &[(&str, &[(&str, &str)])] = match framework {
+                Framework::UsernsTest => &[
+                    ("verdict shared by the listing", &nextest_env),
+                    ("probing in every process", &unshared_env),
+                ],
+                _ => &[("", &nextest_env)],
+            };
+            for (variant, env) in variants {
+                let samples = (0..options.runs.max(51))
+                    .map(|_| wall_time(*framework, &build.binary, &["--exact", "met_00000"], env))
+                    .collect::<Result<Vec<_>, _>>()?;
+                per_process.push((framework.label(), *variant, median(samples)));
+            }
+        }
+        let fastest_other = per_process
+            .iter()
+            .filter(|(label, _, _)| *label != Framework::UsernsTest.label())
+            .map(|(_, _, d)| *d)
+            .min()
+            .unwrap_or_default();
+        for (label, variant, median) in &per_process {
+            println!(
+                "    {:<26} {:>8.2} ms {:>6.2}x  {variant}",
+                label,
+                median.as_secs_f64() * 1e3,
+                median.as_secs_f64() / fastest_other.as_secs_f64(),
             );
         }
-        println!();
         if options.sizes.first() == Some(&tests) {
             nextest_report_cost(&options.dir.join(format!("userns-test-{tests}")))?;
         }
@@ -525,6 +551,12 @@ fn nextest_report_cost(root: &Path) -> Result<(), String> {
         let mut command = cargo();
         command
             .args(["nextest", "run", "--cargo-quiet", "--status-level", "none"])
+            // JUnit is an opt-in feature.
+            .args(if env.iter().any(|(k, _)| *k == "USERNS_TEST_JUNIT") {
+                &["--features", "userns-test/junit"][..]
+            } else {
+                &[]
+            })
             .args(["--final-status-level", "none", "--manifest-path"])
             .arg(root.join("Cargo.toml"))
             .arg("--target-dir")
@@ -546,7 +578,9 @@ fn nextest_report_cost(root: &Path) -> Result<(), String> {
         }
         Ok(started.elapsed())
     };
-    nextest(&[])?; // builds the nextest-side artefacts once
+    // Builds the nextest-side artefacts once, with and without JUnit.
+    nextest(&[])?;
+    nextest(&variants[2].1)?;
     print!("  under cargo nextest run (median of 5):");
     for (label, env) in &variants {
         let samples = (0..5)

@@ -7,14 +7,14 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// An operation a test needs the host to allow.
 ///
 /// Namespace abilities are probed the unprivileged way: in a child that
 /// first creates a user namespace and maps the caller to root in it (the
 /// steps of [`Ability::User`]), whatever the caller's real uid.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Ability {
     /// Create a user namespace and become root in it.

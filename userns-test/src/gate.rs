@@ -7,6 +7,7 @@ use std::sync::OnceLock;
 use crate::Ability;
 use crate::policy::{ConfigError, Decision, Settings};
 use crate::probe::{Step, probe_with};
+use crate::shared::Shared;
 use crate::verdict::{Failure, Verdict};
 
 /// The settings, read once per process.
@@ -18,6 +19,12 @@ pub fn settings() -> Result<&'static Settings, &'static ConfigError> {
 /// The host's verdict on `ability`, probed at most once per process
 /// (concurrent callers wait for the first probe) and only when asked.
 ///
+/// Under nextest (one process per test), an *available* verdict found by
+/// another process of the same run is reused instead of probing, when
+/// everything it depends on (user, capabilities, seccomp, namespaces,
+/// boot, executable, settings, ...) is identical; `USERNS_TEST_SHARE_VERDICTS=0`
+/// turns that off. See the README's "Under nextest".
+///
 /// This is the host's truth: `USERNS_TEST_DENY` does not change it (see
 /// [`decide`] for the policy). A malformed `USERNS_TEST_PROBE_TIMEOUT_MS`
 /// or `USERNS_TEST_BWRAP` makes every verdict unavailable with that error.
@@ -25,7 +32,14 @@ pub fn probe(ability: Ability) -> &'static Verdict {
     static VERDICTS: [OnceLock<Verdict>; Ability::ALL.len()] =
         [const { OnceLock::new() }; Ability::ALL.len()];
     VERDICTS[ability.index()].get_or_init(|| match settings() {
-        Ok(s) => probe_with(ability, &s.probe),
+        Ok(s) => match Shared::get(s) {
+            Some(shared) => shared.lookup(ability).unwrap_or_else(|| {
+                let verdict = probe_with(ability, &s.probe);
+                shared.record(&verdict);
+                verdict
+            }),
+            None => probe_with(ability, &s.probe),
+        },
         Err(e) => misconfigured_verdict(ability, e),
     })
 }

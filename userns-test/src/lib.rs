@@ -74,6 +74,7 @@ pub mod probe;
 pub mod registry;
 pub mod report;
 pub mod runner;
+mod shared;
 pub mod verdict;
 
 pub use ability::{Ability, UnknownAbility};

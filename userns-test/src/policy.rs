@@ -28,9 +28,11 @@ pub const DENY_VAR: &str = "USERNS_TEST_DENY";
 pub const TIMEOUT_VAR: &str = "USERNS_TEST_PROBE_TIMEOUT_MS";
 /// `USERNS_TEST_BWRAP`
 pub const BWRAP_VAR: &str = "USERNS_TEST_BWRAP";
+/// `USERNS_TEST_SHARE_VERDICTS`
+pub const SHARE_VAR: &str = "USERNS_TEST_SHARE_VERDICTS";
 
 /// The crate's configuration, read from the environment.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
     /// Abilities whose absence fails a test instead of skipping it.
     pub require: BTreeSet<Ability>,
@@ -38,6 +40,22 @@ pub struct Settings {
     pub deny: BTreeSet<Ability>,
     /// How probes run.
     pub probe: ProbeOptions,
+    /// Under nextest, whether test processes of one run reuse the
+    /// available verdicts another process found (`USERNS_TEST_SHARE_VERDICTS`,
+    /// `1` by default, `0` to probe in every process). See
+    /// [`crate::gate::probe`].
+    pub share_verdicts: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            require: BTreeSet::new(),
+            deny: BTreeSet::new(),
+            probe: ProbeOptions::default(),
+            share_verdicts: true,
+        }
+    }
 }
 
 /// A malformed environment variable.
@@ -111,6 +129,21 @@ impl Settings {
                 });
             }
             settings.probe.bwrap = Some(PathBuf::from(v));
+        }
+        if let Some(v) = text(SHARE_VAR)? {
+            settings.share_verdicts = match v.trim() {
+                "1" => true,
+                "0" => false,
+                other => {
+                    return Err(ConfigError {
+                        variable: SHARE_VAR,
+                        value: v.clone(),
+                        problem: format!(
+                            "`{other}` is neither `1` (share) nor `0` (probe in every process)"
+                        ),
+                    });
+                }
+            };
         }
         Ok(settings)
     }

@@ -518,10 +518,9 @@ fn nextest_run_writes_one_whole_report() {
 /// `doctor --require`: 0 when available, 1 when missing, 2 on a bad name.
 #[requires_userns(user, root)]
 fn doctor_require_exit_codes() {
-    let ok = Host::Plain.run(&cli(), &["doctor", "--require", "user"]);
+    let ok = Host::Plain.run(cli(), &["doctor", "--require", "user"]);
     assert_eq!(ok.status.code(), Some(0), "{}", text(&ok.stderr));
-    let missing =
-        Host::Unprivileged.run(&cli(), &["doctor", "--require", "root", "--only", "root"]);
+    let missing = Host::Unprivileged.run(cli(), &["doctor", "--require", "root", "--only", "root"]);
     assert_eq!(missing.status.code(), Some(1));
     assert!(text(&missing.stderr).contains("required but missing: root"));
     let bad = userns_test(&["doctor", "--require", "nte"], None);

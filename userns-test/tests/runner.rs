@@ -233,6 +233,125 @@ fn filters_and_exact_probe_only_what_is_selected() {
     let _ = std::fs::remove_file(&log);
 }
 
+/// Under nextest, the processes of one run share available verdicts: the
+/// listing probes, the test processes reuse, and nothing a verdict depends
+/// on may differ (run, settings, user, seccomp, namespaces). Observed
+/// through the fake bwrap, which logs every probe.
+#[test]
+fn nextest_processes_of_one_run_share_available_verdicts() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = std::env::temp_dir().join(format!("userns-test-sharing-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).unwrap();
+    // uid 65534 writes its own directory here and appends to the log.
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let log = tmp.join("bwrap.log");
+    std::fs::write(&log, "").unwrap();
+    std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let probes = || std::fs::read_to_string(&log).unwrap().lines().count();
+    let nextest = |host: &Host, run: &str, args: &[&str], env: &[(&str, &str)]| {
+        let mut all = vec![
+            ("NEXTEST_RUN_ID", run),
+            ("TMPDIR", tmp.to_str().unwrap()),
+            ("FAKE_BWRAP_LOG", log.to_str().unwrap()),
+        ];
+        all.extend_from_slice(env);
+        let out = suite_on(host, args, &all);
+        assert_eq!(out.code, Some(0), "{}\n{}", out.stdout, out.stderr);
+        out
+    };
+    let box_test = ["--exact", "sandbox::runs_box"];
+
+    // The listing probes; the run's test processes reuse its verdict.
+    nextest(&Host::Plain, "run-a", &["--list"], &[]);
+    assert_eq!(probes(), 1);
+    for _ in 0..3 {
+        assert!(nextest(&Host::Plain, "run-a", &box_test, &[]).ran("sandbox::runs_box"));
+    }
+    assert_eq!(probes(), 1, "test processes of the run probed again");
+
+    // Another run, other settings, another user, a seccomp filter: each
+    // probes once, then reuses its own.
+    type Env<'a> = &'a [(&'a str, &'a str)];
+    let variants: [(&Host, &str, Env); 5] = [
+        (&Host::Plain, "run-b", &[]),
+        (&Host::Plain, "run-a", &[("USERNS_TEST_DENY", "net")]),
+        (&Host::Plain, "run-a", &[("USERNS_TEST_REQUIRE", "bwrap")]),
+        (&Host::Unprivileged, "run-a", &[]),
+        (&Host::DockerSeccomp, "run-a", &[]),
+    ];
+    for (i, (host, run, env)) in variants.iter().enumerate() {
+        nextest(host, run, &box_test, env);
+        assert_eq!(
+            probes(),
+            2 + i,
+            "{host:?} {run} {env:?} reused another key's verdict"
+        );
+        nextest(host, run, &box_test, env);
+        assert_eq!(
+            probes(),
+            2 + i,
+            "{host:?} {run} {env:?} did not reuse its own"
+        );
+    }
+
+    // Each `unshare --user` makes a new user namespace: nothing to reuse.
+    let before = probes();
+    nextest(&Host::InsideUnshare, "run-a", &box_test, &[]);
+    nextest(&Host::InsideUnshare, "run-a", &box_test, &[]);
+    assert_eq!(
+        probes(),
+        before + 2,
+        "a new user namespace reused a verdict"
+    );
+
+    // Off: every process probes. Outside nextest: nothing is shared.
+    let before = probes();
+    nextest(
+        &Host::Plain,
+        "run-a",
+        &box_test,
+        &[("USERNS_TEST_SHARE_VERDICTS", "0")],
+    );
+    nextest(
+        &Host::Plain,
+        "run-a",
+        &box_test,
+        &[("USERNS_TEST_SHARE_VERDICTS", "0")],
+    );
+    assert_eq!(probes(), before + 2);
+    suite(
+        &box_test,
+        &[
+            ("FAKE_BWRAP_LOG", log.to_str().unwrap()),
+            ("TMPDIR", tmp.to_str().unwrap()),
+        ],
+    );
+    assert_eq!(probes(), before + 3);
+
+    // A malformed value is an error, not a default.
+    let bad = suite_on(
+        &Host::Plain,
+        &box_test,
+        &[
+            ("NEXTEST_RUN_ID", "run-a"),
+            ("USERNS_TEST_SHARE_VERDICTS", "yes"),
+        ],
+    );
+    assert_eq!(bad.code, Some(101), "{}", bad.stderr);
+    assert!(
+        bad.stdout
+            .contains("USERNS_TEST_SHARE_VERDICTS=\"yes\": `yes` is neither `1`")
+            || bad
+                .stderr
+                .contains("USERNS_TEST_SHARE_VERDICTS=\"yes\": `yes` is neither `1`"),
+        "{}\n{}",
+        bad.stdout,
+        bad.stderr
+    );
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
 /// A `Result` test fails on `Err`, printing it; a panicking test fails with
 /// the panic message; `#[should_panic(expected)]` passes. Exit code 101.
 #[test]

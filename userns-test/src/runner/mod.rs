@@ -240,12 +240,22 @@ fn is_selected(args: &Arguments, case: &TestCase) -> bool {
 /// ability probes them concurrently. The host facts (for diagnoses and the
 /// summary) are read meanwhile, while the probe children run.
 fn probe_in_parallel(abilities: impl Iterator<Item = Ability>) {
+    let abilities: Vec<Ability> = abilities.collect();
+    // Under nextest a passing test's process prints no summary, so the
+    // facts are read only if a diagnosis needs them.
+    let facts_now = std::env::var_os("NEXTEST_RUN_ID").is_none();
+    if let ([], false) | ([_], false) = (abilities.as_slice(), facts_now) {
+        // One test's process under nextest: nothing to overlap, and a
+        // thread costs more than a shared verdict's lookup.
+        abilities.iter().for_each(|&a| {
+            gate::probe(a);
+        });
+        return;
+    }
     std::thread::scope(|s| {
         // A thread that cannot be created (RLIMIT_NPROC reached) is not an
-        // error: the cached value is computed on first use instead. Under
-        // nextest a passing test's process prints no summary, so the facts
-        // are read only if a diagnosis needs them.
-        if std::env::var_os("NEXTEST_RUN_ID").is_none() {
+        // error: the cached value is computed on first use instead.
+        if facts_now {
             let _ = std::thread::Builder::new().spawn_scoped(s, crate::HostFacts::get);
         }
         for a in abilities {

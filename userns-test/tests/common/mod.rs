@@ -17,7 +17,7 @@ use seccompiler::{
 };
 
 /// How a host is built around a command.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub enum Host {
     /// This process's own host (root on CI).
     Plain,
@@ -320,7 +320,7 @@ impl Host {
 
 /// The `userns-test doctor --json --only LIST` document on `host`.
 pub fn doctor(host: &Host, only: &str) -> serde_json::Value {
-    let out = host.run(&cli(), &["doctor", "--json", "--only", only]);
+    let out = host.run(cli(), &["doctor", "--json", "--only", only]);
     assert!(
         out.status.success(),
         "doctor failed on this host: {}\n{}",

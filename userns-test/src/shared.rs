@@ -1,0 +1,400 @@
+//! Verdicts shared between the processes of one nextest run.
+//!
+//! nextest runs every test in a process of its own, so without sharing each
+//! process probes again what the listing process (and every other test
+//! process of the binary) already probed: a clone and map writes for `user`,
+//! a whole `bwrap` execution for `bwrap`. Instead, a process that finds an
+//! ability *available* writes that verdict to a file of the run, and another
+//! process of the same run whose key is identical reads it
+//! instead of probing.
+//!
+//! # What makes a verdict reusable
+//! The key holds everything a process can observe that a verdict depends
+//! on, and a verdict is reused only when the whole key is equal (the file
+//! name is a hash of it; the file holds the key itself):
+//!
+//! - the run (`NEXTEST_RUN_ID`) and this crate's version: nothing outlives
+//!   the run;
+//! - the executable (path, device, inode, mtime) and its LSM label
+//!   (`/proc/self/attr/current`): an AppArmor profile is per binary;
+//! - the boot (`/proc/sys/kernel/random/boot_id`);
+//! - the user: real, effective, saved ids and groups, the capability sets,
+//!   `NoNewPrivs`, the seccomp mode and filter count (`/proc/self/status`);
+//! - every namespace (`/proc/self/ns/*`), the cgroup, `RLIMIT_NPROC`;
+//! - the sysctls the probes meet (`user.max_*_namespaces`,
+//!   `kernel.unprivileged_userns_clone`,
+//!   `kernel.apparmor_restrict_unprivileged_userns`);
+//! - the settings: `USERNS_TEST_REQUIRE`, `USERNS_TEST_DENY`,
+//!   `USERNS_TEST_PROBE_TIMEOUT_MS`, `USERNS_TEST_BWRAP` and `PATH`.
+//!
+//! Not in the key: a Landlock domain (no interface shows whether a process
+//! is in one) and changes to the host that none of the above shows (say,
+//! bubblewrap installed in the middle of a run).
+//!
+//! # Only available verdicts
+//! A wrongly reused "available" makes a test run and fail where the host
+//! refuses, loudly; a wrongly reused "unavailable" would skip it silently.
+//! So only available verdicts are shared. Under nextest a skipped test
+//! starts no process, so test processes rarely need an unavailable one.
+//!
+//! # Where
+//! `$TMPDIR/userns-test-<euid>/verdicts/<run>/`, created mode 0700 and used
+//! only when it is a directory owned by this effective uid that no one else
+//! may enter; each file is written whole (a temporary file, then `rename`)
+//! and read only if this uid owns it. Directories of runs older than a day
+//! are removed when a run starts. Anything unusable means probing, as
+//! without sharing.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::Ability;
+use crate::policy::{BWRAP_VAR, DENY_VAR, REQUIRE_VAR, Settings, TIMEOUT_VAR};
+use crate::verdict::{Status, Verdict};
+
+/// A shared verdict file is a few hundred bytes; anything far larger is not
+/// one of ours.
+const MAX_FILE: u64 = 64 * 1024;
+
+/// How old a run's directory may be before a new run removes it.
+const STALE_RUN: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// The verdicts of this process's run, when they can be shared.
+pub(crate) struct Shared {
+    /// The run's directory.
+    dir: PathBuf,
+    /// Everything the verdicts depend on, one `name=value` line each.
+    key: String,
+    /// A hash of `key`, naming the files.
+    hash: u64,
+}
+
+/// One shared verdict on disk.
+#[derive(Serialize, Deserialize)]
+struct SharedVerdict {
+    key: String,
+    ability: Ability,
+    note: Option<String>,
+    probe_us: u64,
+}
+
+impl Shared {
+    /// This process's run, if it is a nextest run, sharing is on, and the
+    /// directory is usable. Computed once per process.
+    pub(crate) fn get(settings: &Settings) -> Option<&'static Shared> {
+        static SHARED: OnceLock<Option<Shared>> = OnceLock::new();
+        SHARED
+            .get_or_init(|| {
+                if !settings.share_verdicts {
+                    return None;
+                }
+                let run = std::env::var("NEXTEST_RUN_ID").ok()?;
+                Shared::open(&std::env::temp_dir(), &run)
+            })
+            .as_ref()
+    }
+
+    /// The run `run`'s verdicts under `temp`.
+    fn open(temp: &Path, run: &str) -> Option<Shared> {
+        // SAFETY: geteuid never fails.
+        let euid = unsafe { libc::geteuid() };
+        let base = temp.join(format!("userns-test-{euid}"));
+        let verdicts = base.join("verdicts");
+        for dir in [&base, &verdicts] {
+            private_dir(dir, euid)?;
+        }
+        let dir = verdicts.join(file_safe(run));
+        match fs::DirBuilder::new().mode(0o700).create(&dir) {
+            // The first process of a new run clears runs long gone.
+            Ok(()) => remove_stale_runs(&verdicts, &dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(_) => return None,
+        }
+        check_private(&dir, euid)?;
+        let key = key(run)?;
+        Some(Shared {
+            dir,
+            hash: fnv1a(key.as_bytes()),
+            key,
+        })
+    }
+
+    fn path(&self, ability: Ability) -> PathBuf {
+        self.dir
+            .join(format!("{:016x}-{}.json", self.hash, ability.name()))
+    }
+
+    /// The available verdict another process of the run found for
+    /// `ability` under the same key, if any.
+    pub(crate) fn lookup(&self, ability: Ability) -> Option<Verdict> {
+        let mut file = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(self.path(ability))
+            .ok()?;
+        let meta = file.metadata().ok()?;
+        // SAFETY: geteuid never fails.
+        if meta.uid() != unsafe { libc::geteuid() } || meta.len() > MAX_FILE {
+            return None;
+        }
+        let mut text = String::new();
+        file.read_to_string(&mut text).ok()?;
+        let shared: SharedVerdict = serde_json::from_str(&text).ok()?;
+        (shared.key == self.key && shared.ability == ability).then(|| Verdict {
+            ability,
+            status: Status::Available,
+            note: shared.note,
+            duration: Duration::from_micros(shared.probe_us),
+        })
+    }
+
+    /// Shares `verdict` with the run's other processes, if it is an
+    /// available one. Best effort: a failure only means they probe.
+    pub(crate) fn record(&self, verdict: &Verdict) {
+        if !verdict.is_available() {
+            return;
+        }
+        let shared = SharedVerdict {
+            key: self.key.clone(),
+            ability: verdict.ability,
+            note: verdict.note.clone(),
+            probe_us: verdict.duration.as_micros().min(u64::MAX as u128) as u64,
+        };
+        let Ok(json) = serde_json::to_vec(&shared) else {
+            return;
+        };
+        let path = self.path(verdict.ability);
+        let temporary = self.dir.join(format!(
+            ".{:016x}-{}.{}.tmp",
+            self.hash,
+            verdict.ability.name(),
+            std::process::id()
+        ));
+        let written = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&temporary)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, &json));
+        if written.is_err() || fs::rename(&temporary, &path).is_err() {
+            let _ = fs::remove_file(&temporary);
+        }
+    }
+}
+
+/// Creates `dir` (mode 0700) if missing; `Some` if it is private to `euid`.
+fn private_dir(dir: &Path, euid: u32) -> Option<()> {
+    match fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(_) => return None,
+    }
+    check_private(dir, euid)
+}
+
+/// `Some` if `dir` is a directory (not a symbolic link) owned by `euid`
+/// that no other user may enter or write: a directory in a shared `/tmp`
+/// that someone else made could hold verdicts they chose.
+fn check_private(dir: &Path, euid: u32) -> Option<()> {
+    let meta = fs::symlink_metadata(dir).ok()?;
+    (meta.is_dir() && meta.uid() == euid && meta.mode() & 0o077 == 0).then_some(())
+}
+
+fn remove_stale_runs(verdicts: &Path, current: &Path) {
+    let Ok(entries) = fs::read_dir(verdicts) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let stale = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > STALE_RUN);
+        if stale && path != current {
+            let _ = fs::remove_dir_all(&path);
+        }
+    }
+}
+
+/// A run id as one path component: nextest's UUIDs as they are, anything
+/// else by its hash.
+fn file_safe(run: &str) -> String {
+    let plain = !run.is_empty()
+        && run.len() <= 64
+        && !run.starts_with('.')
+        && run
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+    if plain {
+        run.to_owned()
+    } else {
+        format!("run-{:016x}", fnv1a(run.as_bytes()))
+    }
+}
+
+/// Everything a verdict depends on that this process can observe (see the
+/// module docs). `None` when a part that must be known cannot be read.
+fn key(run: &str) -> Option<String> {
+    let mut key = String::with_capacity(2048);
+    let mut line = |name: &str, value: &str| {
+        let _ = writeln!(key, "{name}={}", value.escape_debug());
+    };
+    line("crate", env!("CARGO_PKG_VERSION"));
+    line("run", run);
+    let exe = fs::read_link("/proc/self/exe").ok()?;
+    let meta = fs::metadata(&exe).ok()?;
+    line("exe", &exe.to_string_lossy());
+    line(
+        "exe_id",
+        &format!(
+            "{} {} {}.{}",
+            meta.dev(),
+            meta.ino(),
+            meta.mtime(),
+            meta.mtime_nsec()
+        ),
+    );
+    line("boot", read("/proc/sys/kernel/random/boot_id")?.trim());
+    let status = read("/proc/self/status")?;
+    const STATUS: [&str; 10] = [
+        "Uid:",
+        "Gid:",
+        "Groups:",
+        "CapInh:",
+        "CapPrm:",
+        "CapEff:",
+        "CapBnd:",
+        "CapAmb:",
+        "NoNewPrivs:",
+        "Seccomp",
+    ];
+    for l in status.lines() {
+        // `Seccomp:` and `Seccomp_filters:`.
+        if STATUS.iter().any(|p| l.starts_with(p)) {
+            line("status", l);
+        }
+    }
+    for ns in ["user", "mnt", "net", "pid", "uts", "ipc", "cgroup", "time"] {
+        let target = fs::read_link(format!("/proc/self/ns/{ns}"))
+            .map(|t| t.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| "-".into());
+        line("ns", &target);
+    }
+    line("cgroup", &read("/proc/self/cgroup").unwrap_or_default());
+    line("lsm", &read("/proc/self/attr/current").unwrap_or_default());
+    let nproc = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NPROC).ok()?;
+    line("rlimit_nproc", &format!("{nproc:?}"));
+    for sysctl in [
+        "user/max_user_namespaces",
+        "user/max_mnt_namespaces",
+        "user/max_net_namespaces",
+        "user/max_pid_namespaces",
+        "user/max_uts_namespaces",
+        "user/max_ipc_namespaces",
+        "user/max_cgroup_namespaces",
+        "user/max_time_namespaces",
+        "kernel/unprivileged_userns_clone",
+        "kernel/apparmor_restrict_unprivileged_userns",
+    ] {
+        let value = read(&format!("/proc/sys/{sysctl}")).unwrap_or_else(|| "-".into());
+        line(sysctl, value.trim());
+    }
+    for var in [REQUIRE_VAR, DENY_VAR, TIMEOUT_VAR, BWRAP_VAR, "PATH"] {
+        let value = std::env::var_os(var).map(|v| v.to_string_lossy().into_owned());
+        line(var, value.as_deref().unwrap_or("-"));
+    }
+    Some(key)
+}
+
+fn read(path: &str) -> Option<String> {
+    fs::read_to_string(path).ok()
+}
+
+/// FNV-1a, 64 bits: a file name for a key, stable across builds and
+/// Rust versions (the key itself is compared in full).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_ids_become_one_path_component() {
+        let uuid = "0e4c5ee4-3d4b-4b8e-9f5e-4c0b0f6f5c11";
+        assert_eq!(file_safe(uuid), uuid);
+        for hostile in ["../x", "", ".", "..", "a/b", &"x".repeat(65)] {
+            let safe = file_safe(hostile);
+            assert!(safe.starts_with("run-"), "{hostile:?} -> {safe}");
+            assert!(!safe.contains('/'));
+        }
+    }
+
+    #[test]
+    fn the_key_names_what_verdicts_depend_on() {
+        let key = key("r1").expect("a key on Linux");
+        for part in [
+            "run=r1\n",
+            "exe=",
+            "boot=",
+            "status=Uid:",
+            "status=Seccomp:",
+            "status=CapBnd:",
+            "ns=user:[",
+            "ns=net:[",
+            "rlimit_nproc=",
+            "user/max_user_namespaces=",
+            "USERNS_TEST_DENY=",
+            "PATH=",
+        ] {
+            assert!(key.contains(part), "no {part:?} in\n{key}");
+        }
+        assert_ne!(key, self::key("r2").unwrap());
+    }
+
+    #[test]
+    fn a_directory_others_may_enter_is_not_used() {
+        let temp = std::env::temp_dir().join(format!("userns-test-shared-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&temp);
+        fs::create_dir_all(&temp).unwrap();
+        let base = temp.join(format!("userns-test-{}", unsafe { libc::geteuid() }));
+        fs::create_dir(&base).unwrap();
+        fs::set_permissions(&base, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+        assert!(Shared::open(&temp, "r").is_none());
+        fs::set_permissions(&base, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+        let shared = Shared::open(&temp, "r").expect("a private directory is used");
+        let verdict = Verdict {
+            ability: Ability::User,
+            status: Status::Available,
+            note: Some("a note".into()),
+            duration: Duration::from_micros(120),
+        };
+        assert_eq!(shared.lookup(Ability::User), None);
+        shared.record(&verdict);
+        assert_eq!(shared.lookup(Ability::User), Some(verdict.clone()));
+        assert_eq!(shared.lookup(Ability::Net), None);
+        // The same file under another key is not reused.
+        let other = Shared {
+            dir: shared.dir.clone(),
+            key: format!("{}x=1\n", shared.key),
+            hash: shared.hash,
+        };
+        assert_eq!(other.lookup(Ability::User), None);
+        // A file another user could have written is not read.
+        fs::set_permissions(&base, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        assert!(Shared::open(&temp, "r").is_none());
+        let _ = fs::remove_dir_all(&temp);
+    }
+}
