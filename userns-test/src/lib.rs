@@ -59,8 +59,9 @@
 //! reported as *ignored, with the reason* (so `cargo nextest run` shows
 //! SKIP), and a summary of the host's abilities and the skips by reason
 //! follows the run ([`runner`]). With `USERNS_TEST_REPORT_JSON`,
-//! `USERNS_TEST_JUNIT` or in GitHub Actions it also writes reports
-//! ([`report`]); `userns-test merge` puts many runners' reports into one
+//! `USERNS_TEST_JUNIT` (with the `junit` feature) or in GitHub Actions it
+//! also writes reports ([`report`]); `userns-test merge` (the
+//! `userns-test-cli` package) puts many runners' reports into one
 //! tests x runners matrix.
 
 #![warn(missing_docs)]

@@ -112,7 +112,13 @@ pub fn run_main() -> ExitCode {
 /// The `main` of a `harness = false` target named `binary` in reports.
 pub fn run_main_named(binary: &str) -> ExitCode {
     let args = Arguments::from_args();
-    let mut cases: Vec<&'static TestCase> = collected().collect();
+    let phase = crate::report::Phase::current(&args);
+    // One test's process under nextest needs only that test (see `run`);
+    // choosing it first spares sorting the whole binary's tests.
+    let one_test = phase == Some(crate::report::Phase::NextestTest);
+    let mut cases: Vec<&'static TestCase> = collected()
+        .filter(|c| !one_test || is_selected(&args, c))
+        .collect();
     // Names are unique, so an unstable sort gives the one name order.
     cases.sort_unstable_by_key(|c| c.name());
     let (conclusion, record) = run(&args, &cases);
@@ -120,7 +126,6 @@ pub fn run_main_named(binary: &str) -> ExitCode {
     // nextest shows only when the test fails: the summary of one passing
     // test is noise there, and reading the host facts for it costs every
     // process. The listing decided the skips.
-    let phase = crate::report::Phase::current(&args);
     let quiet = phase == Some(crate::report::Phase::NextestTest) && !conclusion.has_failed();
     if !args.list && !quiet {
         let color = summary::use_color(&args);
@@ -150,7 +155,23 @@ pub fn run(
     cases: &[&'static TestCase],
 ) -> (libtest_mimic::Conclusion, RunRecord) {
     let settings = gate::settings();
-    let selected: Vec<bool> = cases.iter().map(|c| is_selected(args, c)).collect();
+    let mut selected: Vec<bool> = cases.iter().map(|c| is_selected(args, c)).collect();
+    // nextest runs each test in a process of its own (`--exact NAME`) and
+    // reads neither the filtered-out count nor their records: leave the
+    // other tests out there, so a test's process does not cost more for
+    // every test of its binary. (libtest's line then counts 0 filtered out.)
+    let kept: Vec<&'static TestCase>;
+    let cases = if crate::report::Phase::current(args) == Some(crate::report::Phase::NextestTest) {
+        kept = cases
+            .iter()
+            .zip(&selected)
+            .filter_map(|(c, &sel)| sel.then_some(*c))
+            .collect();
+        selected = vec![true; kept.len()];
+        &kept[..]
+    } else {
+        cases
+    };
     let denied = settings.map(|s| s.deny.clone()).unwrap_or_default();
     let needed: BTreeSet<Ability> = cases
         .iter()
@@ -232,6 +253,15 @@ pub fn run(
 /// `--skip`), judged as if it were flagged ignored, so that `--ignored`
 /// does not hide tests whose flag depends on a probe not yet run.
 fn is_selected(args: &Arguments, case: &TestCase) -> bool {
+    // Under `--exact`, a test whose name the filter does not contain is
+    // out, without building a trial for it: one test's process under
+    // nextest asks this of every test of the binary.
+    if args.exact
+        && let Some(filter) = &args.filter
+        && !filter.contains(case.name())
+    {
+        return false;
+    }
     let probe = Trial::test(case.name(), || Ok(())).with_ignored_flag(true);
     !args.is_filtered_out(&probe)
 }
