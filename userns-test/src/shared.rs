@@ -74,6 +74,8 @@ pub(crate) struct Shared {
     key: String,
     /// A hash of `key`, naming the files.
     hash: u64,
+    /// The effective uid, which must own every file read.
+    euid: u32,
 }
 
 /// One shared verdict on disk.
@@ -111,18 +113,16 @@ impl Shared {
             private_dir(dir, euid)?;
         }
         let dir = verdicts.join(file_safe(run));
-        match fs::DirBuilder::new().mode(0o700).create(&dir) {
+        if private_dir(&dir, euid)? {
             // The first process of a new run clears runs long gone.
-            Ok(()) => remove_stale_runs(&verdicts, &dir),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(_) => return None,
+            remove_stale_runs(&verdicts, &dir);
         }
-        check_private(&dir, euid)?;
         let key = key(run)?;
         Some(Shared {
             dir,
             hash: fnv1a(key.as_bytes()),
             key,
+            euid,
         })
     }
 
@@ -140,8 +140,7 @@ impl Shared {
             .open(self.path(ability))
             .ok()?;
         let meta = file.metadata().ok()?;
-        // SAFETY: geteuid never fails.
-        if meta.uid() != unsafe { libc::geteuid() } || meta.len() > MAX_FILE {
+        if meta.uid() != self.euid || meta.len() > MAX_FILE {
             return None;
         }
         let mut text = String::new();
@@ -189,14 +188,15 @@ impl Shared {
     }
 }
 
-/// Creates `dir` (mode 0700) if missing; `Some` if it is private to `euid`.
-fn private_dir(dir: &Path, euid: u32) -> Option<()> {
-    match fs::DirBuilder::new().mode(0o700).create(dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+/// Creates `dir` (mode 0700) if missing; `Some(created)` if it is private
+/// to `euid`.
+fn private_dir(dir: &Path, euid: u32) -> Option<bool> {
+    let created = match fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
         Err(_) => return None,
-    }
-    check_private(dir, euid)
+    };
+    check_private(dir, euid).map(|()| created)
 }
 
 /// `Some` if `dir` is a directory (not a symbolic link) owned by `euid`
@@ -390,6 +390,7 @@ mod tests {
             dir: shared.dir.clone(),
             key: format!("{}x=1\n", shared.key),
             hash: shared.hash,
+            euid: shared.euid,
         };
         assert_eq!(other.lookup(Ability::User), None);
         // A file another user could have written is not read.

@@ -113,8 +113,11 @@ pub fn run_main() -> ExitCode {
 pub fn run_main_named(binary: &str) -> ExitCode {
     let args = Arguments::from_args();
     let phase = crate::report::Phase::current(&args);
-    // One test's process under nextest needs only that test (see `run`);
-    // choosing it first spares sorting the whole binary's tests.
+    // nextest runs each test in a process of its own (`--exact NAME`) and
+    // reads neither the filtered-out count nor the other tests' records:
+    // keep only that test, so a test's process does not cost more (sort,
+    // plans, trials, records) for every test of its binary. (libtest's
+    // line then counts 0 filtered out.)
     let one_test = phase == Some(crate::report::Phase::NextestTest);
     let mut cases: Vec<&'static TestCase> = collected()
         .filter(|c| !one_test || is_selected(&args, c))
@@ -155,23 +158,7 @@ pub fn run(
     cases: &[&'static TestCase],
 ) -> (libtest_mimic::Conclusion, RunRecord) {
     let settings = gate::settings();
-    let mut selected: Vec<bool> = cases.iter().map(|c| is_selected(args, c)).collect();
-    // nextest runs each test in a process of its own (`--exact NAME`) and
-    // reads neither the filtered-out count nor their records: leave the
-    // other tests out there, so a test's process does not cost more for
-    // every test of its binary. (libtest's line then counts 0 filtered out.)
-    let kept: Vec<&'static TestCase>;
-    let cases = if crate::report::Phase::current(args) == Some(crate::report::Phase::NextestTest) {
-        kept = cases
-            .iter()
-            .zip(&selected)
-            .filter_map(|(c, &sel)| sel.then_some(*c))
-            .collect();
-        selected = vec![true; kept.len()];
-        &kept[..]
-    } else {
-        cases
-    };
+    let selected: Vec<bool> = cases.iter().map(|c| is_selected(args, c)).collect();
     let denied = settings.map(|s| s.deny.clone()).unwrap_or_default();
     let needed: BTreeSet<Ability> = cases
         .iter()
@@ -274,7 +261,7 @@ fn probe_in_parallel(abilities: impl Iterator<Item = Ability>) {
     // Under nextest a passing test's process prints no summary, so the
     // facts are read only if a diagnosis needs them.
     let facts_now = std::env::var_os("NEXTEST_RUN_ID").is_none();
-    if let ([], false) | ([_], false) = (abilities.as_slice(), facts_now) {
+    if abilities.len() <= 1 && !facts_now {
         // One test's process under nextest: nothing to overlap, and a
         // thread costs more than a shared verdict's lookup.
         abilities.iter().for_each(|&a| {
