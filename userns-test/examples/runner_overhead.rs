@@ -28,9 +28,11 @@
 //!
 //! Then, per size, one test per process as nextest runs them
 //! (`--exact met_00000` in nextest's environment, median of at least 51
-//! runs; for userns-test with the verdict the listing shared, and with
-//! `USERNS_TEST_SHARE_VERDICTS=0`), and for the first size the userns-test
-//! suite under
+//! runs), and for userns-test one test needing `net` (a second test binary
+//! of the package, `costly`, so the suite above stays as described) with
+//! the verdict its listing shared and with `USERNS_TEST_SHARE_VERDICTS=0`:
+//! what sharing saves on an ability dearer than the key. For the first
+//! size, the userns-test suite under
 //! `cargo nextest run` without reports, with the JSON report, and with
 //! JSON and JUnit (median of 5 runs; skipped without cargo-nextest).
 
@@ -164,11 +166,16 @@ impl Suite {
             ),
             Framework::Libtest => (String::new(), true, libtest_source(half)),
         };
-        let manifest = format!(
+        let mut manifest = format!(
             "[package]\nname = \"{name}\"\nversion = \"0.0.0\"\nedition = \"2024\"\npublish = false\n\n\
              [workspace]\n\n[dev-dependencies]\n{dependency}\n\n\
              [[test]]\nname = \"suite\"\npath = \"tests/suite.rs\"\nharness = {harness}\n"
         );
+        if self.framework == Framework::UsernsTest {
+            manifest.push_str(
+                "\n[[test]]\nname = \"costly\"\npath = \"tests/costly.rs\"\nharness = false\n",
+            );
+        }
         std::fs::create_dir_all(self.root.join("tests"))
             .map_err(|e| io_error("create", &self.root, e))?;
         std::fs::create_dir_all(self.root.join("src"))
@@ -176,6 +183,9 @@ impl Suite {
         write(&self.manifest(), &manifest)?;
         write(&self.root.join("src/lib.rs"), "")?;
         write(&self.root.join("tests/suite.rs"), &source)?;
+        if self.framework == Framework::UsernsTest {
+            write(&self.root.join("tests/costly.rs"), &costly_source())?;
+        }
         // The userns-test suite resolves to the versions this workspace
         // tests with; cargo drops the entries it does not need.
         if self.framework == Framework::UsernsTest && !self.root.join("Cargo.lock").exists() {
@@ -203,6 +213,14 @@ fn userns_test_source(half: usize) -> String {
     }
     s.push_str("userns_test::main!();\n");
     s
+}
+
+/// One test needing `net`, whose probe (a network stack set up and torn
+/// down) costs more than a shared verdict's key.
+fn costly_source() -> String {
+    format!(
+        "#[userns_test::requires_userns(net)]\nfn net_00000() {{ {BODY} }}\nuserns_test::main!();\n"
+    )
 }
 
 fn test_with_source(half: usize) -> String {
@@ -247,6 +265,8 @@ fn io_error(what: &str, path: &Path, e: std::io::Error) -> String {
 
 struct Build {
     binary: PathBuf,
+    /// The userns-test package's `costly` test binary.
+    costly: Option<PathBuf>,
     /// Clean build time, or `None` under `--reuse`.
     seconds: Option<f64>,
     /// Crates compiled by a clean build, the suite's own package excluded.
@@ -304,6 +324,7 @@ fn build(suite: &Suite, reuse: bool) -> Result<Build, String> {
     }
     let mut packages = BTreeSet::new();
     let mut binary = None;
+    let mut costly = None;
     for line in output
         .stdout
         .split(|&b| b == b'\n')
@@ -317,16 +338,19 @@ fn build(suite: &Suite, reuse: bool) -> Result<Build, String> {
         if let Some(id) = message["package_id"].as_str() {
             packages.insert(id.to_string());
         }
-        if message["target"]["name"] == "suite"
-            && let Some(path) = message["executable"].as_str()
-        {
-            binary = Some(PathBuf::from(path));
+        if let Some(path) = message["executable"].as_str() {
+            match message["target"]["name"].as_str() {
+                Some("suite") => binary = Some(PathBuf::from(path)),
+                Some("costly") => costly = Some(PathBuf::from(path)),
+                _ => {}
+            }
         }
     }
     let binary =
         binary.ok_or_else(|| format!("no `suite` test binary in {}", manifest.display()))?;
     Ok(Build {
         binary,
+        costly,
         seconds: clean.then_some(seconds),
         // All packages but the suite itself.
         crates: clean.then(|| packages.len().saturating_sub(1)),
@@ -466,57 +490,97 @@ fn run() -> Result<(), String> {
         }
         // One process per test, as nextest runs them: one passing test
         // that needs `user` (a runtime_executable(sh) test, a plain test),
-        // in nextest's environment. For userns-test twice: with the
-        // verdict the run's listing shared (as in a real nextest run,
-        // where `--list` comes first), and probing in every process.
+        // in nextest's environment, after the run's `--list` as in a real
+        // nextest run (`user` is probed in every process all the same: its
+        // probe costs less than a shared verdict's key).
         let run_id = format!("runner-overhead-{}-{tests}", std::process::id());
         let nextest_env = [("NEXTEST_RUN_ID", run_id.as_str())];
         let unshared_env = [
             ("NEXTEST_RUN_ID", run_id.as_str()),
             ("USERNS_TEST_SHARE_VERDICTS", "0"),
         ];
+        let userns_test = &builds[0].1;
         wall_time(
             Framework::UsernsTest,
-            &builds[0].1.binary,
+            &userns_test.binary,
             &["--list"],
             &nextest_env,
         )?;
         println!("  one test per process (--exact met_00000, nextest's environment):");
-        let mut per_process = Vec::new();
-        for (framework, build) in &builds {
-            let variants: &[(&str, &[(&str, &str)])] = match framework {
-                Framework::UsernsTest => &[
-                    ("verdict shared by the listing", &nextest_env),
-                    ("probing in every process", &unshared_env),
-                ],
-                _ => &[("", &nextest_env)],
-            };
-            for (variant, env) in variants {
-                let samples = (0..options.runs.max(51))
-                    .map(|_| wall_time(*framework, &build.binary, &["--exact", "met_00000"], env))
-                    .collect::<Result<Vec<_>, _>>()?;
-                per_process.push((framework.label(), *variant, median(samples)));
-            }
-        }
-        let fastest_other = per_process
+        let per_process = builds
             .iter()
-            .filter(|(label, _, _)| *label != Framework::UsernsTest.label())
-            .map(|(_, _, d)| *d)
+            .map(|(framework, build)| {
+                let samples = (0..options.runs.max(51))
+                    .map(|_| {
+                        wall_time(
+                            *framework,
+                            &build.binary,
+                            &["--exact", "met_00000"],
+                            &nextest_env,
+                        )
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok((*framework, median(samples)))
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        let fastest_other = per_process[1..]
+            .iter()
+            .map(|(_, d)| *d)
             .min()
             .unwrap_or_default();
-        for (label, variant, median) in &per_process {
+        for (framework, median) in &per_process {
             println!(
-                "    {:<26} {:>8.2} ms {:>6.2}x  {variant}",
-                label,
+                "    {:<26} {:>8.2} ms {:>6.2}x",
+                framework.label(),
                 median.as_secs_f64() * 1e3,
                 median.as_secs_f64() / fastest_other.as_secs_f64(),
             );
+        }
+        if let Some(costly) = &userns_test.costly {
+            costly_per_process(costly, options.runs.max(51), &nextest_env, &unshared_env)?;
         }
         if options.sizes.first() == Some(&tests) {
             nextest_report_cost(&options.dir.join(format!("userns-test-{tests}")))?;
         }
     }
     println!("\n(`vs fastest` divides by the faster of test-with and libtest.)");
+    Ok(())
+}
+
+/// One `net` test per process, with the verdict the binary's listing
+/// shared and probing in every process.
+fn costly_per_process(
+    binary: &Path,
+    runs: usize,
+    shared: &[(&str, &str)],
+    probing: &[(&str, &str)],
+) -> Result<(), String> {
+    let args = ["--exact", "net_00000"];
+    let output = suite_command(Framework::UsernsTest, binary)
+        .args(args)
+        .envs(probing.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("running {}: {e}", binary.display()))?;
+    if !String::from_utf8_lossy(&output.stdout).contains("1 passed") {
+        println!("  one `net` test per process: skipped, `net` is unavailable on this host");
+        return Ok(());
+    }
+    wall_time(Framework::UsernsTest, binary, &["--list"], shared)?;
+    let mut figures = Vec::new();
+    for env in [shared, probing] {
+        let samples = (0..runs)
+            .map(|_| wall_time(Framework::UsernsTest, binary, &args, env))
+            .collect::<Result<Vec<_>, _>>()?;
+        figures.push(median(samples).as_secs_f64() * 1e3);
+    }
+    println!(
+        "  one `net` test per process (userns-test, --exact net_00000): {:.2} ms with the \
+         verdict its listing shared, {:.2} ms probing in every process ({:.2}x)",
+        figures[0],
+        figures[1],
+        figures[0] / figures[1]
+    );
     Ok(())
 }
 

@@ -10,7 +10,7 @@ use std::fmt;
 use serde::{Serialize, Serializer};
 
 use crate::Ability;
-use crate::facts::HostFacts;
+use crate::facts::{Facts, HostFacts};
 use crate::probe::Step;
 use crate::verdict::Failure;
 
@@ -310,18 +310,19 @@ impl Serialize for Cause {
 }
 
 /// The cause and remedy for `failure` at `step` while probing `ability`.
+/// The facts are read only when the failure is one they can explain.
 pub(crate) fn diagnose(
     ability: Ability,
     step: &Step,
     failure: &Failure,
-    facts: &HostFacts,
+    facts: Facts<'_>,
 ) -> (Cause, String) {
     let cause = find_cause(ability, step, failure, facts);
     let remedy = remedy(ability, &cause, facts);
     (cause, remedy)
 }
 
-fn find_cause(ability: Ability, step: &Step, failure: &Failure, facts: &HostFacts) -> Cause {
+fn find_cause(ability: Ability, step: &Step, failure: &Failure, facts: Facts<'_>) -> Cause {
     let errno = match failure {
         Failure::Signal { number, .. } if *number == libc::SIGSYS => return Cause::SeccompKill,
         Failure::Signal { .. } => return Cause::KilledFromOutside,
@@ -332,6 +333,8 @@ fn find_cause(ability: Ability, step: &Step, failure: &Failure, facts: &HostFact
         // Program and identity failures get their cause where they happen.
         _ => return Cause::Unexplained,
     };
+    // A refused system call: what the host says about it explains it.
+    let facts = facts.get();
     match step {
         // Starting a program forks first: EAGAIN there is the same limit.
         Step::Clone { .. } | Step::Exec { .. } if errno == libc::EAGAIN => Cause::ProcessLimit {
@@ -481,12 +484,6 @@ fn test_binary_glob() -> String {
         .unwrap_or_else(|| "/path/to/target/*/deps/*".into())
 }
 
-/// The remedy for a cause found outside [`diagnose`] (identity and
-/// program checks).
-pub(crate) fn remedy_for(ability: Ability, cause: &Cause, facts: &HostFacts) -> Option<String> {
-    Some(remedy(ability, cause, facts))
-}
-
 /// An AppArmor 4 profile that grants `userns,` to exactly the program at
 /// `path` (absolute; `*` globs allowed), with the commands to install and
 /// load it and what it permits, as comments: the narrow remedy for
@@ -544,8 +541,10 @@ pub fn apparmor_profile(path: &str) -> String {
     )
 }
 
-/// The narrowest fix first; host-wide switches last, with their cost.
-fn remedy(ability: Ability, cause: &Cause, facts: &HostFacts) -> String {
+/// The narrowest fix first; host-wide switches last, with their cost. Also
+/// the remedy for a cause found outside [`diagnose`] (identity and program
+/// checks).
+pub(crate) fn remedy(ability: Ability, cause: &Cause, facts: Facts<'_>) -> String {
     match cause {
         Cause::AppArmorRestrictsUserns { .. } => {
             let glob = test_binary_glob();
@@ -566,6 +565,7 @@ fn remedy(ability: Ability, cause: &Cause, facts: &HostFacts) -> String {
              create user namespaces)"
             .into(),
         Cause::UserNamespacesDisabled => {
+            let facts = facts.get();
             let inside = if facts.in_user_namespace == Some(true) || facts.container.is_some() {
                 " on the host or in the enclosing sandbox (the limit is per user namespace)"
             } else {
@@ -635,7 +635,9 @@ fn remedy(ability: Ability, cause: &Cause, facts: &HostFacts) -> String {
             "make {path} executable for this user (mode bits, a noexec mount, or an LSM denying \
              exec), or set USERNS_TEST_BWRAP to a copy that is"
         ),
-        Cause::ProgramFailed { .. } if ability.is_external() && restricted_by_apparmor(facts) => {
+        Cause::ProgramFailed { .. }
+            if ability.is_external() && restricted_by_apparmor(facts.get()) =>
+        {
             "load an AppArmor profile granting `userns,` to bwrap (Ubuntu ships one: `sudo \
              apparmor_parser -r /usr/share/apparmor/extra-profiles/bwrap-userns-restrict`, or \
              write one for the exact path), or see the host-wide sysctl above"
@@ -684,7 +686,7 @@ mod tests {
             Ability::User,
             &step_unshare_user(),
             &Failure::errno(libc::ENOSPC),
-            &facts,
+            Facts::Given(&facts),
         );
         assert_eq!(cause, Cause::UserNamespacesDisabled);
         assert!(remedy.contains("user.max_user_namespaces"), "{remedy}");
@@ -701,7 +703,12 @@ mod tests {
         let step = Step::OpenForWriting {
             path: "/proc/self/setgroups".into(),
         };
-        let (cause, remedy) = diagnose(Ability::User, &step, &Failure::errno(13), &facts);
+        let (cause, remedy) = diagnose(
+            Ability::User,
+            &step,
+            &Failure::errno(13),
+            Facts::Given(&facts),
+        );
         assert_eq!(cause.id(), "apparmor_restrict_unprivileged_userns");
         assert!(
             remedy.contains("userns,") && remedy.contains("=0"),
@@ -720,7 +727,7 @@ mod tests {
             Ability::CapSetpcap,
             &Step::CapBsetDrop { cap: 40 },
             &Failure::errno(libc::EPERM),
-            &facts,
+            Facts::Given(&facts),
         );
         assert_eq!(
             cause.to_string(),
@@ -740,7 +747,7 @@ mod tests {
             Ability::Net,
             &step_unshare_user(),
             &Failure::errno(libc::EPERM),
-            &facts,
+            Facts::Given(&facts),
         );
         assert_eq!(cause, Cause::SeccompFilter);
     }

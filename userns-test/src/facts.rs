@@ -184,6 +184,30 @@ impl HostFacts {
     }
 }
 
+/// Where a diagnosis takes its host facts from: facts in hand, or this
+/// process's, read on first use. The probes pass [`Facts::ThisProcess`], so
+/// that a probe that succeeds, or fails for a cause that needs no facts (a
+/// program not installed, a denial), reads nothing from `/proc` and never
+/// waits for the facts another thread is reading.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Facts<'a> {
+    /// Facts already read (or, in tests, a restricted host written down).
+    #[cfg_attr(not(test), allow(dead_code))]
+    Given(&'a HostFacts),
+    /// [`HostFacts::get`], on first use.
+    ThisProcess,
+}
+
+impl<'a> Facts<'a> {
+    /// The facts, reading this process's on first use.
+    pub(crate) fn get(self) -> &'a HostFacts {
+        match self {
+            Facts::Given(facts) => facts,
+            Facts::ThisProcess => HostFacts::get(),
+        }
+    }
+}
+
 /// The CI runner's name and job, from the variables each CI service sets.
 fn ci_runner(var: impl Fn(&str) -> Option<String>) -> Option<String> {
     let with_job = |name: Option<String>, job: Option<String>| {

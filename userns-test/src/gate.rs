@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use crate::Ability;
 use crate::policy::{ConfigError, Decision, Settings};
 use crate::probe::{Step, probe_with};
-use crate::shared::Shared;
+use crate::shared::{Shared, worth_sharing};
 use crate::verdict::{Failure, Verdict};
 
 /// The settings, read once per process.
@@ -19,11 +19,12 @@ pub fn settings() -> Result<&'static Settings, &'static ConfigError> {
 /// The host's verdict on `ability`, probed at most once per process
 /// (concurrent callers wait for the first probe) and only when asked.
 ///
-/// Under nextest (one process per test), an *available* verdict found by
-/// another process of the same run is reused instead of probing, when
-/// everything it depends on (user, capabilities, seccomp, namespaces,
-/// boot, executable, settings, ...) is identical; `USERNS_TEST_SHARE_VERDICTS=0`
-/// turns that off. See the README's "Under nextest".
+/// Under nextest (one process per test), an *available* verdict on a
+/// costly ability (`net`, `bwrap`, `bwrap_net`, `subids`) found by another
+/// process of the same run is reused instead of probing, when everything
+/// it depends on (user, capabilities, seccomp, namespaces, boot,
+/// executable, settings, ...) is identical; `USERNS_TEST_SHARE_VERDICTS=0`
+/// turns that off. See the README's "One process per test".
 ///
 /// This is the host's truth: `USERNS_TEST_DENY` does not change it (see
 /// [`decide`] for the policy). A malformed `USERNS_TEST_PROBE_TIMEOUT_MS`
@@ -32,6 +33,8 @@ pub fn probe(ability: Ability) -> &'static Verdict {
     static VERDICTS: [OnceLock<Verdict>; Ability::ALL.len()] =
         [const { OnceLock::new() }; Ability::ALL.len()];
     VERDICTS[ability.index()].get_or_init(|| match settings() {
+        // The cheap probes cost less than the key a shared verdict needs.
+        Ok(s) if !worth_sharing(ability) => probe_with(ability, &s.probe),
         Ok(s) => match Shared::get(s) {
             Some(shared) => shared.lookup(ability).unwrap_or_else(|| {
                 let verdict = probe_with(ability, &s.probe);
@@ -63,7 +66,7 @@ pub fn abilities() -> Vec<&'static Verdict> {
 /// ```
 pub fn decide(requirements: &[Ability]) -> Decision {
     match settings() {
-        Ok(s) => Decision::make(requirements, s, |a| probe(a).clone()),
+        Ok(s) => Decision::make(requirements, s, probe),
         Err(e) => Decision::Misconfigured(e.clone()),
     }
 }
@@ -75,7 +78,7 @@ fn misconfigured_verdict(ability: Ability, e: &ConfigError) -> Verdict {
     let step = Step::ReadEnvironment {
         variable: e.variable.into(),
     };
-    let status = crate::probe::unavailable(ability, step, failure, crate::HostFacts::get());
+    let status = crate::probe::unavailable(ability, step, failure);
     Verdict {
         ability,
         status,

@@ -11,6 +11,7 @@
 //! A malformed value is an error naming the variable and the bad word; it
 //! is never replaced by a default.
 
+use std::borrow::Borrow;
 use std::collections::BTreeSet;
 use std::fmt;
 use std::path::PathBuf;
@@ -233,19 +234,20 @@ impl fmt::Display for Unmet {
 }
 
 impl Decision {
-    /// Decides for `requirements` given the settings and a verdict source.
+    /// Decides for `requirements` given the settings and a verdict source
+    /// (owned verdicts, or references such as [`probe`](crate::probe())'s).
     /// Denied abilities are not probed.
-    pub fn make(
+    pub fn make<V: Borrow<Verdict>>(
         requirements: &[Ability],
         settings: &Settings,
-        verdict: impl Fn(Ability) -> Verdict,
+        verdict: impl Fn(Ability) -> V,
     ) -> Decision {
         let mut reasons = Vec::new();
         for &ability in requirements {
             let reason = if settings.deny.contains(&ability) {
                 Some(crate::probe::denied_reason(ability))
             } else {
-                verdict(ability).reason().cloned()
+                verdict(ability).borrow().reason().cloned()
             };
             if let Some(r) = reason {
                 reasons.push((ability, r));

@@ -101,6 +101,15 @@ fn runs_everything_and_summarises() {
         run.last_stdout_line()
             .starts_with("test result: ok. 8 passed; 0 failed; 2 ignored;")
     );
+    // `--test-threads=1` runs the tests on the main thread, and a test there
+    // may unshare a user namespace in-process, which needs a single-threaded
+    // process: no probe or host-facts thread of the runner may outlive the
+    // probing.
+    let threads = run
+        .stdout
+        .split_once("AT THE FIRST TEST, ")
+        .and_then(|(_, rest)| rest.lines().next());
+    assert_eq!(threads, Some("Threads: 1"), "{}", run.stdout);
     assert!(run.stderr.contains("userns-test: host: "), "{}", run.stderr);
     let matrix: Vec<&str> = run
         .stderr
@@ -265,6 +274,25 @@ fn nextest_processes_of_one_run_share_available_verdicts() {
     // The listing probes; the run's test processes reuse its verdict.
     nextest(&Host::Plain, "run-a", &["--list"], &[]);
     assert_eq!(probes(), 1);
+    // Only verdicts dearer to probe than the key are shared: bwrap (and
+    // net, where available), never the cheap user, mount or root.
+    let run_dir = tmp.join(format!(
+        "userns-test-{}/verdicts/run-a",
+        nix::unistd::geteuid()
+    ));
+    let shared: Vec<String> = std::fs::read_dir(&run_dir)
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            let ability = name.strip_suffix(".json")?.split_once('-')?.1;
+            Some(ability.to_owned())
+        })
+        .collect();
+    assert!(shared.iter().any(|a| a == "bwrap"), "{shared:?}");
+    assert!(
+        shared.iter().all(|a| a == "bwrap" || a == "net"),
+        "{shared:?}"
+    );
     for _ in 0..3 {
         assert!(nextest(&Host::Plain, "run-a", &box_test, &[]).ran("sandbox::runs_box"));
     }

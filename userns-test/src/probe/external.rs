@@ -28,11 +28,7 @@ use crate::verdict::{Failure, Status};
 const STDERR_LIMIT: u64 = 64 * 1024;
 
 /// `bwrap --unshare-user [--unshare-net] --ro-bind / / true`.
-pub(super) fn bwrap(
-    ability: Ability,
-    options: &ProbeOptions,
-    facts: &HostFacts,
-) -> (Status, Option<String>) {
+pub(super) fn bwrap(ability: Ability, options: &ProbeOptions) -> (Status, Option<String>) {
     let path = match options.bwrap.clone().or_else(|| find_on_path("bwrap")) {
         Some(p) => p,
         None => {
@@ -47,7 +43,6 @@ pub(super) fn bwrap(
                 Cause::NotInstalled {
                     program: "bwrap".into(),
                 },
-                facts,
             );
             return (status, None);
         }
@@ -67,7 +62,6 @@ pub(super) fn bwrap(
                 Cause::NotInstalled {
                     program: format!("bwrap at {}", path.display()),
                 },
-                facts,
             );
             return (status, None);
         }
@@ -79,7 +73,7 @@ pub(super) fn bwrap(
         args.push("--unshare-net");
     }
     args.extend(["--ro-bind", "/", "/", "true"]);
-    let status = run_program(ability, "bwrap", &path, &args, options.timeout, facts);
+    let status = run_program(ability, "bwrap", &path, &args, options.timeout);
     (status, note)
 }
 
@@ -102,7 +96,6 @@ pub(super) fn subids(options: &ProbeOptions, facts: &HostFacts) -> Status {
                     Cause::NotInstalled {
                         program: program.into(),
                     },
-                    facts,
                 );
             }
         }
@@ -128,7 +121,6 @@ pub(super) fn subids(options: &ProbeOptions, facts: &HostFacts) -> Status {
                         path: path.into(),
                         user: who,
                     },
-                    facts,
                 );
             }
         }
@@ -136,7 +128,7 @@ pub(super) fn subids(options: &ProbeOptions, facts: &HostFacts) -> Status {
     let pipes = (|| Ok::<_, Errno>((pipe2(OFlag::O_CLOEXEC)?, pipe2(OFlag::O_CLOEXEC)?)))();
     let ((ready_r, ready_w), (release_r, release_w)) = match pipes {
         Ok(p) => p,
-        Err(e) => return unavailable(ability, Step::Handshake, Failure::errno(e as i32), facts),
+        Err(e) => return unavailable(ability, Step::Handshake, Failure::errno(e as i32)),
     };
     let ops = [
         Op::Unshare(libc::CLONE_NEWUSER),
@@ -163,7 +155,7 @@ pub(super) fn subids(options: &ProbeOptions, facts: &HostFacts) -> Status {
                 ];
                 let left = deadline.saturating_duration_since(Instant::now());
                 let name = program.file_name().unwrap_or_default().to_string_lossy();
-                let status = run_program(ability, &name, program, &args, left, facts);
+                let status = run_program(ability, &name, program, &args, left);
                 if !matches!(status, Status::Available) {
                     outcome = Some(status);
                     break;
@@ -176,13 +168,8 @@ pub(super) fn subids(options: &ProbeOptions, facts: &HostFacts) -> Status {
     });
     match run {
         Ok((run, Some(program_failure))) if run.errno == 0 => program_failure,
-        Ok((run, _)) => child_status(ability, &ops, &run, facts),
-        Err(_) => unavailable(
-            ability,
-            Step::Handshake,
-            Failure::errno(libc::EAGAIN),
-            facts,
-        ),
+        Ok((run, _)) => child_status(ability, &ops, &run),
+        Err(_) => unavailable(ability, Step::Handshake, Failure::errno(libc::EAGAIN)),
     }
 }
 
@@ -227,7 +214,6 @@ fn run_program(
     program: &Path,
     args: &[impl AsRef<OsStr>],
     timeout: Duration,
-    facts: &HostFacts,
 ) -> Status {
     let command = std::iter::once(program.display().to_string())
         .chain(
@@ -244,7 +230,7 @@ fn run_program(
         .spawn();
     let mut child = match spawned {
         Ok(c) => c,
-        Err(e) => return exec_failure(ability, name, program, &e, facts),
+        Err(e) => return exec_failure(ability, name, program, &e),
     };
     let (status, stderr) = match wait_bounded(&mut child, timeout) {
         Some(status) => (status, read_stderr(&mut child)),
@@ -257,7 +243,6 @@ fn run_program(
                 Failure::TimedOut {
                     after_ms: timeout.as_millis() as u64,
                 },
-                facts,
             );
         }
     };
@@ -281,19 +266,13 @@ fn run_program(
         },
     };
     if let Failure::Signal { .. } = failure {
-        return unavailable(ability, Step::Run { command }, failure, facts);
+        return unavailable(ability, Step::Run { command }, failure);
     }
-    let cause = program_cause(name, first_line.as_deref().unwrap_or(""), facts);
-    unavailable_because(ability, Step::Run { command }, failure, cause, facts)
+    let cause = program_cause(name, first_line.as_deref().unwrap_or(""), HostFacts::get());
+    unavailable_because(ability, Step::Run { command }, failure, cause)
 }
 
-fn exec_failure(
-    ability: Ability,
-    name: &str,
-    program: &Path,
-    e: &io::Error,
-    facts: &HostFacts,
-) -> Status {
+fn exec_failure(ability: Ability, name: &str, program: &Path, e: &io::Error) -> Status {
     let errno = e.raw_os_error().unwrap_or(libc::EIO);
     let step = Step::Exec {
         program: program.display().to_string(),
@@ -307,7 +286,6 @@ fn exec_failure(
             Cause::NotInstalled {
                 program: format!("{name} at {}", program.display()),
             },
-            facts,
         ),
         libc::EACCES | libc::EPERM => unavailable_because(
             ability,
@@ -316,9 +294,8 @@ fn exec_failure(
             Cause::NotExecutable {
                 path: program.display().to_string(),
             },
-            facts,
         ),
-        _ => unavailable(ability, step, failure, facts),
+        _ => unavailable(ability, step, failure),
     }
 }
 

@@ -16,7 +16,7 @@ pub use step::Step;
 
 use crate::Ability;
 use crate::diagnosis::{Cause, diagnose};
-use crate::facts::HostFacts;
+use crate::facts::{Facts, HostFacts};
 use crate::verdict::{Failure, Reason, Status, Verdict};
 use child::{ALL_DONE, ChildEnd, ChildRun, SpawnError, run_child};
 use program::Op;
@@ -42,13 +42,15 @@ impl Default for ProbeOptions {
 
 /// Probes `ability` now, without the per-process cache.
 pub fn probe_with(ability: Ability, options: &ProbeOptions) -> Verdict {
-    let facts = HostFacts::get();
     let started = Instant::now();
+    // The host facts are read where an answer depends on them (root, the
+    // subordinate ids of this user) or a failure needs explaining, not
+    // before: a namespace probe that succeeds needs only the ids below.
     let (status, note) = match ability {
-        Ability::Root => (root_status(facts), None),
-        Ability::Bwrap | Ability::BwrapNet => external::bwrap(ability, options, facts),
-        Ability::Subids => (external::subids(options, facts), None),
-        _ => syscall_probe(ability, options, facts),
+        Ability::Root => (root_status(HostFacts::get()), None),
+        Ability::Bwrap | Ability::BwrapNet => external::bwrap(ability, options),
+        Ability::Subids => (external::subids(options, HostFacts::get()), None),
+        _ => syscall_probe(ability, options),
     };
     Verdict {
         ability,
@@ -60,8 +62,11 @@ pub fn probe_with(ability: Ability, options: &ProbeOptions) -> Verdict {
 
 /// The ops of a system-call probe and the extra clone flags its child
 /// needs.
-fn program(ability: Ability, facts: &HostFacts) -> (libc::c_int, Vec<Op>) {
-    let (uid, gid) = (facts.euid, facts.egid);
+fn program(ability: Ability) -> (libc::c_int, Vec<Op>) {
+    let (uid, gid) = (
+        nix::unistd::geteuid().as_raw(),
+        nix::unistd::getegid().as_raw(),
+    );
     let mut ops = Vec::with_capacity(8);
     let mut flags = 0;
     if ability == Ability::Pid {
@@ -132,7 +137,7 @@ fn program(ability: Ability, facts: &HostFacts) -> (libc::c_int, Vec<Op>) {
             ops.push(Op::Unshare(libc::CLONE_NEWUSER));
             ops.extend(Op::become_root(0, 0));
         }
-        Ability::CapSetpcap => ops.push(Op::CapBsetDrop(capability_to_drop(facts))),
+        Ability::CapSetpcap => ops.push(Op::CapBsetDrop(capability_to_drop(HostFacts::get()))),
         Ability::Seccomp => {
             ops.push(Op::NoNewPrivs);
             ops.push(Op::seccomp_allow_all());
@@ -159,29 +164,20 @@ fn capability_to_drop(facts: &HostFacts) -> u32 {
         .unwrap_or(last)
 }
 
-fn syscall_probe(
-    ability: Ability,
-    options: &ProbeOptions,
-    facts: &HostFacts,
-) -> (Status, Option<String>) {
-    let (flags, ops) = program(ability, facts);
+fn syscall_probe(ability: Ability, options: &ProbeOptions) -> (Status, Option<String>) {
+    let (flags, ops) = program(ability);
     match run_child(&ops, flags, options.timeout, |_, _| ()) {
         Ok((run, ())) => {
             let note = (ability == Ability::Landlock && run.value > 0)
                 .then(|| format!("Landlock ABI {}", run.value));
-            (child_status(ability, &ops, &run, facts), note)
+            (child_status(ability, &ops, &run), note)
         }
-        Err(e) => (spawn_failure(ability, flags, e, facts), None),
+        Err(e) => (spawn_failure(ability, flags, e), None),
     }
 }
 
 /// Turns a finished child into a status.
-pub(crate) fn child_status(
-    ability: Ability,
-    ops: &[Op],
-    run: &ChildRun,
-    facts: &HostFacts,
-) -> Status {
+pub(crate) fn child_status(ability: Ability, ops: &[Op], run: &ChildRun) -> Status {
     let failure = match run.end {
         ChildEnd::Exited(0) if run.op == ALL_DONE => return Status::Available,
         ChildEnd::Exited(_) if run.errno != 0 => Failure::errno(run.errno),
@@ -195,10 +191,10 @@ pub(crate) fn child_status(
         .get(run.op)
         .map(|op| op.step(run.phase))
         .unwrap_or(Step::Handshake);
-    unavailable(ability, step, failure, facts)
+    unavailable(ability, step, failure)
 }
 
-fn spawn_failure(ability: Ability, flags: libc::c_int, e: SpawnError, facts: &HostFacts) -> Status {
+fn spawn_failure(ability: Ability, flags: libc::c_int, e: SpawnError) -> Status {
     let (step, errno) = match e {
         SpawnError::Clone(errno) => (
             Step::Clone {
@@ -213,17 +209,13 @@ fn spawn_failure(ability: Ability, flags: libc::c_int, e: SpawnError, facts: &Ho
             errno,
         ),
     };
-    unavailable(ability, step, Failure::errno(errno as i32), facts)
+    unavailable(ability, step, Failure::errno(errno as i32))
 }
 
-/// An unavailable status with its diagnosis.
-pub(crate) fn unavailable(
-    ability: Ability,
-    step: Step,
-    failure: Failure,
-    facts: &HostFacts,
-) -> Status {
-    let (cause, remedy) = diagnose(ability, &step, &failure, facts);
+/// An unavailable status with its diagnosis (which reads this process's
+/// host facts only if the failure is one they explain).
+pub(crate) fn unavailable(ability: Ability, step: Step, failure: Failure) -> Status {
+    let (cause, remedy) = diagnose(ability, &step, &failure, Facts::ThisProcess);
     Status::Unavailable(Reason {
         step,
         failure,
@@ -238,10 +230,8 @@ pub(crate) fn unavailable_because(
     step: Step,
     failure: Failure,
     cause: Cause,
-    facts: &HostFacts,
 ) -> Status {
-    let (_, fallback) = diagnose(ability, &step, &failure, facts);
-    let remedy = crate::diagnosis::remedy_for(ability, &cause, facts).unwrap_or(fallback);
+    let remedy = crate::diagnosis::remedy(ability, &cause, Facts::ThisProcess);
     Status::Unavailable(Reason {
         step,
         failure,
@@ -269,7 +259,6 @@ fn root_status(facts: &HostFacts) -> Status {
         Step::CheckUid,
         Failure::Mismatch { found },
         cause,
-        facts,
     )
 }
 
@@ -278,7 +267,7 @@ pub(crate) fn denied_reason(ability: Ability) -> Reason {
     let step = Step::ReadEnvironment {
         variable: crate::policy::DENY_VAR.into(),
     };
-    match unavailable(ability, step, Failure::Denied, HostFacts::get()) {
+    match unavailable(ability, step, Failure::Denied) {
         Status::Unavailable(r) => r,
         Status::Available => unreachable!("a denial is never available"),
     }

@@ -22,7 +22,7 @@
 
 mod summary;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
@@ -123,7 +123,7 @@ pub fn run_main_named(binary: &str) -> ExitCode {
         .filter(|c| !one_test || is_selected(&args, c))
         .collect();
     // Names are unique, so an unstable sort gives the one name order.
-    cases.sort_unstable_by_key(|c| c.name());
+    cases.sort_unstable_by(|a, b| a.name().cmp(b.name()));
     let (conclusion, record) = run(&args, &cases);
     // Under nextest each test has a process of its own, whose output
     // nextest shows only when the test fails: the summary of one passing
@@ -187,30 +187,33 @@ pub fn run(
             _ => None,
         })
         .collect();
-    let records = Arc::new(Mutex::new(Vec::<TestRecord>::new()));
+    // One slot per case, filled by its trial: no name lookups afterwards.
+    let slots: Arc<[Mutex<Option<TestRecord>>]> = cases.iter().map(|_| Mutex::new(None)).collect();
     let flag_unmet = args.list || args.ignored || args.include_ignored;
     let run_unmet = args.ignored || args.include_ignored;
     let trials: Vec<Trial> = cases
         .iter()
         .zip(plans)
-        .map(|(case, plan)| trial(case, plan, flag_unmet, run_unmet, records.clone()))
+        .enumerate()
+        .map(|(i, (case, plan))| {
+            let slot = Slot(slots.clone(), i);
+            trial(case, plan, flag_unmet, run_unmet, slot)
+        })
         .collect();
+    read_facts_during_run(args);
     let conclusion = libtest_mimic::run(args, trials);
 
-    let mut called: HashMap<String, TestRecord> = records
-        .lock()
-        .map(|r| r.iter().map(|t| (t.name.clone(), t.clone())).collect())
-        .unwrap_or_default();
     // One record per case, in the cases' order: the run's own record, or,
     // for a test the run never called, filtered out or flagged ignored and
-    // not asked for. (A map, not a scan or a sort: suites have thousands,
-    // and under nextest every test's process builds this.)
+    // not asked for.
     let tests: Vec<TestRecord> = cases
         .iter()
         .zip(&selected)
         .zip(listed)
-        .map(|((case, sel), listed)| {
-            called.remove(case.name()).unwrap_or_else(|| {
+        .zip(slots.iter())
+        .map(|(((case, sel), listed), slot)| {
+            let called = slot.lock().ok().and_then(|mut r| r.take());
+            called.unwrap_or_else(|| {
                 let outcome = match (sel, case.ignore, listed) {
                     (true, Some(reason), _) => TestOutcome::Ignored {
                         reason: reason.into(),
@@ -240,6 +243,11 @@ pub fn run(
 /// `--skip`), judged as if it were flagged ignored, so that `--ignored`
 /// does not hide tests whose flag depends on a probe not yet run.
 fn is_selected(args: &Arguments, case: &TestCase) -> bool {
+    // No name filter: every test is in (a trial flagged ignored is kept
+    // under `--ignored` too), and building one per test to ask costs.
+    if args.filter.is_none() && args.skip.is_empty() {
+        return true;
+    }
     // Under `--exact`, a test whose name the filter does not contain is
     // out, without building a trial for it: one test's process under
     // nextest asks this of every test of the binary.
@@ -254,33 +262,47 @@ fn is_selected(args: &Arguments, case: &TestCase) -> bool {
 }
 
 /// The verdicts are cached per process; asking from one thread per
-/// ability probes them concurrently. The host facts (for diagnoses and the
-/// summary) are read meanwhile, while the probe children run.
+/// ability probes them concurrently (the first on this thread).
 fn probe_in_parallel(abilities: impl Iterator<Item = Ability>) {
     let abilities: Vec<Ability> = abilities.collect();
-    // Under nextest a passing test's process prints no summary, so the
-    // facts are read only if a diagnosis needs them.
-    let facts_now = std::env::var_os("NEXTEST_RUN_ID").is_none();
-    if abilities.len() <= 1 && !facts_now {
-        // One test's process under nextest: nothing to overlap, and a
-        // thread costs more than a shared verdict's lookup.
-        abilities.iter().for_each(|&a| {
-            gate::probe(a);
+    if let Some((&first, others)) = abilities.split_first() {
+        std::thread::scope(|s| {
+            // A thread that cannot be created (RLIMIT_NPROC reached) is not
+            // an error: that verdict is probed on first use instead.
+            for &a in others {
+                let _ = std::thread::Builder::new().spawn_scoped(s, move || {
+                    gate::probe(a);
+                });
+            }
+            gate::probe(first);
         });
+    }
+}
+
+/// Starts reading the host facts, which only the summary and the reports
+/// need (no probe does, unless it fails for a reason they explain), on a
+/// thread that runs beside the tests, when the tests run on a thread pool
+/// anyway. A run on one thread runs its tests on this one, and a test
+/// there may need the process to be single-threaded (`unshare` of a user
+/// namespace): there, the summary reads them when it needs them.
+fn read_facts_during_run(args: &Arguments) {
+    // Under nextest a passing test's process prints no summary; a listing
+    // runs nothing to overlap.
+    if args.list || std::env::var_os("NEXTEST_RUN_ID").is_some() {
         return;
     }
-    std::thread::scope(|s| {
-        // A thread that cannot be created (RLIMIT_NPROC reached) is not an
-        // error: the cached value is computed on first use instead.
-        if facts_now {
-            let _ = std::thread::Builder::new().spawn_scoped(s, crate::HostFacts::get);
-        }
-        for a in abilities {
-            let _ = std::thread::Builder::new().spawn_scoped(s, move || {
-                gate::probe(a);
-            });
-        }
-    });
+    // As libtest-mimic counts its threads.
+    let threads = args
+        .test_threads
+        .or_else(|| std::thread::available_parallelism().ok().map(Into::into))
+        .unwrap_or(1);
+    if threads > 1 {
+        // Dropping the handle detaches the thread; `HostFacts::get` waits
+        // for it if need be. One that cannot be created changes nothing.
+        let _ = std::thread::Builder::new().spawn(|| {
+            crate::HostFacts::get();
+        });
+    }
 }
 
 fn plan(case: &TestCase, settings: Result<&Settings, &crate::ConfigError>) -> Plan {
@@ -289,7 +311,7 @@ fn plan(case: &TestCase, settings: Result<&Settings, &crate::ConfigError>) -> Pl
     }
     match settings {
         Err(e) => Plan::Fail(format!("userns-test: {e}")),
-        Ok(s) => match Decision::make(case.requires, s, |a| gate::probe(a).clone()) {
+        Ok(s) => match Decision::make(case.requires, s, gate::probe) {
             Decision::Run => Plan::Run,
             Decision::Skip(unmet) => Plan::Skip(unmet),
             Decision::Fail(unmet) => Plan::Fail(format!(
@@ -310,23 +332,30 @@ fn record(case: &TestCase, outcome: TestOutcome, duration: Duration) -> TestReco
     }
 }
 
+/// Where the trial of case `.1` leaves its record.
+struct Slot(Arc<[Mutex<Option<TestRecord>>]>, usize);
+
+impl Slot {
+    fn fill(&self, record: TestRecord) {
+        if let Ok(mut slot) = self.0[self.1].lock() {
+            *slot = Some(record);
+        }
+    }
+}
+
 fn trial(
     case: &'static TestCase,
     plan: Plan,
     flag_unmet: bool,
     run_unmet: bool,
-    records: Arc<Mutex<Vec<TestRecord>>>,
+    slot: Slot,
 ) -> Trial {
     let flagged = match (&plan, case.ignore) {
         (_, Some(_)) => flag_unmet,
         (Plan::Skip(_), None) => flag_unmet,
         _ => false,
     };
-    let push = move |r: TestRecord| {
-        if let Ok(mut all) = records.lock() {
-            all.push(r);
-        }
-    };
+    let push = move |r: TestRecord| slot.fill(r);
     Trial::ignorable_test(case.name(), move || {
         if let (Some(reason), false) = (case.ignore, run_unmet) {
             push(record(

@@ -3,7 +3,6 @@
 //! manner of `pytest -rs`). Written to stderr, after libtest's own summary
 //! line, which stays the last line on stdout for tools that parse it.
 
-use std::collections::BTreeMap;
 use std::io::{self, IsTerminal, Write};
 
 use libtest_mimic::{Arguments, ColorSetting};
@@ -87,28 +86,29 @@ pub fn write_summary(w: &mut impl Write, record: &RunRecord, color: bool) -> io:
     }
 
     // Grouped by the whole reason, remedy included, so that two causes
-    // with different fixes never share a group.
-    let mut by_reason: BTreeMap<String, (&Unmet, Vec<&str>)> = BTreeMap::new();
+    // with different fixes never share a group. A suite has few distinct
+    // reasons: scanning them compares structures, where keying a map by
+    // the text formatted every skipped test's whole reason.
+    let mut groups: Vec<(&Unmet, Vec<&str>)> = Vec::new();
     for t in &record.tests {
         if let TestOutcome::Skipped { unmet } = &t.outcome {
-            by_reason
-                .entry(unmet.to_string())
-                .or_insert_with(|| (unmet, Vec::new()))
-                .1
-                .push(&t.name);
+            match groups.iter_mut().find(|(u, _)| *u == unmet) {
+                Some((_, names)) => names.push(&t.name),
+                None => groups.push((unmet, vec![&t.name])),
+            }
         }
     }
-    let skipped: usize = by_reason.values().map(|(_, names)| names.len()).sum();
+    let skipped: usize = groups.iter().map(|(_, names)| names.len()).sum();
     if skipped == 0 {
         writeln!(w, "userns-test: no test skipped")?;
         return Ok(());
     }
     writeln!(w, "userns-test: {skipped} skipped, by reason:")?;
-    let mut groups: Vec<(&Unmet, Vec<&str>)> = by_reason.into_values().collect();
     groups.sort_by(|a, b| {
         b.1.len()
             .cmp(&a.1.len())
             .then_with(|| a.0.brief().cmp(&b.0.brief()))
+            .then_with(|| a.0.to_string().cmp(&b.0.to_string()))
     });
     for (unmet, names) in groups {
         writeln!(
