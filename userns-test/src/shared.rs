@@ -2,11 +2,11 @@
 //!
 //! nextest runs every test in a process of its own, so without sharing each
 //! process probes again what the listing process (and every other test
-//! process of the binary) already probed: a clone and map writes for `user`,
-//! a whole `bwrap` execution for `bwrap`. Instead, a process that finds an
-//! ability *available* writes that verdict to a file of the run, and another
-//! process of the same run whose key is identical reads it
-//! instead of probing.
+//! process of the binary) already probed: a network stack set up and torn
+//! down for `net`, a whole `bwrap` execution for `bwrap`. Instead, a process
+//! that finds such a costly ability *available* writes that verdict to a
+//! file of the run, and another process of the same run whose key is
+//! identical reads it instead of probing.
 //!
 //! # What makes a verdict reusable
 //! The key holds everything a process can observe that a verdict depends
