@@ -184,6 +184,13 @@ impl HostFacts {
     }
 }
 
+/// How many threads this process has (`Threads:` of `/proc/self/status`),
+/// if it can be read.
+pub(crate) fn thread_count() -> Option<u32> {
+    let status = fs::read_to_string("/proc/self/status").ok()?;
+    nth_number(status_field(&status, "Threads:"), 0)
+}
+
 /// Where a diagnosis takes its host facts from: facts in hand, or this
 /// process's, read on first use. The probes pass [`Facts::ThisProcess`], so
 /// that a probe that succeeds, or fails for a cause that needs no facts (a

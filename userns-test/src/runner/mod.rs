@@ -22,6 +22,7 @@
 
 mod summary;
 
+use std::cell::LazyCell;
 use std::collections::BTreeSet;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::process::ExitCode;
@@ -129,7 +130,7 @@ pub fn run_main_named(binary: &str) -> ExitCode {
     // nextest shows only when the test fails: the summary of one passing
     // test is noise there, and reading the host facts for it costs every
     // process. The listing decided the skips.
-    let quiet = phase == Some(crate::report::Phase::NextestTest) && !conclusion.has_failed();
+    let quiet = one_test && !conclusion.has_failed();
     if !args.list && !quiet {
         let color = summary::use_color(&args);
         let mut err = std::io::stderr().lock();
@@ -166,7 +167,13 @@ pub fn run(
         .filter(|(_, sel)| **sel)
         .flat_map(|(c, _)| c.requires.iter().copied())
         .collect();
-    probe_in_parallel(needed.iter().copied().filter(|a| !denied.contains(a)));
+    // Asked at most once, and only where it matters (a nextest test
+    // process probing one ability never asks).
+    let one_thread = LazyCell::new(|| runs_on_one_thread(args));
+    probe_in_parallel(
+        needed.iter().copied().filter(|a| !denied.contains(a)),
+        || *one_thread,
+    );
 
     // Only selected tests are planned: planning asks for verdicts, and a
     // test the filters exclude must not cost a probe.
@@ -200,7 +207,7 @@ pub fn run(
             trial(case, plan, flag_unmet, run_unmet, slot)
         })
         .collect();
-    read_facts_during_run(args);
+    read_facts_during_run(args, || *one_thread);
     let conclusion = libtest_mimic::run(args, trials);
 
     // One record per case, in the cases' order: the run's own record, or,
@@ -263,46 +270,74 @@ fn is_selected(args: &Arguments, case: &TestCase) -> bool {
 
 /// The verdicts are cached per process; asking from one thread per
 /// ability probes them concurrently (the first on this thread).
-fn probe_in_parallel(abilities: impl Iterator<Item = Ability>) {
+///
+/// A run on one thread runs its tests on this one, and a test there may
+/// need the process to be single-threaded (`unshare` of a user namespace
+/// fails with EINVAL otherwise). `join` returns once a thread has cleared
+/// its tid, a little before the kernel takes it out of the thread group
+/// (a fifth of the runs of the fixture suite still counted a probe thread
+/// at its first test), so such a run also waits for the probe threads to
+/// be gone, for at most 100 ms.
+fn probe_in_parallel(abilities: impl Iterator<Item = Ability>, one_thread: impl Fn() -> bool) {
     let abilities: Vec<Ability> = abilities.collect();
-    if let Some((&first, others)) = abilities.split_first() {
-        std::thread::scope(|s| {
-            // A thread that cannot be created (RLIMIT_NPROC reached) is not
-            // an error: that verdict is probed on first use instead.
-            for &a in others {
-                let _ = std::thread::Builder::new().spawn_scoped(s, move || {
-                    gate::probe(a);
-                });
-            }
-            gate::probe(first);
-        });
+    let Some((&first, others)) = abilities.split_first() else {
+        return;
+    };
+    if others.is_empty() {
+        gate::probe(first);
+        return;
     }
+    let before = if one_thread() {
+        crate::facts::thread_count()
+    } else {
+        None
+    };
+    std::thread::scope(|s| {
+        // A thread that cannot be created (RLIMIT_NPROC reached) is not an
+        // error: that verdict is probed on first use instead.
+        for &a in others {
+            let _ = std::thread::Builder::new().spawn_scoped(s, move || {
+                gate::probe(a);
+            });
+        }
+        gate::probe(first);
+    });
+    if let Some(before) = before {
+        let deadline = Instant::now() + Duration::from_millis(100);
+        while crate::facts::thread_count().is_some_and(|n| n > before) && Instant::now() < deadline
+        {
+            std::thread::yield_now();
+        }
+    }
+}
+
+/// Whether libtest-mimic will run tests on this thread, counting its
+/// threads as it does (a listing runs none).
+fn runs_on_one_thread(args: &Arguments) -> bool {
+    !args.list
+        && args
+            .test_threads
+            .or_else(|| std::thread::available_parallelism().ok().map(Into::into))
+            .unwrap_or(1)
+            == 1
 }
 
 /// Starts reading the host facts, which only the summary and the reports
 /// need (no probe does, unless it fails for a reason they explain), on a
 /// thread that runs beside the tests, when the tests run on a thread pool
-/// anyway. A run on one thread runs its tests on this one, and a test
-/// there may need the process to be single-threaded (`unshare` of a user
-/// namespace): there, the summary reads them when it needs them.
-fn read_facts_during_run(args: &Arguments) {
-    // Under nextest a passing test's process prints no summary; a listing
-    // runs nothing to overlap.
-    if args.list || std::env::var_os("NEXTEST_RUN_ID").is_some() {
+/// anyway. In a run on one thread (see [`probe_in_parallel`]) the summary
+/// reads them when it needs them.
+fn read_facts_during_run(args: &Arguments, one_thread: impl Fn() -> bool) {
+    // Only a complete run prints the summary: under nextest a passing
+    // test's process prints none, and a listing runs nothing to overlap.
+    if crate::report::Phase::current(args) != Some(crate::report::Phase::Complete) || one_thread() {
         return;
     }
-    // As libtest-mimic counts its threads.
-    let threads = args
-        .test_threads
-        .or_else(|| std::thread::available_parallelism().ok().map(Into::into))
-        .unwrap_or(1);
-    if threads > 1 {
-        // Dropping the handle detaches the thread; `HostFacts::get` waits
-        // for it if need be. One that cannot be created changes nothing.
-        let _ = std::thread::Builder::new().spawn(|| {
-            crate::HostFacts::get();
-        });
-    }
+    // Dropping the handle detaches the thread; `HostFacts::get` waits for
+    // it if need be. One that cannot be created changes nothing.
+    let _ = std::thread::Builder::new().spawn(|| {
+        crate::HostFacts::get();
+    });
 }
 
 fn plan(case: &TestCase, settings: Result<&Settings, &crate::ConfigError>) -> Plan {
