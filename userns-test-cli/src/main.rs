@@ -2,13 +2,18 @@
 //!
 //! ```text
 //! userns-test doctor [--json] [--only LIST] [--require LIST]
-//! userns-test merge REPORT.json... [--format markdown|json] [--fail-on-never-ran]
+//! userns-test run [--] COMMAND [ARGS...]
+//! userns-test nextest [ARGS...]
+//! userns-test finish [--exit-code N] [--nextest-junit PATH]
+//! userns-test merge REPORT.json... [--format markdown|json] [--fail-on-never-ran] [--keep-shards]
 //! userns-test apparmor-profile BINARY
 //! ```
 //!
 //! Exit codes: 0 success; 1 a `--require`d ability is missing, or (merge
 //! `--fail-on-never-ran`) a test ran on no runner; 2 bad arguments, a
-//! malformed environment variable, or a report that cannot be read.
+//! malformed environment variable, a report that cannot be read or
+//! written; `run`, `nextest` and `finish --exit-code` end with the test
+//! command's status.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -17,6 +22,7 @@ use std::process::ExitCode;
 use serde::Serialize;
 
 mod merge;
+use userns_test::report::{Destinations, FinishOptions};
 use userns_test::{Ability, HostFacts, Settings, Verdict, probe_with};
 
 const USAGE: &str = "\
@@ -24,11 +30,18 @@ userns-test: what this host lets tests do with Linux user namespaces
 
 USAGE:
     userns-test doctor [--json] [--only LIST] [--require LIST]
-    userns-test merge REPORT.json... [--format markdown|json] [--fail-on-never-ran]
+    userns-test run [--] COMMAND [ARGS...]
+    userns-test nextest [ARGS...]
+    userns-test finish [--exit-code N] [--nextest-junit PATH]
+    userns-test merge REPORT.json... [--format markdown|json] [--fail-on-never-ran] [--keep-shards]
     userns-test apparmor-profile BINARY
 
 COMMANDS:
     doctor             probe every ability; print its verdict, cause and remedy
+    run                run a test command (cargo test, cargo nextest run), then
+                       write its reports, complete, with crashed tests named
+    nextest            `run -- cargo nextest run ARGS...`
+    finish             complete the reports of a test command that already ran
     merge              put many runners' JSON reports into one tests x runners matrix
     apparmor-profile   print an AppArmor profile letting BINARY create user namespaces
 
@@ -39,7 +52,58 @@ EXIT CODES:
     1  doctor: a --require'd ability is missing; merge: --fail-on-never-ran
        and a test ran on no runner
     2  bad arguments, a malformed USERNS_TEST_* variable, or a report that
-       cannot be read
+       cannot be read or written
+    run, nextest and finish --exit-code end with the test command's status
+";
+
+const RUN_USAGE: &str = "\
+userns-test run: run a test command, then write its reports, complete
+
+USAGE:
+    userns-test run [--] COMMAND [ARGS...]
+    userns-test nextest [ARGS...]        (= run -- cargo nextest run ARGS...)
+
+Runs COMMAND (`cargo test ...`, `cargo nextest run ...`) with the report
+variables it finds (USERNS_TEST_REPORT_JSON, USERNS_TEST_JUNIT,
+GITHUB_STEP_SUMMARY, GITHUB_ACTIONS). Its test processes only record what
+happens, in a directory private to this user; after COMMAND ends, this
+command writes every report once: each test's outcome, a test whose process
+died as crashed (with the signal nextest saw, which it has nextest record),
+a test never started as not run, one step summary section per binary and
+one annotation per cause of skips. Then it prints the run's summary on
+stderr and exits with COMMAND's status (128 + N when a signal N ended it).
+Ctrl-C reaches COMMAND; this command waits for it and still writes the
+reports.
+
+EXIT CODES:
+    COMMAND's status, or 2 when COMMAND cannot be started or the reports
+    cannot be written (after COMMAND succeeded)
+";
+
+const FINISH_USAGE: &str = "\
+userns-test finish: complete the reports of a test run that already ended
+
+USAGE:
+    userns-test finish [--exit-code N] [--nextest-junit PATH] [--quiet]
+
+For a test command run without `userns-test run` (nextest has no hook at the
+end of a run): with the same report variables as the run, it settles every
+test that has no outcome yet (its process died: crashed; never started:
+not run), writes the JSON and JUnit reports, the step summary sections and
+annotations not written yet, and prints the run's summary on stderr.
+
+OPTIONS:
+    --exit-code N         the test command's exit status: recorded in the
+                          report, and this command exits with it
+    --nextest-junit PATH  nextest's own JUnit of the run, for the signal of a
+                          crashed test
+    --quiet               no summary on stderr
+    -h, --help            print this help
+
+EXIT CODES:
+    N with --exit-code N (0 if not given) once the reports are written;
+    2 when there is no run to finish, the run is still going, or a report
+    cannot be written
 ";
 
 const DOCTOR_USAGE: &str = "\
@@ -50,7 +114,7 @@ USAGE:
 
 OPTIONS:
     --json            print the host facts and verdicts as JSON (the objects of
-                      the report schema, userns-test/report/1)
+                      the report schema, userns-test/report/2)
     --only LIST       probe only these abilities (comma-separated)
     --require LIST    exit 1 unless these abilities (or `all`) are available:
                       a CI preflight step
@@ -66,19 +130,24 @@ const MERGE_USAGE: &str = "\
 userns-test merge: many runners' reports as one tests x runners matrix
 
 USAGE:
-    userns-test merge REPORT.json... [--format markdown|json] [--fail-on-never-ran]
+    userns-test merge REPORT.json... [--format markdown|json] [--fail-on-never-ran] [--keep-shards]
 
 Each REPORT.json is a report written with USERNS_TEST_REPORT_JSON (schema
-userns-test/report/1). One column per report, labelled by its runner
-(USERNS_TEST_RUNNER, else the CI job, else the host name); two reports of one
-runner are both kept, the second labelled `#2`. Cells: passed, FAILED,
-skipped [n] (n: the footnoted reason), ignored, filtered out, not run, or —
-where the report lacks the test. Then the tests that ran on no runner, and
-each runner's abilities.
+userns-test/report/2). One column per runner, labelled by its runner
+(USERNS_TEST_RUNNER, else the CI job, else the host name): the reports of one
+runner (the shards of a partitioned run, `cargo nextest run --partition`) are
+one column, where a test that ran in any shard ran, a skip is counted once,
+and shards that disagree (one passed, one failed, one skipped what another
+ran) are shown as a conflict. Cells: passed, FAILED, CRASHED, skipped [n]
+(n: the footnoted cause and fix), ignored, filtered out, not run, unknown,
+or — where no report of the runner has the test. Then the tests that ran on
+no runner, and each runner's abilities.
 
 OPTIONS:
     --format markdown|json   output format (default markdown)
     --fail-on-never-ran      exit 1 when a test ran on no runner
+    --keep-shards            one column per report, not per runner (a second
+                             report of a runner is labelled `#2`)
     -h, --help               print this help
 
 EXIT CODES:
@@ -136,6 +205,9 @@ fn run() -> Result<ExitCode, String> {
     match parser.next().map_err(|e| e.to_string())? {
         Some(lexopt::Arg::Value(cmd)) if cmd == "doctor" => doctor(parse_doctor(parser)?),
         Some(lexopt::Arg::Value(cmd)) if cmd == "merge" => merge_reports(parser),
+        Some(lexopt::Arg::Value(cmd)) if cmd == "finish" => finish(parser),
+        Some(lexopt::Arg::Value(cmd)) if cmd == "run" => run_wrapped(parser, false),
+        Some(lexopt::Arg::Value(cmd)) if cmd == "nextest" => run_wrapped(parser, true),
         Some(lexopt::Arg::Value(cmd)) if cmd == "apparmor-profile" => apparmor_profile(parser),
         Some(lexopt::Arg::Short('h')) | Some(lexopt::Arg::Long("help")) => {
             print!("{USAGE}");
@@ -155,6 +227,7 @@ fn merge_reports(mut parser: lexopt::Parser) -> Result<ExitCode, String> {
     let mut files: Vec<PathBuf> = Vec::new();
     let mut json = false;
     let mut fail_on_never_ran = false;
+    let mut keep_shards = false;
     while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
         match arg {
             Long("format") => {
@@ -168,6 +241,7 @@ fn merge_reports(mut parser: lexopt::Parser) -> Result<ExitCode, String> {
                 };
             }
             Long("fail-on-never-ran") => fail_on_never_ran = true,
+            Long("keep-shards") => keep_shards = true,
             Long("help") | Short('h') => {
                 print!("{MERGE_USAGE}");
                 return Ok(ExitCode::SUCCESS);
@@ -189,7 +263,7 @@ fn merge_reports(mut parser: lexopt::Parser) -> Result<ExitCode, String> {
         let report = merge::load(&file).map_err(|e| e.to_string())?;
         reports.push((file, report));
     }
-    let matrix = merge::merge(&reports);
+    let matrix = merge::merge(&reports, keep_shards);
     if json {
         let text = serde_json::to_string_pretty(&matrix).map_err(|e| e.to_string())?;
         println!("{text}");
@@ -205,6 +279,152 @@ fn merge_reports(mut parser: lexopt::Parser) -> Result<ExitCode, String> {
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn finish(mut parser: lexopt::Parser) -> Result<ExitCode, String> {
+    use lexopt::Arg::{Long, Short};
+    let mut options = FinishOptions::default();
+    let mut quiet = false;
+    while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
+        match arg {
+            Long("exit-code") => {
+                let v = parser.value().map_err(|e| e.to_string())?;
+                let text = v.to_string_lossy();
+                options.exit_code = Some(text.trim().parse().map_err(|_| {
+                    format!("--exit-code: `{text}` is not an exit status (a whole number)")
+                })?);
+            }
+            Long("nextest-junit") => {
+                options.nextest_junit = Some(parser.value().map_err(|e| e.to_string())?.into());
+            }
+            Long("quiet") => quiet = true,
+            Long("help") | Short('h') => {
+                print!("{FINISH_USAGE}");
+                return Ok(ExitCode::SUCCESS);
+            }
+            other => {
+                return Err(format!(
+                    "{}; try `userns-test finish --help`",
+                    other.unexpected()
+                ));
+            }
+        }
+    }
+    let dest = destinations()?;
+    let code = finish_run(&dest, &options, quiet)?;
+    Ok(exit_code(options.exit_code.unwrap_or(0).max(code)))
+}
+
+/// The report destinations of the environment; a malformed one is an
+/// error.
+fn destinations() -> Result<Destinations, String> {
+    let dest = Destinations::from_env();
+    match dest.problems.first() {
+        Some(p) => Err(p.problem.clone()),
+        None => Ok(dest),
+    }
+}
+
+/// Finishes the run and prints its summary; 2 when a report could not be
+/// written (each error printed), else 0.
+fn finish_run(dest: &Destinations, options: &FinishOptions, quiet: bool) -> Result<i32, String> {
+    let (report, errors) = userns_test::report::finish(dest, options).map_err(|e| e.to_string())?;
+    if !quiet {
+        eprint!("\n{}", userns_test::report::summary::render(&report));
+    }
+    let errors = userns_test::report::said_once(errors);
+    for e in &errors {
+        eprintln!("userns-test: {e}");
+    }
+    Ok(if errors.is_empty() { 0 } else { 2 })
+}
+
+fn exit_code(code: i32) -> ExitCode {
+    ExitCode::from(u8::try_from(code.clamp(0, 255)).unwrap_or(2))
+}
+
+fn run_wrapped(mut parser: lexopt::Parser, nextest: bool) -> Result<ExitCode, String> {
+    let mut command: Vec<String> = if nextest {
+        vec!["cargo".into(), "nextest".into(), "run".into()]
+    } else {
+        Vec::new()
+    };
+    let mut raw = parser.raw_args().map_err(|e| e.to_string())?;
+    let first = raw.peek().map(|a| a.to_string_lossy().into_owned());
+    match first.as_deref() {
+        Some("-h" | "--help") => {
+            print!("{RUN_USAGE}");
+            return Ok(ExitCode::SUCCESS);
+        }
+        Some("--") if !nextest => {
+            raw.next();
+        }
+        _ => {}
+    }
+    for arg in raw {
+        command.push(
+            arg.into_string()
+                .map_err(|a| format!("an argument that is not UTF-8: {a:?}"))?,
+        );
+    }
+    if command.is_empty() {
+        return Err("run: which command? e.g. `userns-test run -- cargo test`".into());
+    }
+    let dest = destinations()?;
+    let wrapped =
+        userns_test::report::begin_wrapped_run(&dest, &command).map_err(|e| e.to_string())?;
+    let mut args = command.clone();
+    // `cargo nextest run`: have nextest write its JUnit into the run, for
+    // the signal of a crashed test.
+    if let Some(config) = &wrapped.nextest_config
+        && args.len() >= 3
+        && args[0].rsplit('/').next() == Some("cargo")
+        && args[1] == "nextest"
+        && matches!(args[2].as_str(), "run" | "r")
+    {
+        args.insert(
+            3,
+            format!("--tool-config-file=userns-test:{}", config.display()),
+        );
+    }
+    let mut child = std::process::Command::new(&args[0])
+        .args(&args[1..])
+        .env(userns_test::report::RUN_DIR_VAR, &wrapped.run_dir)
+        .spawn()
+        .map_err(|e| format!("cannot start `{}`: {e}", args[0]))?;
+    // Ctrl-C goes to the whole process group: the command handles it; this
+    // process waits for it, so the reports are still written. (Ignored only
+    // after the spawn: an ignored signal stays ignored across exec.)
+    ignore_interrupts();
+    let status = child
+        .wait()
+        .map_err(|e| format!("waiting for `{}`: {e}", args[0]))?;
+    use std::os::unix::process::ExitStatusExt;
+    let code = status
+        .code()
+        .or_else(|| status.signal().map(|s| 128 + s))
+        .unwrap_or(1);
+    let options = FinishOptions {
+        exit_code: Some(code),
+        run_dir: Some(wrapped.run_dir.clone()),
+        nextest_junit: None,
+    };
+    match finish_run(&dest, &options, false) {
+        Ok(written) if written != 0 && code == 0 => Ok(exit_code(2)),
+        Ok(_) => Ok(exit_code(code)),
+        Err(e) => {
+            eprintln!("userns-test: {e}");
+            Ok(exit_code(if code == 0 { 2 } else { code }))
+        }
+    }
+}
+
+fn ignore_interrupts() {
+    use nix::sys::signal::{SigHandler, Signal, signal};
+    for s in [Signal::SIGINT, Signal::SIGQUIT] {
+        // SAFETY: SIG_IGN installs no handler code.
+        let _ = unsafe { signal(s, SigHandler::SigIgn) };
+    }
 }
 
 fn apparmor_profile(mut parser: lexopt::Parser) -> Result<ExitCode, String> {

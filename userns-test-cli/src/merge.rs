@@ -1,5 +1,11 @@
 //! `userns-test merge`: many runners' JSON reports as one tests x runners
 //! matrix, the tests that ran on no runner, and each runner's abilities.
+//!
+//! Reports with the same runner label are one runner's shards (nextest's
+//! `--partition`, or one build run on several machines with
+//! `--archive-file`): one column, where a test that ran in any shard ran,
+//! a skip is counted once, and shards that disagree are shown as a
+//! conflict. `--keep-shards` keeps one column per report instead.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -11,7 +17,7 @@ use userns_test::report::markdown::{cell, host_line};
 use userns_test::report::{Outcome, Report, SCHEMA};
 
 /// The `schema` of `merge --format json`.
-pub const MERGE_SCHEMA: &str = "userns-test/merge/1";
+pub const MERGE_SCHEMA: &str = "userns-test/merge/2";
 
 /// A report file that cannot be merged.
 #[derive(Debug)]
@@ -69,14 +75,24 @@ impl fmt::Display for LoadError {
                 "{}:{line}:{column}: not a userns-test report: {message}",
                 path.display()
             ),
-            LoadError::Schema { path, found } => write!(
-                f,
-                "{}: schema {}, expected \"{SCHEMA}\" (a report written by USERNS_TEST_REPORT_JSON)",
-                path.display(),
-                found
-                    .as_deref()
-                    .map_or("missing".to_owned(), |s| format!("\"{s}\""))
-            ),
+            LoadError::Schema { path, found } => {
+                write!(
+                    f,
+                    "{}: schema {}, expected \"{SCHEMA}\" (a report written by \
+                     USERNS_TEST_REPORT_JSON)",
+                    path.display(),
+                    found
+                        .as_deref()
+                        .map_or("missing".to_owned(), |s| format!("\"{s}\""))
+                )?;
+                if found.as_deref() == Some("userns-test/report/1") {
+                    f.write_str(
+                        "; it was written by an older userns-test: run the tests again with \
+                         this version",
+                    )?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -122,13 +138,16 @@ pub fn load(path: &Path) -> Result<Report, LoadError> {
 /// One runner's column.
 #[derive(Debug, Clone, Serialize)]
 pub struct Column {
-    /// The runner's label; a second report with the same label is kept and
-    /// labelled `label #2`.
+    /// The runner's label (with `#2`... under `--keep-shards`).
     pub label: String,
-    /// The report file.
-    pub file: String,
-    /// Distribution, kernel and container, in one line.
+    /// Its report files (more than one: its shards).
+    pub files: Vec<String>,
+    /// Distribution, kernel and container, in one line (the first
+    /// shard's).
     pub host: String,
+    /// Outcomes its reports do not know (runs not finished with
+    /// `userns-test finish` or `userns-test run`).
+    pub unknown: usize,
 }
 
 /// One test's results across the runners.
@@ -138,19 +157,26 @@ pub struct Row {
     pub binary: String,
     /// The test.
     pub name: String,
-    /// Per column: the outcome, absent where the runner's report lacks the
-    /// test.
+    /// Per column: the outcome, absent where no report of the runner has
+    /// the test.
     pub results: Vec<Option<CellResult>>,
 }
 
 /// A test's result on one runner.
 #[derive(Debug, Clone, Serialize)]
 pub struct CellResult {
-    /// How it ended.
+    /// How it ended on this runner (over its shards: ran in any > unknown
+    /// > skipped > ignored > not run > filtered out).
     pub outcome: Outcome,
-    /// Why it did not run, or how it failed.
+    /// Its process crashed.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub crashed: bool,
+    /// Why it did not run, or how it failed (with the fix, for a skip).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Shards that disagree: each report file with its outcome.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub conflict: Vec<(String, Outcome)>,
 }
 
 /// The merged view of many reports.
@@ -158,55 +184,112 @@ pub struct CellResult {
 pub struct Matrix {
     /// Always [`MERGE_SCHEMA`].
     pub schema: &'static str,
-    /// One per report, in the order given.
+    /// One per runner (or per report, under `--keep-shards`).
     pub runners: Vec<Column>,
     /// One per test found in any report.
     pub tests: Vec<Row>,
     /// Tests whose body ran on no runner (`binary::name`).
     pub never_ran: Vec<String>,
-    /// Per ability, per runner: `yes`, `no: <cause>`, or absent.
+    /// Per ability, per runner: `yes`, `no: <cause id>`, or absent.
     pub abilities: BTreeMap<String, Vec<Option<String>>>,
 }
 
-/// Merges `reports` (each with the file it came from).
-pub fn merge(reports: &[(PathBuf, Report)]) -> Matrix {
-    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
-    let runners: Vec<Column> = reports
-        .iter()
-        .map(|(path, r)| {
-            let n = seen.entry(&r.runner.label).or_insert(0);
-            *n += 1;
-            let label = if *n == 1 {
-                r.runner.label.clone()
-            } else {
-                format!("{} #{n}", r.runner.label)
-            };
-            Column {
-                label,
-                file: path.display().to_string(),
-                host: host_line(r),
+/// How much a shard's outcome says of what happened on the runner.
+fn rank(o: Outcome) -> u8 {
+    match o {
+        Outcome::Failed => 6,
+        Outcome::Passed => 5,
+        Outcome::Unknown => 4,
+        Outcome::Skipped => 3,
+        Outcome::Ignored => 2,
+        Outcome::NotRun => 1,
+        Outcome::FilteredOut => 0,
+    }
+}
+
+/// A test entry's reason, with the fix of each root cause of a skip.
+fn reason(report: &Report, t: &userns_test::report::TestEntry) -> Option<String> {
+    let mut reason = t.message.clone()?;
+    if t.outcome == Outcome::Skipped {
+        for l in &t.lacking {
+            if let Some(rc) = report.root_causes.iter().find(|rc| rc.id == l.root_cause) {
+                reason.push_str(&format!("; fix: {}", rc.remedy));
             }
-        })
-        .collect();
+        }
+    }
+    Some(reason)
+}
+
+/// Merges `reports` (each with the file it came from); with `keep_shards`,
+/// one column per report.
+pub fn merge(reports: &[(PathBuf, Report)], keep_shards: bool) -> Matrix {
+    // Columns: reports grouped by runner label, in the order first seen.
+    let mut columns: Vec<(Column, Vec<usize>)> = Vec::new();
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, (path, r)) in reports.iter().enumerate() {
+        let file = path.display().to_string();
+        let n = seen.entry(&r.runner.label).or_insert(0);
+        *n += 1;
+        let existing = (!keep_shards)
+            .then(|| columns.iter().position(|(c, _)| c.label == r.runner.label))
+            .flatten();
+        match existing {
+            Some(c) => {
+                columns[c].0.files.push(file);
+                columns[c].0.unknown += r.counts.unknown;
+                columns[c].1.push(i);
+            }
+            None => {
+                let label = if *n == 1 {
+                    r.runner.label.clone()
+                } else {
+                    format!("{} #{n}", r.runner.label)
+                };
+                columns.push((
+                    Column {
+                        label,
+                        files: vec![file],
+                        host: host_line(r),
+                        unknown: r.counts.unknown,
+                    },
+                    vec![i],
+                ));
+            }
+        }
+    }
     let names: BTreeSet<(&str, &str)> = reports
         .iter()
         .flat_map(|(_, r)| r.tests.iter().map(|t| (t.binary.as_str(), t.name.as_str())))
+        .collect();
+    // Index each report's tests once.
+    let index: Vec<BTreeMap<(&str, &str), usize>> = reports
+        .iter()
+        .map(|(_, r)| {
+            r.tests
+                .iter()
+                .enumerate()
+                .map(|(i, t)| ((t.binary.as_str(), t.name.as_str()), i))
+                .collect()
+        })
         .collect();
     let tests: Vec<Row> = names
         .into_iter()
         .map(|(binary, name)| Row {
             binary: binary.to_owned(),
             name: name.to_owned(),
-            results: reports
+            results: columns
                 .iter()
-                .map(|(_, r)| {
-                    r.tests
+                .map(|(_, members)| {
+                    let shards: Vec<(&PathBuf, &Report, &userns_test::report::TestEntry)> = members
                         .iter()
-                        .find(|t| t.binary == binary && t.name == name)
-                        .map(|t| CellResult {
-                            outcome: t.outcome,
-                            reason: t.message.clone(),
+                        .filter_map(|&m| {
+                            let (path, r) = &reports[m];
+                            index[m]
+                                .get(&(binary, name))
+                                .map(|&i| (path, r, &r.tests[i]))
                         })
+                        .collect();
+                    combine(&shards)
                 })
                 .collect(),
         })
@@ -217,33 +300,70 @@ pub fn merge(reports: &[(PathBuf, Report)]) -> Matrix {
         .map(|row| format!("{}::{}", row.binary, row.name))
         .collect();
     let mut abilities: BTreeMap<String, Vec<Option<String>>> = BTreeMap::new();
-    for (i, (_, r)) in reports.iter().enumerate() {
-        for a in &r.abilities {
-            let Some(name) = a["ability"].as_str() else {
-                continue;
-            };
-            let cells = abilities
-                .entry(name.to_owned())
-                .or_insert_with(|| vec![None; reports.len()]);
-            cells[i] = Some(if a["verdict"] == "available" {
-                "yes".to_owned()
-            } else {
-                format!("no: {}", a["cause"]["id"].as_str().unwrap_or("unknown"))
-            });
+    for (c, (_, members)) in columns.iter().enumerate() {
+        for &m in members {
+            for a in &reports[m].1.abilities {
+                let Some(name) = a["ability"].as_str() else {
+                    continue;
+                };
+                let verdict = if a["verdict"] == "available" {
+                    "yes".to_owned()
+                } else {
+                    format!("no: {}", a["cause"]["id"].as_str().unwrap_or("unknown"))
+                };
+                let cells = abilities
+                    .entry(name.to_owned())
+                    .or_insert_with(|| vec![None; columns.len()]);
+                cells[c] = Some(match cells[c].take() {
+                    Some(old) if old != verdict && !old.starts_with("conflict") => {
+                        format!("conflict: {old} / {verdict}")
+                    }
+                    Some(old) => old,
+                    None => verdict,
+                });
+            }
         }
     }
     Matrix {
         schema: MERGE_SCHEMA,
-        runners,
+        runners: columns.into_iter().map(|(c, _)| c).collect(),
         tests,
         never_ran,
         abilities,
     }
 }
 
+/// One runner's result for a test from its shards' entries.
+fn combine(shards: &[(&PathBuf, &Report, &userns_test::report::TestEntry)]) -> Option<CellResult> {
+    let best = shards.iter().max_by_key(|(_, _, t)| rank(t.outcome))?;
+    // Shards disagree when they both decided it: one ran it and another
+    // skipped it, or one passed and another failed. A shard that did not
+    // run its part (not run, filtered, unknown) does not disagree.
+    let decided: BTreeSet<Outcome> = shards
+        .iter()
+        .map(|(_, _, t)| t.outcome)
+        .filter(|o| matches!(o, Outcome::Passed | Outcome::Failed | Outcome::Skipped))
+        .collect();
+    let conflict = if decided.len() > 1 {
+        shards
+            .iter()
+            .map(|(p, _, t)| (p.display().to_string(), t.outcome))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Some(CellResult {
+        outcome: best.2.outcome,
+        crashed: best.2.crashed,
+        reason: reason(best.1, best.2),
+        conflict,
+    })
+}
+
 impl Matrix {
     /// The matrix as Markdown: tests x runners with footnoted reasons, the
-    /// tests that ran nowhere, and the abilities per runner.
+    /// tests that ran nowhere, and the abilities per runner. Every piece of
+    /// text from a report is escaped: nothing in it renders as markup.
     pub fn markdown(&self) -> String {
         let several_binaries = self
             .tests
@@ -277,16 +397,30 @@ impl Matrix {
                 .iter()
                 .map(|c| match c {
                     None => "—".to_owned(),
+                    Some(c) if !c.conflict.is_empty() => {
+                        let parts: Vec<String> = c
+                            .conflict
+                            .iter()
+                            .map(|(f, o)| format!("{o} ({})", cell(f)))
+                            .collect();
+                        format!("**CONFLICT**: {}", parts.join(", "))
+                    }
                     Some(c) => {
-                        let text = match c.outcome {
-                            Outcome::Passed => "passed".to_owned(),
-                            Outcome::Failed => "**FAILED**".to_owned(),
-                            other => other.to_string(),
+                        let text = match (c.outcome, c.crashed) {
+                            (Outcome::Passed, _) => "passed".to_owned(),
+                            (Outcome::Failed, true) => "**CRASHED**".to_owned(),
+                            (Outcome::Failed, false) => "**FAILED**".to_owned(),
+                            (other, _) => other.to_string(),
                         };
                         match (&c.reason, c.outcome) {
-                            (Some(r), Outcome::Skipped | Outcome::Ignored | Outcome::Failed) => {
-                                format!("{text} [{}]", note(r))
-                            }
+                            (
+                                Some(r),
+                                Outcome::Skipped
+                                | Outcome::Ignored
+                                | Outcome::Failed
+                                | Outcome::Unknown
+                                | Outcome::NotRun,
+                            ) => format!("{text} [{}]", note(r)),
                             _ => text,
                         }
                     }
@@ -309,7 +443,7 @@ impl Matrix {
                 self.never_ran.len(),
                 self.never_ran
                     .iter()
-                    .map(|n| format!("`{n}`"))
+                    .map(|n| cell(n))
                     .collect::<Vec<_>>()
                     .join(", ")
             ));
@@ -322,17 +456,26 @@ impl Matrix {
                     .iter()
                     .map(|c| c.as_deref().map_or("—".to_owned(), cell))
                     .collect();
-                out.push_str(&format!("| {ability} | {} |\n", cells.join(" | ")));
+                out.push_str(&format!("| {} | {} |\n", cell(ability), cells.join(" | ")));
             }
             out.push('\n');
         }
-        out.push_str("| runner | host | report |\n|---|---|---|\n");
+        out.push_str("| runner | host | reports |\n|---|---|---|\n");
         for c in &self.runners {
+            let files: Vec<String> = c.files.iter().map(|f| cell(f)).collect();
+            let unfinished = match c.unknown {
+                0 => String::new(),
+                n => format!(
+                    " ({n} outcome{} unknown: the run was not finished by `userns-test finish` \
+                     or `userns-test run`)",
+                    if n == 1 { "" } else { "s" }
+                ),
+            };
             out.push_str(&format!(
-                "| {} | {} | {} |\n",
+                "| {} | {} | {}{unfinished} |\n",
                 cell(&c.label),
                 cell(&c.host),
-                cell(&c.file)
+                files.join(", ")
             ));
         }
         out

@@ -78,6 +78,9 @@ struct Options {
     runs: usize,
     dir: PathBuf,
     reuse: bool,
+    /// Tests in the report-cost suite; 0 to skip that part.
+    report_tests: usize,
+    report_runs: usize,
 }
 
 fn parse_options() -> Result<Options, String> {
@@ -91,6 +94,8 @@ fn parse_options() -> Result<Options, String> {
         runs: 21,
         dir: workspace.join("target/runner-overhead"),
         reuse: false,
+        report_tests: 5000,
+        report_runs: 9,
     };
     let mut parser = lexopt::Parser::from_env();
     while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
@@ -98,6 +103,10 @@ fn parse_options() -> Result<Options, String> {
             Long("tests") => {
                 let value = parser.value().map_err(|e| e.to_string())?;
                 let value = value.to_string_lossy();
+                if value.trim() == "0" {
+                    options.sizes = Vec::new();
+                    continue;
+                }
                 options.sizes = value
                     .split(',')
                     .map(|n| match n.trim().parse::<usize>() {
@@ -108,23 +117,22 @@ fn parse_options() -> Result<Options, String> {
                     })
                     .collect::<Result<_, _>>()?;
             }
-            Long("runs") => {
-                let value: usize = parser
-                    .value()
-                    .map_err(|e| e.to_string())?
-                    .parse()
-                    .map_err(|e| format!("--runs: {e}"))?;
-                if value == 0 {
-                    return Err("--runs: must be at least 1".into());
-                }
-                options.runs = value;
-            }
+            Long("runs") => options.runs = count(&mut parser, "--runs", 1)?,
             Long("dir") => options.dir = parser.value().map_err(|e| e.to_string())?.into(),
             Long("reuse") => options.reuse = true,
+            Long("report-tests") => {
+                options.report_tests = count(&mut parser, "--report-tests", 0)?;
+                if !options.report_tests.is_multiple_of(2) {
+                    return Err("--report-tests: an even number (0 to skip)".into());
+                }
+            }
+            Long("report-runs") => options.report_runs = count(&mut parser, "--report-runs", 1)?,
             Long("help") | Short('h') => {
                 println!(
-                    "runner_overhead [--tests 200,2000] [--runs 21] [--dir PATH] [--reuse]\n\n\
-                     --reuse keeps earlier builds (no build figures)."
+                    "runner_overhead [--tests 200,2000] [--runs 21] [--dir PATH] [--reuse]\n\
+                     \x20               [--report-tests 5000] [--report-runs 9]\n\n\
+                     --reuse keeps earlier builds (no build figures); --report-tests 0 skips the \
+                     report cost."
                 );
                 std::process::exit(0);
             }
@@ -132,6 +140,18 @@ fn parse_options() -> Result<Options, String> {
         }
     }
     Ok(options)
+}
+
+/// The next value, a whole number of at least `min`.
+fn count(parser: &mut lexopt::Parser, option: &str, min: usize) -> Result<usize, String> {
+    let value = parser.value().map_err(|e| e.to_string())?;
+    match value.to_string_lossy().trim().parse::<usize>() {
+        Ok(n) if n >= min => Ok(n),
+        _ => Err(format!(
+            "{option}: `{}` is not a whole number of at least {min}",
+            value.to_string_lossy()
+        )),
+    }
 }
 
 /// A generated suite: one package, its own workspace and target directory.
@@ -539,11 +559,11 @@ fn run() -> Result<(), String> {
         if let Some(costly) = &userns_test.costly {
             costly_per_process(costly, options.runs.max(51), &nextest_env, &unshared_env)?;
         }
-        if options.sizes.first() == Some(&tests) {
-            nextest_report_cost(&options.dir.join(format!("userns-test-{tests}")))?;
-        }
     }
     println!("\n(`vs fastest` divides by the faster of test-with and libtest.)");
+    if options.report_tests > 0 {
+        report_cost(&options, crate_dir, &lockfile)?;
+    }
     Ok(())
 }
 
@@ -584,74 +604,244 @@ fn costly_per_process(
     Ok(())
 }
 
-/// The userns-test suite under `cargo nextest run`, without reports, with
-/// the JSON report, and with JSON and JUnit: every test process rebuilds
-/// the run's report. Skipped where cargo-nextest is not installed.
-fn nextest_report_cost(root: &Path) -> Result<(), String> {
-    let installed = cargo()
+/// Report cost at scale: a suite of `tests` runner tests (half skipped by
+/// an unmet requirement), in a package of its own with the `junit`
+/// feature, run under `cargo test` and under `cargo nextest run`, three
+/// ways each: without reports; with the JSON report, JUnit and a step
+/// summary written by the test processes themselves (the environment
+/// variables alone); and with the same written once after the run by
+/// `userns-test run` (the command, built optimised). Each variant's
+/// reports are checked once (every test counted, none unknown) before
+/// timing; the figure is the median wall time of the whole command.
+fn report_cost(options: &Options, crate_dir: &Path, lockfile: &Path) -> Result<(), String> {
+    let tests = options.report_tests;
+    let root = options.dir.join(format!("reports-{tests}"));
+    std::fs::create_dir_all(root.join("tests")).map_err(|e| io_error("create", &root, e))?;
+    std::fs::create_dir_all(root.join("src")).map_err(|e| io_error("create", &root, e))?;
+    write(
+        &root.join("Cargo.toml"),
+        &format!(
+            "[package]\nname = \"bench-reports-{tests}\"\nversion = \"0.0.0\"\nedition = \"2024\"\npublish = false\n\n\
+             [workspace]\n\n[dev-dependencies]\nuserns-test = {{ path = {:?}, features = [\"junit\"] }}\n\n\
+             [[test]]\nname = \"suite\"\npath = \"tests/suite.rs\"\nharness = false\n",
+            crate_dir.display().to_string()
+        ),
+    )?;
+    write(&root.join("src/lib.rs"), "")?;
+    write(&root.join("tests/suite.rs"), &userns_test_source(tests / 2))?;
+    if !root.join("Cargo.lock").exists() {
+        std::fs::copy(lockfile, root.join("Cargo.lock"))
+            .map_err(|e| io_error("copy", lockfile, e))?;
+    }
+    let cli = build_cli(crate_dir)?;
+    let nextest = cargo()
         .args(["nextest", "--version"])
         .output()
         .is_ok_and(|o| o.status.success());
-    if !installed {
-        println!("  under cargo nextest: skipped, cargo-nextest is not installed");
-        return Ok(());
-    }
     let reports = root.join("reports");
-    let json = reports.join("report.json");
-    let junit = reports.join("junit.xml");
-    let variants: [(&str, Vec<(&str, &Path)>); 3] = [
-        ("no report", vec![]),
-        ("JSON", vec![("USERNS_TEST_REPORT_JSON", &json)]),
+    let manifest = root.join("Cargo.toml");
+    let target = root.join("target");
+    let cargo_test: Vec<String> = vec![
+        "cargo".into(),
+        "test".into(),
+        "-q".into(),
+        "--test".into(),
+        "suite".into(),
+        "--manifest-path".into(),
+        manifest.display().to_string(),
+        "--target-dir".into(),
+        target.display().to_string(),
+    ];
+    let cargo_nextest: Vec<String> = [
+        "cargo",
+        "nextest",
+        "run",
+        "--cargo-quiet",
+        "--status-level",
+        "none",
+        "--final-status-level",
+        "none",
+        "--manifest-path",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([
+        manifest.display().to_string(),
+        "--target-dir".into(),
+        target.display().to_string(),
+    ])
+    .collect();
+    let run_one =
+        |command: &[String], with_reports: bool, wrapped: bool| -> Result<Duration, String> {
+            let _ = std::fs::remove_dir_all(&reports);
+            std::fs::create_dir_all(&reports).map_err(|e| io_error("create", &reports, e))?;
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&reports, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| io_error("chmod", &reports, e))?;
+            let mut argv: Vec<String> = Vec::new();
+            if wrapped {
+                argv.extend([cli.display().to_string(), "run".into(), "--".into()]);
+            }
+            argv.extend(command.iter().cloned());
+            let mut c = Command::new(&argv[0]);
+            c.args(&argv[1..])
+                .env("USERNS_TEST_BWRAP", format!("/nonexistent/{MISSING_TOOL}"))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            for var in [
+                "USERNS_TEST_REQUIRE",
+                "USERNS_TEST_DENY",
+                "USERNS_TEST_REPORT_JSON",
+                "USERNS_TEST_JUNIT",
+                "GITHUB_STEP_SUMMARY",
+                "GITHUB_ACTIONS",
+                "NEXTEST_RUN_ID",
+                "USERNS_TEST_RUN_DIR",
+            ] {
+                c.env_remove(var);
+            }
+            if with_reports {
+                c.env("USERNS_TEST_REPORT_JSON", reports.join("report.json"))
+                    .env("USERNS_TEST_JUNIT", reports.join("junit.xml"))
+                    .env("GITHUB_STEP_SUMMARY", reports.join("summary.md"));
+            }
+            let started = Instant::now();
+            let status = c
+                .status()
+                .map_err(|e| format!("running {}: {e}", argv.join(" ")))?;
+            let took = started.elapsed();
+            if !status.success() {
+                return Err(format!("{} failed: {status}", argv.join(" ")));
+            }
+            Ok(took)
+        };
+    // Build (and check) each variant once before timing.
+    let check = |what: &str| -> Result<(), String> {
+        let bytes = std::fs::read(reports.join("report.json"))
+            .map_err(|e| format!("{what}: no report: {e}"))?;
+        let report: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| format!("{what}: {e}"))?;
+        let counts = &report["counts"];
+        let expected = serde_json::json!(tests / 2);
+        if counts["passed"] != expected || counts["skipped"] != expected || counts["unknown"] != 0 {
+            return Err(format!(
+                "{what}: the report counts {counts}, not {} passed and skipped",
+                tests / 2
+            ));
+        }
+        Ok(())
+    };
+    eprintln!("building the {tests}-test report suite ...");
+    run_one(&cargo_test, false, false)?;
+    let mut variants: Vec<(String, Vec<String>, bool, bool)> = vec![
         (
-            "JSON + JUnit",
-            vec![
-                ("USERNS_TEST_REPORT_JSON", &json),
-                ("USERNS_TEST_JUNIT", &junit),
-            ],
+            "cargo test, no reports".into(),
+            cargo_test.clone(),
+            false,
+            false,
+        ),
+        (
+            "cargo test, env variables".into(),
+            cargo_test.clone(),
+            true,
+            false,
+        ),
+        (
+            "cargo test, `userns-test run`".into(),
+            cargo_test.clone(),
+            true,
+            true,
         ),
     ];
-    let nextest = |env: &[(&str, &Path)]| -> Result<Duration, String> {
-        let _ = std::fs::remove_dir_all(&reports);
-        let mut command = cargo();
-        command
-            .args(["nextest", "run", "--cargo-quiet", "--status-level", "none"])
-            // JUnit is an opt-in feature.
-            .args(if env.iter().any(|(k, _)| *k == "USERNS_TEST_JUNIT") {
-                &["--features", "userns-test/junit"][..]
-            } else {
-                &[]
-            })
-            .args(["--final-status-level", "none", "--manifest-path"])
-            .arg(root.join("Cargo.toml"))
-            .arg("--target-dir")
-            .arg(root.join("target"))
-            .env("USERNS_TEST_BWRAP", format!("/nonexistent/{MISSING_TOOL}"))
-            .env_remove("USERNS_TEST_DENY")
-            .env_remove("USERNS_TEST_REQUIRE")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        for (k, v) in env {
-            command.env(k, v);
-        }
-        let started = Instant::now();
-        let status = command
-            .status()
-            .map_err(|e| format!("running cargo nextest: {e}"))?;
-        if !status.success() {
-            return Err(format!("cargo nextest run failed: {status}"));
-        }
-        Ok(started.elapsed())
-    };
-    // Builds the nextest-side artefacts once, with and without JUnit.
-    nextest(&[])?;
-    nextest(&variants[2].1)?;
-    print!("  under cargo nextest run (median of 5):");
-    for (label, env) in &variants {
-        let samples = (0..5)
-            .map(|_| nextest(env))
-            .collect::<Result<Vec<_>, _>>()?;
-        print!(" {label} {:.2} s;", median(samples).as_secs_f64());
+    if nextest {
+        variants.extend([
+            (
+                "cargo nextest run, no reports".to_owned(),
+                cargo_nextest.clone(),
+                false,
+                false,
+            ),
+            (
+                "cargo nextest run, env variables".to_owned(),
+                cargo_nextest.clone(),
+                true,
+                false,
+            ),
+            (
+                "cargo nextest run, `userns-test run`".to_owned(),
+                cargo_nextest.clone(),
+                true,
+                true,
+            ),
+        ]);
     }
-    println!();
+    for (label, command, with_reports, wrapped) in &variants {
+        run_one(command, *with_reports, *wrapped)?;
+        if *with_reports {
+            check(label)?;
+        }
+    }
+    let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); variants.len()];
+    for run in 0..options.report_runs {
+        for k in 0..variants.len() {
+            let i = (run + k) % variants.len();
+            // nextest runs take seconds: a third as many.
+            if variants[i].1[1] == "nextest" && run % 3 != 0 {
+                continue;
+            }
+            let (_, command, with_reports, wrapped) = &variants[i];
+            samples[i].push(run_one(command, *with_reports, *wrapped)?);
+        }
+    }
+    println!(
+        "\nreport cost, {tests} tests ({} skipped), JSON + JUnit + step summary, median wall time:",
+        tests / 2
+    );
+    let medians: Vec<Duration> = samples.into_iter().map(median).collect();
+    for (i, ((label, _, _, _), m)) in variants.iter().zip(&medians).enumerate() {
+        let base = medians[i - i % 3];
+        println!(
+            "  {label:<40} {:>9.1} ms {:>6.2}x",
+            m.as_secs_f64() * 1e3,
+            m.as_secs_f64() / base.as_secs_f64()
+        );
+    }
+    if !nextest {
+        println!("  under cargo nextest: skipped, cargo-nextest is not installed");
+    }
     Ok(())
+}
+
+/// The `userns-test` command, built optimised; its path.
+fn build_cli(crate_dir: &Path) -> Result<PathBuf, String> {
+    let manifest = crate_dir
+        .parent()
+        .ok_or("CARGO_MANIFEST_DIR has no parent")?
+        .join("userns-test-cli/Cargo.toml");
+    let output = cargo()
+        .args([
+            "build",
+            "--release",
+            "--quiet",
+            "--message-format",
+            "json",
+            "--bin",
+            "userns-test",
+            "--manifest-path",
+        ])
+        .arg(&manifest)
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("building userns-test: {e}"))?;
+    if !output.status.success() {
+        return Err(format!("building userns-test failed: {}", output.status));
+    }
+    output
+        .stdout
+        .split(|&b| b == b'\n')
+        .filter_map(|l| serde_json::from_slice::<serde_json::Value>(l).ok())
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "userns-test")
+        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+        .ok_or_else(|| "no userns-test executable in cargo's output".to_owned())
 }

@@ -95,14 +95,21 @@ pub fn gate(test_path: &str, requirements: &[Ability]) -> bool {
     match decide(requirements) {
         Decision::Run => true,
         Decision::Skip(unmet) => {
-            write_stderr(&format!("userns-test: skipped {test_path}: {unmet}\n"));
+            write_stderr(&format!(
+                "userns-test: skipped {test_path}: {}\n",
+                crate::text::one_line(&unmet.to_string())
+            ));
             false
         }
         Decision::Fail(unmet) => panic!(
             "userns-test: {test_path} failed: USERNS_TEST_REQUIRE requires what this host \
-             lacks: {unmet}"
+             lacks: {}",
+            crate::text::one_line(&unmet.to_string())
         ),
-        Decision::Misconfigured(e) => panic!("userns-test: {test_path} failed: {e}"),
+        Decision::Misconfigured(e) => panic!(
+            "userns-test: {test_path} failed: {}",
+            crate::text::one_line(&e.to_string())
+        ),
     }
 }
 
@@ -117,7 +124,10 @@ pub fn gate(test_path: &str, requirements: &[Ability]) -> bool {
 /// }
 /// ```
 pub fn skip(test_path: &str, reason: &str) {
-    write_stderr(&format!("userns-test: skipped {test_path}: {reason}\n"));
+    write_stderr(&format!(
+        "userns-test: skipped {test_path}: {}\n",
+        crate::text::one_line(reason)
+    ));
 }
 
 /// Writes straight to the stderr descriptor: libtest captures `eprintln!`

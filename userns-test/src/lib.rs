@@ -60,9 +60,13 @@
 //! SKIP), and a summary of the host's abilities and the skips by reason
 //! follows the run ([`runner`]). With `USERNS_TEST_REPORT_JSON`,
 //! `USERNS_TEST_JUNIT` (with the `junit` feature) or in GitHub Actions it
-//! also writes reports ([`report`]); `userns-test merge` (the
-//! `userns-test-cli` package) puts many runners' reports into one
-//! tests x runners matrix.
+//! also records each test as it starts and ends, so a test whose process
+//! crashes is reported as crashed, and writes reports ([`report`]) that say
+//! only what was observed. The `userns-test` command (the
+//! `userns-test-cli` package) runs a test command and writes its reports
+//! complete afterwards (`userns-test run`, `userns-test nextest`), or
+//! completes them after a run (`userns-test finish`), and puts many
+//! runners' reports into one tests x runners matrix (`userns-test merge`).
 
 #![warn(missing_docs)]
 
@@ -72,10 +76,13 @@ pub mod facts;
 mod gate;
 pub mod policy;
 pub mod probe;
+pub mod record;
 pub mod registry;
 pub mod report;
 pub mod runner;
+mod safe_fs;
 mod shared;
+pub mod text;
 pub mod verdict;
 
 pub use ability::{Ability, UnknownAbility};

@@ -57,16 +57,15 @@
 
 use std::fmt::Write as _;
 use std::fs;
-use std::io::Read;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::MetadataExt;
 use std::sync::OnceLock;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
 use crate::Ability;
 use crate::policy::{BWRAP_VAR, DENY_VAR, REQUIRE_VAR, Settings, TIMEOUT_VAR};
+use crate::safe_fs::{Dir, private_temp_base};
 use crate::verdict::{Status, Verdict};
 
 /// A shared verdict file is a few hundred bytes; anything far larger is not
@@ -78,14 +77,12 @@ const STALE_RUN: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// The verdicts of this process's run, when they can be shared.
 pub(crate) struct Shared {
-    /// The run's directory.
-    dir: PathBuf,
+    /// The run's directory, private to this uid.
+    dir: Dir,
     /// Everything the verdicts depend on, one `name=value` line each.
     key: String,
     /// A hash of `key`, naming the files.
     hash: u64,
-    /// The effective uid, which must own every file read.
-    euid: u32,
 }
 
 /// One shared verdict on disk.
@@ -114,54 +111,39 @@ impl Shared {
                     return None;
                 }
                 let run = std::env::var("NEXTEST_RUN_ID").ok()?;
-                Shared::open(&std::env::temp_dir(), &run)
+                Shared::open(private_temp_base().ok()?, &run)
             })
             .as_ref()
     }
 
-    /// The run `run`'s verdicts under `temp`.
-    fn open(temp: &Path, run: &str) -> Option<Shared> {
-        // SAFETY: geteuid never fails.
-        let euid = unsafe { libc::geteuid() };
-        let base = temp.join(format!("userns-test-{euid}"));
-        let verdicts = base.join("verdicts");
-        for dir in [&base, &verdicts] {
-            private_dir(dir, euid)?;
-        }
-        let dir = verdicts.join(file_safe(run));
-        if private_dir(&dir, euid)? {
+    /// The run `run`'s verdicts under `base` (private to this uid).
+    fn open(base: Dir, run: &str) -> Option<Shared> {
+        let verdicts = base.private_subdir("verdicts").ok()?;
+        let name = file_safe(run);
+        let existed = verdicts.stat(&name).ok()?.is_some();
+        let dir = verdicts.private_subdir(&name).ok()?;
+        if !existed {
             // The first process of a new run clears runs long gone.
-            remove_stale_runs(&verdicts, &dir);
+            remove_stale_runs(&verdicts, &name);
         }
         let key = key(run)?;
         Some(Shared {
             dir,
             hash: fnv1a(key.as_bytes()),
             key,
-            euid,
         })
     }
 
-    fn path(&self, ability: Ability) -> PathBuf {
-        self.dir
-            .join(format!("{:016x}-{}.json", self.hash, ability.name()))
+    fn file_name(&self, ability: Ability) -> String {
+        format!("{:016x}-{}.json", self.hash, ability.name())
     }
 
     /// The available verdict another process of the run found for
-    /// `ability` under the same key, if any.
+    /// `ability` under the same key, if any. Read only if it is a regular
+    /// file of this uid, reached without a link.
     pub(crate) fn lookup(&self, ability: Ability) -> Option<Verdict> {
-        let mut file = fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(self.path(ability))
-            .ok()?;
-        let meta = file.metadata().ok()?;
-        if meta.uid() != self.euid || meta.len() > MAX_FILE {
-            return None;
-        }
-        let mut text = String::new();
-        file.read_to_string(&mut text).ok()?;
-        let shared: SharedVerdict = serde_json::from_str(&text).ok()?;
+        let bytes = self.dir.read(self.file_name(ability), MAX_FILE).ok()??;
+        let shared: SharedVerdict = serde_json::from_slice(&bytes).ok()?;
         (shared.key == self.key && shared.ability == ability).then(|| Verdict {
             ability,
             status: Status::Available,
@@ -182,61 +164,30 @@ impl Shared {
             note: verdict.note.clone(),
             probe_us: verdict.duration.as_micros().min(u64::MAX as u128) as u64,
         };
-        let Ok(json) = serde_json::to_vec(&shared) else {
-            return;
-        };
-        let path = self.path(verdict.ability);
-        let temporary = self.dir.join(format!(
-            ".{:016x}-{}.{}.tmp",
-            self.hash,
-            verdict.ability.name(),
-            std::process::id()
-        ));
-        let written = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&temporary)
-            .and_then(|mut f| std::io::Write::write_all(&mut f, &json));
-        if written.is_err() || fs::rename(&temporary, &path).is_err() {
-            let _ = fs::remove_file(&temporary);
+        if let Ok(json) = serde_json::to_vec(&shared) {
+            let _ = self.dir.replace(self.file_name(verdict.ability), &json);
         }
     }
 }
 
-/// Creates `dir` (mode 0700) if missing; `Some(created)` if it is private
-/// to `euid`.
-fn private_dir(dir: &Path, euid: u32) -> Option<bool> {
-    let created = match fs::DirBuilder::new().mode(0o700).create(dir) {
-        Ok(()) => true,
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
-        Err(_) => return None,
-    };
-    check_private(dir, euid).map(|()| created)
-}
-
-/// `Some` if `dir` is a directory (not a symbolic link) owned by `euid`
-/// that no other user may enter or write: a directory in a shared `/tmp`
-/// that someone else made could hold verdicts they chose.
-fn check_private(dir: &Path, euid: u32) -> Option<()> {
-    let meta = fs::symlink_metadata(dir).ok()?;
-    (meta.is_dir() && meta.uid() == euid && meta.mode() & 0o077 == 0).then_some(())
-}
-
-fn remove_stale_runs(verdicts: &Path, current: &Path) {
-    let Ok(entries) = fs::read_dir(verdicts) else {
+fn remove_stale_runs(verdicts: &Dir, current: &str) {
+    let Ok(entries) = verdicts.entries() else {
         return;
     };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let stale = entry
-            .metadata()
-            .and_then(|m| m.modified())
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    for (name, _) in entries {
+        if name == current {
+            continue;
+        }
+        let stale = verdicts
+            .stat(&name)
             .ok()
-            .and_then(|t| t.elapsed().ok())
-            .is_some_and(|age| age > STALE_RUN);
-        if stale && path != current {
-            let _ = fs::remove_dir_all(&path);
+            .flatten()
+            .is_some_and(|st| now.saturating_sub(st.st_mtime) > STALE_RUN.as_secs() as i64);
+        if stale {
+            let _ = verdicts.remove(&name);
         }
     }
 }
@@ -382,15 +333,22 @@ mod tests {
 
     #[test]
     fn a_directory_others_may_enter_is_not_used() {
+        use std::os::unix::fs::PermissionsExt;
         let temp = std::env::temp_dir().join(format!("userns-test-shared-{}", std::process::id()));
         let _ = fs::remove_dir_all(&temp);
         fs::create_dir_all(&temp).unwrap();
-        let base = temp.join(format!("userns-test-{}", unsafe { libc::geteuid() }));
+        let base = temp.join("base");
         fs::create_dir(&base).unwrap();
-        fs::set_permissions(&base, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
-        assert!(Shared::open(&temp, "r").is_none());
-        fs::set_permissions(&base, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
-        let shared = Shared::open(&temp, "r").expect("a private directory is used");
+        fs::set_permissions(&base, fs::Permissions::from_mode(0o777)).unwrap();
+        let open = || {
+            Dir::for_writing(&temp)
+                .and_then(|t| t.private_subdir("base"))
+                .ok()
+                .and_then(|b| Shared::open(b, "r"))
+        };
+        assert!(open().is_none(), "a directory others may enter is refused");
+        fs::set_permissions(&base, fs::Permissions::from_mode(0o700)).unwrap();
+        let shared = open().expect("a private directory is used");
         let verdict = Verdict {
             ability: Ability::User,
             status: Status::Available,
@@ -403,15 +361,25 @@ mod tests {
         assert_eq!(shared.lookup(Ability::Net), None);
         // The same file under another key is not reused.
         let other = Shared {
-            dir: shared.dir.clone(),
+            dir: Dir::for_writing(&temp)
+                .and_then(|t| t.private_subdir("base"))
+                .and_then(|b| b.private_subdir("verdicts"))
+                .and_then(|v| v.private_subdir("r"))
+                .unwrap(),
             key: format!("{}x=1\n", shared.key),
             hash: shared.hash,
-            euid: shared.euid,
         };
         assert_eq!(other.lookup(Ability::User), None);
-        // A file another user could have written is not read.
-        fs::set_permissions(&base, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-        assert!(Shared::open(&temp, "r").is_none());
+        // A file another user could have written is not read: a link in
+        // its place is not followed.
+        let file = base.join("verdicts/r").join(shared.file_name(Ability::Net));
+        std::os::unix::fs::symlink(
+            base.join("verdicts/r")
+                .join(shared.file_name(Ability::User)),
+            &file,
+        )
+        .unwrap();
+        assert_eq!(shared.lookup(Ability::Net), None);
         let _ = fs::remove_dir_all(&temp);
     }
 }

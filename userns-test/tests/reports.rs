@@ -1,8 +1,8 @@
-//! Reports, observed from outside: the runner fixture suite
-//! (`tests/fixtures/runner_suite.rs`) writes JSON, JUnit and GitHub output
-//! on several hermetic hosts; `userns-test merge` puts the JSON reports
-//! together; `doctor --require` and `apparmor-profile` answer with their
-//! exit codes.
+//! Reports, observed from outside and read by real consumers: the fixture
+//! suites write JSON, JUnit and GitHub output on hermetic hosts; a strict
+//! XML parser (`roxmltree`) reads the JUnit, Debian's GitHub-flavoured
+//! Markdown renderer (`cmark-gfm`) renders the step summary and `merge`'s
+//! matrix, and `userns-test merge` puts the JSON reports together.
 //!
 //! The Markdown of `merge` is pinned by a golden file:
 //! `USERNS_TEST_BLESS=1 cargo test -p userns-test --test reports` rewrites
@@ -12,26 +12,16 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
-use common::{Host, cli, hermetic, nextest_installed, sibling_test_binary};
+use common::{Host, cli, crash_suite, hermetic, sibling_test_binary, sticky_scratch};
 use userns_test::requires_userns;
 
 const BINARY: &str = "userns-test::runner_suite";
 
-/// A fresh directory every host's user can write (the unprivileged host
-/// runs as uid 65534).
-fn scratch(name: &str) -> PathBuf {
-    let dir =
-        std::env::temp_dir().join(format!("userns-test-reports-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
-    dir
-}
-
-/// Runs the fixture suite on `host` with `env`; bubblewrap is pointed at a
-/// path with nothing there, so `sandbox::runs_box` is skipped everywhere.
+/// Runs the runner fixture suite on `host` with `env`; bubblewrap is
+/// pointed at a path with nothing there, so `sandbox::runs_box` is skipped
+/// everywhere.
 fn suite(host: &Host, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = host.command(sibling_test_binary("runner_suite"), args);
     hermetic(&mut cmd)
@@ -47,7 +37,7 @@ fn userns_test(args: &[&str], dir: Option<&Path>) -> Output {
     if let Some(d) = dir {
         cmd.current_dir(d);
     }
-    cmd.output().expect("run userns-test")
+    hermetic(&mut cmd).output().expect("run userns-test")
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -68,11 +58,82 @@ fn test_entry<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::
         .unwrap_or_else(|| panic!("no {name} in {report:#}"))
 }
 
+/// Whether Debian's `cmark-gfm` is installed (`.ci/run` installs it).
+fn cmark_gfm() -> bool {
+    Command::new("cmark-gfm")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// `markdown` rendered to HTML by cmark-gfm with GitHub's extensions, and
+/// `--unsafe`: raw HTML in the input comes out as HTML, so any the crate
+/// let through from a name or a message would show as a tag.
+fn render(markdown: &str) -> String {
+    use std::io::Write;
+    let mut child = Command::new("cmark-gfm")
+        .args([
+            "--unsafe",
+            "-e",
+            "table",
+            "-e",
+            "strikethrough",
+            "-e",
+            "autolink",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run cmark-gfm");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(markdown.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    text(&out.stdout)
+}
+
+/// Asserts that cmark-gfm produced no HTML tag but the `allowed` ones:
+/// none came from a name or a message.
+fn assert_only_tags(html: &str, allowed: &[&str]) {
+    let found: std::collections::BTreeSet<String> = html
+        .split('<')
+        .skip(1)
+        .filter_map(|t| {
+            let name: String = t
+                .trim_start_matches('/')
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric())
+                .collect();
+            (!name.is_empty()).then_some(name)
+        })
+        .collect();
+    let unexpected: Vec<&String> = found
+        .iter()
+        .filter(|t| !allowed.contains(&t.as_str()))
+        .collect();
+    assert!(
+        unexpected.is_empty(),
+        "unexpected markup {unexpected:?} in\n{html}"
+    );
+}
+
+/// What the step summary and `merge` write as markup of their own.
+const SUMMARY_TAGS: [&str; 13] = [
+    "h2", "h3", "p", "table", "thead", "tbody", "tr", "th", "td", "strong", "br", "ol", "li",
+];
+
 /// Four hosts, four real reports, one merge: the matrix shows what ran
-/// where, the tests that ran nowhere, and each runner's abilities.
+/// where, the tests that ran nowhere, and each runner's abilities; every
+/// root cause is in the report once.
 #[requires_userns(root)]
 fn reports_from_several_hosts_merge_into_one_matrix() {
-    let dir = scratch("hosts");
+    // A sticky directory, as /tmp: the unprivileged host (uid 65534) writes
+    // its report there too.
+    let dir = sticky_scratch("reports-hosts");
     type Env = &'static [(&'static str, &'static str)];
     let hosts: [(&str, Host, Env); 4] = [
         ("root", Host::Plain, &[]),
@@ -96,9 +157,10 @@ fn reports_from_several_hosts_merge_into_one_matrix() {
 
     // One report, checked in detail: the seccomp host's.
     let seccomp = read_json(Path::new(&files[3]));
-    assert_eq!(seccomp["schema"], "userns-test/report/1");
+    assert_eq!(seccomp["schema"], "userns-test/report/2");
     assert_eq!(seccomp["runner"]["label"], "docker-seccomp");
     assert_eq!(seccomp["host"]["seccomp_mode"], 2);
+    assert_eq!(seccomp["run"]["finished"], false, "no finish step ran");
     let net = seccomp["abilities"]
         .as_array()
         .unwrap()
@@ -108,12 +170,28 @@ fn reports_from_several_hosts_merge_into_one_matrix() {
     assert_eq!(net["verdict"], "unavailable", "{net:#}");
     assert_eq!(net["failure"]["name"], "EPERM");
     assert_eq!(net["cause"]["id"], "seccomp_filter");
-    assert!(net["remedy"].as_str().is_some_and(|r| !r.is_empty()));
+    let root_cause = net["root_cause"].as_str().unwrap();
+    let causes = seccomp["root_causes"].as_array().unwrap();
+    let seccomp_cause = causes.iter().find(|c| c["id"] == root_cause).unwrap();
+    assert!(
+        seccomp_cause["remedy"]
+            .as_str()
+            .is_some_and(|r| !r.is_empty())
+    );
+    // One root cause for every namespace ability the seccomp filter takes.
+    let abilities: Vec<&str> = seccomp_cause["abilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert_eq!(abilities, ["mount", "net", "user"], "{seccomp_cause:#}");
+    assert_eq!(seccomp_cause["skipped"], 4, "{seccomp:#}");
     let needs_net = test_entry(&seccomp, "needs_net");
     assert_eq!(needs_net["binary"], BINARY);
     assert_eq!(needs_net["outcome"], "skipped");
     assert_eq!(needs_net["lacking"][0]["ability"], "net");
-    assert_eq!(needs_net["lacking"][0]["cause_id"], "seccomp_filter");
+    assert_eq!(needs_net["lacking"][0]["root_cause"], root_cause);
     assert_eq!(test_entry(&seccomp, "plain")["outcome"], "passed");
     assert_eq!(test_entry(&seccomp, "panics")["outcome"], "ignored");
     assert_eq!(
@@ -151,19 +229,9 @@ fn reports_from_several_hosts_merge_into_one_matrix() {
     assert_eq!(row("needs_root"), ["passed", "skipped", "passed", "passed"]);
     assert_eq!(row("needs_net"), ["passed", "passed", "skipped", "skipped"]);
     assert_eq!(row("sandbox::runs_box"), ["skipped"; 4]);
-    let never: Vec<&str> = m["never_ran"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n.as_str().unwrap())
-        .collect();
     assert_eq!(
-        never,
-        [
-            "userns-test::runner_suite::panics",
-            "userns-test::runner_suite::result_fails",
-            "userns-test::runner_suite::sandbox::runs_box",
-        ]
+        common::strings(&m["never_ran"]),
+        common::RUNNER_SUITE_NEVER_RAN
     );
     assert_eq!(m["abilities"]["net"][2], "no: denied_by_environment");
     assert_eq!(m["abilities"]["net"][3], "no: seccomp_filter");
@@ -180,16 +248,32 @@ fn reports_from_several_hosts_merge_into_one_matrix() {
     );
     assert!(text(&md.stderr).contains("3 test(s) ran on no runner"));
 
-    // Two reports of one runner are both kept, the second labelled.
+    // Two reports of one runner are its shards: one column; kept apart on
+    // request.
     let twice = userns_test(&["merge", "--format", "json", &files[0], &files[0]], None);
     let t: serde_json::Value = serde_json::from_slice(&twice.stdout).unwrap();
-    assert_eq!(t["runners"][0]["label"], "root");
-    assert_eq!(t["runners"][1]["label"], "root #2");
+    assert_eq!(t["runners"].as_array().unwrap().len(), 1, "{t:#}");
+    assert_eq!(t["runners"][0]["files"].as_array().unwrap().len(), 2);
+    let apart = userns_test(
+        &[
+            "merge",
+            "--format",
+            "json",
+            "--keep-shards",
+            &files[0],
+            &files[0],
+        ],
+        None,
+    );
+    let a: serde_json::Value = serde_json::from_slice(&apart.stdout).unwrap();
+    assert_eq!(a["runners"][0]["label"], "root");
+    assert_eq!(a["runners"][1]["label"], "root #2");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// The Markdown of `merge`, pinned (reports checked in, so the output does
-/// not depend on this machine).
+/// not depend on this machine), and read by cmark-gfm: the hostile test
+/// name renders as text, every row keeps its cells.
 #[test]
 fn merge_markdown_matches_the_golden_file() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/merge");
@@ -206,29 +290,56 @@ fn merge_markdown_matches_the_golden_file() {
         actual, expected,
         "merge output changed; if intended, USERNS_TEST_BLESS=1 and review the diff"
     );
+    if !cmark_gfm() {
+        userns_test::skip(
+            module_path!(),
+            "cmark-gfm is not installed (apt-get install cmark-gfm)",
+        );
+        return;
+    }
+    let html = render(&actual);
+    assert_only_tags(&html, &[&SUMMARY_TAGS[..], &["code"]].concat());
+    assert!(
+        html.contains("pipes|&lt;img src=x onerror=alert(1)&gt;"),
+        "{html}"
+    );
+    // Three columns in every row of the test table: header + 7 tests.
+    let first_table = html.split("</table>").next().unwrap();
+    let rows: Vec<&str> = first_table.split("<tr>").skip(1).collect();
+    assert_eq!(rows.len(), 8, "{first_table}");
+    for r in rows {
+        assert_eq!(
+            r.matches("<td").count() + r.matches("<th").count(),
+            3,
+            "{r}"
+        );
+    }
 }
 
 /// Each kind of bad input is its own error, naming the file, exit 2.
 #[test]
 fn merge_rejects_unusable_reports_by_name() {
-    let dir = scratch("malformed");
+    let dir = sticky_scratch("reports-malformed");
     let good = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/merge/rootless.json");
     let whole = std::fs::read_to_string(&good).unwrap();
     let truncated = dir.join("truncated.json");
     std::fs::write(&truncated, &whole[..whole.len() / 2]).unwrap();
     let wrong = dir.join("doctor.json");
     std::fs::write(&wrong, r#"{"schema": "userns-test/doctor/1", "host": {}}"#).unwrap();
+    let old = dir.join("old.json");
+    std::fs::write(&old, r#"{"schema": "userns-test/report/1", "tests": []}"#).unwrap();
     let empty = dir.join("empty.json");
     std::fs::write(&empty, "").unwrap();
     let not_json = dir.join("report.xml");
     std::fs::write(&not_json, "<testsuites/>").unwrap();
     let missing = dir.join("missing.json");
-    let cases: [(&Path, &str); 6] = [
+    let cases: [(&Path, &str); 7] = [
         (&truncated, "truncated.json:"),
         (
             &wrong,
-            "schema \"userns-test/doctor/1\", expected \"userns-test/report/1\"",
+            "schema \"userns-test/doctor/1\", expected \"userns-test/report/2\"",
         ),
+        (&old, "written by an older userns-test"),
         (&empty, "empty file"),
         (&not_json, "report.xml:1:1: not a userns-test report"),
         (&dir, "is a directory"),
@@ -264,11 +375,12 @@ fn merge_rejects_unusable_reports_by_name() {
 }
 
 /// The JUnit file read back by a parser that is not its writer: counts,
-/// skipped messages (attribute and text), failures, properties.
+/// skipped messages (attribute and text), failures, properties, `time` and
+/// `timestamp` on the root and every suite.
 #[test]
 #[cfg(feature = "junit")]
 fn junit_is_read_back_by_an_independent_parser() {
-    let dir = scratch("junit");
+    let dir = sticky_scratch("reports-junit");
     let path = dir.join("junit.xml");
     // REQUIRE=net with net denied fails the two net tests; bwrap is
     // missing, so the sandbox test is skipped; two fixtures are #[ignore]d.
@@ -286,6 +398,15 @@ fn junit_is_read_back_by_an_independent_parser() {
     let doc = roxmltree::Document::parse(&xml).expect("well-formed XML");
     let root = doc.root_element();
     assert_eq!(root.tag_name().name(), "testsuites");
+    for element in [root]
+        .into_iter()
+        .chain(root.children().filter(|n| n.has_tag_name("testsuite")))
+    {
+        let time: f64 = element.attribute("time").expect("time").parse().unwrap();
+        assert!(time >= 0.0);
+        let stamp = element.attribute("timestamp").expect("timestamp");
+        assert!(stamp.starts_with("20") && stamp.contains('T'), "{stamp}");
+    }
     let suite = root
         .children()
         .find(|n| n.has_tag_name("testsuite"))
@@ -328,6 +449,25 @@ fn junit_is_read_back_by_an_independent_parser() {
         .expect("an unmet test is <skipped>");
     let message = skipped.attribute("message").unwrap();
     assert!(message.starts_with("needs bwrap: "), "{message}");
+    assert!(
+        message.contains("; cause: bwrap at /nonexistent/bwrap is not installed"),
+        "{message}"
+    );
+    // The fix once, as a property of the suite.
+    let cause_property = suite
+        .descendants()
+        .find(|n| {
+            n.has_tag_name("property")
+                && n.attribute("name")
+                    .is_some_and(|p| p.starts_with("cause.not_installed-"))
+        })
+        .expect("the cause and its fix as a property");
+    assert!(
+        cause_property
+            .attribute("value")
+            .unwrap()
+            .contains("fix: install bubblewrap")
+    );
     assert_eq!(
         skipped.text(),
         Some(message),
@@ -354,7 +494,7 @@ fn junit_is_read_back_by_an_independent_parser() {
 #[test]
 #[cfg(not(feature = "junit"))]
 fn junit_without_the_feature_names_the_fix() {
-    let dir = scratch("junit-off");
+    let dir = sticky_scratch("reports-junit-off");
     let path = dir.join("junit.xml");
     let out = suite(
         &Host::Plain,
@@ -386,26 +526,27 @@ fn unwritable_destination_fails_the_run_and_keeps_the_results() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(text(&out.stdout).contains("test result: ok."));
     assert!(
-        stderr.contains("could not write") && stderr.contains("/proc/userns-test/report.json"),
+        stderr.contains("could not write") && stderr.contains("/proc/userns-test"),
         "{stderr}"
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
-/// GitHub: a whole Markdown table appended to the step summary, and one
-/// annotation per distinct skip reason (a warning under REQUIRE).
-#[test]
-fn github_summary_and_one_annotation_per_reason() {
-    let dir = scratch("github");
+/// GitHub: a whole Markdown section appended to the step summary, every
+/// root cause once in it, and one annotation per root cause: on a
+/// Docker-like seccomp host four tests of three abilities are skipped for
+/// one cause, and bubblewrap is missing, so two annotations, not four.
+#[requires_userns(root)]
+fn github_summary_and_one_annotation_per_root_cause() {
+    let dir = sticky_scratch("reports-github");
     let summary = dir.join("summary.md");
     std::fs::write(&summary, "earlier step output\n").unwrap();
     let out = suite(
-        &Host::Plain,
+        &Host::DockerSeccomp,
         &[],
         &[
             ("GITHUB_ACTIONS", "true"),
             ("GITHUB_STEP_SUMMARY", summary.to_str().unwrap()),
-            ("USERNS_TEST_DENY", "net"),
             ("USERNS_TEST_RUNNER", "gh"),
         ],
     );
@@ -415,16 +556,18 @@ fn github_summary_and_one_annotation_per_reason() {
         .lines()
         .filter(|l| l.starts_with("::notice "))
         .collect();
-    // Two reasons: net denied (2 tests), bwrap missing (1 test).
     assert_eq!(notices.len(), 2, "{stderr}");
-    let net = notices.iter().find(|l| l.contains("needs net")).unwrap();
+    let seccomp = notices
+        .iter()
+        .find(|l| l.contains("needs mount and net and user"))
+        .unwrap();
     assert!(
-        net.starts_with("::notice title=userns-test%3A 2 tests skipped on gh%2C needs net::"),
-        "{net}"
+        seccomp.starts_with("::notice title=userns-test%3A 4 tests skipped on gh%2C needs mount and net and user::cause: a seccomp filter"),
+        "{seccomp}"
     );
     assert!(
-        net.contains("%0ASkipped: needs_net, net::creates_ns"),
-        "{net}"
+        seccomp.contains("%0Askipped: async_body, mount::creates_ns, needs_net, net::creates_ns"),
+        "{seccomp}"
     );
     assert!(
         text(&out.stdout)
@@ -436,19 +579,23 @@ fn github_summary_and_one_annotation_per_reason() {
     );
     let md = std::fs::read_to_string(&summary).unwrap();
     assert!(
-        md.starts_with("earlier step output\n### userns-test: userns-test::runner_suite on gh"),
+        md.starts_with("earlier step output\n### userns-test: userns-test::runner\\_suite on gh"),
+        "{md}"
+    );
+    assert!(
+        md.contains("3 passed, 0 failed, 5 skipped, 2 ignored"),
         "{md}"
     );
     assert!(md.contains("| ability | available |\n|---|---|\n"), "{md}");
     assert!(
-        md.contains("| net | **no**: denied by USERNS_TEST_DENY;"),
+        md.contains("| net | **no**: unshare(CLONE\\_NEWUSER) failed: EPERM (1); cause 1 |"),
         "{md}"
     );
-    assert!(
-        md.contains("| 2 | needs net: denied by USERNS_TEST_DENY; cause:"),
-        "{md}"
-    );
+    // The seccomp cause once, with its abilities, tests and fix.
+    assert_eq!(md.matches("a seccomp filter refuses").count(), 1, "{md}");
+    assert!(md.contains("| mount, net, user | 4: async\\_body, mount::creates\\_ns, needs\\_net, net::creates\\_ns |"), "{md}");
 
+    // Under REQUIRE the same skips are warnings.
     let required = suite(
         &Host::Plain,
         &[],
@@ -466,52 +613,122 @@ fn github_summary_and_one_annotation_per_reason() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Under `cargo nextest run` (one process per test) the report comes out
-/// once, whole: skips from the listing, outcomes from each test process.
+/// A fake bubblewrap whose error line holds what breaks consumers.
+fn hostile_bwrap(dir: &Path) -> PathBuf {
+    let path = dir.join("bwrap");
+    std::fs::write(
+        &path,
+        "#!/bin/sh\nprintf 'bwrap: \\033[31m<img src=x onerror=alert(1)>|cell\\rreturn ::set-env name=X::1 %%0A\\n' >&2\nexit 1\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+/// Hostile text from a test (a panic message with U+FFFE, an escape
+/// sequence, HTML, a lone carriage return, a workflow command) and from a
+/// program a probe runs (bubblewrap's error line) reaches every consumer
+/// as text: the JUnit parses, cmark-gfm renders no markup from it, no
+/// line of stderr but the crate's own annotations starts a workflow
+/// command, and no escape sequence reaches the terminal.
 #[test]
-fn nextest_run_writes_one_whole_report() {
-    if !nextest_installed() {
-        userns_test::skip(module_path!(), "cargo-nextest is not installed");
+#[cfg(feature = "junit")]
+fn hostile_text_reaches_no_consumer_as_markup_or_command() {
+    let dir = sticky_scratch("reports-hostile");
+    let summary = dir.join("summary.md");
+    let junit = dir.join("junit.xml");
+    let json = dir.join("report.json");
+    let bwrap = hostile_bwrap(&dir);
+    let label = "ci <script>alert(1)</script> | *x*";
+    let out = crash_suite(
+        &["--test-threads=1"],
+        &[
+            ("USERNS_TEST_FIXTURE_HOSTILE", "1"),
+            ("USERNS_TEST_BWRAP", bwrap.to_str().unwrap()),
+            ("GITHUB_ACTIONS", "true"),
+            ("GITHUB_STEP_SUMMARY", summary.to_str().unwrap()),
+            ("USERNS_TEST_JUNIT", junit.to_str().unwrap()),
+            ("USERNS_TEST_REPORT_JSON", json.to_str().unwrap()),
+            ("USERNS_TEST_RUNNER", label),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(101), "{}", text(&out.stderr));
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    for (name, stream) in [("stdout", &stdout), ("stderr", &stderr)] {
+        assert!(
+            !stream.contains('\u{1b}'),
+            "an escape reached {name}:\n{stream}"
+        );
+        for line in stream.lines() {
+            let trimmed = line.trim_start();
+            let ours = trimmed.starts_with("::notice title=userns-test")
+                || trimmed.starts_with("::warning title=userns-test");
+            assert!(ours || !trimmed.starts_with("::"), "{name}: {line:?}");
+        }
+    }
+    assert_eq!(stderr.matches("::notice ").count(), 1, "{stderr}");
+
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    let doc = roxmltree::Document::parse(&xml).expect("well-formed XML whatever the messages");
+    let failure = doc
+        .descendants()
+        .find(|n| n.has_tag_name("testcase") && n.attribute("name") == Some("h_hostile_message"))
+        .and_then(|c| c.children().find(|n| n.has_tag_name("failure")))
+        .expect("the hostile test failed");
+    let message = failure.attribute("message").unwrap();
+    assert!(
+        message.contains("\\u{fffe}") && message.contains("<img src=x"),
+        "{message}"
+    );
+
+    let report = read_json(&json);
+    let message = test_entry(&report, "h_hostile_message")["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        message.starts_with("test panicked at ") && message.ends_with(
+            "\u{FFFE}\u{1b}[31m<img src=x onerror=alert(1)>|lone\rreturn\n::set-env name=X::1\n| a | b |"
+        ),
+        "the JSON keeps the message as it was: {message:?}"
+    );
+
+    if !cmark_gfm() {
+        userns_test::skip(
+            module_path!(),
+            "cmark-gfm is not installed (apt-get install cmark-gfm)",
+        );
         return;
     }
-    let dir = scratch("nextest");
-    let path = dir.join("report.json");
-    let out = Command::new("cargo")
-        .args([
-            "nextest",
-            "run",
-            "--workspace",
-            "-E",
-            "binary(runner_suite)",
-            "--no-fail-fast",
-            "--color",
-            "never",
-        ])
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-        .env("USERNS_TEST_REPORT_JSON", &path)
-        .env("USERNS_TEST_DENY", "net")
-        .env("USERNS_TEST_BWRAP", "/nonexistent/bwrap")
-        .env_remove("USERNS_TEST_REQUIRE")
-        .output()
-        .expect("run nextest");
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let report = read_json(&path);
-    assert_eq!(report["run"]["kind"], "nextest");
-    assert_eq!(test_entry(&report, "plain")["outcome"], "passed");
-    assert_eq!(
-        test_entry(&report, "mount::creates_ns")["outcome"],
-        "passed"
+    let md = std::fs::read_to_string(&summary).unwrap();
+    let html = render(&md);
+    assert_only_tags(&html, &SUMMARY_TAGS);
+    assert!(
+        html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{html}"
     );
-    assert_eq!(test_entry(&report, "needs_net")["outcome"], "skipped");
-    assert_eq!(
-        test_entry(&report, "sandbox::runs_box")["outcome"],
-        "skipped"
+    assert!(
+        html.contains("&lt;img src=x onerror=alert(1)&gt;|cell"),
+        "{html}"
     );
-    assert_eq!(test_entry(&report, "panics")["outcome"], "ignored");
-    let tests = report["tests"].as_array().unwrap();
-    assert_eq!(tests.len(), 10, "{report:#}");
-    assert!(tests.iter().all(|t| t["binary"] == BINARY));
-    assert_eq!(report["counts"]["not_run"], 0, "{report:#}");
+    // Every row of every table keeps its number of cells.
+    for table in html.split("<table>").skip(1) {
+        let table = table.split("</table>").next().unwrap();
+        let rows: Vec<usize> = table
+            .split("<tr>")
+            .skip(1)
+            .map(|r| r.matches("<td").count() + r.matches("<th").count())
+            .collect();
+        assert!(
+            rows.windows(2).all(|w| w[0] == w[1]),
+            "{rows:?} in\n{table}"
+        );
+    }
+    // merge's Markdown of the same report.
+    let merged = userns_test(&["merge", json.to_str().unwrap()], None);
+    assert_eq!(merged.status.code(), Some(0), "{}", text(&merged.stderr));
+    let html = render(&text(&merged.stdout));
+    assert_only_tags(&html, &[&SUMMARY_TAGS[..], &["code"]].concat());
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -551,7 +768,14 @@ fn apparmor_profile_names_exactly_the_binary() {
     let missing = userns_test(&["apparmor-profile", "/nonexistent/binary"], None);
     assert_eq!(missing.status.code(), Some(2));
     assert!(text(&missing.stderr).contains("/nonexistent/binary"));
-    for sub in ["doctor", "merge", "apparmor-profile"] {
+    for sub in [
+        "doctor",
+        "merge",
+        "apparmor-profile",
+        "run",
+        "nextest",
+        "finish",
+    ] {
         let help = userns_test(&[sub, "--help"], None);
         assert_eq!(help.status.code(), Some(0));
         assert!(text(&help.stdout).contains("EXIT CODES"), "{sub}");

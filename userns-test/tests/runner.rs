@@ -381,7 +381,9 @@ fn nextest_processes_of_one_run_share_available_verdicts() {
 }
 
 /// A `Result` test fails on `Err`, printing it; a panicking test fails with
-/// the panic message; `#[should_panic(expected)]` passes. Exit code 101.
+/// the panic message and where it panicked, and the panic on stderr names
+/// the test's thread after the test; `#[should_panic(expected)]` passes.
+/// Exit code 101.
 #[test]
 fn result_and_panic_failures() {
     let run = suite(&["--ignored"], &[]);
@@ -389,10 +391,19 @@ fn result_and_panic_failures() {
     assert!(run.line("test result_fails ").unwrap().ends_with("FAILED"));
     assert!(run.line("test panics ").unwrap().ends_with("FAILED"));
     assert!(run.stdout.contains("Error: \"boom\""), "{}", run.stdout);
+    let at = "tests/fixtures/runner_suite.rs:";
     assert!(
-        run.stdout.contains("test panicked: kaboom"),
+        run.stdout
+            .contains(&format!("test panicked at userns-test/{at}")),
         "{}",
         run.stdout
+    );
+    assert!(run.stdout.contains(": kaboom"), "{}", run.stdout);
+    assert!(
+        run.stderr
+            .contains(&format!("thread 'panics' panicked at userns-test/{at}")),
+        "{}",
+        run.stderr
     );
     let ok = suite(&["--exact", "should_panic_passes"], &[]);
     assert_eq!(ok.code, Some(0));

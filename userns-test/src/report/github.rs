@@ -1,57 +1,57 @@
-//! GitHub Actions: workflow-command annotations, one per distinct skip
-//! reason (GitHub keeps only the first 10 warnings of a step, so never one
-//! per test), escaped by the workflow-command rules.
+//! GitHub Actions workflow-command annotations: one per root cause of
+//! skips, never one per test, and never more than GitHub keeps (10 per
+//! step); escaped by the workflow-command rules, with every character that
+//! acts on a terminal shown as an escape.
 
-use std::collections::BTreeMap;
+use super::model::{Report, RootCause};
+use crate::text;
 
-use super::{Outcome, Report};
+/// GitHub shows the first 10 notices, warnings and errors of a step.
+pub const ANNOTATIONS_PER_STEP: usize = 10;
 
-/// `::notice` lines (`::warning` when `required`: under
-/// `USERNS_TEST_REQUIRE` a skip is worth a warning), one per distinct
-/// reason, with the number of tests it skipped.
-pub fn annotations(report: &Report, required: bool) -> String {
-    let mut by_reason: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for t in &report.tests {
-        if t.outcome == Outcome::Skipped
-            && let Some(m) = &t.message
-        {
-            by_reason.entry(m).or_default().push(&t.name);
-        }
-    }
+/// The `::notice` line (`::warning` when `required`: under
+/// `USERNS_TEST_REQUIRE` a skip is worth a warning) for one root cause of
+/// `report`'s skips, with the tests it skipped.
+pub fn annotation(report: &Report, cause: &RootCause, required: bool) -> String {
+    let names = report.skipped_by(&cause.id);
+    let shown: Vec<&str> = names.iter().take(20).copied().collect();
+    let more = names.len().saturating_sub(shown.len());
     let level = if required { "warning" } else { "notice" };
-    let mut out = String::new();
-    for (reason, tests) in by_reason {
-        let lacking: Vec<&str> = report
-            .tests
-            .iter()
-            .find(|t| t.message.as_deref() == Some(reason))
-            .map(|t| t.lacking.iter().map(|l| l.ability.as_str()).collect())
-            .unwrap_or_default();
-        let title = format!(
-            "userns-test: {} test{} skipped on {}, needs {}",
-            tests.len(),
-            if tests.len() == 1 { "" } else { "s" },
-            report.runner.label,
-            lacking.join(" and ")
-        );
-        let message = format!("{reason}\nSkipped: {}", tests.join(", "));
-        out.push_str(&format!(
-            "::{level} title={}::{}\n",
-            escape_property(&title),
-            escape_data(&message)
-        ));
+    let title = format!(
+        "userns-test: {} test{} skipped on {}, needs {}",
+        names.len(),
+        if names.len() == 1 { "" } else { "s" },
+        report.runner.label,
+        cause.abilities.join(" and ")
+    );
+    let mut message = format!(
+        "cause: {}\nfix: {}\nskipped: {}",
+        cause.cause.message,
+        cause.remedy,
+        shown.join(", ")
+    );
+    if more > 0 {
+        message.push_str(&format!(", and {more} more"));
     }
-    out
+    format!(
+        "::{level} title={}::{}\n",
+        escape_property(&title),
+        escape_data(&message)
+    )
 }
 
-/// Escapes a workflow command's message.
+/// Escapes a workflow command's message: `%`, `\r`, `\n` by the rules,
+/// and any other character that acts on a terminal as a visible escape.
 pub fn escape_data(s: &str) -> String {
-    s.replace('%', "%25")
+    let escaped = s
+        .replace('%', "%25")
         .replace('\r', "%0D")
-        .replace('\n', "%0A")
+        .replace('\n', "%0A");
+    text::one_line(&escaped).into_owned()
 }
 
-/// Escapes a workflow command's property value (`title=`).
+/// Escapes a workflow command's property value (`title=`): also `:` and
+/// `,`.
 pub fn escape_property(s: &str) -> String {
     escape_data(s).replace(':', "%3A").replace(',', "%2C")
 }
@@ -64,5 +64,9 @@ mod tests {
     fn escapes_per_the_workflow_command_rules() {
         assert_eq!(escape_data("100% a\r\nb"), "100%25 a%0D%0Ab");
         assert_eq!(escape_property("a: b, c%"), "a%3A b%2C c%25");
+        assert_eq!(
+            escape_data("x\n::set-env name=A::1\x1b"),
+            "x%0A::set-env name=A::1\\u{1b}"
+        );
     }
 }

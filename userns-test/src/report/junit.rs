@@ -1,47 +1,124 @@
 //! JUnit XML, written by `quick-junit` (nextest's writer): one `testsuite`
-//! per binary, one `testcase` per test that was run, skipped or ignored,
-//! skipped tests as `<skipped message="reason">reason</skipped>` (Jenkins
-//! shows the attribute, GitLab the text), and the runner, host facts and
-//! ability verdicts as properties. `classname` and `name` do not depend on
-//! the runner, so tools that line up several runners' files can match the
-//! test cases; the runner's identity is in the properties.
+//! per binary with `time` and `timestamp` (dorny/test-reporter reads
+//! them), skipped tests as `<skipped message="reason">reason</skipped>`
+//! (Jenkins shows the attribute, GitLab the text; the reason is what
+//! failed and its cause), crashed tests as failures of type `crashed`,
+//! tests whose outcome is unknown as errors, and the runner, host facts,
+//! verdicts and root causes with their fixes (`cause.<id>`: said once, not
+//! on each of the thousands of tests one cause may skip) as properties.
+//! `classname` and `name` do not depend on the runner, so tools that line
+//! up several runners' files can match the test cases.
+//!
+//! XML 1.0 cannot hold every character a Rust string can (C0 controls but
+//! tab and newlines, U+FFFE, U+FFFF): those are written as a visible
+//! `\u{...}` escape, so one odd panic message never makes the whole file
+//! unreadable.
 
 use std::collections::BTreeMap;
 use std::io;
 use std::time::Duration;
 
-use quick_junit::{NonSuccessKind, Property, TestCase, TestCaseStatus, TestSuite};
+use std::collections::HashMap;
 
-use super::{Outcome, Report, TestEntry};
+use quick_junit::{NonSuccessKind, Property, TestCase, TestCaseStatus, TestSuite, XmlString};
+
+use super::model::{Outcome, Report, TestEntry};
+
+/// `s` with every character XML 1.0 forbids written as `\u{...}`.
+pub fn xml_text(s: &str) -> String {
+    let allowed = |c: char| {
+        matches!(c, '\t' | '\n' | '\r')
+            || ('\u{20}'..='\u{D7FF}').contains(&c)
+            || ('\u{E000}'..='\u{FFFD}').contains(&c)
+            || c >= '\u{10000}'
+    };
+    if s.chars().all(allowed) {
+        return s.to_owned();
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if allowed(c) {
+            out.push(c);
+        } else {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        }
+    }
+    out
+}
 
 /// The report as JUnit XML.
 pub fn to_xml(report: &Report) -> io::Result<String> {
     let mut xml = quick_junit::Report::new("userns-test");
+    let timestamp = report
+        .run
+        .started_at
+        .as_deref()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
     let mut binaries: BTreeMap<&str, Vec<&TestEntry>> = BTreeMap::new();
     for t in &report.tests {
         binaries.entry(&t.binary).or_default().push(t);
     }
     let properties = properties(report);
+    let mut total = Duration::ZERO;
+    // quick-junit filters every string it is given, character by
+    // character; a classname and a skip reason repeat on thousands of
+    // tests, so each is made once and cloned (a clone is not filtered
+    // again).
+    let mut texts: HashMap<String, XmlString> = HashMap::new();
     for (binary, tests) in binaries {
-        let mut suite = TestSuite::new(binary);
+        let classname = XmlString::new(xml_text(binary));
+        let mut suite = TestSuite::new(classname.clone());
         suite.add_properties(properties.iter().cloned());
+        let mut time = Duration::ZERO;
         for t in tests {
-            if let Some(case) = test_case(t) {
+            if let Some(case) = test_case(t, &classname, &mut texts) {
+                time += case.time.unwrap_or_default();
                 suite.add_test_case(case);
             }
         }
+        suite.set_time(time);
+        if let Some(ts) = timestamp {
+            suite.set_timestamp(ts);
+        }
+        total += time;
         xml.add_test_suite(suite);
+    }
+    xml.set_time(total);
+    if let Some(ts) = timestamp {
+        xml.set_timestamp(ts);
     }
     xml.to_string().map_err(io::Error::other)
 }
 
-fn test_case(t: &TestEntry) -> Option<TestCase> {
-    let message = t.message.clone().unwrap_or_default();
+fn test_case(
+    t: &TestEntry,
+    classname: &XmlString,
+    texts: &mut HashMap<String, XmlString>,
+) -> Option<TestCase> {
+    let message = xml_text(t.message.as_deref().unwrap_or_default());
+    let mut text = |s: String| -> XmlString {
+        texts
+            .entry(s)
+            .or_insert_with_key(|s| XmlString::new(s))
+            .clone()
+    };
     let status = match t.outcome {
         Outcome::Passed => TestCaseStatus::success(),
         Outcome::Failed => {
             let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
-            s.set_message(message.clone()).set_description(message);
+            let m = XmlString::new(&message);
+            s.set_message(m.clone()).set_description(m);
+            if t.crashed {
+                s.set_type("crashed");
+            }
+            s
+        }
+        Outcome::Unknown => {
+            let mut s = TestCaseStatus::non_success(NonSuccessKind::Error);
+            let m = text(format!("outcome unknown: {message}"));
+            s.set_message(m.clone())
+                .set_description(m)
+                .set_type("unknown");
             s
         }
         Outcome::Skipped | Outcome::Ignored | Outcome::NotRun => {
@@ -49,35 +126,41 @@ fn test_case(t: &TestEntry) -> Option<TestCase> {
                 Outcome::Skipped => message,
                 Outcome::Ignored if message.is_empty() => "ignored".to_owned(),
                 Outcome::Ignored => format!("ignored: {message}"),
-                _ => "listed, not run by nextest (a filter, or the run stopped early)".to_owned(),
+                _ => format!("not run: {message}"),
             };
             let mut s = TestCaseStatus::skipped();
-            s.set_message(reason.clone()).set_description(reason);
+            let m = text(reason);
+            s.set_message(m.clone()).set_description(m);
             s
         }
         // Not part of this run: libtest's own JUnit leaves them out too.
         Outcome::FilteredOut => return None,
     };
-    let mut case = TestCase::new(t.name.clone(), status);
-    case.set_classname(t.binary.clone())
+    let mut case = TestCase::new(xml_text(&t.name), status);
+    case.set_classname(classname.clone())
         .set_time(Duration::from_secs_f64(t.duration_ms.max(0.0) / 1e3));
-    if !t.requires.is_empty() {
-        case.add_property(Property::new("requires", t.requires.join(",")));
-    }
     Some(case)
 }
 
 fn properties(report: &Report) -> Vec<Property> {
+    let p = |k: String, v: String| Property::new(xml_text(&k), xml_text(&v));
     let mut out = vec![
-        Property::new("userns-test.schema", report.schema.clone()),
-        Property::new(
-            "userns-test.run",
+        p("userns-test.schema".into(), report.schema.clone()),
+        p(
+            "userns-test.run".into(),
             format!("{}:{}", report.run.kind, report.run.id),
         ),
-        Property::new("runner.label", report.runner.label.clone()),
+        p(
+            "userns-test.run.finished".into(),
+            report.run.finished.to_string(),
+        ),
+        p("runner.label".into(), report.runner.label.clone()),
     ];
+    if let Some(shard) = &report.runner.shard {
+        out.push(p("runner.shard".into(), shard.clone()));
+    }
     for (k, v) in &report.runner.ci {
-        out.push(Property::new(format!("ci.{k}"), v.clone()));
+        out.push(p(format!("ci.{k}"), v.clone()));
     }
     if let Some(host) = report.host.as_object() {
         for (k, v) in host {
@@ -86,7 +169,7 @@ fn properties(report: &Report) -> Vec<Property> {
                 serde_json::Value::String(s) => s.clone(),
                 other => other.to_string(),
             };
-            out.push(Property::new(format!("host.{k}"), value));
+            out.push(p(format!("host.{k}"), value));
         }
     }
     for a in &report.abilities {
@@ -100,7 +183,37 @@ fn properties(report: &Report) -> Vec<Property> {
                 a["cause"]["message"].as_str().unwrap_or("")
             )
         };
-        out.push(Property::new(format!("ability.{name}"), value));
+        out.push(p(format!("ability.{name}"), value));
+    }
+    for rc in &report.root_causes {
+        out.push(p(
+            format!("cause.{}", rc.id),
+            format!(
+                "{} (abilities: {}; {} tests skipped); fix: {}",
+                rc.cause.message,
+                rc.abilities.join(", "),
+                rc.skipped,
+                rc.remedy
+            ),
+        ));
+    }
+    for note in &report.run.notes {
+        out.push(p("userns-test.note".into(), note.clone()));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forbidden_code_points_become_visible() {
+        assert_eq!(xml_text("ok\ttab\nline"), "ok\ttab\nline");
+        assert_eq!(
+            xml_text("a\u{FFFE}b\u{0}c\u{1b}d\u{FFFF}"),
+            "a\\u{fffe}b\\u{0}c\\u{1b}d\\u{ffff}"
+        );
+        assert_eq!(xml_text("名前 ✓ 🦀"), "名前 ✓ 🦀");
+    }
 }

@@ -1,18 +1,44 @@
-//! Markdown for GitHub's step summary: the host, the ability table and the
-//! skipped tests grouped by reason, as one whole table per binary (each
-//! job's summary must stand on its own, header included).
+//! Markdown for GitHub's step summary (and `merge`): one whole section per
+//! binary (each job's summary must stand on its own, header included),
+//! every root cause once, and every piece of foreign text escaped so that
+//! nothing in a test name or a reason renders as markup or HTML.
 
 use std::collections::BTreeMap;
 
-use super::{Outcome, Report};
+use super::model::{Outcome, Report, TestEntry};
+use crate::text;
 
-/// Escapes text for a Markdown table cell: pipes would end the cell and
-/// newlines the row.
+/// How many test names a root cause lists before "and N more".
+const NAMES_SHOWN: usize = 20;
+/// How long a failure message may be in the summary.
+const MESSAGE_SHOWN: usize = 300;
+
+/// `s` as inline Markdown text that renders as exactly `s`: HTML's
+/// `<`, `>` and `&` as entities, Markdown's punctuation (`` ` ``, `*`,
+/// `_`, `[`, `]`, `~`, `|`, `\`, `#`, `!`) backslash-escaped, line breaks
+/// as `<br>` (the one tag this crate writes), and any other character that
+/// acts on a terminal as a visible escape. Safe in a table cell.
 pub fn cell(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('|', "\\|")
-        .replace("\r\n", "<br>")
-        .replace('\n', "<br>")
+    let s = s.replace("\r\n", "\n");
+    let mut out = String::with_capacity(s.len() + 8);
+    for part in s.split(['\n', '\r']).enumerate() {
+        if part.0 > 0 {
+            out.push_str("<br>");
+        }
+        for c in text::one_line(part.1).chars() {
+            match c {
+                '<' => out.push_str("&lt;"),
+                '>' => out.push_str("&gt;"),
+                '&' => out.push_str("&amp;"),
+                '`' | '*' | '_' | '[' | ']' | '~' | '|' | '\\' | '#' | '!' => {
+                    out.push('\\');
+                    out.push(c);
+                }
+                c => out.push(c),
+            }
+        }
+    }
+    out
 }
 
 /// The host in one line, from a report.
@@ -31,86 +57,186 @@ pub fn host_line(report: &Report) -> String {
     parts.join(", ")
 }
 
-/// A verdict object's one-line cell: `yes`, or `no: <what failed>; <cause>`.
-pub fn verdict_cell(a: &serde_json::Value) -> String {
+/// A verdict object's one-line cell: `yes`, or `no: <what failed>; see
+/// cause N` where the root cause table holds the cause and fix.
+pub fn verdict_cell(a: &serde_json::Value, cause_numbers: &BTreeMap<String, usize>) -> String {
     if a["verdict"] == "available" {
         return "yes".into();
     }
-    format!(
-        "**no**: {}; {}",
-        a["failed"].as_str().unwrap_or("unavailable"),
-        a["cause"]["message"].as_str().unwrap_or("")
-    )
+    let failed = cell(a["failed"].as_str().unwrap_or("unavailable"));
+    match a["root_cause"]
+        .as_str()
+        .and_then(|id| cause_numbers.get(id))
+    {
+        Some(n) => format!("**no**: {failed}; cause {n}"),
+        None => format!(
+            "**no**: {failed}; {}",
+            cell(a["cause"]["message"].as_str().unwrap_or(""))
+        ),
+    }
 }
 
-/// The step summary of one report.
-pub fn step_summary(report: &Report) -> String {
-    let binaries: Vec<&str> = {
-        let mut b: Vec<&str> = report.tests.iter().map(|t| t.binary.as_str()).collect();
-        b.dedup();
-        b
-    };
-    let c = &report.counts;
+/// Counts in words: `7 passed, 2 failed (1 crashed), 3 skipped`.
+pub fn counts_line(tests: &[&TestEntry]) -> String {
+    let count = |o: Outcome| tests.iter().filter(|t| t.outcome == o).count();
+    let crashed = tests.iter().filter(|t| t.crashed).count();
+    let mut parts = vec![
+        format!("{} passed", count(Outcome::Passed)),
+        if crashed > 0 {
+            format!("{} failed ({crashed} crashed)", count(Outcome::Failed))
+        } else {
+            format!("{} failed", count(Outcome::Failed))
+        },
+        format!("{} skipped", count(Outcome::Skipped)),
+        format!("{} ignored", count(Outcome::Ignored)),
+    ];
+    for (o, word) in [(Outcome::NotRun, "not run"), (Outcome::Unknown, "unknown")] {
+        let n = count(o);
+        if n > 0 {
+            parts.push(format!("{n} {word}"));
+        }
+    }
+    parts.join(", ")
+}
+
+/// The step summary section of `binary` in `report`. `not_annotated`:
+/// root causes of the run that GitHub's annotation limit left out, which
+/// the section says.
+pub fn step_summary(report: &Report, binary: &str, not_annotated: usize) -> String {
+    let tests: Vec<&TestEntry> = report.tests.iter().filter(|t| t.binary == binary).collect();
     let mut out = format!(
-        "### userns-test: {} on {}\n\n{}\n\n{} passed, {} failed, {} skipped, {} ignored\n\n",
-        cell(&binaries.join(", ")),
+        "### userns-test: {} on {}\n\n{}\n\n{}\n\n",
+        cell(binary),
         cell(&report.runner.label),
         cell(&host_line(report)),
-        c.passed,
-        c.failed,
-        c.skipped,
-        c.ignored
+        counts_line(&tests)
     );
-    if !report.abilities.is_empty() {
+    // The root causes of this binary's skips, and of its abilities.
+    let needed: std::collections::BTreeSet<&str> = tests
+        .iter()
+        .flat_map(|t| t.requires.iter().map(String::as_str))
+        .collect();
+    let abilities: Vec<&serde_json::Value> = report
+        .abilities
+        .iter()
+        .filter(|a| a["ability"].as_str().is_some_and(|n| needed.contains(n)))
+        .collect();
+    let mut skipped_by: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for t in &tests {
+        if t.outcome == Outcome::Skipped {
+            for l in &t.lacking {
+                let names = skipped_by.entry(&l.root_cause).or_default();
+                // A test lacking two abilities for one cause is one test.
+                if names.last() != Some(&t.name.as_str()) {
+                    names.push(&t.name);
+                }
+            }
+        }
+    }
+    let causes: Vec<&super::model::RootCause> = report
+        .root_causes
+        .iter()
+        .filter(|rc| {
+            skipped_by.contains_key(rc.id.as_str())
+                || abilities.iter().any(|a| a["root_cause"] == rc.id.as_str())
+        })
+        .collect();
+    let numbers: BTreeMap<String, usize> = causes
+        .iter()
+        .enumerate()
+        .map(|(i, rc)| (rc.id.clone(), i + 1))
+        .collect();
+    if !abilities.is_empty() {
         out.push_str("| ability | available |\n|---|---|\n");
-        for a in &report.abilities {
+        for a in &abilities {
             out.push_str(&format!(
                 "| {} | {} |\n",
                 cell(a["ability"].as_str().unwrap_or("?")),
-                cell(&verdict_cell(a))
+                verdict_cell(a, &numbers)
             ));
         }
         out.push('\n');
     }
-    // Grouped by the whole reason; shown as what failed and why, with the
-    // fixes in a column of their own.
-    let mut by_reason: BTreeMap<&str, (Vec<&str>, String, String)> = BTreeMap::new();
-    for t in &report.tests {
-        if t.outcome == Outcome::Skipped {
-            let key = t.message.as_deref().unwrap_or("");
-            let entry = by_reason.entry(key).or_insert_with(|| {
-                let why: Vec<String> = t
-                    .lacking
-                    .iter()
-                    .map(|l| format!("needs {}: {}; cause: {}", l.ability, l.failed, l.cause))
-                    .collect();
-                let fixes: Vec<&str> = t.lacking.iter().map(|l| l.remedy.as_str()).collect();
-                let why = if why.is_empty() {
-                    key.to_owned()
-                } else {
-                    why.join(" \n")
-                };
-                (Vec::new(), why, fixes.join("\n"))
-            });
-            entry.0.push(&t.name);
+    if !causes.is_empty() {
+        out.push_str("| cause | abilities | tests skipped | fix |\n|---|---|---|---|\n");
+        for (i, rc) in causes.iter().enumerate() {
+            let names = skipped_by.get(rc.id.as_str()).cloned().unwrap_or_default();
+            let shown: Vec<String> = names.iter().take(NAMES_SHOWN).map(|n| cell(n)).collect();
+            let more = names.len().saturating_sub(NAMES_SHOWN);
+            let list = match (names.len(), more) {
+                (0, _) => "none".to_owned(),
+                (n, 0) => format!("{n}: {}", shown.join(", ")),
+                (n, m) => format!("{n}: {}, and {m} more", shown.join(", ")),
+            };
+            out.push_str(&format!(
+                "| {}. {} ({}) | {} | {} | {} |\n",
+                i + 1,
+                cell(&rc.cause.message),
+                cell(&rc.cause.id),
+                cell(&rc.abilities.join(", ")),
+                list,
+                cell(&rc.remedy)
+            ));
         }
+        out.push('\n');
     }
-    if by_reason.is_empty() {
+    let failed: Vec<&&TestEntry> = tests
+        .iter()
+        .filter(|t| t.outcome == Outcome::Failed || t.outcome == Outcome::Unknown)
+        .collect();
+    if !failed.is_empty() {
+        out.push_str("| test | outcome | message |\n|---|---|---|\n");
+        for t in failed {
+            let outcome = match (t.outcome, t.crashed) {
+                (Outcome::Failed, true) => "**crashed**",
+                (Outcome::Failed, false) => "**failed**",
+                _ => "unknown",
+            };
+            let message = t.message.as_deref().unwrap_or("");
+            let short: String = message.chars().take(MESSAGE_SHOWN).collect();
+            let tail = if message.chars().count() > MESSAGE_SHOWN {
+                " …"
+            } else {
+                ""
+            };
+            out.push_str(&format!(
+                "| {} | {outcome} | {}{tail} |\n",
+                cell(&t.name),
+                cell(&short)
+            ));
+        }
+        out.push('\n');
+    }
+    if skipped_by.is_empty() && causes.is_empty() {
         out.push_str("No test skipped.\n\n");
-        return out;
     }
-    let mut groups: Vec<_> = by_reason.into_iter().collect();
-    groups.sort_by(|a, b| b.1.0.len().cmp(&a.1.0.len()).then(a.0.cmp(b.0)));
-    out.push_str("| skipped | reason | fix | tests |\n|---:|---|---|---|\n");
-    for (_, (names, why, fixes)) in groups {
+    if not_annotated > 0 {
         out.push_str(&format!(
-            "| {} | {} | {} | {} |\n",
-            names.len(),
-            cell(&why),
-            cell(&fixes),
-            cell(&names.join(", "))
+            "GitHub keeps 10 annotations per step: {not_annotated} further cause{} of skips in \
+             this run {} only in these summaries.\n\n",
+            if not_annotated == 1 { "" } else { "s" },
+            if not_annotated == 1 { "is" } else { "are" }
         ));
     }
-    out.push('\n');
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_render_as_their_text() {
+        assert_eq!(cell("a|b"), "a\\|b");
+        assert_eq!(
+            cell("<img src=x onerror=alert(1)>"),
+            "&lt;img src=x onerror=alert(1)&gt;"
+        );
+        assert_eq!(cell("a\rb\nc\r\nd"), "a<br>b<br>c<br>d");
+        assert_eq!(
+            cell("*x* _y_ `z` [l](u) ~~s~~ \\"),
+            "\\*x\\* \\_y\\_ \\`z\\` \\[l\\](u) \\~\\~s\\~\\~ \\\\"
+        );
+        assert_eq!(cell("\x1b[31m&"), "\\\\u{1b}\\[31m&amp;");
+    }
 }

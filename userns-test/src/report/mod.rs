@@ -3,409 +3,79 @@
 //! merge of many runners' reports is the `userns-test merge` command's
 //! (package `userns-test-cli`).
 //!
-//! Destinations come from the environment ([`Destinations`]). Files are
-//! written atomically (a temporary file, then `rename`), so a crash never
-//! leaves half a report.
-//!
-//! # One report per run, whatever runs the binaries
+//! # One report per run, true at every moment
 //! A report covers one *run*: one `cargo test` (every runner binary it
 //! starts adds its tests), one `cargo nextest run` (every test process adds
-//! its outcome), or one direct execution. Each process writes its part
-//! under `.<report file name>.parts/<run id>/` beside the report, then, under
-//! an exclusive `flock`, rebuilds the whole report from all the parts of
-//! the run. So the report is whole after every process, never clobbered by
-//! a concurrent one, and written as one file per run:
+//! its outcome), or one direct execution. Each process records what it
+//! knows in the run's directory ([`store`]): a *ledger* per binary with one
+//! slot per test, updated in place as each test starts and ends, so that a
+//! process that dies mid-test leaves the fact behind. The report is
+//! assembled from those records, and says only what they show:
 //!
-//! - under nextest (`NEXTEST_RUN_ID`), the `--list` invocation writes the
-//!   host, the verdicts and the skip decisions (skipped tests never start a
-//!   process), and each test process adds its outcome; a listed test nextest
-//!   did not run (an `-E` filter, a stop after a failure) is `not_run`;
-//! - under `cargo test`, the run is keyed by the `cargo` process that
-//!   started the binaries; otherwise by the binary's own process.
+//! - a test whose process started it and is gone without recording an
+//!   outcome **crashed**: it is `failed`, with the signal or status where
+//!   nextest recorded it;
+//! - a test whose outcome is not in yet is `unknown`, with why; it becomes
+//!   `not_run` only once the run is known to be over, which only a step
+//!   after the run can know: `userns-test finish`, or `userns-test run --
+//!   COMMAND`, which runs the tests and then finishes their report.
 //!
-//! Parts of earlier runs are removed when a new run writes its first part.
+//! Without such a step the report is written by the test processes
+//! themselves: by each binary at its end under `cargo test`; under nextest
+//! by the listing (the skips) and by the test process whose outcome
+//! completes the listing's count (with that binary's step summary), so
+//! the work stays linear in the number of tests. Under `userns-test run`,
+//! test processes only record, and the wrapper, built optimised, writes
+//! everything once after the run.
+//!
+//! # Files nobody else can touch
+//! Every file goes through [`crate::safe_fs`]: report files are replaced by
+//! `rename` from unguessable temporaries in a directory this uid owns (or a
+//! sticky one), never through a link or over another user's file or a
+//! device; the run's records live in a directory private to this uid; the
+//! lock is taken there, and waiting for it is bounded.
 
 pub mod github;
 #[cfg(feature = "junit")]
 pub mod junit;
 pub mod markdown;
+pub mod model;
+pub mod summary;
+
+mod assemble;
+mod ledger;
+pub(crate) mod session;
 mod store;
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+pub use assemble::{Finished, NextestSaw};
+pub use model::{
+    CauseText, Counts, Lack, LackDetail, Outcome, Report, RootCause, RunInfo, Runner, SCHEMA,
+    TestEntry, root_cause_id, verdict_json,
+};
 
-use crate::facts::HostFacts;
-use crate::policy::Unmet;
-use crate::runner::{RunRecord, TestOutcome, TestRecord};
-use crate::verdict::Verdict;
+use crate::safe_fs::{Dir, FsError};
+use store::{RunDir, RunKey, RunMeta, Store, this_process};
 
-/// The `schema` of a JSON report.
-pub const SCHEMA: &str = "userns-test/report/1";
+/// `USERNS_TEST_REPORT_JSON`
+pub const JSON_VAR: &str = "USERNS_TEST_REPORT_JSON";
+/// `USERNS_TEST_JUNIT`
+pub const JUNIT_VAR: &str = "USERNS_TEST_JUNIT";
+/// `USERNS_TEST_RUN_DIR`: set by `userns-test run` for the processes it
+/// starts.
+pub const RUN_DIR_VAR: &str = "USERNS_TEST_RUN_DIR";
+/// `USERNS_TEST_LOCK_TIMEOUT_MS`
+pub const LOCK_TIMEOUT_VAR: &str = "USERNS_TEST_LOCK_TIMEOUT_MS";
 
-/// A JSON report: one run on one host.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Report {
-    /// Always [`SCHEMA`].
-    pub schema: String,
-    /// Which run this is.
-    pub run: RunId,
-    /// The machine and CI job it ran on.
-    pub runner: Runner,
-    /// The host facts, as `userns-test doctor --json` prints them.
-    pub host: serde_json::Value,
-    /// Every ability some test of the run needed, with its verdict, as
-    /// `doctor --json` prints them (`ability`, `verdict`, `step`, `failure`,
-    /// `cause`, `remedy`, `probe_us`).
-    pub abilities: Vec<serde_json::Value>,
-    /// Every test of every binary of the run, in (binary, name) order.
-    pub tests: Vec<TestEntry>,
-    /// How many tests ended each way.
-    pub counts: Counts,
-}
-
-/// Identifies a run, so that the parts of one run are put together and
-/// never mixed with another's.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RunId {
-    /// `nextest`, `cargo` or `process`.
-    pub kind: String,
-    /// `NEXTEST_RUN_ID`, or the cargo or test process's pid and start time.
-    pub id: String,
-}
-
-/// The machine and CI job a report comes from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Runner {
-    /// The name `merge` gives this runner's column: `USERNS_TEST_RUNNER`
-    /// if set, else the CI job and image (`GITHUB_JOB`/`ImageOS`,
-    /// `CI_JOB_NAME`, ...), else the host name.
-    pub label: String,
-    /// Host name.
-    pub hostname: Option<String>,
-    /// Kernel release.
-    pub kernel: Option<String>,
-    /// Distribution (`PRETTY_NAME`).
-    pub distro: Option<String>,
-    /// Container runtime, when detected.
-    pub container: Option<String>,
-    /// The CI variables present (`GITHUB_ACTIONS`, `RUNNER_NAME`,
-    /// `RUNNER_OS`, `ImageOS`, `GITHUB_JOB`, ...).
-    pub ci: BTreeMap<String, String>,
-}
-
-/// How one test ended, in a report.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TestEntry {
-    /// The test binary (the cargo target name, or nextest's binary id).
-    pub binary: String,
-    /// The libtest name (`module::test`).
-    pub name: String,
-    /// The abilities it requires.
-    pub requires: Vec<String>,
-    /// How it ended.
-    pub outcome: Outcome,
-    /// The failure message, the skip reason or the `#[ignore]` reason.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-    /// For a skipped test (or one run or failed despite them): each unmet
-    /// ability and why.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub lacking: Vec<Lack>,
-    /// How long its body ran, in milliseconds.
-    pub duration_ms: f64,
-    /// It ran although its requirements were unmet (`--ignored`).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub ran_despite_unmet: bool,
-}
-
-/// How a test ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    /// Ran and passed.
-    Passed,
-    /// Ran and failed (or failed by `USERNS_TEST_REQUIRE`).
-    Failed,
-    /// Not run: the host lacks what it requires.
-    Skipped,
-    /// Not run: `#[ignore]`.
-    Ignored,
-    /// Not selected by the command line's filters.
-    FilteredOut,
-    /// Listed for nextest, which did not run it.
-    NotRun,
-}
-
-impl Outcome {
-    /// Whether the test's body ran.
-    pub fn ran(self) -> bool {
-        matches!(self, Outcome::Passed | Outcome::Failed)
-    }
-}
-
-impl fmt::Display for Outcome {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Outcome::Passed => "passed",
-            Outcome::Failed => "failed",
-            Outcome::Skipped => "skipped",
-            Outcome::Ignored => "ignored",
-            Outcome::FilteredOut => "filtered out",
-            Outcome::NotRun => "not run",
-        })
-    }
-}
-
-/// One unmet ability of a test.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Lack {
-    /// The ability.
-    pub ability: String,
-    /// What failed: `<step> failed: <errno>`.
-    pub failed: String,
-    /// The cause's id (e.g. `seccomp_filter`).
-    pub cause_id: String,
-    /// The cause, in words.
-    pub cause: String,
-    /// What to do about it.
-    pub remedy: String,
-}
-
-/// How many tests ended each way.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Counts {
-    /// Passed.
-    pub passed: usize,
-    /// Failed.
-    pub failed: usize,
-    /// Skipped for unmet requirements.
-    pub skipped: usize,
-    /// `#[ignore]`d.
-    pub ignored: usize,
-    /// Filtered out.
-    pub filtered_out: usize,
-    /// Listed, not run by nextest.
-    pub not_run: usize,
-}
-
-impl Counts {
-    fn of(tests: &[TestEntry]) -> Counts {
-        let mut c = Counts::default();
-        for t in tests {
-            *match t.outcome {
-                Outcome::Passed => &mut c.passed,
-                Outcome::Failed => &mut c.failed,
-                Outcome::Skipped => &mut c.skipped,
-                Outcome::Ignored => &mut c.ignored,
-                Outcome::FilteredOut => &mut c.filtered_out,
-                Outcome::NotRun => &mut c.not_run,
-            } += 1;
-        }
-        c
-    }
-}
-
-impl Lack {
-    fn from_unmet(unmet: &Unmet) -> Vec<Lack> {
-        unmet
-            .reasons
-            .iter()
-            .map(|(ability, reason)| Lack {
-                ability: ability.name().to_owned(),
-                failed: reason.short(),
-                cause_id: reason.cause.id().to_owned(),
-                cause: reason.cause.to_string(),
-                remedy: reason.remedy.clone(),
-            })
-            .collect()
-    }
-}
-
-impl TestEntry {
-    fn from_record(binary: &str, t: &TestRecord) -> TestEntry {
-        let (outcome, message, lacking) = match &t.outcome {
-            TestOutcome::Passed => (Outcome::Passed, None, Vec::new()),
-            TestOutcome::Failed { message } => (Outcome::Failed, Some(message.clone()), Vec::new()),
-            TestOutcome::Skipped { unmet } => (
-                Outcome::Skipped,
-                Some(unmet.to_string()),
-                Lack::from_unmet(unmet),
-            ),
-            TestOutcome::Ignored { reason } => (
-                Outcome::Ignored,
-                (!reason.is_empty()).then(|| reason.clone()),
-                Vec::new(),
-            ),
-            TestOutcome::FilteredOut => (Outcome::FilteredOut, None, Vec::new()),
-            TestOutcome::NotRun => (Outcome::NotRun, None, Vec::new()),
-        };
-        TestEntry {
-            binary: binary.to_owned(),
-            name: t.name.clone(),
-            requires: t.requires.iter().map(|a| a.name().to_owned()).collect(),
-            outcome,
-            message,
-            lacking,
-            duration_ms: t.duration.as_secs_f64() * 1e3,
-            ran_despite_unmet: t.ran_despite_unmet,
-        }
-    }
-}
-
-/// What one process of a run contributes: a binary's tests and verdicts.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct BinaryPart {
-    /// The binary.
-    pub binary: String,
-    /// The verdicts its selected tests needed, as `doctor --json` prints
-    /// them; a `USERNS_TEST_DENY`ied ability appears unavailable with
-    /// cause `denied`.
-    pub abilities: Vec<serde_json::Value>,
-    /// Its tests.
-    pub tests: Vec<TestEntry>,
-}
-
-impl BinaryPart {
-    /// The part of `binary` from the runner's record.
-    pub fn from_record(binary: &str, record: &RunRecord) -> BinaryPart {
-        let mut verdicts: Vec<Verdict> = record.verdicts.clone();
-        verdicts.extend(record.denied.iter().map(|&a| Verdict {
-            ability: a,
-            status: crate::verdict::Status::Unavailable(crate::probe::denied_reason(a)),
-            note: None,
-            duration: Duration::ZERO,
-        }));
-        verdicts.sort_by_key(|v| v.ability);
-        BinaryPart {
-            binary: binary.to_owned(),
-            abilities: verdicts.iter().map(verdict_json).collect(),
-            tests: record
-                .tests
-                .iter()
-                .map(|t| TestEntry::from_record(binary, t))
-                .collect(),
-        }
-    }
-}
-
-/// A verdict as reports and `doctor --json` show it: its serde form plus
-/// `failed`, the one-line `<step> failed: <errno>` of an unavailable one.
-pub fn verdict_json(v: &Verdict) -> serde_json::Value {
-    let mut value = serde_json::to_value(v).unwrap_or(serde_json::Value::Null);
-    if let (Some(reason), Some(map)) = (v.reason(), value.as_object_mut()) {
-        map.insert("failed".into(), reason.short().into());
-    }
-    value
-}
-
-impl Report {
-    /// The report of a run from its binaries' parts, on this host.
-    pub fn assemble(run: RunId, parts: Vec<BinaryPart>) -> Report {
-        let facts = HostFacts::get();
-        let mut abilities: BTreeMap<String, serde_json::Value> = BTreeMap::new();
-        let mut tests = Vec::new();
-        for part in parts {
-            for a in part.abilities {
-                if let Some(name) = a["ability"].as_str() {
-                    abilities.entry(name.to_owned()).or_insert(a);
-                }
-            }
-            tests.extend(part.tests);
-        }
-        tests.sort_by(|a, b| (&a.binary, &a.name).cmp(&(&b.binary, &b.name)));
-        // Ability order is the crate's (user first), not alphabetical.
-        let mut abilities: Vec<serde_json::Value> = abilities.into_values().collect();
-        abilities.sort_by_key(|a| {
-            a["ability"]
-                .as_str()
-                .and_then(|n| n.parse::<crate::Ability>().ok())
-                .map_or(usize::MAX, |a| a.index())
-        });
-        Report {
-            schema: SCHEMA.to_owned(),
-            run,
-            runner: Runner::current(facts),
-            host: serde_json::to_value(facts).unwrap_or(serde_json::Value::Null),
-            abilities,
-            counts: Counts::of(&tests),
-            tests,
-        }
-    }
-}
-
-/// The CI variables recorded in a report, when present.
-const CI_VARIABLES: &[&str] = &[
-    "CI",
-    "GITHUB_ACTIONS",
-    "GITHUB_WORKFLOW",
-    "GITHUB_JOB",
-    "GITHUB_RUN_ID",
-    "GITHUB_RUN_ATTEMPT",
-    "GITHUB_REPOSITORY",
-    "GITHUB_SHA",
-    "RUNNER_NAME",
-    "RUNNER_OS",
-    "RUNNER_ARCH",
-    "RUNNER_ENVIRONMENT",
-    "ImageOS",
-    "ImageVersion",
-    "GITLAB_CI",
-    "CI_JOB_NAME",
-    "CI_JOB_ID",
-    "CI_RUNNER_DESCRIPTION",
-    "BUILDKITE_AGENT_NAME",
-    "BUILDKITE_LABEL",
-    "JENKINS_URL",
-    "NODE_NAME",
-    "JOB_NAME",
-];
-
-impl Runner {
-    /// This machine and CI job, from the host facts and the environment.
-    pub fn current(facts: &HostFacts) -> Runner {
-        Runner::from_env(facts, |k| std::env::var(k).ok().filter(|v| !v.is_empty()))
-    }
-
-    fn from_env(facts: &HostFacts, var: impl Fn(&str) -> Option<String>) -> Runner {
-        let ci: BTreeMap<String, String> = CI_VARIABLES
-            .iter()
-            .filter_map(|&k| var(k).map(|v| (k.to_owned(), v)))
-            .collect();
-        let joined = |a: Option<String>, b: Option<String>| match (a, b) {
-            (Some(a), Some(b)) => Some(format!("{a} ({b})")),
-            (a, b) => a.or(b),
-        };
-        let label = var("USERNS_TEST_RUNNER")
-            .or_else(|| {
-                ci.contains_key("GITHUB_ACTIONS").then(|| {
-                    joined(
-                        var("GITHUB_JOB"),
-                        var("ImageOS").or_else(|| var("RUNNER_NAME")),
-                    )
-                })?
-            })
-            .or_else(|| joined(var("CI_JOB_NAME"), var("CI_RUNNER_DESCRIPTION")))
-            .or_else(|| joined(var("BUILDKITE_LABEL"), var("BUILDKITE_AGENT_NAME")))
-            .or_else(|| joined(var("JOB_NAME"), var("NODE_NAME")))
-            .or_else(|| facts.hostname.clone())
-            .unwrap_or_else(|| "unnamed host".into());
-        Runner {
-            label,
-            hostname: facts.hostname.clone(),
-            kernel: facts.kernel_release.clone(),
-            distro: facts.distro.clone(),
-            container: facts.container.clone(),
-            ci,
-        }
-    }
-}
+/// How long a process waits for another one of its run to finish writing
+/// the report, by default.
+const LOCK_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Where reports go, from the environment.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct Destinations {
     /// `USERNS_TEST_REPORT_JSON`.
     pub json: Option<PathBuf>,
@@ -413,23 +83,70 @@ pub struct Destinations {
     pub junit: Option<PathBuf>,
     /// `GITHUB_STEP_SUMMARY`: Markdown is appended.
     pub step_summary: Option<PathBuf>,
-    /// `GITHUB_ACTIONS=true`: annotations on stdout.
+    /// `GITHUB_ACTIONS=true`: annotations on stderr.
     pub annotations: bool,
+    /// `USERNS_TEST_REQUIRE` is set: annotations are warnings.
+    pub required: bool,
+    /// `USERNS_TEST_RUN_DIR`: a `userns-test run` wrapper writes the
+    /// reports; this process only records.
+    pub run_dir: Option<PathBuf>,
+    /// `USERNS_TEST_LOCK_TIMEOUT_MS`: the longest wait for the run's lock.
+    pub lock_timeout: Duration,
+    /// Malformed values, each naming its variable.
+    pub problems: Vec<ReportError>,
 }
 
 impl Destinations {
     /// Reads the destinations from the environment.
     pub fn from_env() -> Destinations {
-        let path = |k: &str| {
-            std::env::var_os(k)
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
+        Destinations::from_lookup(|k| std::env::var_os(k))
+    }
+
+    /// Reads the destinations through `lookup` (the environment, or a map
+    /// in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<std::ffi::OsString>) -> Destinations {
+        let path = |k: &str| lookup(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let mut problems = Vec::new();
+        let lock_timeout = match lookup(LOCK_TIMEOUT_VAR).map(|v| v.to_string_lossy().into_owned())
+        {
+            None => LOCK_TIMEOUT,
+            Some(v) => match v.trim().parse::<u64>() {
+                Ok(ms) if ms > 0 => Duration::from_millis(ms),
+                _ => {
+                    problems.push(ReportError {
+                        what: format!("the reports ({LOCK_TIMEOUT_VAR})"),
+                        path: None,
+                        problem: format!(
+                            "{LOCK_TIMEOUT_VAR}={v:?}: `{}` is not a whole number of \
+                             milliseconds of at least 1",
+                            v.trim()
+                        ),
+                    });
+                    LOCK_TIMEOUT
+                }
+            },
         };
+        let run_dir = path(RUN_DIR_VAR);
+        if let Some(dir) = &run_dir
+            && !dir.is_absolute()
+        {
+            problems.push(ReportError {
+                what: format!("the reports ({RUN_DIR_VAR})"),
+                path: Some(dir.clone()),
+                problem: format!(
+                    "{RUN_DIR_VAR} must be an absolute path (it is set by `userns-test run`)"
+                ),
+            });
+        }
         Destinations {
-            json: path("USERNS_TEST_REPORT_JSON"),
-            junit: path("USERNS_TEST_JUNIT"),
+            json: path(JSON_VAR),
+            junit: path(JUNIT_VAR),
             step_summary: path("GITHUB_STEP_SUMMARY"),
-            annotations: std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true"),
+            annotations: lookup("GITHUB_ACTIONS").is_some_and(|v| v == "true"),
+            required: lookup("USERNS_TEST_REQUIRE").is_some_and(|v| !v.is_empty()),
+            run_dir: run_dir.filter(|d| d.is_absolute()),
+            lock_timeout,
+            problems,
         }
     }
 
@@ -442,191 +159,508 @@ impl Destinations {
     }
 }
 
-/// A report that could not be written.
-#[derive(Debug)]
+/// A report that could not be written, or a run that could not be read.
+#[derive(Debug, Clone)]
 pub struct ReportError {
-    /// What was being written (`the JSON report`, ...).
-    pub what: &'static str,
+    /// What was being written or read (`the JSON report`, ...).
+    pub what: String,
     /// Where.
-    pub path: PathBuf,
-    /// What went wrong.
-    pub error: std::io::Error,
+    pub path: Option<PathBuf>,
+    /// What went wrong, and what to do.
+    pub problem: String,
+}
+
+impl ReportError {
+    pub(crate) fn fs(what: &str, e: FsError) -> ReportError {
+        ReportError {
+            what: what.to_owned(),
+            path: Some(e.path.clone()),
+            problem: e.to_string(),
+        }
+    }
 }
 
 impl fmt::Display for ReportError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "could not write {} to {}: {}; the results above stand, but this run's report is \
-             missing: make the directory exist and be writable, or unset the variable",
+            "could not write {}: {}; the results above stand, but this run's report is \
+             incomplete",
             self.what,
-            self.path.display(),
-            self.error
+            crate::text::one_line(&self.problem)
         )
     }
 }
 
 impl std::error::Error for ReportError {}
 
+/// `errors` with those that share one problem said once, their `what`s
+/// joined: a directory refused for the run's records and for the JSON
+/// report is one refusal.
+pub fn said_once(errors: Vec<ReportError>) -> Vec<ReportError> {
+    let mut out: Vec<ReportError> = Vec::new();
+    for e in errors {
+        match out.iter_mut().find(|o| o.problem == e.problem) {
+            Some(o) if !o.what.contains(&e.what) => o.what = format!("{} and {}", o.what, e.what),
+            Some(_) => {}
+            None => out.push(e),
+        }
+    }
+    out
+}
+
 /// Which process of a run this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
+pub enum Role {
     /// A whole run of the binary (`cargo test`, a direct execution).
     Complete,
     /// nextest listing the binary's tests (`--list` without `--ignored`).
-    NextestList,
+    NextestListing,
     /// nextest running one test.
     NextestTest,
 }
 
-impl Phase {
-    /// The phase of this process, from nextest's variables and the
-    /// arguments.
-    pub fn current(args: &libtest_mimic::Arguments) -> Option<Phase> {
+impl Role {
+    /// The role of this process, from nextest's variables and the
+    /// arguments; `None` for a listing outside nextest, or nextest's
+    /// listing of ignored tests.
+    pub fn current(args: &libtest_mimic::Arguments) -> Option<Role> {
         let nextest = std::env::var_os("NEXTEST_RUN_ID").is_some();
         match (nextest, args.list) {
-            (false, false) => Some(Phase::Complete),
+            (false, false) => Some(Role::Complete),
             (false, true) => None,
-            (true, true) if !args.ignored => Some(Phase::NextestList),
+            (true, true) if !args.ignored => Some(Role::NextestListing),
             (true, true) => None,
-            (true, false) => Some(Phase::NextestTest),
+            (true, false) => Some(Role::NextestTest),
         }
     }
 }
 
-/// Writes the reports `dest` asks for, for this process's `record`.
-/// Errors name the destination; the caller prints them and exits non-zero.
-pub fn emit(
-    dest: &Destinations,
-    phase: Phase,
-    binary: &str,
-    record: &RunRecord,
-) -> Vec<ReportError> {
-    let mut errors = Vec::new();
-    let part = BinaryPart::from_record(binary, record);
-    let run = RunId::current();
-    if let Some(primary) = dest.json.as_ref().or(dest.junit.as_ref()) {
-        match store::Store::open(primary, &run) {
-            Ok(store) => {
-                let written = match phase {
-                    Phase::NextestTest => store.add_test_outcomes(&part),
-                    _ => store.add_part(&part),
-                };
-                match written.and_then(|()| {
-                    store.assemble_locked(run.clone(), |report| write_all(dest, report))
-                }) {
-                    Ok(more) => errors.extend(more),
-                    Err(error) => errors.push(ReportError {
-                        what: "the report's parts",
-                        path: store.dir().to_owned(),
-                        error,
-                    }),
+/// This process's run: nextest's run id, else the `cargo` process that
+/// started this binary, else this process; with the process whose life is
+/// the run's.
+fn current_run() -> (RunKey, Option<(u32, u64)>) {
+    let parent = std::os::unix::process::parent_id();
+    let parent_start = store::process_start_time(parent);
+    if let Some(id) = std::env::var("NEXTEST_RUN_ID")
+        .ok()
+        .filter(|v| !v.is_empty())
+    {
+        return (
+            RunKey {
+                kind: "nextest".into(),
+                id,
+            },
+            parent_start.map(|s| (parent, s)),
+        );
+    }
+    let parent_is_cargo =
+        std::fs::read_to_string(format!("/proc/{parent}/comm")).is_ok_and(|c| c.trim() == "cargo");
+    if parent_is_cargo && let Some(start) = parent_start {
+        return (
+            RunKey {
+                kind: "cargo".into(),
+                id: format!("{parent}-{start}"),
+            },
+            Some((parent, start)),
+        );
+    }
+    let me = this_process();
+    (
+        RunKey {
+            kind: "process".into(),
+            id: format!("{}-{}", me.0, me.1),
+        },
+        Some(me),
+    )
+}
+
+/// The store of `dest`'s reports: beside the JSON (else JUnit) file, or,
+/// for a step summary or annotations alone, a private one under `$TMPDIR`.
+/// Where the directory beside the report cannot be used (another user
+/// planted the name, others may write there), the private one, with the
+/// error: the run's records are kept and the other destinations written.
+fn store_of(dest: &Destinations) -> Result<Option<(Store, Option<ReportError>)>, ReportError> {
+    let private =
+        |key: &str| Store::private(key).map_err(|e| ReportError::fs("the report's records", e));
+    match (&dest.json, &dest.junit) {
+        (Some(primary), _) | (None, Some(primary)) => {
+            match check_destination(primary).and_then(|()| Store::beside(primary)) {
+                Ok(store) => Ok(Some((store, None))),
+                Err(e) => {
+                    let error = ReportError::fs("the report's records beside the report", e);
+                    let store = private(&primary.display().to_string())?;
+                    Ok(Some((store, Some(error))))
                 }
             }
-            Err(error) => errors.push(ReportError {
-                what: "the report's parts",
-                path: primary.clone(),
-                error,
-            }),
         }
+        (None, None) if dest.step_summary.is_some() || dest.annotations => {
+            let key = dest
+                .step_summary
+                .as_ref()
+                .map_or_else(|| "annotations".to_owned(), |p| p.display().to_string());
+            Ok(Some((private(&key)?, None)))
+        }
+        (None, None) => Ok(None),
     }
-    // Step summary and annotations describe the skips, known once the
-    // binary is listed or run: written once per binary, never per test
-    // process.
-    if phase != Phase::NextestTest {
-        let report = Report::assemble(run, vec![part]);
-        if let Some(path) = &dest.step_summary
-            && let Err(error) = store::append(path, &markdown::step_summary(&report))
-        {
-            errors.push(ReportError {
-                what: "the GitHub step summary",
-                path: path.clone(),
-                error,
-            });
-        }
-        if dest.annotations {
-            // On stderr, which the Actions runner scans for workflow
-            // commands as it does stdout: libtest's summary stays the last
-            // line of stdout for the tools that parse it.
-            let required = std::env::var_os("USERNS_TEST_REQUIRE").is_some_and(|v| !v.is_empty());
-            eprint!("{}", github::annotations(&report, required));
-        }
+}
+
+/// Refuses a report path that names something this crate will not
+/// replace (a device, a FIFO, a link, a directory), before anything is
+/// created beside it: `/dev/stdout` gets no working directory in `/dev`.
+fn check_destination(path: &Path) -> Result<(), FsError> {
+    let (parent, name) = split(path);
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_file() => Ok(()),
+        Ok(_) => Dir::for_writing(parent).and_then(|d| d.replace_check(name)),
+        Err(_) => Ok(()),
     }
+}
+
+/// This process's run directory, whether a wrapper writes the reports,
+/// and an error met on the way that did not stop it.
+fn open_run(
+    dest: &Destinations,
+) -> Result<Option<(RunDir, bool, Option<ReportError>)>, ReportError> {
+    if let Some(dir) = &dest.run_dir {
+        return RunDir::at(dir)
+            .map(|r| Some((r, true, None)))
+            .map_err(|e| ReportError::fs("the run's records", e));
+    }
+    let Some((store, error)) = store_of(dest)? else {
+        return Ok(None);
+    };
+    let (key, owner) = current_run();
+    store
+        .run(&key, owner)
+        .map(|r| Some((r, false, error)))
+        .map_err(|e| ReportError::fs("the run's records", e))
+}
+
+/// Writes `report` where `dest` asks: the JSON and JUnit files, the step
+/// summary sections of `binaries` (each once per run), and, with
+/// `annotate`, the annotations of its root causes not yet annotated in
+/// this run (at most [`github::ANNOTATIONS_PER_STEP`]), on stderr, which
+/// the Actions runner scans for workflow commands as it does stdout
+/// (libtest's summary stays the last line of stdout for the tools that
+/// parse it).
+pub(crate) fn write_outputs(
+    dest: &Destinations,
+    run: &RunDir,
+    report: &Report,
+    binaries: &[String],
+    annotate: bool,
+) -> Vec<ReportError> {
+    let (errors, annotations) = write_files(dest, run, report, binaries, annotate);
+    eprint!("{annotations}");
     errors
 }
 
-/// Writes the JSON and JUnit files of the assembled report.
-fn write_all(dest: &Destinations, report: &Report) -> Vec<ReportError> {
+/// [`write_outputs`], returning the annotations instead of printing them.
+fn write_files(
+    dest: &Destinations,
+    run: &RunDir,
+    report: &Report,
+    binaries: &[String],
+    annotate: bool,
+) -> (Vec<ReportError>, String) {
     let mut errors = Vec::new();
+    let mut out = String::new();
     if let Some(path) = &dest.json {
-        let result = serde_json::to_vec_pretty(report)
-            .map_err(std::io::Error::other)
-            .and_then(|bytes| store::write_atomically(path, &bytes));
-        if let Err(error) = result {
-            errors.push(ReportError {
-                what: "the JSON report",
-                path: path.clone(),
-                error,
-            });
+        let bytes = serde_json::to_vec(report).unwrap_or_default();
+        if let Err(e) = replace_file(path, &bytes) {
+            errors.push(ReportError::fs("the JSON report", e));
         }
     }
     if let Some(path) = &dest.junit {
         #[cfg(feature = "junit")]
-        let result =
-            junit::to_xml(report).and_then(|xml| store::write_atomically(path, xml.as_bytes()));
+        match junit::to_xml(report) {
+            Ok(xml) => {
+                if let Err(e) = replace_file(path, xml.as_bytes()) {
+                    errors.push(ReportError::fs("the JUnit report", e));
+                }
+            }
+            Err(e) => errors.push(ReportError {
+                what: "the JUnit report".into(),
+                path: Some(path.clone()),
+                problem: e.to_string(),
+            }),
+        }
         #[cfg(not(feature = "junit"))]
-        let result: std::io::Result<()> = Err(std::io::Error::other(
-            "userns-test was built without its `junit` feature; enable it with \
-             `userns-test = { version = \"0.1\", features = [\"junit\"] }` \
-             or unset USERNS_TEST_JUNIT",
-        ));
-        if let Err(error) = result {
-            errors.push(ReportError {
-                what: "the JUnit report",
-                path: path.clone(),
-                error,
+        errors.push(ReportError {
+            what: "the JUnit report".into(),
+            path: Some(path.clone()),
+            problem: "userns-test was built without its `junit` feature; enable it with \
+                      `userns-test = { version = \"0.1\", features = [\"junit\"] }` or unset \
+                      USERNS_TEST_JUNIT"
+                .into(),
+        });
+    }
+    if annotate && dest.annotations {
+        for rc in report.root_causes.iter().filter(|rc| rc.skipped > 0) {
+            let annotated = format!("annotation-{}", rc.id);
+            let result = run.has_mark(&annotated).and_then(|done| {
+                if done {
+                    return Ok(());
+                }
+                let used = run.count_marks("annotation-")?;
+                if used < github::ANNOTATIONS_PER_STEP {
+                    if run.mark_once(&annotated)? {
+                        out.push_str(&github::annotation(report, rc, dest.required));
+                    }
+                } else {
+                    run.mark_once(&format!("unannotated-{}", rc.id))?;
+                }
+                Ok(())
             });
+            if let Err(e) = result {
+                errors.push(ReportError::fs("the annotations' record", e));
+            }
         }
     }
-    errors
-}
-
-impl RunId {
-    /// This process's run: nextest's run id, else the `cargo` process that
-    /// started this binary, else this process.
-    pub fn current() -> RunId {
-        if let Some(id) = std::env::var("NEXTEST_RUN_ID")
-            .ok()
-            .filter(|v| !v.is_empty())
-        {
-            return RunId {
-                kind: "nextest".into(),
-                id,
-            };
-        }
-        let ppid = std::os::unix::process::parent_id();
-        let parent_is_cargo = std::fs::read_to_string(format!("/proc/{ppid}/comm"))
-            .is_ok_and(|c| c.trim() == "cargo");
-        let (kind, pid) = if parent_is_cargo {
-            ("cargo", ppid)
+    if let Some(path) = &dest.step_summary {
+        let not_annotated = if dest.annotations {
+            run.count_marks("unannotated-").unwrap_or(0)
         } else {
-            ("process", std::process::id())
+            0
         };
-        // A pid is reused; its start time (in clock ticks since boot) makes
-        // the pair unique for this boot.
-        let started = process_start_time(pid).unwrap_or(0);
-        RunId {
-            kind: kind.into(),
-            id: format!("{pid}-{started}"),
+        for binary in binaries {
+            match run.mark_once(&format!("summary-{binary}")) {
+                Ok(true) => {
+                    let text = markdown::step_summary(report, binary, not_annotated);
+                    if let Err(e) = append_file(path, text.as_bytes()) {
+                        errors.push(ReportError::fs("the GitHub step summary", e));
+                    }
+                }
+                Ok(false) => {}
+                Err(e) => errors.push(ReportError::fs("the step summary's record", e)),
+            }
         }
     }
+    (errors, out)
 }
 
-/// Field 22 of `/proc/PID/stat`, after the parenthesised command name.
-fn process_start_time(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(19)?.parse().ok()
+fn split(path: &Path) -> (&Path, &std::ffi::OsStr) {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    (parent, path.file_name().unwrap_or(std::ffi::OsStr::new("")))
+}
+
+/// Replaces the file at `path` (see [`Dir::replace`]).
+fn replace_file(path: &Path, bytes: &[u8]) -> Result<(), FsError> {
+    let (parent, name) = split(path);
+    if name.is_empty() {
+        return Err(FsError {
+            path: path.to_owned(),
+            problem: crate::safe_fs::Problem::WrongKind {
+                found: "a path that names no file",
+                wanted: "a file",
+            },
+        });
+    }
+    Dir::for_writing(parent)?.replace(name, bytes)
+}
+
+/// Appends to the file at `path` (see [`Dir::append`]).
+fn append_file(path: &Path, bytes: &[u8]) -> Result<(), FsError> {
+    let (parent, name) = split(path);
+    Dir::for_writing(parent)?.append(name, bytes)
+}
+
+/// A run that `userns-test run` starts: its directory, passed to the test
+/// processes in [`RUN_DIR_VAR`], and nextest's configuration for it.
+#[derive(Debug, Clone)]
+pub struct WrappedRun {
+    /// The run's directory.
+    pub run_dir: PathBuf,
+    /// A nextest tool configuration (`--tool-config-file
+    /// userns-test:PATH`) that has nextest write its JUnit into the run's
+    /// directory, where `finish` reads the signal of a crashed test.
+    /// `None` where the path cannot be written in TOML safely.
+    pub nextest_config: Option<PathBuf>,
+}
+
+/// Starts a run for `userns-test run`: a new run directory (in the store
+/// of `dest`'s reports, or a private one), owned by this process.
+pub fn begin_wrapped_run(
+    dest: &Destinations,
+    command: &[String],
+) -> Result<WrappedRun, ReportError> {
+    let store = match store_of(dest)? {
+        Some((s, None)) => s,
+        Some((_, Some(error))) => return Err(error),
+        None => Store::private("wrapped").map_err(|e| ReportError::fs("the run's records", e))?,
+    };
+    let key = RunKey {
+        kind: "wrapped".into(),
+        id: format!(
+            "{}-{:08x}",
+            this_process().0,
+            crate::safe_fs::random_u64() as u32
+        ),
+    };
+    let run = store
+        .run(&key, Some(this_process()))
+        .map_err(|e| ReportError::fs("the run's records", e))?;
+    let mut meta = RunMeta::now(key, Some(this_process()));
+    meta.command = command.to_vec();
+    run.rewrite_meta(&meta)
+        .map_err(|e| ReportError::fs("the run's records", e))?;
+    let junit = run.file_path("nextest-junit.xml");
+    let junit_text = junit.to_string_lossy();
+    // A TOML literal string holds anything but `'` and line breaks.
+    let nextest_config = if junit_text.contains(['\'', '\n', '\r']) {
+        None
+    } else {
+        let toml = format!(
+            "# Written by `userns-test run`: nextest's JUnit, read after the run for the\n\
+             # signal or status of a test whose process crashed.\n\
+             [profile.default.junit]\npath = '{junit_text}'\n"
+        );
+        run.dir()
+            .replace("nextest.toml", toml.as_bytes())
+            .ok()
+            .map(|()| run.file_path("nextest.toml"))
+    };
+    Ok(WrappedRun {
+        run_dir: run.path().to_owned(),
+        nextest_config,
+    })
+}
+
+/// How `userns-test finish` closes a run.
+#[derive(Debug, Clone, Default)]
+pub struct FinishOptions {
+    /// The test command's exit status, for the report.
+    pub exit_code: Option<i32>,
+    /// The run to finish (`userns-test run` knows it); else the newest run
+    /// of `dest`'s store.
+    pub run_dir: Option<PathBuf>,
+    /// nextest's JUnit of the run, for the signal of a crashed test; by
+    /// default the one `userns-test run` had nextest write.
+    pub nextest_junit: Option<PathBuf>,
+}
+
+/// Finishes a run's report after its test command ended: every test
+/// without an outcome is settled (crashed, or not run), and the JSON,
+/// JUnit, step summary sections and annotations not written yet are.
+/// Returns the report and the errors of destinations that could not be
+/// written; `Err` when there is no run to finish.
+pub fn finish(
+    dest: &Destinations,
+    options: &FinishOptions,
+) -> Result<(Report, Vec<ReportError>), ReportError> {
+    let run = match options.run_dir.as_ref().or(dest.run_dir.as_ref()) {
+        Some(dir) => RunDir::at(dir).map_err(|e| ReportError::fs("the run's records", e))?,
+        None => {
+            let (store, _) = store_of(dest)?.ok_or_else(|| ReportError {
+                what: "the report".into(),
+                path: None,
+                problem: format!(
+                    "no report is asked for: set {JSON_VAR} (or {JUNIT_VAR}, or run in GitHub \
+                     Actions) as for the test run"
+                ),
+            })?;
+            let newest = store
+                .runs()
+                .map_err(|e| ReportError::fs("the run's records", e))?
+                .into_iter()
+                .next();
+            match newest {
+                Some((_, run)) => run,
+                None => {
+                    return Err(ReportError {
+                        what: "the report".into(),
+                        path: Some(store.path().to_owned()),
+                        problem: "no run recorded there: run the tests with the same report \
+                                  variables first"
+                            .into(),
+                    });
+                }
+            }
+        }
+    };
+    let meta = run
+        .meta()
+        .map_err(|e| ReportError::fs("the run's records", e))?;
+    if let Some(meta) = &meta
+        && let Some(owner) = meta.owner
+        && owner != this_process()
+        && store::alive(meta, owner) == Some(true)
+    {
+        return Err(ReportError {
+            what: "the report".into(),
+            path: Some(run.path().to_owned()),
+            problem: format!(
+                "the run is still going (its process {} is running): finish it after the test \
+                 command ends",
+                owner.0
+            ),
+        });
+    }
+    let junit = options
+        .nextest_junit
+        .clone()
+        .or_else(|| Some(run.file_path("nextest-junit.xml")));
+    let finished = Finished {
+        exit_code: options.exit_code,
+        nextest: junit.map(|p| read_nextest_junit(&p)).unwrap_or_default(),
+    };
+    let lock = run
+        .lock(dest.lock_timeout)
+        .map_err(|e| ReportError::fs("the report (waiting for the run's lock)", e))?;
+    let report = assemble::assemble(&run, Some(&finished))
+        .map_err(|e| ReportError::fs("the report (reading the run)", e))?;
+    let mut binaries: Vec<String> = report.tests.iter().map(|t| t.binary.clone()).collect();
+    binaries.dedup();
+    let errors = write_outputs(dest, &run, &report, &binaries, true);
+    drop(lock);
+    Ok((report, errors))
+}
+
+/// What nextest's JUnit says of each test: `(binary id, name)` to passed,
+/// or failed in its words. Empty where the file is missing or unreadable
+/// (the crash is then reported without nextest's words).
+fn read_nextest_junit(path: &Path) -> std::collections::HashMap<(String, String), NextestSaw> {
+    #[cfg(feature = "junit")]
+    {
+        let (parent, name) = split(path);
+        let Ok(Some(bytes)) = Dir::for_writing(parent).and_then(|d| d.read(name, 256 << 20)) else {
+            return Default::default();
+        };
+        let Ok(text) = String::from_utf8(bytes) else {
+            return Default::default();
+        };
+        let Ok(report) = quick_junit::Report::deserialize_from_str(&text) else {
+            return Default::default();
+        };
+        let mut out = std::collections::HashMap::new();
+        for suite in &report.test_suites {
+            for case in &suite.test_cases {
+                let saw = match &case.status {
+                    quick_junit::TestCaseStatus::Success { .. } => NextestSaw::Passed,
+                    quick_junit::TestCaseStatus::NonSuccess { message, ty, .. } => {
+                        NextestSaw::Failed(
+                            message
+                                .as_ref()
+                                .or(ty.as_ref())
+                                .map_or_else(|| "failed".to_owned(), |m| m.to_string()),
+                        )
+                    }
+                    quick_junit::TestCaseStatus::Skipped { .. } => continue,
+                };
+                out.insert((suite.name.to_string(), case.name.to_string()), saw);
+            }
+        }
+        out
+    }
+    #[cfg(not(feature = "junit"))]
+    {
+        let _ = path;
+        Default::default()
+    }
 }
 
 /// The binary's name for reports: nextest's binary id, else the
@@ -655,41 +689,115 @@ pub fn binary_name() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
 
+    fn dest(vars: &[(&str, &str)]) -> Destinations {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Destinations::from_lookup(|k| map.get(k).map(Into::into))
+    }
+
+    /// Twelve root causes of skips in one run: ten annotations (GitHub
+    /// keeps no more per step), each once even when the run's binaries
+    /// write twice, and the step summary says two causes are only there.
     #[test]
-    fn runner_label_prefers_the_override_then_ci_then_host() {
-        let facts = HostFacts {
-            hostname: Some("box".into()),
-            ..HostFacts::default()
+    fn annotations_stop_at_githubs_limit_and_the_summary_says_so() {
+        use crate::report::model::*;
+        let dir =
+            std::env::temp_dir().join(format!("userns-test-annotations-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let summary = dir.join("summary.md");
+        let d = Destinations {
+            step_summary: Some(summary.clone()),
+            annotations: true,
+            lock_timeout: LOCK_TIMEOUT,
+            ..Destinations::default()
         };
-        let env = |pairs: &'static [(&'static str, &'static str)]| {
-            move |k: &str| {
-                pairs
-                    .iter()
-                    .find(|(n, _)| *n == k)
-                    .map(|(_, v)| (*v).to_owned())
-            }
-        };
-        assert_eq!(Runner::from_env(&facts, env(&[])).label, "box");
-        let gh = Runner::from_env(
-            &facts,
-            env(&[
-                ("GITHUB_ACTIONS", "true"),
-                ("GITHUB_JOB", "test"),
-                ("ImageOS", "ubuntu24"),
-            ]),
+        let store = Store::beside(&dir.join("report.json")).unwrap();
+        let run = store
+            .run(
+                &RunKey {
+                    kind: "process".into(),
+                    id: "t".into(),
+                },
+                None,
+            )
+            .unwrap();
+        let mut report = assemble::assemble(&run, None).unwrap();
+        for i in 0..12 {
+            let cause = CauseText {
+                id: "unexplained".into(),
+                message: format!("cause {i}"),
+            };
+            let id = root_cause_id(&cause, "fix");
+            report.root_causes.push(RootCause {
+                id: id.clone(),
+                cause,
+                remedy: "fix".into(),
+                abilities: vec!["net".into()],
+                skipped: 1,
+            });
+            report.tests.push(TestEntry {
+                binary: "pkg::suite".into(),
+                name: format!("t{i:02}"),
+                requires: vec!["net".into()],
+                outcome: Outcome::Skipped,
+                message: Some("needs net".into()),
+                crashed: false,
+                lacking: vec![Lack {
+                    ability: "net".into(),
+                    failed: "x".into(),
+                    root_cause: id,
+                }],
+                duration_ms: 0.0,
+                ran_despite_unmet: false,
+            });
+        }
+        let binaries = vec!["pkg::suite".to_owned()];
+        let (errors, first) = write_files(&d, &run, &report, &binaries, true);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(
+            first.lines().filter(|l| l.starts_with("::notice ")).count(),
+            10,
+            "{first}"
         );
-        assert_eq!(gh.label, "test (ubuntu24)");
-        assert_eq!(gh.ci["ImageOS"], "ubuntu24");
-        let named = Runner::from_env(
-            &facts,
-            env(&[("USERNS_TEST_RUNNER", "podman"), ("GITHUB_ACTIONS", "true")]),
+        let (_, again) = write_files(&d, &run, &report, &binaries, true);
+        assert_eq!(again, "", "each cause is annotated once per run");
+        let md = std::fs::read_to_string(&summary).unwrap();
+        assert_eq!(
+            md.matches("### userns-test: ").count(),
+            1,
+            "one section per binary"
         );
-        assert_eq!(named.label, "podman");
+        assert!(
+            md.contains("GitHub keeps 10 annotations per step: 2 further causes"),
+            "{md}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
-    fn start_time_follows_the_command_name_even_with_parentheses() {
-        assert!(process_start_time(std::process::id()).is_some());
+    fn malformed_settings_are_named() {
+        let d = dest(&[(LOCK_TIMEOUT_VAR, "5s"), (RUN_DIR_VAR, "relative/dir")]);
+        assert_eq!(d.problems.len(), 2);
+        assert!(
+            d.problems[0]
+                .problem
+                .contains("USERNS_TEST_LOCK_TIMEOUT_MS=\"5s\""),
+            "{:?}",
+            d.problems
+        );
+        assert!(
+            d.problems[1].problem.contains("absolute"),
+            "{:?}",
+            d.problems
+        );
+        assert_eq!(d.run_dir, None);
+        let ok = dest(&[(LOCK_TIMEOUT_VAR, "250"), ("GITHUB_ACTIONS", "true")]);
+        assert_eq!(ok.lock_timeout, Duration::from_millis(250));
+        assert!(ok.problems.is_empty() && ok.annotations && ok.any());
     }
 }

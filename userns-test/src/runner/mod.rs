@@ -34,67 +34,12 @@ use libtest_mimic::{Arguments, Completion, Failed, Trial};
 use crate::Ability;
 use crate::gate;
 use crate::policy::{Decision, Settings, Unmet};
+pub use crate::record::{RunRecord, TestOutcome, TestRecord};
 use crate::registry::{TestCase, collected};
-use crate::verdict::Verdict;
+use crate::report::session::{Planned, Recorder, Session, record_verdicts};
+use crate::report::{Destinations, ReportError, Role};
 
 pub use summary::write_summary;
-
-/// How one test ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TestOutcome {
-    /// Ran and passed.
-    Passed,
-    /// Ran and failed, or was failed by `USERNS_TEST_REQUIRE` or a
-    /// malformed environment.
-    Failed {
-        /// The failure message.
-        message: String,
-    },
-    /// Not run: requirements unmet.
-    Skipped {
-        /// The unmet abilities, each with its reason.
-        unmet: Unmet,
-    },
-    /// Not run: `#[ignore]`.
-    Ignored {
-        /// `#[ignore = "why"]`, or empty.
-        reason: String,
-    },
-    /// Not selected by the command line's filters.
-    FilteredOut,
-    /// Listed (`--list`) to be run in a process of its own, as nextest
-    /// does; its outcome comes from that process.
-    NotRun,
-}
-
-/// One test of the run, with its outcome.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TestRecord {
-    /// The libtest name (`module::test`).
-    pub name: String,
-    /// What it requires.
-    pub requires: Vec<Ability>,
-    /// How it ended.
-    pub outcome: TestOutcome,
-    /// How long its body ran (zero when it did not run).
-    pub duration: Duration,
-    /// It ran although its requirements were unmet (`--ignored`).
-    pub ran_despite_unmet: bool,
-}
-
-/// Everything a run produced, for summaries and reports.
-#[derive(Debug, Clone)]
-pub struct RunRecord {
-    /// Every collected test, in the order of the cases run (name order
-    /// under [`main!`](crate::main)).
-    pub tests: Vec<TestRecord>,
-    /// The verdicts on the abilities the selected tests needed.
-    pub verdicts: Vec<Verdict>,
-    /// Abilities counted unavailable through `USERNS_TEST_DENY`.
-    pub denied: BTreeSet<Ability>,
-    /// The environment error, when the configuration is malformed.
-    pub config_error: Option<String>,
-}
 
 /// What the runner decided for one test before the run.
 enum Plan {
@@ -113,19 +58,29 @@ pub fn run_main() -> ExitCode {
 /// The `main` of a `harness = false` target named `binary` in reports.
 pub fn run_main_named(binary: &str) -> ExitCode {
     let args = Arguments::from_args();
-    let phase = crate::report::Phase::current(&args);
+    let role = Role::current(&args);
     // nextest runs each test in a process of its own (`--exact NAME`) and
     // reads neither the filtered-out count nor the other tests' records:
     // keep only that test, so a test's process does not cost more (sort,
     // plans, trials, records) for every test of its binary. (libtest's
     // line then counts 0 filtered out.)
-    let one_test = phase == Some(crate::report::Phase::NextestTest);
+    let one_test = role == Some(Role::NextestTest);
     let mut cases: Vec<&'static TestCase> = collected()
         .filter(|c| !one_test || is_selected(&args, c))
         .collect();
     // Names are unique, so an unstable sort gives the one name order.
     cases.sort_unstable_by(|a, b| a.name().cmp(b.name()));
-    let (conclusion, record) = run(&args, &cases);
+    let destinations = Destinations::from_env();
+    let mut errors: Vec<ReportError> = destinations.problems.clone();
+    let mut session = match role.and_then(|r| Session::begin(r, binary, &destinations)) {
+        Some(Ok(s)) => Some(s),
+        Some(Err(e)) => {
+            errors.push(e);
+            None
+        }
+        None => None,
+    };
+    let (conclusion, record) = run_recorded(&args, &cases, session.as_mut());
     // Under nextest each test has a process of its own, whose output
     // nextest shows only when the test fails: the summary of one passing
     // test is noise there, and reading the host facts for it costs every
@@ -136,13 +91,10 @@ pub fn run_main_named(binary: &str) -> ExitCode {
         let mut err = std::io::stderr().lock();
         let _ = write_summary(&mut err, &record, color);
     }
-    let destinations = crate::report::Destinations::from_env();
-    let errors = match phase {
-        Some(phase) if destinations.any() => {
-            crate::report::emit(&destinations, phase, binary, &record)
-        }
-        _ => Vec::new(),
-    };
+    if let Some(session) = session {
+        errors.extend(session.end(&record, &record_verdicts(&record)));
+    }
+    let errors = crate::report::said_once(errors);
     for e in &errors {
         eprintln!("userns-test: {e}");
     }
@@ -153,10 +105,20 @@ pub fn run_main_named(binary: &str) -> ExitCode {
     }
 }
 
-/// Runs `cases` under `args`: the whole flow, without the final summary.
+/// Runs `cases` under `args`: the whole flow, without the final summary
+/// and without reports.
 pub fn run(
     args: &Arguments,
     cases: &[&'static TestCase],
+) -> (libtest_mimic::Conclusion, RunRecord) {
+    run_recorded(args, cases, None)
+}
+
+/// [`run`], recording each test's start and end in `session`'s ledger.
+fn run_recorded(
+    args: &Arguments,
+    cases: &[&'static TestCase],
+    session: Option<&mut Session>,
 ) -> (libtest_mimic::Conclusion, RunRecord) {
     let settings = gate::settings();
     let selected: Vec<bool> = cases.iter().map(|c| is_selected(args, c)).collect();
@@ -190,10 +152,32 @@ pub fn run(
             Plan::Skip(unmet) if args.list => Some(TestOutcome::Skipped {
                 unmet: unmet.clone(),
             }),
-            _ if args.list => Some(TestOutcome::NotRun),
+            _ if args.list => Some(TestOutcome::Pending),
             _ => None,
         })
         .collect();
+    let recorder = match session {
+        Some(session) => {
+            let planned: Vec<Planned<'_>> = plans
+                .iter()
+                .zip(&selected)
+                .map(|(p, &sel)| match (p, sel) {
+                    (_, false) => Planned::Out,
+                    (Plan::Run, true) => Planned::Run,
+                    (Plan::Skip(unmet), true) => Planned::Skip(unmet),
+                    (Plan::Fail(_), true) => Planned::Fail,
+                })
+                .collect();
+            let verdicts = planned_verdicts(&needed, &denied);
+            session.plan(
+                cases,
+                &planned,
+                &verdicts,
+                settings.err().map(ToString::to_string).as_deref(),
+            )
+        }
+        None => Recorder::default(),
+    };
     // One slot per case, filled by its trial: no name lookups afterwards.
     let slots: Arc<[Mutex<Option<TestRecord>>]> = cases.iter().map(|_| Mutex::new(None)).collect();
     let flag_unmet = args.list || args.ignored || args.include_ignored;
@@ -203,7 +187,7 @@ pub fn run(
         .zip(plans)
         .enumerate()
         .map(|(i, (case, plan))| {
-            let slot = Slot(slots.clone(), i);
+            let slot = Slot(slots.clone(), i, recorder.clone());
             trial(case, plan, flag_unmet, run_unmet, slot)
         })
         .collect();
@@ -330,7 +314,7 @@ fn runs_on_one_thread(args: &Arguments) -> bool {
 fn read_facts_during_run(args: &Arguments, one_thread: impl Fn() -> bool) {
     // Only a complete run prints the summary: under nextest a passing
     // test's process prints none, and a listing runs nothing to overlap.
-    if crate::report::Phase::current(args) != Some(crate::report::Phase::Complete) || one_thread() {
+    if Role::current(args) != Some(Role::Complete) || one_thread() {
         return;
     }
     // Dropping the handle detaches the thread; `HostFacts::get` waits for
@@ -367,15 +351,44 @@ fn record(case: &TestCase, outcome: TestOutcome, duration: Duration) -> TestReco
     }
 }
 
-/// Where the trial of case `.1` leaves its record.
-struct Slot(Arc<[Mutex<Option<TestRecord>>]>, usize);
+/// Where the trial of case `.1` leaves its record, and the ledger it
+/// marks as the test starts and ends.
+struct Slot(Arc<[Mutex<Option<TestRecord>>]>, usize, Recorder);
 
 impl Slot {
+    fn start(&self) {
+        self.2.started(self.1);
+    }
+
     fn fill(&self, record: TestRecord) {
+        self.2.finished(self.1, &record);
         if let Ok(mut slot) = self.0[self.1].lock() {
             *slot = Some(record);
         }
     }
+}
+
+/// The verdicts the run needed, as report objects: probed ones (cached by
+/// now) and denied ones.
+fn planned_verdicts(
+    needed: &BTreeSet<Ability>,
+    denied: &BTreeSet<Ability>,
+) -> Vec<serde_json::Value> {
+    needed
+        .iter()
+        .map(|&a| {
+            if denied.contains(&a) {
+                crate::report::verdict_json(&crate::verdict::Verdict {
+                    ability: a,
+                    status: crate::verdict::Status::Unavailable(crate::probe::denied_reason(a)),
+                    note: None,
+                    duration: Duration::ZERO,
+                })
+            } else {
+                crate::report::verdict_json(gate::probe(a))
+            }
+        })
+        .collect()
 }
 
 fn trial(
@@ -390,8 +403,8 @@ fn trial(
         (Plan::Skip(_), None) => flag_unmet,
         _ => false,
     };
-    let push = move |r: TestRecord| slot.fill(r);
     Trial::ignorable_test(case.name(), move || {
+        let push = |r: TestRecord| slot.fill(r);
         if let (Some(reason), false) = (case.ignore, run_unmet) {
             push(record(
                 case,
@@ -415,24 +428,29 @@ fn trial(
                     },
                     Duration::ZERO,
                 ));
-                Err(Failed::from(message))
+                Err(Failed::from(crate::text::lines(&message)))
             }
             Plan::Skip(unmet) if !run_unmet => {
-                let reason = unmet.brief();
+                let reason = crate::text::one_line(&unmet.brief()).into_owned();
                 push(record(case, TestOutcome::Skipped { unmet }, Duration::ZERO));
                 Ok(Completion::ignored_with(reason))
             }
             Plan::Skip(unmet) => {
                 eprintln!(
                     "userns-test: running {} although its requirements are unmet (asked for \
-                     with --ignored/--include-ignored): {unmet}",
-                    case.name()
+                     with --ignored/--include-ignored): {}",
+                    case.name(),
+                    crate::text::one_line(&unmet.to_string())
                 );
+                slot.start();
                 let mut r = execute_recorded(case);
                 r.ran_despite_unmet = true;
                 finish(r, push)
             }
-            Plan::Run => finish(execute_recorded(case), push),
+            Plan::Run => {
+                slot.start();
+                finish(execute_recorded(case), push)
+            }
         }
     })
     .with_ignored_flag(flagged)
@@ -440,14 +458,16 @@ fn trial(
 
 fn finish(r: TestRecord, push: impl Fn(TestRecord)) -> Result<Completion, Failed> {
     let result = match &r.outcome {
-        TestOutcome::Failed { message } => Err(Failed::from(message.as_str())),
+        // libtest-mimic prints the message as it is: no line of it may be
+        // a workflow command or a terminal escape.
+        TestOutcome::Failed { message } => Err(Failed::from(crate::text::lines(message))),
         _ => Ok(Completion::Completed),
     };
     push(r);
     result
 }
 
-fn execute_recorded(case: &TestCase) -> TestRecord {
+fn execute_recorded(case: &'static TestCase) -> TestRecord {
     let started = Instant::now();
     let outcome = match execute(case) {
         Ok(()) => TestOutcome::Passed,
@@ -457,37 +477,81 @@ fn execute_recorded(case: &TestCase) -> TestRecord {
 }
 
 thread_local! {
-    /// Set while this thread runs a `#[should_panic]` body.
-    static EXPECTING_PANIC: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// The test this thread is running, and whether it expects a panic.
+    static RUNNING: std::cell::Cell<Option<(&'static str, bool)>> =
+        const { std::cell::Cell::new(None) };
+    /// Where the test body running on this thread last panicked.
+    static PANICKED_AT: std::cell::RefCell<Option<String>> =
+        const { std::cell::RefCell::new(None) };
 }
 
-/// libtest-mimic does not capture output, so an expected panic would print
-/// its message (and a backtrace under RUST_BACKTRACE) as if it failed. The
-/// hook stays quiet on a thread running a `#[should_panic]` test and defers
-/// to the previous hook everywhere else.
-fn quiet_expected_panics() {
+/// The runner's panic hook, for panics of test bodies (others go to the
+/// hook it replaced). libtest-mimic does not capture output and runs tests
+/// on unnamed pool threads, so the hook says what std's would, but names
+/// the thread after its test (so a parallel run's panic can be matched to
+/// its test), shows the message with [`crate::text::lines`] (no line of it
+/// may act on the terminal or be a workflow command), keeps the location
+/// for the failure block, and stays quiet for a `#[should_panic]` test's
+/// expected panic.
+fn install_panic_hook() {
     static INSTALLED: std::sync::Once = std::sync::Once::new();
     INSTALLED.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            if !EXPECTING_PANIC.with(std::cell::Cell::get) {
-                previous(info);
+            let Some((name, expected)) = RUNNING.with(std::cell::Cell::get) else {
+                return previous(info);
+            };
+            let location = info
+                .location()
+                .map_or_else(|| "an unknown location".to_owned(), |l| l.to_string());
+            PANICKED_AT.with(|p| *p.borrow_mut() = Some(location.clone()));
+            if expected {
+                return;
             }
+            let message = info
+                .payload()
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| info.payload().downcast_ref::<&str>().copied())
+                .unwrap_or("Box<dyn Any>");
+            let mut text = format!(
+                "\nthread '{}' panicked at {location}:\n{}\n",
+                crate::text::one_line(name),
+                crate::text::lines(message)
+            );
+            let backtrace = std::backtrace::Backtrace::capture();
+            match backtrace.status() {
+                std::backtrace::BacktraceStatus::Captured => {
+                    text.push_str(&format!("stack backtrace:\n{backtrace}\n"));
+                }
+                _ => {
+                    static NOTED: std::sync::Once = std::sync::Once::new();
+                    NOTED.call_once(|| {
+                        text.push_str(
+                            "note: run with `RUST_BACKTRACE=1` environment variable to display \
+                             a backtrace\n",
+                        );
+                    });
+                }
+            }
+            let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), text.as_bytes());
         }));
     });
 }
 
 /// Runs the body, with `#[should_panic]` semantics.
-fn execute(case: &TestCase) -> Result<(), String> {
-    if case.should_panic {
-        quiet_expected_panics();
-    }
-    EXPECTING_PANIC.with(|e| e.set(case.should_panic));
+fn execute(case: &'static TestCase) -> Result<(), String> {
+    install_panic_hook();
+    RUNNING.with(|r| r.set(Some((case.name(), case.should_panic))));
+    PANICKED_AT.with(|p| *p.borrow_mut() = None);
     let result = catch_unwind(AssertUnwindSafe(case.run));
-    EXPECTING_PANIC.with(|e| e.set(false));
+    RUNNING.with(|r| r.set(None));
+    let at = PANICKED_AT
+        .with(|p| p.borrow_mut().take())
+        .map_or_else(String::new, |l| format!(" at {l}"));
     match (result, case.should_panic) {
         (Ok(result), false) => result,
-        (Err(payload), false) => Err(format!("test panicked: {}", panic_message(&*payload))),
+        (Err(payload), false) => Err(format!("test panicked{at}: {}", panic_message(&*payload))),
         (Ok(_), true) => Err("test did not panic as expected".into()),
         (Err(payload), true) => {
             let message = panic_message(&*payload);

@@ -10,6 +10,7 @@ use libtest_mimic::{Arguments, ColorSetting};
 use super::{RunRecord, TestOutcome};
 use crate::HostFacts;
 use crate::policy::Unmet;
+use crate::text::one_line;
 
 /// How many test names a reason lists before "and N more".
 const NAMES_SHOWN: usize = 6;
@@ -48,7 +49,7 @@ pub fn write_summary(w: &mut impl Write, record: &RunRecord, color: bool) -> io:
         writeln!(
             w,
             "userns-test: {}",
-            paint.wrap("31", &format!("configuration error: {e}"))
+            paint.wrap("31", &format!("configuration error: {}", one_line(e)))
         )?;
     }
 
@@ -68,7 +69,11 @@ pub fn write_summary(w: &mut impl Write, record: &RunRecord, color: bool) -> io:
             .map(|v| {
                 let cell = match v.reason() {
                     None => paint.wrap("32", &v.yes_with_note()),
-                    Some(r) => format!("{} {}; {}", paint.wrap("31", "no "), r.short(), r.cause),
+                    Some(r) => format!(
+                        "{} {}",
+                        paint.wrap("31", "no "),
+                        one_line(&format!("{}; {}", r.short(), r.cause))
+                    ),
                 };
                 (v.ability, cell)
             })
@@ -115,7 +120,7 @@ pub fn write_summary(w: &mut impl Write, record: &RunRecord, color: bool) -> io:
             w,
             "  {} {}",
             paint.wrap("33", &format!("SKIPPED [{}]", names.len())),
-            unmet.brief()
+            one_line(&unmet.brief())
         )?;
         let shown: Vec<&str> = names.iter().take(NAMES_SHOWN).copied().collect();
         let more = names.len().saturating_sub(NAMES_SHOWN);
@@ -124,15 +129,19 @@ pub fn write_summary(w: &mut impl Write, record: &RunRecord, color: bool) -> io:
         } else {
             String::new()
         };
-        writeln!(w, "      {}{tail}", shown.join(", "))?;
+        writeln!(w, "      {}{tail}", one_line(&shown.join(", ")))?;
         for (ability, reason) in &unmet.reasons {
             let which = if unmet.reasons.len() == 1 {
                 String::new()
             } else {
                 format!(" ({ability})")
             };
-            writeln!(w, "      cause{which}: {}", reason.cause)?;
-            writeln!(w, "      fix{which}: {}", reason.remedy)?;
+            writeln!(
+                w,
+                "      cause{which}: {}",
+                one_line(&reason.cause.to_string())
+            )?;
+            writeln!(w, "      fix{which}: {}", one_line(&reason.remedy))?;
         }
     }
     Ok(())

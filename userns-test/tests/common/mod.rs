@@ -514,3 +514,101 @@ pub fn nextest_installed() -> bool {
         .output()
         .is_ok_and(|o| o.status.success())
 }
+
+/// A uid no process on this machine runs as, and no account names: a
+/// stranger for tests that need another local user (an attacker, a
+/// per-user limit that other processes must not share). Searched from
+/// 61000 up.
+pub fn unused_uid() -> u32 {
+    let mut used = std::collections::BTreeSet::new();
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for e in entries.flatten() {
+            let status = std::fs::read_to_string(e.path().join("status")).unwrap_or_default();
+            for line in status.lines().filter(|l| l.starts_with("Uid:")) {
+                used.extend(
+                    line.split_whitespace()
+                        .skip(1)
+                        .filter_map(|n| n.parse::<u32>().ok()),
+                );
+            }
+        }
+    }
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    used.extend(
+        passwd
+            .lines()
+            .filter_map(|l| l.split(':').nth(2))
+            .filter_map(|n| n.parse::<u32>().ok()),
+    );
+    (61000..65000)
+        .find(|u| !used.contains(u))
+        .expect("a free uid between 61000 and 65000")
+}
+
+/// `sh -c script` run as `uid` (and gid `uid`), without capabilities.
+pub fn as_user(uid: u32, script: &str) -> Output {
+    Command::new("setpriv")
+        .args([
+            "--reuid",
+            &uid.to_string(),
+            "--regid",
+            &uid.to_string(),
+            "--clear-groups",
+            "--inh-caps=-all",
+            "sh",
+            "-c",
+            script,
+        ])
+        .current_dir("/")
+        .output()
+        .expect("run setpriv")
+}
+
+/// A fresh directory like `/tmp`: anyone may create files there (mode
+/// 1777), and no one may remove another's.
+pub fn sticky_scratch(name: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("userns-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    dir
+}
+
+/// A fresh directory of this user's alone.
+pub fn private_scratch(name: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("userns-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    dir
+}
+
+/// The strings of a JSON array.
+pub fn strings(v: &serde_json::Value) -> Vec<&str> {
+    v.as_array()
+        .map(|a| a.iter().filter_map(|n| n.as_str()).collect())
+        .unwrap_or_default()
+}
+
+/// The runner fixture's tests that run on no host: the two that fail on
+/// purpose are `#[ignore]`d, and bubblewrap is pointed at nothing.
+pub const RUNNER_SUITE_NEVER_RAN: [&str; 3] = [
+    "userns-test::runner_suite::panics",
+    "userns-test::runner_suite::result_fails",
+    "userns-test::runner_suite::sandbox::runs_box",
+];
+
+/// The crash fixture suite (`tests/fixtures/crash_suite.rs`) run with
+/// `env`, bubblewrap pointed at nothing; it crashes nothing unless asked.
+pub fn crash_suite(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(sibling_test_binary("crash_suite"));
+    hermetic(&mut cmd)
+        .args(args)
+        .env("USERNS_TEST_BWRAP", "/nonexistent/bwrap")
+        .envs(env.iter().copied())
+        .current_dir("/")
+        .output()
+        .expect("run the crash fixture suite")
+}

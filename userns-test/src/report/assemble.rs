@@ -1,0 +1,550 @@
+//! From what a run's processes left in its directory to a [`Report`]:
+//! every test's outcome as far as it is known, and why where it is not.
+//!
+//! A slot still `started` belongs to a process that is running or died:
+//! if the process is gone (its pid and start time no longer match), the
+//! test crashed, and is `failed`. A slot still `pending` was not started:
+//! once the run is known to be over, the test did not run; before, its
+//! outcome is `unknown`. Where this process cannot tell whether another
+//! one lives (another boot, another PID namespace), the outcome stays
+//! `unknown` until the run is known to be over.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
+
+use super::ledger::{FLAG_RAN_DESPITE_UNMET, LedgerKind, NONE, SlotState, SlotView};
+use super::model::{
+    CauseText, Counts, Lack, LackDetail, Outcome, Report, RootCause, RunInfo, Runner, SCHEMA,
+    TestEntry,
+};
+use super::store::{BinaryDetails, Orphan, RunDir, RunMeta, alive};
+use crate::facts::HostFacts;
+use crate::safe_fs::FsError;
+
+/// How much of the run is over.
+#[derive(Debug, Clone, Default)]
+pub struct Finished {
+    /// The test command's exit status, when known.
+    pub exit_code: Option<i32>,
+    /// What nextest said of each test it ran (its own JUnit), to name the
+    /// signal or status of a test whose process crashed.
+    pub nextest: HashMap<(String, String), NextestSaw>,
+}
+
+/// What nextest recorded of one test.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NextestSaw {
+    /// It passed (as nextest judged it: exit status 0).
+    Passed,
+    /// It failed, in these words (`process aborted with signal 6
+    /// (SIGABRT)`, `test failure with exit code 101`).
+    Failed(String),
+}
+
+/// Assembles the run's report. `finished` is `None` while the run may
+/// still go on.
+pub fn assemble(run: &RunDir, finished: Option<&Finished>) -> Result<Report, FsError> {
+    let meta = run.meta()?.unwrap_or_else(|| {
+        super::store::RunMeta::now(
+            super::store::RunKey {
+                kind: "unknown".into(),
+                id: run.path().display().to_string(),
+            },
+            None,
+        )
+    });
+    let mut notes = Vec::new();
+    let mut tests: Vec<TestEntry> = Vec::new();
+    let mut tally = Tally::default();
+    let mut sorted = true;
+    let mut abilities: BTreeMap<String, serde_json::Value> = BTreeMap::new();
+    let mut config_errors = BTreeSet::new();
+
+    for (binary, ledger) in run.ledgers()? {
+        let ledger = match ledger {
+            Ok(l) => l,
+            Err(e) => {
+                notes.push(format!("the tests of {binary} are missing: {e}"));
+                continue;
+            }
+        };
+        let details = run.details(&binary)?.unwrap_or_else(|| {
+            notes.push(format!(
+                "{binary}: its details were never written (its process ended first): \
+                 requirements and skip reasons are missing"
+            ));
+            BinaryDetails {
+                binary: binary.clone(),
+                ..BinaryDetails::default()
+            }
+        });
+        for a in &details.abilities {
+            if let Some(name) = a["ability"].as_str() {
+                abilities
+                    .entry(name.to_owned())
+                    .or_insert_with(|| a.clone());
+            }
+        }
+        if let Some(e) = &details.config_error {
+            config_errors.insert(e.clone());
+        }
+        let outcomes = run.outcomes(&binary)?;
+        // Per skip reason, once: its message and lacks (a suite skips
+        // thousands of tests for a handful of reasons).
+        let prepared: Vec<Prepared> = details.reasons.iter().map(|r| Prepared::of(r)).collect();
+        let binary_state = BinaryState::of(&ledger, &meta, finished.is_some());
+        if let Some(note) = binary_state.note(&binary, &ledger) {
+            notes.push(note);
+        }
+        let damaged = (0..ledger.count()).filter(|&i| !ledger.valid(i)).count();
+        if damaged > 0 {
+            notes.push(format!(
+                "{binary}: {damaged} slots of its ledger are damaged (unknown state or name): \
+                 those tests are missing"
+            ));
+        }
+        for i in 0..ledger.count() {
+            if !ledger.valid(i) {
+                continue;
+            }
+            let slot = ledger.view(i);
+            let name = ledger.name(i).to_owned();
+            let requires = details
+                .requirement_sets
+                .get(usize::from(slot.requires))
+                .cloned()
+                .unwrap_or_default();
+            let detail = if slot.flags & super::ledger::FLAG_DETAIL != 0 {
+                run.test_detail(&binary, i)?
+            } else {
+                None
+            };
+            if let Some(d) = &detail {
+                for a in &d.abilities {
+                    if let Some(n) = a["ability"].as_str() {
+                        abilities.entry(n.to_owned()).or_insert_with(|| a.clone());
+                    }
+                }
+            }
+            let mut entry = TestEntry {
+                binary: binary.clone(),
+                name,
+                requires,
+                outcome: Outcome::Unknown,
+                message: None,
+                crashed: false,
+                lacking: Vec::new(),
+                duration_ms: slot.duration_us as f64 / 1e3,
+                ran_despite_unmet: slot.flags & FLAG_RAN_DESPITE_UNMET != 0,
+            };
+            // Unmet requirements: found by the test's own process, else
+            // decided when the ledger was made.
+            let own = detail
+                .as_ref()
+                .filter(|d| !d.lacking.is_empty())
+                .map(|d| Prepared::of(&d.lacking));
+            let lacking: Option<&Prepared> = own
+                .as_ref()
+                .or_else(|| prepared.get(usize::from(slot.reason)));
+            match slot.state {
+                SlotState::Passed => entry.outcome = Outcome::Passed,
+                SlotState::Failed => {
+                    entry.outcome = Outcome::Failed;
+                    entry.message = detail
+                        .as_ref()
+                        .and_then(|d| d.message.clone())
+                        .or_else(|| {
+                            outcomes
+                                .as_ref()
+                                .and_then(|o| o.messages.get(&(i as u32)).cloned())
+                        })
+                        .or_else(|| {
+                            Some(match binary_state {
+                                BinaryState::Running => {
+                                    "failed; its message follows when its binary's run ends".into()
+                                }
+                                _ => "failed; its message was lost (its process ended before \
+                                      writing it)"
+                                    .into(),
+                            })
+                        });
+                }
+                SlotState::Skipped => {
+                    entry.outcome = Outcome::Skipped;
+                    entry.message =
+                        Some(lacking.map_or_else(|| skip_message(&[]), |p| p.message.clone()));
+                }
+                SlotState::Ignored => {
+                    entry.outcome = Outcome::Ignored;
+                    entry.message = details
+                        .ignore_reasons
+                        .get(&(i as u32))
+                        .filter(|r| !r.is_empty())
+                        .cloned();
+                }
+                SlotState::FilteredOut => entry.outcome = Outcome::FilteredOut,
+                SlotState::Pending => binary_state.pending(&mut entry, finished),
+                SlotState::Started => started(&mut entry, &slot, &meta, finished),
+            }
+            if let Some(p) = lacking
+                && (entry.outcome == Outcome::Skipped
+                    || entry.ran_despite_unmet
+                    || entry.outcome == Outcome::Failed)
+            {
+                entry.lacking = p.lacks.clone();
+                if entry.outcome == Outcome::Skipped {
+                    tally.skipped(p);
+                }
+            }
+            if let Some(last) = tests.last()
+                && (&last.binary, &last.name) > (&entry.binary, &entry.name)
+            {
+                sorted = false;
+            }
+            tests.push(entry);
+        }
+    }
+    for orphan in run.orphans()? {
+        tests.push(orphan_entry(&orphan, &meta, finished));
+        for a in &orphan.detail.abilities {
+            if let Some(n) = a["ability"].as_str() {
+                abilities.entry(n.to_owned()).or_insert_with(|| a.clone());
+            }
+        }
+        if orphan.state == "skipped" {
+            tally.skipped(&Prepared::of(&orphan.detail.lacking));
+        }
+        sorted = false;
+    }
+    // Ledgers are sorted by name and read in binary order: sort only when
+    // orphans were added.
+    if !sorted {
+        tests.sort_by(|a, b| (&a.binary, &a.name).cmp(&(&b.binary, &b.name)));
+    }
+    for e in config_errors {
+        notes.push(format!("configuration error: {e}"));
+    }
+
+    let root_causes = tally.root_causes(abilities.values());
+    let mut abilities: Vec<serde_json::Value> = abilities.into_values().collect();
+    abilities.sort_by_key(|a| {
+        a["ability"]
+            .as_str()
+            .and_then(|n| n.parse::<crate::Ability>().ok())
+            .map_or(usize::MAX, |a| a.index())
+    });
+    let facts = HostFacts::get();
+    let info = RunInfo {
+        kind: meta.key.kind.clone(),
+        id: meta.key.id.clone(),
+        started_at: Some(meta.started_at.clone()),
+        finished: finished.is_some(),
+        exit_code: finished.and_then(|f| f.exit_code),
+        notes,
+    };
+    Ok(Report {
+        schema: SCHEMA.to_owned(),
+        run: info,
+        runner: Runner::current(facts),
+        host: serde_json::to_value(facts).unwrap_or(serde_json::Value::Null),
+        abilities,
+        root_causes,
+        counts: Counts::of(&tests),
+        tests,
+    })
+}
+
+/// A skip message: each unmet ability, what failed and its cause (the fix
+/// is said once, in the root causes).
+pub(crate) fn skip_message(lacking: &[LackDetail]) -> String {
+    if lacking.is_empty() {
+        return "skipped: requirements unmet (the reasons were not recorded)".into();
+    }
+    lacking
+        .iter()
+        .map(|l| {
+            format!(
+                "needs {}: {}; cause: {}",
+                l.ability, l.failed, l.cause.message
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
+/// One skip reason, prepared once: the message a skipped test carries,
+/// its lacks as the report shows them, and its root causes.
+struct Prepared {
+    message: String,
+    lacks: Vec<Lack>,
+    /// Each distinct root cause, with the abilities it takes here.
+    causes: Vec<(String, LackDetail)>,
+}
+
+impl Prepared {
+    fn of(lacking: &[LackDetail]) -> Prepared {
+        let mut causes: Vec<(String, LackDetail)> = Vec::new();
+        let lacks = lacking
+            .iter()
+            .map(|l| {
+                let id = l.root_cause_id();
+                if !causes
+                    .iter()
+                    .any(|(c, d)| *c == id && d.ability == l.ability)
+                {
+                    causes.push((id.clone(), l.clone()));
+                }
+                Lack {
+                    ability: l.ability.clone(),
+                    failed: l.failed.clone(),
+                    root_cause: id,
+                }
+            })
+            .collect();
+        Prepared {
+            message: skip_message(lacking),
+            lacks,
+            causes,
+        }
+    }
+}
+
+/// The root causes met so far, with their abilities and skipped tests.
+#[derive(Default)]
+struct Tally {
+    by_id: BTreeMap<String, (CauseText, String, BTreeSet<String>, usize)>,
+}
+
+impl Tally {
+    /// A test skipped for `reason`: one more for each of its root causes.
+    fn skipped(&mut self, reason: &Prepared) {
+        let mut counted: Vec<&str> = Vec::new();
+        for (id, l) in &reason.causes {
+            let e = self
+                .by_id
+                .entry(id.clone())
+                .or_insert_with(|| (l.cause.clone(), l.remedy.clone(), BTreeSet::new(), 0));
+            e.2.insert(l.ability.clone());
+            if !counted.contains(&id.as_str()) {
+                e.3 += 1;
+                counted.push(id);
+            }
+        }
+    }
+
+    /// Every root cause, with those of unavailable `verdicts` that skipped
+    /// nothing, most tests first.
+    fn root_causes<'a>(
+        mut self,
+        verdicts: impl Iterator<Item = &'a serde_json::Value>,
+    ) -> Vec<RootCause> {
+        for v in verdicts {
+            let (Some(id), Some(ability)) = (v["root_cause"].as_str(), v["ability"].as_str())
+            else {
+                continue;
+            };
+            let cause = CauseText {
+                id: v["cause"]["id"].as_str().unwrap_or("").to_owned(),
+                message: v["cause"]["message"].as_str().unwrap_or("").to_owned(),
+            };
+            let remedy = v["remedy"].as_str().unwrap_or("").to_owned();
+            self.by_id
+                .entry(id.to_owned())
+                .or_insert_with(|| (cause, remedy, BTreeSet::new(), 0))
+                .2
+                .insert(ability.to_owned());
+        }
+        let mut out: Vec<RootCause> = self
+            .by_id
+            .into_iter()
+            .map(|(id, (cause, remedy, abilities, skipped))| RootCause {
+                id,
+                cause,
+                remedy,
+                abilities: abilities.into_iter().collect(),
+                skipped,
+            })
+            .collect();
+        out.sort_by(|a, b| b.skipped.cmp(&a.skipped).then_with(|| a.id.cmp(&b.id)));
+        out
+    }
+}
+
+/// What a binary's ledger says of its writer, for its pending slots.
+#[derive(Clone, Copy)]
+enum BinaryState {
+    /// nextest's listing: each test has a process of its own.
+    Listed,
+    /// A complete run that closed its ledger.
+    Closed,
+    /// A complete run whose process is still running.
+    Running,
+    /// A complete run whose process ended without closing its ledger.
+    Crashed { pid: u32 },
+    /// A complete run whose process this one cannot see.
+    Unseen,
+}
+
+impl BinaryState {
+    fn of(ledger: &super::ledger::Ledger, meta: &RunMeta, _finished: bool) -> BinaryState {
+        if ledger.kind() == LedgerKind::Listing {
+            return BinaryState::Listed;
+        }
+        if ledger.closed() {
+            return BinaryState::Closed;
+        }
+        match alive(meta, ledger.writer()) {
+            Some(true) => BinaryState::Running,
+            Some(false) => BinaryState::Crashed {
+                pid: ledger.writer().0,
+            },
+            None => BinaryState::Unseen,
+        }
+    }
+
+    fn note(&self, binary: &str, ledger: &super::ledger::Ledger) -> Option<String> {
+        match self {
+            BinaryState::Crashed { pid } => Some(format!(
+                "the process of {binary} (pid {pid}) ended without finishing its tests: those it \
+                 was running crashed with it, those it had not started did not run ({} tests in \
+                 all)",
+                ledger.count()
+            )),
+            _ => None,
+        }
+    }
+
+    /// A test not started yet.
+    fn pending(&self, entry: &mut TestEntry, finished: Option<&Finished>) {
+        let (outcome, message) = match (self, finished) {
+            (BinaryState::Listed, Some(_)) => (
+                Outcome::NotRun,
+                "listed to run in a process of its own, and nextest never started one (an -E \
+                 filter, --partition, or the run stopped after a failure)",
+            ),
+            (BinaryState::Listed, None) => (
+                Outcome::Unknown,
+                "not reported when this report was written: nextest had not started its process \
+                 yet, or will not (an -E filter, --partition, a stop after a failure); \
+                 `userns-test finish` settles it after the run",
+            ),
+            (BinaryState::Crashed { .. }, _) => (
+                Outcome::NotRun,
+                "never started: its binary's process ended (crashed) before reaching it",
+            ),
+            (BinaryState::Closed, _) => (Outcome::NotRun, "never started by its binary's run"),
+            (BinaryState::Running, _) => (
+                Outcome::Unknown,
+                "not started yet: its binary is still running",
+            ),
+            (BinaryState::Unseen, Some(_)) => (
+                Outcome::NotRun,
+                "never started: its binary's process did not finish, and the run is over",
+            ),
+            (BinaryState::Unseen, None) => (
+                Outcome::Unknown,
+                "not started when this report was written; whether its binary's process still \
+                 runs cannot be seen from here (another boot or PID namespace)",
+            ),
+        };
+        entry.outcome = outcome;
+        entry.message = Some(message.to_owned());
+    }
+}
+
+/// A test whose slot says it started and did not finish.
+fn started(entry: &mut TestEntry, slot: &SlotView, meta: &RunMeta, finished: Option<&Finished>) {
+    let crash = |entry: &mut TestEntry, how: String| {
+        entry.outcome = Outcome::Failed;
+        entry.crashed = true;
+        entry.message = Some(how);
+    };
+    let nextest_saw = finished.and_then(|f| {
+        f.nextest
+            .get(&(entry.binary.clone(), entry.name.clone()))
+            .cloned()
+    });
+    let words = |pid: u32| match &nextest_saw {
+        Some(NextestSaw::Failed(m)) => format!(
+            "crashed: its process (pid {pid}) ended without reporting an outcome; nextest: {m}"
+        ),
+        Some(NextestSaw::Passed) => format!(
+            "crashed: its process (pid {pid}) ended without reporting an outcome, with exit \
+             status 0 (`std::process::exit` inside the test?)"
+        ),
+        None => format!("crashed: its process (pid {pid}) ended without reporting an outcome"),
+    };
+    match (alive(meta, (slot.pid, slot.start)), finished) {
+        (Some(false), _) => crash(entry, words(slot.pid)),
+        (None, Some(_)) => crash(entry, words(slot.pid)),
+        (Some(true), Some(_)) => {
+            entry.outcome = Outcome::Unknown;
+            entry.message = Some(format!(
+                "its process (pid {}) was still running when the run was finished",
+                slot.pid
+            ));
+        }
+        (Some(true), None) => {
+            entry.outcome = Outcome::Unknown;
+            entry.message = Some(format!(
+                "running (pid {}) when this report was written",
+                slot.pid
+            ));
+        }
+        (None, None) => {
+            entry.outcome = Outcome::Unknown;
+            entry.message = Some(format!(
+                "started (pid {}); whether its process still runs cannot be seen from here \
+                 (another boot or PID namespace)",
+                slot.pid
+            ));
+        }
+    }
+}
+
+fn orphan_entry(o: &Orphan, meta: &RunMeta, finished: Option<&Finished>) -> TestEntry {
+    let mut entry = TestEntry {
+        binary: o.binary.clone(),
+        name: o.name.clone(),
+        requires: o.requires.clone(),
+        outcome: Outcome::Unknown,
+        message: o.detail.message.clone(),
+        crashed: false,
+        lacking: o
+            .detail
+            .lacking
+            .iter()
+            .map(|l| Lack {
+                ability: l.ability.clone(),
+                failed: l.failed.clone(),
+                root_cause: l.root_cause_id(),
+            })
+            .collect(),
+        duration_ms: Duration::from_micros(o.duration_us).as_secs_f64() * 1e3,
+        ran_despite_unmet: false,
+    };
+    entry.outcome = match o.state.as_str() {
+        "passed" => Outcome::Passed,
+        "failed" => Outcome::Failed,
+        "skipped" => {
+            entry.message = Some(skip_message(&o.detail.lacking));
+            Outcome::Skipped
+        }
+        "ignored" => Outcome::Ignored,
+        _ => {
+            let slot = SlotView {
+                state: SlotState::Started,
+                flags: 0,
+                reason: NONE,
+                requires: NONE,
+                attempt: 0,
+                pid: o.pid.0,
+                start: o.pid.1,
+                duration_us: 0,
+            };
+            started(&mut entry, &slot, meta, finished);
+            entry.outcome
+        }
+    };
+    entry
+}

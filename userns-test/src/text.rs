@@ -1,0 +1,124 @@
+//! Text from outside the crate (test names, panic messages, a program's
+//! stderr, reasons built from them) made safe for the places it is printed.
+//!
+//! A terminal or a CI log reads more than letters: an escape sequence
+//! recolours or rewrites the screen, a bidi override reorders what is
+//! shown, and a line starting with `::` is a GitHub Actions workflow
+//! command (`::add-mask::`, `::error::`, `::stop-commands::`; the runner
+//! trims leading blanks before it looks). So what the crate prints of
+//! foreign text shows every such character as a visible escape, and never
+//! lets it start a line.
+
+use std::borrow::Cow;
+
+/// Whether `c` would act on a terminal or change the text's layout rather
+/// than show as itself: C0 and C1 controls and DEL (Rust's `is_control`),
+/// bidi embeddings, overrides and isolates, and the Unicode line and
+/// paragraph separators.
+fn acts(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061C}'
+                | '\u{200E}'
+                | '\u{200F}'
+                | '\u{202A}'..='\u{202E}'
+                | '\u{2066}'..='\u{2069}'
+                | '\u{2028}'
+                | '\u{2029}'
+        )
+}
+
+fn push_escaped(out: &mut String, c: char) {
+    match c {
+        '\n' => out.push_str("\\n"),
+        '\r' => out.push_str("\\r"),
+        '\t' => out.push_str("\\t"),
+        c => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+    }
+}
+
+/// Appends `s` with every character that acts shown as an escape.
+fn push_visible(out: &mut String, s: &str) {
+    for c in s.chars() {
+        if acts(c) {
+            push_escaped(out, c);
+        } else {
+            out.push(c);
+        }
+    }
+}
+
+/// `s` as one printable line: every character that [acts](acts) on a
+/// terminal, newlines included, shown as an escape (`\n`, `\u{1b}`).
+/// Borrowed when there is nothing to change, which is the common case.
+pub fn one_line(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(acts) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    push_visible(&mut out, s);
+    Cow::Owned(out)
+}
+
+/// `s` as printable lines: newlines kept (a panic message from
+/// `assert_eq!` is several lines), `\r\n` read as a newline, every other
+/// character that acts on a terminal escaped, and a line that would start,
+/// after blanks, with `::` preceded by a backslash, so that no line is a
+/// workflow command.
+pub fn lines(s: &str) -> Cow<'_, str> {
+    let needs_work = s.chars().any(|c| c != '\n' && acts(c))
+        || s.split('\n').any(|l| l.trim_start().starts_with("::"));
+    if !needs_work {
+        return Cow::Borrowed(s);
+    }
+    let s = s.replace("\r\n", "\n");
+    let mut out = String::with_capacity(s.len() + 8);
+    for (i, line) in s.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        let blanks = line.len() - line.trim_start().len();
+        let (indent, rest) = line.split_at(blanks);
+        // Blanks that act (a tab is one) are escaped all the same.
+        push_visible(&mut out, indent);
+        if rest.starts_with("::") {
+            out.push('\\');
+        }
+        push_visible(&mut out, rest);
+    }
+    Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_text_is_borrowed() {
+        assert!(matches!(one_line("needs net: EPERM (1)"), Cow::Borrowed(_)));
+        assert!(matches!(lines("a\nb"), Cow::Borrowed(_)));
+        assert_eq!(one_line("héllo ✓ 名前"), "héllo ✓ 名前");
+    }
+
+    #[test]
+    fn controls_become_visible_escapes() {
+        assert_eq!(
+            one_line("a\nb\r\tc\x1b[31md\u{7f}\u{9b}"),
+            "a\\nb\\r\\tc\\u{1b}[31md\\u{7f}\\u{9b}"
+        );
+        assert_eq!(one_line("\u{202e}evil\u{2066}"), "\\u{202e}evil\\u{2066}");
+        assert_eq!(one_line("x\u{2028}y"), "x\\u{2028}y");
+    }
+
+    #[test]
+    fn no_line_is_a_workflow_command() {
+        let hostile = "boom\n::set-env name=X::1\n  \t::error::bad\r\nok";
+        let safe = lines(hostile);
+        for line in safe.split('\n') {
+            assert!(!line.trim_start().starts_with("::"), "{line:?}");
+        }
+        assert_eq!(safe, "boom\n\\::set-env name=X::1\n  \\t\\::error::bad\nok");
+        assert!(!one_line(hostile).contains('\n'));
+    }
+}
