@@ -83,12 +83,15 @@ pub enum Ability {
     CapSetpcap,
     /// Run bubblewrap with a new user namespace.
     ///
-    /// Probe: `bwrap --unshare-user --ro-bind / / true`, with `bwrap` from
-    /// `USERNS_TEST_BWRAP` or `PATH`.
+    /// Probe: `bwrap --die-with-parent --unshare-user --ro-bind / / true`,
+    /// with `bwrap` from `USERNS_TEST_BWRAP` or `PATH`, started by a
+    /// supervisor process of the probe (so nothing the test process does
+    /// with its children can change the answer).
     Bwrap,
     /// Run bubblewrap with new user and network namespaces.
     ///
-    /// Probe: `bwrap --unshare-user --unshare-net --ro-bind / / true`.
+    /// Probe: `bwrap --die-with-parent --unshare-user --unshare-net
+    /// --ro-bind / / true`.
     BwrapNet,
     /// Install a seccomp filter.
     ///

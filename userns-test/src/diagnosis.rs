@@ -84,6 +84,21 @@ pub enum Cause {
     },
     /// Not enough memory to create the probe child.
     OutOfMemory,
+    /// This process may open no more files (`EMFILE`: its `RLIMIT_NOFILE`),
+    /// or the system none (`ENFILE`: `fs.file-max`).
+    FileLimit {
+        /// The soft `RLIMIT_NOFILE`, for EMFILE; `None` for the system's
+        /// limit.
+        limit: Option<u64>,
+        /// Whether it is the whole system's limit (ENFILE).
+        system: bool,
+    },
+    /// A file the answer depends on could not be read, for a reason that
+    /// is not a limit: what it would have said is unknown.
+    Unreadable {
+        /// The file.
+        path: String,
+    },
     /// The kernel lacks the feature.
     KernelLacks {
         /// The feature and its config option.
@@ -156,6 +171,8 @@ impl Cause {
             Cause::MountRefused => "mount_refused",
             Cause::ProcessLimit { .. } => "process_limit",
             Cause::OutOfMemory => "out_of_memory",
+            Cause::FileLimit { .. } => "file_limit",
+            Cause::Unreadable { .. } => "unreadable",
             Cause::KernelLacks { .. } => "kernel_lacks_feature",
             Cause::LandlockNotEnabled => "landlock_not_enabled",
             Cause::NotInstalled { .. } => "not_installed",
@@ -269,6 +286,23 @@ impl fmt::Display for Cause {
                 limit.map_or("unknown".into(), |l| l.to_string())
             ),
             Cause::OutOfMemory => f.write_str("not enough memory for a new process"),
+            Cause::FileLimit {
+                system: false,
+                limit,
+            } => write!(
+                f,
+                "this process may open no more files (RLIMIT_NOFILE {}): a resource limit, not a \
+                 policy",
+                limit.map_or("unknown".into(), |l| l.to_string())
+            ),
+            Cause::FileLimit { system: true, .. } => f.write_str(
+                "the system may open no more files (fs.file-max): a resource limit, not a policy",
+            ),
+            Cause::Unreadable { path } => write!(
+                f,
+                "{path} could not be read, so the answer is unknown (a policy hiding it, or a \
+                 resource limit)"
+            ),
             Cause::KernelLacks { feature } => write!(f, "the kernel lacks {feature}"),
             Cause::LandlockNotEnabled => {
                 f.write_str("Landlock is built into the kernel but not enabled at boot")
@@ -330,9 +364,32 @@ fn find_cause(ability: Ability, step: &Step, failure: &Failure, facts: Facts<'_>
         Failure::Denied => return Cause::DeniedByEnvironment,
         Failure::Configuration { .. } => return Cause::BadConfiguration,
         Failure::Errno { number, .. } => *number,
+        Failure::Unreadable {
+            errno: Some(number @ (libc::EMFILE | libc::ENFILE | libc::ENOMEM)),
+            ..
+        } => *number,
+        Failure::Unreadable { path, .. } => return Cause::Unreadable { path: path.clone() },
         // Program and identity failures get their cause where they happen.
         _ => return Cause::Unexplained,
     };
+    // Resource limits first, whatever the step: they are not refusals, and
+    // no policy should be blamed for them.
+    match errno {
+        libc::EMFILE => {
+            return Cause::FileLimit {
+                limit: nofile_limit(),
+                system: false,
+            };
+        }
+        libc::ENFILE => {
+            return Cause::FileLimit {
+                limit: None,
+                system: true,
+            };
+        }
+        libc::ENOMEM => return Cause::OutOfMemory,
+        _ => {}
+    }
     // A refused system call: what the host says about it explains it.
     let facts = facts.get();
     match step {
@@ -340,7 +397,6 @@ fn find_cause(ability: Ability, step: &Step, failure: &Failure, facts: Facts<'_>
         Step::Clone { .. } | Step::Exec { .. } if errno == libc::EAGAIN => Cause::ProcessLimit {
             limit: nproc_limit(),
         },
-        Step::Clone { .. } if errno == libc::ENOMEM => Cause::OutOfMemory,
         Step::Clone { flags } | Step::Unshare { flags } if flags.contains("CLONE_NEWUSER") => {
             user_namespace_refused(errno, facts)
         }
@@ -468,6 +524,12 @@ fn namespace_sysctl(flags: &str) -> String {
     .find(|(flag, _)| flags.contains(flag))
     .map_or("user", |(_, k)| k);
     format!("user.max_{kind}_namespaces")
+}
+
+fn nofile_limit() -> Option<u64> {
+    nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .ok()
+        .map(|(soft, _)| soft)
 }
 
 fn nproc_limit() -> Option<u64> {
@@ -622,6 +684,16 @@ pub(crate) fn remedy(ability: Ability, cause: &Cause, facts: Facts<'_>) -> Strin
             "raise `ulimit -u`, or lower --test-threads / other processes of this user".into()
         }
         Cause::OutOfMemory => "free memory, or raise the memory limit of this job".into(),
+        Cause::FileLimit { system: false, .. } => "raise the open-file limit of the test process \
+             (`ulimit -n`), or close the descriptors the tests leave open"
+            .into(),
+        Cause::FileLimit { system: true, .. } => {
+            "raise `fs.file-max`, or find the process holding the system's files".into()
+        }
+        Cause::Unreadable { path } => format!(
+            "make {path} readable to the test process (a container or LSM hiding it), or probe \
+             elsewhere"
+        ),
         Cause::KernelLacks { feature } => format!("use a kernel built with {feature}"),
         Cause::LandlockNotEnabled => "add `landlock` to the kernel's `lsm=` boot parameter".into(),
         Cause::NotInstalled { program } if program.contains("bwrap") => "install bubblewrap \

@@ -13,8 +13,12 @@ use serde::Serialize;
 const INITIAL_UID_MAP: &str = "0 0 4294967295";
 
 /// Facts about the host and this process, gathered from `/proc`, `/sys` and
-/// `/etc`. A field is `None` where the source is absent or unreadable
-/// (e.g. a sysctl this kernel does not have).
+/// `/etc`. A field is `None` where the source is absent (a sysctl this
+/// kernel does not have) or could not be read; the sources that exist but
+/// could not be read are in [`HostFacts::unreadable`], with the error. An
+/// unknown fact never counts as good news: `root` is unavailable when
+/// `/proc/self/uid_map` cannot be read, and no cause is named from a fact
+/// that is not known.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct HostFacts {
     /// `uname -r`, from `/proc/sys/kernel/osrelease`.
@@ -23,11 +27,11 @@ pub struct HostFacts {
     pub distro: Option<String>,
     /// Host name, from `/proc/sys/kernel/hostname`.
     pub hostname: Option<String>,
-    /// Real uid of this process.
+    /// Real uid of this process (`getresuid`: always known).
     pub uid: u32,
     /// Effective uid of this process.
     pub euid: u32,
-    /// Real gid of this process.
+    /// Real gid of this process (`getresgid`).
     pub gid: u32,
     /// Effective gid of this process.
     pub egid: u32,
@@ -73,6 +77,20 @@ pub struct HostFacts {
     /// The CI runner, where the environment names one (GitHub Actions,
     /// GitLab, Buildkite, Jenkins, CircleCI).
     pub ci_runner: Option<String>,
+    /// Sources that exist but could not be read, with the error (e.g.
+    /// `/proc/self/uid_map`: `Too many open files (os error 24)`): the facts
+    /// from them are unknown.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub unreadable: std::collections::BTreeMap<String, Unreadable>,
+}
+
+/// Why a source of facts could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unreadable {
+    /// The errno, when the error had one.
+    pub errno: Option<i32>,
+    /// The error, in words.
+    pub error: String,
 }
 
 impl HostFacts {
@@ -84,44 +102,79 @@ impl HostFacts {
 
     /// Reads the facts now, bypassing the per-process cache.
     pub fn read() -> HostFacts {
-        let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
-        let uid_map = read_trimmed("/proc/self/uid_map").map(|m| normalise_map(&m));
-        let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let ids = status_field(&status, "Uid:");
-        let gids = status_field(&status, "Gid:");
-        HostFacts {
-            kernel_release: read_trimmed("/proc/sys/kernel/osrelease"),
+        let mut unreadable = std::collections::BTreeMap::new();
+        let mut text = |path: &str| -> Option<String> {
+            match fs::read_to_string(path) {
+                Ok(s) => Some(s),
+                // Absent is a fact (a kernel without the sysctl), not an
+                // error.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => {
+                    unreadable.insert(
+                        path.to_owned(),
+                        Unreadable {
+                            errno: e.raw_os_error(),
+                            error: e.to_string(),
+                        },
+                    );
+                    None
+                }
+            }
+        };
+        let trimmed = |s: Option<String>| s.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
+        let number = |s: Option<String>| trimmed(s)?.parse::<u64>().ok();
+        let status = text("/proc/self/status");
+        let status = status.as_deref().unwrap_or("");
+        let uid_map = trimmed(text("/proc/self/uid_map")).map(|m| normalise_map(&m));
+        let mountinfo = text("/proc/self/mountinfo");
+        let (uid, euid, _) = ids(nix::unistd::getresuid()
+            .map(|r| (r.real.as_raw(), r.effective.as_raw(), r.saved.as_raw())));
+        let (gid, egid, _) = ids(nix::unistd::getresgid()
+            .map(|r| (r.real.as_raw(), r.effective.as_raw(), r.saved.as_raw())));
+        let mut facts = HostFacts {
+            kernel_release: trimmed(text("/proc/sys/kernel/osrelease")),
             distro: read_os_release(),
-            hostname: read_trimmed("/proc/sys/kernel/hostname"),
-            uid: nth_number(ids, 0).unwrap_or(u32::MAX),
-            euid: nth_number(ids, 1).unwrap_or(u32::MAX),
-            gid: nth_number(gids, 0).unwrap_or(u32::MAX),
-            egid: nth_number(gids, 1).unwrap_or(u32::MAX),
-            apparmor_restrict_unprivileged_userns: read_number(
+            hostname: trimmed(text("/proc/sys/kernel/hostname")),
+            uid,
+            euid,
+            gid,
+            egid,
+            apparmor_restrict_unprivileged_userns: number(text(
                 "/proc/sys/kernel/apparmor_restrict_unprivileged_userns",
-            ),
-            apparmor_restrict_unprivileged_unconfined: read_number(
+            )),
+            apparmor_restrict_unprivileged_unconfined: number(text(
                 "/proc/sys/kernel/apparmor_restrict_unprivileged_unconfined",
-            ),
-            unprivileged_userns_clone: read_number("/proc/sys/kernel/unprivileged_userns_clone"),
-            max_user_namespaces: read_number("/proc/sys/user/max_user_namespaces"),
-            cap_last_cap: read_number("/proc/sys/kernel/cap_last_cap")
+            )),
+            unprivileged_userns_clone: number(text("/proc/sys/kernel/unprivileged_userns_clone")),
+            max_user_namespaces: number(text("/proc/sys/user/max_user_namespaces")),
+            cap_last_cap: number(text("/proc/sys/kernel/cap_last_cap"))
                 .and_then(|n| u32::try_from(n).ok()),
-            seccomp_mode: status_field(&status, "Seccomp:").and_then(|v| v.trim().parse().ok()),
-            no_new_privs: status_field(&status, "NoNewPrivs:").map(|v| v.trim() == "1"),
-            cap_effective: status_field(&status, "CapEff:").and_then(parse_hex),
-            cap_bounding: status_field(&status, "CapBnd:").and_then(parse_hex),
-            lsms: read_trimmed("/sys/kernel/security/lsm")
+            seccomp_mode: status_field(status, "Seccomp:").and_then(|v| v.trim().parse().ok()),
+            no_new_privs: status_field(status, "NoNewPrivs:").map(|v| v.trim() == "1"),
+            cap_effective: status_field(status, "CapEff:").and_then(parse_hex),
+            cap_bounding: status_field(status, "CapBnd:").and_then(parse_hex),
+            lsms: trimmed(text("/sys/kernel/security/lsm"))
                 .map(|l| l.split(',').map(str::to_owned).collect()),
             apparmor_label: read_apparmor_label(),
             in_user_namespace: uid_map.as_deref().map(|m| m != INITIAL_UID_MAP),
             uid_map,
             container: detect_container(),
-            proc_overmounts: proc_overmounts(&mountinfo),
-            proc_read_only: proc_read_only(&mountinfo),
-            chrooted: detect_chroot(&mountinfo),
+            proc_overmounts: mountinfo
+                .as_deref()
+                .map(proc_overmounts)
+                .unwrap_or_default(),
+            proc_read_only: mountinfo.as_deref().is_some_and(proc_read_only),
+            chrooted: mountinfo.as_deref().and_then(detect_chroot),
             ci_runner: ci_runner(|k| std::env::var(k).ok().filter(|v| !v.is_empty())),
-        }
+            unreadable: std::collections::BTreeMap::new(),
+        };
+        facts.unreadable = unreadable;
+        facts
+    }
+
+    /// Why `path` could not be read, if it could not.
+    pub fn unreadable(&self, path: &str) -> Option<&Unreadable> {
+        self.unreadable.get(path)
     }
 
     /// Whether `cap` (a capability number) is in the effective set.
@@ -249,15 +302,17 @@ fn ci_runner(var: impl Fn(&str) -> Option<String>) -> Option<String> {
     None
 }
 
+/// The three ids of `getresuid`/`getresgid` (which cannot fail on Linux;
+/// `u32::MAX`, an id no one has, if they ever did).
+fn ids(r: nix::Result<(u32, u32, u32)>) -> (u32, u32, u32) {
+    r.unwrap_or((u32::MAX, u32::MAX, u32::MAX))
+}
+
 fn read_trimmed(path: impl AsRef<Path>) -> Option<String> {
     fs::read_to_string(path)
         .ok()
         .map(|s| s.trim().to_owned())
         .filter(|s| !s.is_empty())
-}
-
-fn read_number(path: &str) -> Option<u64> {
-    read_trimmed(path)?.parse().ok()
 }
 
 fn status_field<'a>(status: &'a str, key: &str) -> Option<&'a str> {

@@ -90,6 +90,16 @@ pub enum Failure {
         /// What was found instead.
         found: String,
     },
+    /// A file the answer depends on could not be read: the answer is not
+    /// known, so the ability is not counted available.
+    Unreadable {
+        /// The file.
+        path: String,
+        /// The errno, when the error had one.
+        errno: Option<i32>,
+        /// The error, in words.
+        error: String,
+    },
     /// `USERNS_TEST_DENY` names the ability.
     Denied,
     /// The crate's environment configuration is malformed.
@@ -116,10 +126,12 @@ impl Failure {
         }
     }
 
-    /// The errno, for errno failures.
+    /// The errno, for errno failures (and a file that could not be read
+    /// for one).
     pub fn errno_number(&self) -> Option<i32> {
         match self {
             Failure::Errno { number, .. } => Some(*number),
+            Failure::Unreadable { errno, .. } => *errno,
             _ => None,
         }
     }
@@ -142,6 +154,7 @@ impl fmt::Display for Failure {
             }
             Failure::Missing { what } => write!(f, "{what} not found"),
             Failure::Mismatch { found } => f.write_str(found),
+            Failure::Unreadable { path, error, .. } => write!(f, "cannot read {path}: {error}"),
             Failure::Denied => f.write_str("denied by USERNS_TEST_DENY"),
             Failure::Configuration { message } => f.write_str(message),
         }
@@ -152,7 +165,7 @@ impl Reason {
     /// `step failed: failure`, without cause and remedy.
     pub fn short(&self) -> String {
         match self.failure {
-            Failure::Denied => self.failure.to_string(),
+            Failure::Denied | Failure::Unreadable { .. } => self.failure.to_string(),
             _ => format!("{} failed: {}", self.step, self.failure),
         }
     }

@@ -423,7 +423,10 @@ fn verdict_matrix_matches_ground_truth() {
         ("PR_CAPBSET_DROP refused", Host::CapbsetDropRefused),
         ("in bwrap --disable-userns", Host::InsideBwrapDisableUserns),
         ("in unshare -Ur", Host::InsideUnshare),
-        ("RLIMIT_NPROC reached (*)", Host::ProcessLimit),
+        (
+            "RLIMIT_NPROC reached, an unused uid (*)",
+            Host::ProcessLimit,
+        ),
     ];
     let names: Vec<&str> = GROUND_TRUTH.iter().map(|(n, _)| *n).collect();
     let mut table = format!(

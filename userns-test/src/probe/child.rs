@@ -8,43 +8,98 @@
 //! is single-threaded. It does not use `CLONE_VFORK`, so that the parent can
 //! enforce a time bound on a child that never finishes.
 //!
+//! # Nothing in the test process can change a verdict
+//! A test process may ignore SIGCHLD, set `SA_NOCLDWAIT`, or reap children
+//! itself (a SIGCHLD handler, a thread looping `waitpid(-1, __WALL)`). So:
+//!
+//! - the child's exit signal is 0: no SIGCHLD, no automatic reaping, and
+//!   only a waiter passing `__WALL` or `__WCLONE` can see it;
+//! - the child writes its result in the shared page just before it exits,
+//!   so its exit status is not needed to know what happened; it is read
+//!   (through `waitid(P_PIDFD)`, bound to this very child) only to learn a
+//!   signal that killed it. If another waiter took it and the child had
+//!   recorded nothing (it died mid-operation), the probe runs again under a
+//!   *supervisor*: a child of the probe that is the probe child's parent,
+//!   which no waiter of the test process can reap, and which writes the
+//!   exit status into the page;
+//! - a program (bubblewrap, newuidmap) is always started under a
+//!   supervisor, in a process group of its own, with every signal
+//!   disposition reset (a SIGCHLD ignored by the test process would
+//!   otherwise be ignored by bubblewrap too). The supervisor is a child
+//!   subreaper: on a time-out it kills the program's whole group while the
+//!   leader is still unreaped (so the group id cannot have been reused),
+//!   and reaps everything of the tree that is left to it;
+//! - a child is signalled only through its pidfd, or, by the supervisor,
+//!   while it is the supervisor's unreaped child.
+//!
 //! On kernels before 5.16 a core dump of a `CLONE_VM` child kills every
 //! process sharing its memory, so there the child is a full copy instead
 //! (slower for big processes, but a seccomp kill cannot take the test down).
 
-use std::ffi::c_void;
-use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+use std::ffi::{CString, c_void};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 use std::ptr::NonNull;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicI32, AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicI64, AtomicU32, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::mman::{MapFlags, ProtFlags, mmap_anonymous, mprotect, munmap};
-use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, pthread_sigmask};
-use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::sys::signal::{SigSet, SigmaskHow, pthread_sigmask};
 use nix::unistd::Pid;
 
 use super::program::{Op, disable_core_dumps};
+use super::raw::{RawResult, sys, syscall6};
 
-/// Stack for the child: generous for the ops, with a guard page below.
+/// Stack for the probe child: generous for the ops, with a guard page.
 const STACK_SIZE: usize = 256 * 1024;
+/// Stack for a supervisor, and for a program's child before its `execve`.
+const SMALL_STACK: usize = 64 * 1024;
 const PAGE: usize = 4096;
 /// `op` value once every op succeeded.
 pub(crate) const ALL_DONE: usize = usize::MAX;
+/// How much of a program's stderr is kept.
+const STDERR_LIMIT: usize = 64 * 1024;
+/// How long a supervisor may outlive its time bound (killing and reaping a
+/// program's tree) before the parent gives up on it.
+const SUPERVISOR_GRACE: Duration = Duration::from_secs(2);
 
-/// Where the child records its progress. Lives in a `MAP_SHARED` page so
-/// the parent sees it whether or not the child shares its memory.
+/// `recorded` (0 while nothing is): every op succeeded.
+const RECORDED_DONE: u32 = 1;
+/// `recorded`: an op failed with `errno`.
+const RECORDED_FAILED: u32 = 2;
+
+/// `end_kind` of a supervised process.
+const END_NONE: u32 = 0;
+const END_EXITED: u32 = 1;
+const END_KILLED: u32 = 2;
+const END_TIMED_OUT: u32 = 3;
+const END_SPAWN_FAILED: u32 = 4;
+
+/// Where the child records its progress, and a supervisor what became of
+/// its child. Lives in a `MAP_SHARED` page so the parent sees it whether or
+/// not the child shares its memory.
 #[repr(C)]
 struct Report {
     op: AtomicUsize,
     phase: AtomicUsize,
     errno: AtomicI32,
     value: AtomicI64,
+    /// How the ops ended ([`RECORDED_DONE`], [`RECORDED_FAILED`]), written
+    /// by the child just before it exits.
+    recorded: AtomicU32,
+    /// A supervisor's record of its child: how it ended ([`END_EXITED`],
+    /// ...) and the exit code, signal or errno.
+    end_kind: AtomicU32,
+    end_value: AtomicI32,
+    /// A program's child could not `execve`: the errno.
+    exec_errno: AtomicI32,
 }
 
-/// What the parent hands the child through `clone`'s argument.
+/// What the parent hands the probe child through `clone`'s argument.
 struct ChildArgs<'a> {
     ops: &'a [Op],
     report: &'a Report,
@@ -56,7 +111,7 @@ pub(crate) enum ChildEnd {
     /// It ran its ops and exited: 0 when all succeeded.
     Exited(i32),
     /// A signal killed it (SIGSYS from a seccomp filter, SIGKILL, ...).
-    Killed(Signal),
+    Killed(i32),
     /// It did not finish within the time bound, and was killed and reaped.
     TimedOut(Duration),
 }
@@ -79,15 +134,33 @@ pub(crate) struct ChildRun {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum SpawnError {
     /// `clone` itself failed (EAGAIN: process limit; EPERM/ENOSPC with
-    /// namespace flags; ...).
+    /// namespace flags; EMFILE: no descriptor for the pidfd; ...).
     Clone(Errno),
     /// Setting up the child's memory failed.
     Memory(Errno),
 }
 
+/// How a child's end was learnt.
+enum Waited {
+    /// Its exit status, reaped by this probe.
+    End(ChildEnd),
+    /// It ended, but another waiter of the test process took its status.
+    Taken,
+    /// It was killed at the time bound and had still not ended seconds
+    /// later (stuck in an uninterruptible wait).
+    Unkillable,
+}
+
 /// Runs `ops` in a new child created with `clone(extra_flags)`, calls
 /// `during` with the child's pid while it runs (the parent's half of a
 /// handshake), then waits for it for at most `timeout`.
+///
+/// The result comes from the page the child writes. Only where the child
+/// died without writing it and another waiter of the test process took its
+/// exit status (so the signal is unknown) is the probe run again under a
+/// supervisor; `during` is then not called again, so probes with a
+/// handshake must record their result before they can die (they wait for
+/// their release, then record).
 pub(crate) fn run_child<T>(
     ops: &[Op],
     extra_flags: libc::c_int,
@@ -95,22 +168,48 @@ pub(crate) fn run_child<T>(
     during: impl FnOnce(Pid, Instant) -> T,
 ) -> Result<(ChildRun, T), SpawnError> {
     let deadline = Instant::now() + timeout;
-    let report_page = Mapping::new(PAGE, MapFlags::MAP_SHARED).map_err(SpawnError::Memory)?;
-    let stack = Mapping::new(STACK_SIZE, MapFlags::MAP_PRIVATE | MapFlags::MAP_STACK)
-        .map_err(SpawnError::Memory)?;
-    // Guard page: a stack overflow in the child faults instead of writing
-    // into the parent's memory.
-    // SAFETY: the first page of our own fresh mapping.
-    unsafe { mprotect(stack.ptr, PAGE, ProtFlags::PROT_NONE) }.map_err(SpawnError::Memory)?;
-
-    // SAFETY: the page is zeroed, aligned, and large enough for Report,
-    // whose fields are valid when zero.
-    let report = unsafe { &*report_ptr(&report_page) };
+    let memory = ChildMemory::take()?;
+    let report = memory.report();
     let args = ChildArgs { ops, report };
 
-    let (pid, pidfd) = clone_child(&args, &stack, extra_flags)?;
+    let (pid, pidfd) = clone_child(&args, &memory.stack, extra_flags)?;
     let result = during(pid, deadline);
-    let end = wait_child(pid, pidfd.as_ref(), deadline, timeout);
+    let waited = wait_child(pid, pidfd.as_ref(), deadline, timeout);
+    let recorded = report.recorded.load(Ordering::Acquire);
+    let end = match waited {
+        Waited::End(end) => end,
+        // Another waiter took the status: the page says how the ops ended.
+        Waited::Taken if recorded == RECORDED_DONE => ChildEnd::Exited(0),
+        Waited::Taken if recorded == RECORDED_FAILED => ChildEnd::Exited(1),
+        Waited::Taken => {
+            // It died mid-operation and its status is gone: learn how,
+            // from a supervisor no waiter can disturb.
+            memory.give_back();
+            let run = run_supervised(
+                Task::Probe {
+                    ops,
+                    flags: extra_flags,
+                },
+                timeout,
+            )?;
+            return Ok((run.child, result));
+        }
+        Waited::Unkillable => {
+            // Killed and never gone (stuck in the kernel): it may still
+            // write its page or use its stack, so they are left mapped.
+            std::mem::forget(memory);
+            return Ok((
+                ChildRun {
+                    end: ChildEnd::TimedOut(timeout),
+                    op: 0,
+                    phase: 0,
+                    errno: 0,
+                    value: 0,
+                },
+                result,
+            ));
+        }
+    };
     let run = ChildRun {
         end,
         op: report.op.load(Ordering::Acquire),
@@ -118,14 +217,61 @@ pub(crate) fn run_child<T>(
         errno: report.errno.load(Ordering::Acquire),
         value: report.value.load(Ordering::Acquire),
     };
-    // The child is reaped: its stack and report page can go.
-    drop(stack);
-    drop(report_page);
+    // The child is gone: its stack and report page can serve the next one.
+    memory.give_back();
     Ok((run, result))
 }
 
-fn report_ptr(page: &Mapping) -> *const Report {
-    page.ptr.as_ptr().cast::<Report>()
+/// A probe child's stack and report page, kept for the next probe: a
+/// fresh mapping for each would cost the probe its mapping, guard page,
+/// page faults and unmapping (a third of a cheap probe).
+struct ChildMemory {
+    report: Mapping,
+    stack: Mapping,
+}
+
+/// At most this many are kept (probes run from a few threads at once).
+const MEMORY_KEPT: usize = 4;
+
+static MEMORY_POOL: std::sync::Mutex<Vec<ChildMemory>> = std::sync::Mutex::new(Vec::new());
+
+// SAFETY: the mappings are owned; only the thread that took one uses it.
+unsafe impl Send for ChildMemory {}
+
+impl ChildMemory {
+    fn take() -> Result<ChildMemory, SpawnError> {
+        if let Some(m) = MEMORY_POOL.lock().ok().and_then(|mut p| p.pop()) {
+            return Ok(m);
+        }
+        Ok(ChildMemory {
+            report: Mapping::new(PAGE, MapFlags::MAP_SHARED).map_err(SpawnError::Memory)?,
+            stack: Mapping::stack(STACK_SIZE)?,
+        })
+    }
+
+    fn report(&self) -> &Report {
+        // SAFETY: the page is zeroed (fresh, or reset when given back),
+        // aligned, and large enough for Report, whose fields are valid when
+        // zero.
+        unsafe { &*self.report.ptr.as_ptr().cast::<Report>() }
+    }
+
+    /// Back to the pool, its page zeroed, once no child uses it.
+    fn give_back(self) {
+        // SAFETY: our own page, no child left to write it.
+        unsafe {
+            std::ptr::write_bytes(
+                self.report.ptr.as_ptr().cast::<u8>(),
+                0,
+                std::mem::size_of::<Report>(),
+            )
+        };
+        if let Ok(mut pool) = MEMORY_POOL.lock()
+            && pool.len() < MEMORY_KEPT
+        {
+            pool.push(self);
+        }
+    }
 }
 
 /// `clone` with signals blocked, so that no handler of the test process
@@ -135,55 +281,62 @@ fn clone_child(
     stack: &Mapping,
     extra_flags: libc::c_int,
 ) -> Result<(Pid, Option<OwnedFd>), SpawnError> {
-    let mut old = SigSet::empty();
-    pthread_sigmask(
-        SigmaskHow::SIG_SETMASK,
-        Some(&SigSet::all()),
-        Some(&mut old),
-    )
-    .map_err(SpawnError::Memory)?;
     let vm = if shares_memory_safely() {
         libc::CLONE_VM
     } else {
         0
     };
     // Exit signal 0: no SIGCHLD, no auto-reaping when the test process
-    // ignores SIGCHLD, and `waitpid(-1)` elsewhere in the test process
-    // cannot steal the child (it needs __WALL).
-    let mut flags = vm | libc::CLONE_PIDFD | extra_flags;
-    let mut result = raw_clone(args, stack, flags);
-    if matches!(result, Err(Errno::EINVAL)) && flags & libc::CLONE_PIDFD != 0 {
-        // Kernels before 5.2 have no CLONE_PIDFD: poll waitpid instead.
-        flags &= !libc::CLONE_PIDFD;
-        result = raw_clone(args, stack, flags);
+    // ignores SIGCHLD, and a `waitpid(-1)` elsewhere in the test process
+    // cannot see the child (it needs __WALL).
+    clone_with_pidfd(
+        child_main,
+        stack,
+        vm | extra_flags,
+        (args as *const ChildArgs<'_>).cast_mut().cast::<c_void>(),
+    )
+    .map_err(SpawnError::Clone)
+}
+
+/// `clone(entry, arg)` with all signals blocked in the parent around it
+/// (the child starts with them all blocked), asking for a pidfd, and
+/// without one on kernels before 5.2 (EINVAL).
+fn clone_with_pidfd(
+    entry: extern "C" fn(*mut c_void) -> libc::c_int,
+    stack: &Mapping,
+    flags: libc::c_int,
+    arg: *mut c_void,
+) -> Result<(Pid, Option<OwnedFd>), Errno> {
+    let mut old = SigSet::empty();
+    pthread_sigmask(
+        SigmaskHow::SIG_SETMASK,
+        Some(&SigSet::all()),
+        Some(&mut old),
+    )?;
+    let mut result = raw_clone(entry, stack, flags | libc::CLONE_PIDFD, arg);
+    if matches!(result, Err(Errno::EINVAL)) {
+        result = raw_clone(entry, stack, flags, arg);
     }
     let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
     result
-        .map(|(pid, fd)| {
-            (
-                pid,
-                (flags & libc::CLONE_PIDFD != 0).then_some(fd).flatten(),
-            )
-        })
-        .map_err(SpawnError::Clone)
 }
 
 fn raw_clone(
-    args: &ChildArgs<'_>,
+    entry: extern "C" fn(*mut c_void) -> libc::c_int,
     stack: &Mapping,
     flags: libc::c_int,
+    arg: *mut c_void,
 ) -> Result<(Pid, Option<OwnedFd>), Errno> {
     let mut pidfd: libc::c_int = -1;
     // SAFETY: the stack top is the end of our mapping (stacks grow down on
-    // every supported architecture); `args` outlives the child, which is
-    // reaped before run_child returns.
+    // every supported architecture); `arg` outlives the child, which is
+    // reaped (or known gone) before the caller returns.
     let pid = unsafe {
-        let top = stack.ptr.as_ptr().cast::<u8>().add(stack.len);
         libc::clone(
-            child_main,
-            top.cast::<c_void>(),
+            entry,
+            stack.top(),
             flags,
-            (args as *const ChildArgs<'_>).cast_mut().cast::<c_void>(),
+            arg,
             &mut pidfd as *mut libc::c_int,
         )
     };
@@ -195,15 +348,15 @@ fn raw_clone(
     Ok((Pid::from_raw(pid), fd))
 }
 
-/// The child's entry point.
+/// The probe child's entry point.
 ///
 /// Runs between clone and exit, in a process that shares the parent's
 /// memory: only raw system calls on prepared buffers (no allocation, no
 /// locks, no libc errno, no printing, no panics). Its return value becomes
-/// the exit status.
+/// the exit status; its result is in the report page before it returns.
 extern "C" fn child_main(arg: *mut c_void) -> libc::c_int {
-    // SAFETY: `arg` is the ChildArgs the parent keeps alive until it has
-    // reaped this child.
+    // SAFETY: `arg` is the ChildArgs the parent keeps alive until the
+    // child is gone.
     let args = unsafe { &*(arg as *const ChildArgs<'_>) };
     disable_core_dumps();
     let report = args.report;
@@ -214,33 +367,37 @@ extern "C" fn child_main(arg: *mut c_void) -> libc::c_int {
         report.op.store(index, Ordering::Release);
         if let Err(errno) = op.run(&phase, &value) {
             report.errno.store(errno, Ordering::Release);
+            report.recorded.store(RECORDED_FAILED, Ordering::Release);
             return 1;
         }
     }
     report.op.store(ALL_DONE, Ordering::Release);
+    report.recorded.store(RECORDED_DONE, Ordering::Release);
     0
 }
 
-/// Waits for the child until `deadline`; past it, kills and reaps it.
-fn wait_child(pid: Pid, pidfd: Option<&OwnedFd>, deadline: Instant, timeout: Duration) -> ChildEnd {
-    let finished = match pidfd {
-        Some(fd) => wait_readable(pid, fd, deadline),
-        None => poll_exit(pid, deadline),
+/// Waits for the child until `deadline`; past it, kills it through its
+/// pidfd and reaps it.
+fn wait_child(pid: Pid, pidfd: Option<&OwnedFd>, deadline: Instant, timeout: Duration) -> Waited {
+    let Some(fd) = pidfd else {
+        return poll_exit(pid, deadline, timeout);
     };
-    match finished {
-        Some(end) => end,
-        None => {
-            // Not finished in time (stopped, blocked, looping): kill it. It
-            // is our unreaped child, so the pid cannot have been reused.
-            let _ = kill(pid, Signal::SIGKILL);
-            let _ = reap(pid, WaitPidFlag::empty());
-            ChildEnd::TimedOut(timeout)
+    if !readable_by(fd, deadline) {
+        // Not finished in time (stopped, blocked, looping). Signalled
+        // through its pidfd: the pid may already belong to another
+        // process if a waiter of the test process took this one.
+        pidfd_kill(fd);
+        if !readable_by(fd, Instant::now() + Duration::from_secs(5)) {
+            return Waited::Unkillable;
         }
+        let _ = reap_pidfd(fd);
+        return Waited::End(ChildEnd::TimedOut(timeout));
     }
+    reap_pidfd(fd).unwrap_or(Waited::Taken)
 }
 
-/// Polls the pidfd until the child exits (then reaps it) or the deadline.
-fn wait_readable(pid: Pid, fd: &OwnedFd, deadline: Instant) -> Option<ChildEnd> {
+/// Polls `fd` (a pidfd: readable once the process ended) until `deadline`.
+fn readable_by(fd: &OwnedFd, deadline: Instant) -> bool {
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         let ms = left.as_millis().min(i32::MAX as u128) as i32;
@@ -250,40 +407,690 @@ fn wait_readable(pid: Pid, fd: &OwnedFd, deadline: Instant) -> Option<ChildEnd> 
             &mut fds,
             PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
         ) {
-            Ok(0) if left.is_zero() => return None,
+            Ok(0) if left.is_zero() => return false,
             Ok(0) | Err(Errno::EINTR) => continue,
-            Ok(_) => return reap(pid, WaitPidFlag::empty()),
-            Err(_) => return None,
+            Ok(_) => return true,
+            Err(_) => return false,
         }
     }
 }
 
-/// Fallback without pidfd: `waitpid(WNOHANG)` with a short backoff.
-fn poll_exit(pid: Pid, deadline: Instant) -> Option<ChildEnd> {
+/// Reaps the process of `pidfd` (`waitid(P_PIDFD)`, bound to it, so no
+/// other child is reaped by mistake). `None` if the kernel cannot
+/// (before 5.4).
+fn reap_pidfd(fd: &OwnedFd) -> Option<Waited> {
+    let mut info = [0i32; 32];
+    loop {
+        // SAFETY: waitid writes at most a siginfo_t (128 bytes) into `info`.
+        let r: RawResult = unsafe {
+            sys!(
+                libc::SYS_waitid,
+                libc::P_PIDFD,
+                fd.as_raw_fd(),
+                info.as_mut_ptr(),
+                libc::WEXITED | libc::__WALL,
+                0
+            )
+        };
+        return match r {
+            Ok(_) => Some(Waited::End(end_of(&info))),
+            Err(libc::EINTR) => continue,
+            Err(libc::ECHILD) => Some(Waited::Taken),
+            Err(_) => None,
+        };
+    }
+}
+
+/// The end a `siginfo_t` of `waitid` describes: `si_code` is its third
+/// int, `si_status` its seventh on every supported (64-bit) target.
+fn end_of(info: &[i32; 32]) -> ChildEnd {
+    match info[2] {
+        libc::CLD_EXITED => ChildEnd::Exited(info[6]),
+        _ => ChildEnd::Killed(info[6]),
+    }
+}
+
+/// Sends SIGKILL through a pidfd.
+fn pidfd_kill(fd: &OwnedFd) {
+    // SAFETY: pidfd_send_signal on our own pidfd, no siginfo.
+    let _: RawResult = unsafe {
+        sys!(
+            libc::SYS_pidfd_send_signal,
+            fd.as_raw_fd(),
+            libc::SIGKILL,
+            0,
+            0
+        )
+    };
+}
+
+/// Fallback without pidfd (kernels before 5.2): `waitpid(WNOHANG |
+/// __WALL)` with a short backoff. Here a pid whose status another waiter
+/// took could be reused before the time bound; such a child is not killed.
+fn poll_exit(pid: Pid, deadline: Instant, timeout: Duration) -> Waited {
     let mut pause = Duration::from_micros(20);
     loop {
-        if let Some(end) = reap(pid, WaitPidFlag::WNOHANG) {
-            return Some(end);
+        let mut status = 0;
+        // SAFETY: waitpid on our child with a status buffer of our own.
+        let r = unsafe { libc::waitpid(pid.as_raw(), &mut status, libc::WNOHANG | libc::__WALL) };
+        if r == pid.as_raw() {
+            return Waited::End(if libc::WIFEXITED(status) {
+                ChildEnd::Exited(libc::WEXITSTATUS(status))
+            } else {
+                ChildEnd::Killed(libc::WTERMSIG(status))
+            });
+        }
+        if r < 0 && Errno::last() == Errno::ECHILD {
+            return Waited::Taken;
         }
         if Instant::now() >= deadline {
-            return None;
+            // Still our unreaped child (the last waitpid said so): its pid
+            // cannot have been reused.
+            // SAFETY: kill on our unreaped child.
+            unsafe { libc::kill(pid.as_raw(), libc::SIGKILL) };
+            // SAFETY: as above.
+            let _ = unsafe { libc::waitpid(pid.as_raw(), &mut status, libc::__WALL) };
+            return Waited::End(ChildEnd::TimedOut(timeout));
         }
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(5));
     }
 }
 
-/// `waitpid(pid, __WALL | extra)`; `None` while it is still running.
-fn reap(pid: Pid, extra: WaitPidFlag) -> Option<ChildEnd> {
+/// A program to start under a supervisor, prepared in full before any
+/// clone: the path, `argv` and `envp` as C arrays, and the descriptors for
+/// its stdin (`/dev/null`), stdout (`/dev/null`) and stderr (a pipe).
+pub(crate) struct ExecPlan {
+    path: CString,
+    _argv: Vec<CString>,
+    argv_ptrs: Vec<*const libc::c_char>,
+    _envp: Vec<CString>,
+    envp_ptrs: Vec<*const libc::c_char>,
+    stdin: OwnedFd,
+    stdout: OwnedFd,
+    /// The pipe's write end: closed by the parent right after the
+    /// supervisor's clone (which has its own copy, under the same number),
+    /// so that the end of file comes when the program's tree ends; -1 once
+    /// closed here.
+    stderr_w: AtomicI32,
+    /// Its number, for the program's child: the supervisor's copy of the
+    /// descriptor table still has it after the parent closed its own.
+    stderr_fd: RawFd,
+    stderr_r: OwnedFd,
+    /// The supervisor's report page, for the program's child to record a
+    /// failed `execve` in (set before each run).
+    report: AtomicUsize,
+}
+
+// SAFETY: the raw pointers point into the CStrings the plan owns, which
+// are never changed after it is built.
+unsafe impl Sync for ExecPlan {}
+
+impl ExecPlan {
+    /// `program args`, with this process's environment. Errors are what
+    /// opening `/dev/null` or the pipe returned (EMFILE under a low
+    /// `RLIMIT_NOFILE`).
+    pub(crate) fn new(
+        program: &Path,
+        args: &[impl AsRef<std::ffi::OsStr>],
+    ) -> Result<ExecPlan, Errno> {
+        let c = |s: &[u8]| CString::new(s).map_err(|_| Errno::EINVAL);
+        let path = c(program.as_os_str().as_bytes())?;
+        let mut argv = vec![path.clone()];
+        for a in args {
+            argv.push(c(a.as_ref().as_bytes())?);
+        }
+        let envp: Vec<CString> = std::env::vars_os()
+            .filter_map(|(k, v)| {
+                let mut kv = k.as_bytes().to_vec();
+                kv.push(b'=');
+                kv.extend_from_slice(v.as_bytes());
+                CString::new(kv).ok()
+            })
+            .collect();
+        let ptrs = |v: &[CString]| {
+            v.iter()
+                .map(|s| s.as_ptr())
+                .chain(std::iter::once(std::ptr::null()))
+                .collect::<Vec<_>>()
+        };
+        let null = |flags| {
+            nix::fcntl::open(
+                "/dev/null",
+                flags | nix::fcntl::OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )
+        };
+        let stdin = null(nix::fcntl::OFlag::O_RDONLY)?;
+        let stdout = null(nix::fcntl::OFlag::O_WRONLY)?;
+        let (stderr_r, stderr_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+        let stderr_fd = std::os::fd::IntoRawFd::into_raw_fd(stderr_w);
+        Ok(ExecPlan {
+            argv_ptrs: ptrs(&argv),
+            envp_ptrs: ptrs(&envp),
+            path,
+            _argv: argv,
+            _envp: envp,
+            stdin,
+            stdout,
+            stderr_w: AtomicI32::new(stderr_fd),
+            stderr_fd,
+            stderr_r,
+            report: AtomicUsize::new(0),
+        })
+    }
+
+    /// Closes this process's copy of the pipe's write end.
+    fn close_write_end(&self) {
+        let fd = self.stderr_w.swap(-1, Ordering::AcqRel);
+        if fd >= 0 {
+            // SAFETY: a descriptor this plan owned, closed once.
+            let _: RawResult = unsafe { sys!(libc::SYS_close, fd) };
+        }
+    }
+}
+
+impl Drop for ExecPlan {
+    fn drop(&mut self) {
+        self.close_write_end();
+    }
+}
+
+/// What a supervisor runs.
+pub(crate) enum Task<'a> {
+    /// A probe child doing `ops`, created with `flags`.
+    Probe { ops: &'a [Op], flags: libc::c_int },
+    /// A program.
+    Exec(&'a ExecPlan),
+}
+
+/// What a supervised run produced.
+pub(crate) struct Supervised {
+    /// The probe child's or program's run (for a program, `op`, `phase`,
+    /// `errno` and `value` are unused).
+    pub child: ChildRun,
+    /// The program could not be started: `execve`'s errno.
+    pub exec_errno: Option<i32>,
+    /// The first [`STDERR_LIMIT`] bytes the program wrote to stderr.
+    pub stderr: Vec<u8>,
+}
+
+/// What the parent hands the supervisor: everything prepared.
+struct SupervisorArgs<'a> {
+    task: &'a Task<'a>,
+    report: &'a Report,
+    /// The probe child's arguments (probe task).
+    child: ChildArgs<'a>,
+    stack: &'a Mapping,
+    timeout_ns: i64,
+}
+
+/// Runs `task` under a supervisor: a child of this process (exit signal 0,
+/// so no waiter of the test process sees it without `__WALL`) that is the
+/// parent of the probe child or program, waits for it with the time bound,
+/// kills and reaps what it started, and writes how it ended in the page.
+/// So the result never depends on a status another waiter could take.
+pub(crate) fn run_supervised(task: Task<'_>, timeout: Duration) -> Result<Supervised, SpawnError> {
+    let report_page = Mapping::new(PAGE, MapFlags::MAP_SHARED).map_err(SpawnError::Memory)?;
+    let supervisor_stack = Mapping::stack(SMALL_STACK)?;
+    let child_stack = Mapping::stack(match task {
+        Task::Probe { .. } => STACK_SIZE,
+        Task::Exec(_) => SMALL_STACK,
+    })?;
+    // SAFETY: as in run_child.
+    let report = unsafe { &*report_page.ptr.as_ptr().cast::<Report>() };
+    let ops: &[Op] = match &task {
+        Task::Probe { ops, .. } => ops,
+        Task::Exec(_) => &[],
+    };
+    let args = SupervisorArgs {
+        task: &task,
+        report,
+        child: ChildArgs { ops, report },
+        stack: &child_stack,
+        timeout_ns: timeout.as_nanos().min(i64::MAX as u128) as i64,
+    };
+    let mut stderr = Vec::with_capacity(if matches!(task, Task::Exec(_)) {
+        4096
+    } else {
+        0
+    });
+    let stderr_r = match &task {
+        Task::Exec(plan) => Some(plan.stderr_r.as_raw_fd()),
+        Task::Probe { .. } => None,
+    };
+    if let Task::Exec(plan) = &task {
+        plan.report
+            .store(report as *const Report as usize, Ordering::Release);
+    }
+    // From the clone until the supervisor is reaped, this thread makes raw
+    // system calls only: the supervisor calls libc's `clone`, which may set
+    // `errno` in this thread's thread-local storage (it shares it).
+    let (_pid, pidfd) = clone_with_pidfd(
+        supervisor_main,
+        &supervisor_stack,
+        libc::CLONE_VM,
+        (&args as *const SupervisorArgs<'_>)
+            .cast_mut()
+            .cast::<c_void>(),
+    )
+    .map_err(SpawnError::Clone)?;
+    // The program's stderr: only its copy of the write end may be left,
+    // for the end of file to come when it ends.
+    if let Task::Exec(plan) = &task {
+        plan.close_write_end();
+    }
+    let deadline = Instant::now() + timeout + SUPERVISOR_GRACE;
+    let mut buf = [0u8; 4096];
+    let mut stderr_open = stderr_r.is_some();
+    let supervisor_fd = pidfd.as_ref().map(|f| f.as_raw_fd());
     loop {
-        match waitpid(pid, Some(WaitPidFlag::__WALL | extra)) {
-            Ok(WaitStatus::Exited(_, code)) => return Some(ChildEnd::Exited(code)),
-            Ok(WaitStatus::Signaled(_, sig, _)) => return Some(ChildEnd::Killed(sig)),
-            Ok(WaitStatus::StillAlive) => return None,
-            Ok(_) => continue,
-            Err(Errno::EINTR) => continue,
-            // ECHILD: somebody else reaped it; treat as finished.
-            Err(_) => return Some(ChildEnd::Exited(-1)),
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            if let Some(fd) = &pidfd {
+                pidfd_kill(fd);
+            }
+            break;
+        }
+        let mut fds = [
+            libc::pollfd {
+                fd: supervisor_fd.unwrap_or(-1),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: if stderr_open {
+                    stderr_r.unwrap_or(-1)
+                } else {
+                    -1
+                },
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        // Without a pidfd (kernels before 5.2), poll the pipe in short
+        // slices and look for the supervisor's record.
+        let slice = if supervisor_fd.is_some() {
+            left
+        } else {
+            left.min(Duration::from_millis(2))
+        };
+        let ts = libc::timespec {
+            tv_sec: slice.as_secs() as libc::time_t,
+            tv_nsec: slice.subsec_nanos() as libc::c_long,
+        };
+        // SAFETY: ppoll on our own descriptors and stack buffers.
+        let r: RawResult = unsafe {
+            sys!(
+                libc::SYS_ppoll,
+                fds.as_mut_ptr(),
+                2,
+                &ts as *const libc::timespec,
+                0,
+                8
+            )
+        };
+        if let Err(e) = r
+            && e != libc::EINTR
+        {
+            break;
+        }
+        if stderr_open && fds[1].revents != 0 {
+            // SAFETY: read into our own buffer.
+            match unsafe {
+                sys!(
+                    libc::SYS_read,
+                    stderr_r.unwrap_or(-1),
+                    buf.as_mut_ptr(),
+                    buf.len()
+                )
+            } {
+                Ok(0) | Err(_) => stderr_open = false,
+                Ok(n) => {
+                    let room = STDERR_LIMIT.saturating_sub(stderr.len());
+                    stderr.extend_from_slice(&buf[..n.min(room)]);
+                }
+            }
+        }
+        let supervisor_done = match supervisor_fd {
+            Some(_) => fds[0].revents != 0,
+            None => report.end_kind.load(Ordering::Acquire) != END_NONE,
+        };
+        if supervisor_done && !stderr_open {
+            break;
+        }
+        if supervisor_done && stderr_open && fds[1].revents == 0 {
+            // The supervisor is gone and the pipe has nothing now: a
+            // descendant that escaped the group may hold it open.
+            break;
+        }
+    }
+    match &pidfd {
+        Some(fd) => {
+            let _ = reap_pidfd(fd);
+        }
+        None => {
+            let mut status = 0;
+            // SAFETY: waitpid on our child.
+            let _ = unsafe { libc::waitpid(_pid.as_raw(), &mut status, libc::__WALL) };
+        }
+    }
+    drop(pidfd);
+    let value = report.end_value.load(Ordering::Acquire);
+    let end = match report.end_kind.load(Ordering::Acquire) {
+        END_EXITED => ChildEnd::Exited(value),
+        END_KILLED => ChildEnd::Killed(value),
+        END_SPAWN_FAILED => {
+            return Err(SpawnError::Clone(Errno::from_raw(value)));
+        }
+        // END_TIMED_OUT, or a supervisor that never reported (killed at
+        // the parent's own bound).
+        _ => ChildEnd::TimedOut(timeout),
+    };
+    let exec_errno = report.exec_errno.load(Ordering::Acquire);
+    let child = ChildRun {
+        end,
+        op: report.op.load(Ordering::Acquire),
+        phase: report.phase.load(Ordering::Acquire),
+        errno: report.errno.load(Ordering::Acquire),
+        value: report.value.load(Ordering::Acquire),
+    };
+    drop(child_stack);
+    drop(supervisor_stack);
+    drop(report_page);
+    Ok(Supervised {
+        child,
+        exec_errno: (exec_errno != 0).then_some(exec_errno),
+        stderr,
+    })
+}
+
+/// The supervisor. Runs in a child sharing the parent's memory: raw system
+/// calls on prepared buffers only (and libc's `clone`, which touches no
+/// lock and no heap), all signals blocked.
+extern "C" fn supervisor_main(arg: *mut c_void) -> libc::c_int {
+    // SAFETY: `arg` is the SupervisorArgs the parent keeps alive until it
+    // has reaped this supervisor.
+    let args = unsafe { &*(arg as *const SupervisorArgs<'_>) };
+    let report = args.report;
+    disable_core_dumps();
+    // SAFETY (whole function): raw system calls on our own buffers.
+    unsafe {
+        // SIGCHLD at its default here (this child has its own copy of the
+        // handler table): a SIGCHLD the test process ignores, or its
+        // SA_NOCLDWAIT, would have the kernel reap the program (whose
+        // exit signal `execve` makes SIGCHLD) before we could wait for it.
+        let default = [0u64; 4];
+        let _: RawResult = sys!(
+            libc::SYS_rt_sigaction,
+            libc::SIGCHLD,
+            default.as_ptr(),
+            0,
+            8
+        );
+        // Orphans of the program's tree come to us, to be reaped.
+        let _: RawResult = sys!(libc::SYS_prctl, libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+        let (entry, flags, child_arg): (
+            extern "C" fn(*mut c_void) -> libc::c_int,
+            libc::c_int,
+            *mut c_void,
+        ) = match args.task {
+            Task::Probe { flags, .. } => (
+                child_main,
+                libc::CLONE_VM | *flags,
+                (&args.child as *const ChildArgs<'_>).cast_mut().cast(),
+            ),
+            // CLONE_VFORK: this supervisor waits until the program's
+            // child has called execve (or failed to).
+            Task::Exec(plan) => (
+                exec_main,
+                libc::CLONE_VM | libc::CLONE_VFORK,
+                (*plan as *const ExecPlan).cast_mut().cast(),
+            ),
+        };
+        let exec = matches!(args.task, Task::Exec(_));
+        let mut pidfd: libc::c_int = -1;
+        let mut pid = libc::clone(
+            entry,
+            args.stack.top(),
+            flags | libc::CLONE_PIDFD,
+            child_arg,
+            &mut pidfd as *mut libc::c_int,
+        );
+        if pid < 0 && *libc::__errno_location() == libc::EINVAL {
+            pidfd = -1;
+            pid = libc::clone(entry, args.stack.top(), flags, child_arg);
+        }
+        if pid < 0 {
+            report
+                .end_value
+                .store(*libc::__errno_location(), Ordering::Release);
+            report.end_kind.store(END_SPAWN_FAILED, Ordering::Release);
+            return 1;
+        }
+        // Wait, with the time bound.
+        let start = monotonic_ns();
+        let mut timed_out = false;
+        loop {
+            if pidfd >= 0 {
+                let elapsed = monotonic_ns() - start;
+                let left = args.timeout_ns - elapsed;
+                if left <= 0 {
+                    timed_out = true;
+                    break;
+                }
+                let ts = libc::timespec {
+                    tv_sec: (left / 1_000_000_000) as libc::time_t,
+                    tv_nsec: (left % 1_000_000_000) as libc::c_long,
+                };
+                let mut fd = libc::pollfd {
+                    fd: pidfd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                match sys!(
+                    libc::SYS_ppoll,
+                    &mut fd as *mut libc::pollfd,
+                    1,
+                    &ts as *const libc::timespec,
+                    0,
+                    8
+                ) {
+                    Ok(0) | Err(libc::EINTR) => continue,
+                    Ok(_) => break,
+                    Err(_) => break,
+                }
+            } else {
+                // si_pid (the fifth int) is set once the child has ended.
+                let mut info = [0i32; 32];
+                let r = sys!(
+                    libc::SYS_waitid,
+                    libc::P_PID,
+                    pid,
+                    info.as_mut_ptr(),
+                    libc::WEXITED | libc::WNOHANG | libc::WNOWAIT | libc::__WALL,
+                    0
+                );
+                if r.is_err() || info[4] != 0 {
+                    break;
+                }
+                let elapsed = monotonic_ns() - start;
+                if elapsed >= args.timeout_ns {
+                    timed_out = true;
+                    break;
+                }
+                let nap = libc::timespec {
+                    tv_sec: 0,
+                    tv_nsec: 1_000_000,
+                };
+                let _: RawResult = sys!(libc::SYS_nanosleep, &nap as *const libc::timespec, 0);
+            }
+        }
+        // Kill what is left while the child is still unreaped: its pid,
+        // and for a program its process group's id, cannot be anyone
+        // else's yet.
+        if timed_out {
+            let target = if exec { -pid } else { pid };
+            let _: RawResult = sys!(libc::SYS_kill, target, libc::SIGKILL);
+        }
+        let (idtype, id) = if pidfd >= 0 {
+            (libc::P_PIDFD, pidfd)
+        } else {
+            (libc::P_PID, pid)
+        };
+        let mut info = [0i32; 32];
+        let _: RawResult = sys!(
+            libc::SYS_waitid,
+            idtype,
+            id,
+            info.as_mut_ptr(),
+            libc::WEXITED | libc::WNOWAIT | libc::__WALL,
+            0
+        );
+        if exec {
+            let _: RawResult = sys!(libc::SYS_kill, -pid, libc::SIGKILL);
+        }
+        let mut info = [0i32; 32];
+        let reaped = sys!(
+            libc::SYS_waitid,
+            idtype,
+            id,
+            info.as_mut_ptr(),
+            libc::WEXITED | libc::__WALL,
+            0
+        );
+        if pidfd >= 0 {
+            let _: RawResult = sys!(libc::SYS_close, pidfd);
+        }
+        // The rest of the tree, reparented to us: reap it, for at most a
+        // second (a process that left the group and lives on is left to
+        // init when we exit).
+        let mut tries = 0;
+        loop {
+            let mut other = [0i32; 32];
+            match sys!(
+                libc::SYS_waitid,
+                libc::P_ALL,
+                0,
+                other.as_mut_ptr(),
+                libc::WEXITED | libc::WNOHANG | libc::__WALL,
+                0
+            ) {
+                Err(_) => break,
+                Ok(_) if other[4] != 0 => continue,
+                Ok(_) => {
+                    tries += 1;
+                    if tries > 1000 {
+                        break;
+                    }
+                    let nap = libc::timespec {
+                        tv_sec: 0,
+                        tv_nsec: 1_000_000,
+                    };
+                    let _: RawResult = sys!(libc::SYS_nanosleep, &nap as *const libc::timespec, 0);
+                }
+            }
+        }
+        let (kind, value) = if timed_out {
+            (END_TIMED_OUT, 0)
+        } else if reaped.is_ok() {
+            match end_of(&info) {
+                ChildEnd::Exited(code) => (END_EXITED, code),
+                ChildEnd::Killed(sig) => (END_KILLED, sig),
+                ChildEnd::TimedOut(_) => (END_TIMED_OUT, 0),
+            }
+        } else {
+            (END_TIMED_OUT, 0)
+        };
+        report.end_value.store(value, Ordering::Release);
+        report.end_kind.store(kind, Ordering::Release);
+    }
+    0
+}
+
+/// Nanoseconds on the monotonic clock, by a raw system call (it runs in a
+/// supervisor; every supported target has a 64-bit `time_t`).
+fn monotonic_ns() -> i64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into our own timespec.
+    let _: RawResult = unsafe {
+        sys!(
+            libc::SYS_clock_gettime,
+            libc::CLOCK_MONOTONIC,
+            &mut now as *mut libc::timespec
+        )
+    };
+    now.tv_sec
+        .saturating_mul(1_000_000_000)
+        .saturating_add(now.tv_nsec)
+}
+
+/// The program's child, between `clone(CLONE_VM | CLONE_VFORK)` and
+/// `execve`: raw system calls only. It leads a process group of its own
+/// (so a time-out kills the program's whole tree), sets every signal to
+/// its default disposition (a SIGCHLD the test process ignores would
+/// otherwise stay ignored across `execve`) and unblocks them, wires
+/// stdin, stdout and stderr, and executes.
+extern "C" fn exec_main(arg: *mut c_void) -> libc::c_int {
+    // SAFETY: `arg` is the ExecPlan the parent keeps alive; the report page
+    // is the supervisor's.
+    let plan = unsafe { &*(arg as *const ExecPlan) };
+    let report = plan.report.load(Ordering::Acquire) as *const Report;
+    // SAFETY (whole block): raw system calls on prepared buffers.
+    unsafe {
+        let _: RawResult = sys!(libc::SYS_setpgid, 0, 0);
+        // A zeroed kernel `struct sigaction` is SIG_DFL with no flags and
+        // an empty mask, whatever the architecture's layout.
+        let default = [0u64; 4];
+        for sig in 1..=64 {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                let _: RawResult = sys!(libc::SYS_rt_sigaction, sig, default.as_ptr(), 0, 8);
+            }
+        }
+        let none = 0u64;
+        let _: RawResult = sys!(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            &none as *const u64,
+            0,
+            8
+        );
+        let stderr = plan.stderr_fd;
+        for (from, to) in [
+            (plan.stdin.as_raw_fd(), 0),
+            (plan.stdout.as_raw_fd(), 1),
+            (stderr, 2),
+        ] {
+            place_fd(from, to);
+        }
+        let r = sys!(
+            libc::SYS_execve,
+            plan.path.as_ptr(),
+            plan.argv_ptrs.as_ptr(),
+            plan.envp_ptrs.as_ptr()
+        );
+        if let (Err(errno), false) = (r, report.is_null()) {
+            (*report).exec_errno.store(errno, Ordering::Release);
+        }
+    }
+    127
+}
+
+/// `dup3(from, to)`; where they are the same descriptor, clears its
+/// close-on-exec flag instead. Runs in the program's child.
+unsafe fn place_fd(from: RawFd, to: RawFd) {
+    if from < 0 {
+        return;
+    }
+    // SAFETY: descriptor operations on our own table.
+    unsafe {
+        if from == to {
+            let _: RawResult = sys!(libc::SYS_fcntl, to, libc::F_SETFD, 0);
+        } else {
+            let _: RawResult = sys!(libc::SYS_dup3, from, to, 0);
         }
     }
 }
@@ -331,6 +1138,23 @@ impl Mapping {
         }?;
         Ok(Mapping { ptr, len })
     }
+
+    /// A stack of `len` bytes whose lowest page is a guard: an overflow in
+    /// the child faults instead of writing into the parent's memory.
+    fn stack(len: usize) -> Result<Mapping, SpawnError> {
+        let stack = Mapping::new(len, MapFlags::MAP_PRIVATE | MapFlags::MAP_STACK)
+            .map_err(SpawnError::Memory)?;
+        // SAFETY: the first page of our own fresh mapping.
+        unsafe { mprotect(stack.ptr, PAGE, ProtFlags::PROT_NONE) }.map_err(SpawnError::Memory)?;
+        Ok(stack)
+    }
+
+    /// The top of a stack mapping (stacks grow down on every supported
+    /// architecture).
+    fn top(&self) -> *mut c_void {
+        // SAFETY: one past the end of our own mapping.
+        unsafe { self.ptr.as_ptr().cast::<u8>().add(self.len).cast() }
+    }
 }
 
 impl Drop for Mapping {
@@ -361,7 +1185,10 @@ mod tests {
         assert!(started.elapsed() >= bound);
         // Reaped: no such child any more.
         assert_eq!(
-            waitpid(pid, Some(WaitPidFlag::__WALL | WaitPidFlag::WNOHANG)),
+            nix::sys::wait::waitpid(
+                pid,
+                Some(nix::sys::wait::WaitPidFlag::__WALL | nix::sys::wait::WaitPidFlag::WNOHANG)
+            ),
             Err(Errno::ECHILD)
         );
     }
@@ -375,10 +1202,43 @@ mod tests {
         }];
         let bound = Duration::from_millis(100);
         let (run, ()) = run_child(&ops, 0, bound, |pid, _| {
-            kill(pid, Signal::SIGSTOP).unwrap();
+            nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
         })
         .unwrap();
         assert_eq!(run.end, ChildEnd::TimedOut(bound));
+    }
+
+    /// A program run under a supervisor: its exit status, its stderr, an
+    /// exec failure as an errno, and a time-out that kills its whole tree.
+    #[test]
+    fn supervised_programs_report_status_stderr_and_timeouts() {
+        let sh = Path::new("/bin/sh");
+        let plan = ExecPlan::new(sh, &["-c", "echo oops >&2; exit 3"]).unwrap();
+        let run = run_supervised(Task::Exec(&plan), Duration::from_secs(10)).unwrap();
+        assert_eq!(run.child.end, ChildEnd::Exited(3));
+        assert_eq!(run.stderr, b"oops\n");
+        assert_eq!(run.exec_errno, None);
+
+        let plan = ExecPlan::new(Path::new("/nonexistent/program"), &[] as &[&str]).unwrap();
+        let run = run_supervised(Task::Exec(&plan), Duration::from_secs(10)).unwrap();
+        assert_eq!(run.exec_errno, Some(libc::ENOENT));
+
+        // A sleep long and odd enough to be found by its command line.
+        let marker = format!("sleep 7{}", std::process::id());
+        let plan = ExecPlan::new(sh, &["-c", &format!("{marker} & {marker}")]).unwrap();
+        let bound = Duration::from_millis(200);
+        let run = run_supervised(Task::Exec(&plan), bound).unwrap();
+        assert_eq!(run.child.end, ChildEnd::TimedOut(bound));
+        // Nothing of the tree is left: the backgrounded sleep included.
+        let left = std::process::Command::new("pgrep")
+            .args(["-f", &format!("^{marker}$")])
+            .output()
+            .unwrap();
+        assert!(
+            left.stdout.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&left.stdout)
+        );
     }
 
     #[test]

@@ -3,12 +3,9 @@
 
 use std::ffi::OsStr;
 use std::fs;
-use std::io::{self, Read};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -16,16 +13,13 @@ use nix::fcntl::OFlag;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::unistd::pipe2;
 
-use super::child::run_child;
+use super::child::{ChildEnd, ExecPlan, SpawnError, Task, run_child, run_supervised};
 use super::program::Op;
 use super::{ProbeOptions, Step, child_status, unavailable, unavailable_because};
 use crate::Ability;
 use crate::diagnosis::Cause;
 use crate::facts::HostFacts;
 use crate::verdict::{Failure, Status};
-
-/// At most this much of a program's stderr is kept.
-const STDERR_LIMIT: u64 = 64 * 1024;
 
 /// `bwrap --unshare-user [--unshare-net] --ro-bind / / true`.
 pub(super) fn bwrap(ability: Ability, options: &ProbeOptions) -> (Status, Option<String>) {
@@ -68,7 +62,9 @@ pub(super) fn bwrap(ability: Ability, options: &ProbeOptions) -> (Status, Option
         Err(_) => false,
     };
     let note = setuid.then(|| format!("{} is setuid root", path.display()));
-    let mut args = vec!["--unshare-user"];
+    // --die-with-parent: should the probe time out, bubblewrap's own
+    // child dies with it (the supervisor also kills their process group).
+    let mut args = vec!["--die-with-parent", "--unshare-user"];
     if ability == Ability::BwrapNet {
         args.push("--unshare-net");
     }
@@ -106,7 +102,23 @@ pub(super) fn subids(options: &ProbeOptions, facts: &HostFacts) -> Status {
         .map(|u| u.name);
     let mut ranges = Vec::new();
     for (path, id) in [("/etc/subuid", facts.uid), ("/etc/subgid", facts.gid)] {
-        let text = fs::read_to_string(path).unwrap_or_default();
+        let text = match fs::read_to_string(path) {
+            Ok(text) => text,
+            // No file: no range, a fact.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            // A file that cannot be read says nothing: not "no range".
+            Err(e) => {
+                return unavailable(
+                    ability,
+                    Step::ReadSubids { path: path.into() },
+                    Failure::Unreadable {
+                        path: path.into(),
+                        errno: e.raw_os_error(),
+                        error: e.to_string(),
+                    },
+                );
+            }
+        };
         match subid_range(&text, user.as_deref(), id) {
             Some(r) => ranges.push(r),
             None => {
@@ -206,8 +218,11 @@ fn subid_range(text: &str, user: Option<&str>, id: u32) -> Option<(u64, u64)> {
     })
 }
 
-/// Runs `program args`, bounded by `timeout`, judging exec errors, exit
-/// status and the first line of stderr.
+/// Runs `program args` under a supervisor (see [`super::child`]), bounded
+/// by `timeout`, judging exec errors, the exit status and the first line
+/// of stderr. Nothing the test process does with SIGCHLD or its children
+/// can change the result: the supervisor, not the test process, is the
+/// program's parent.
 fn run_program(
     ability: Ability,
     name: &str,
@@ -222,58 +237,55 @@ fn run_program(
         )
         .collect::<Vec<_>>()
         .join(" ");
-    let spawned = Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn();
-    let mut child = match spawned {
-        Ok(c) => c,
-        Err(e) => return exec_failure(ability, name, program, &e),
+    let step = || Step::Run {
+        command: command.clone(),
     };
-    let (status, stderr) = match wait_bounded(&mut child, timeout) {
-        Some(status) => (status, read_stderr(&mut child)),
-        None => {
-            let _ = child.kill();
-            let _ = child.wait();
-            return unavailable(
-                ability,
-                Step::Run { command },
-                Failure::TimedOut {
-                    after_ms: timeout.as_millis() as u64,
-                },
-            );
+    let plan = match ExecPlan::new(program, args) {
+        Ok(plan) => plan,
+        Err(e) => return unavailable(ability, step(), Failure::errno(e as i32)),
+    };
+    let run = match run_supervised(Task::Exec(&plan), timeout) {
+        Ok(run) => run,
+        // The supervisor, or the program's process, could not be created
+        // (EAGAIN: the process limit).
+        Err(SpawnError::Clone(e) | SpawnError::Memory(e)) => {
+            let step = Step::Clone {
+                flags: format!("CLONE_VM|CLONE_PIDFD, to run {}", program.display()),
+            };
+            return unavailable(ability, step, Failure::errno(e as i32));
         }
     };
-    if status.success() {
-        return Status::Available;
+    if let Some(errno) = run.exec_errno {
+        return exec_failure(ability, name, program, errno);
     }
+    let stderr = String::from_utf8_lossy(&run.stderr);
     let first_line = stderr
         .lines()
         .map(str::trim)
         .find(|l| !l.is_empty())
         .map(str::to_owned);
-    let failure = match (status.code(), status.signal()) {
-        (Some(code), _) => Failure::ExitStatus {
+    let failure = match run.child.end {
+        ChildEnd::Exited(0) => return Status::Available,
+        ChildEnd::Exited(code) => Failure::ExitStatus {
             code,
             stderr: first_line.clone(),
         },
-        (None, Some(sig)) => Failure::signal(sig),
-        (None, None) => Failure::ExitStatus {
-            code: -1,
-            stderr: first_line.clone(),
-        },
+        ChildEnd::Killed(sig) => return unavailable(ability, step(), Failure::signal(sig)),
+        ChildEnd::TimedOut(after) => {
+            return unavailable(
+                ability,
+                step(),
+                Failure::TimedOut {
+                    after_ms: after.as_millis() as u64,
+                },
+            );
+        }
     };
-    if let Failure::Signal { .. } = failure {
-        return unavailable(ability, Step::Run { command }, failure);
-    }
     let cause = program_cause(name, first_line.as_deref().unwrap_or(""), HostFacts::get());
-    unavailable_because(ability, Step::Run { command }, failure, cause)
+    unavailable_because(ability, step(), failure, cause)
 }
 
-fn exec_failure(ability: Ability, name: &str, program: &Path, e: &io::Error) -> Status {
-    let errno = e.raw_os_error().unwrap_or(libc::EIO);
+fn exec_failure(ability: Ability, name: &str, program: &Path, errno: i32) -> Status {
     let step = Step::Exec {
         program: program.display().to_string(),
     };
@@ -351,51 +363,6 @@ fn program_cause(program: &str, line: &str, facts: &HostFacts) -> Cause {
         program: program.to_owned(),
         hint: hint.into(),
     }
-}
-
-/// Waits for `child` until `timeout`, with a pidfd where the kernel has
-/// one (5.3+), else by polling.
-fn wait_bounded(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
-    let deadline = Instant::now() + timeout;
-    if let Some(fd) = pidfd_open(child.id()) {
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let ms = PollTimeout::try_from(left.as_millis().min(60_000) as i32)
-                .unwrap_or(PollTimeout::MAX);
-            let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
-            match poll(&mut fds, ms) {
-                Ok(0) if left.is_zero() => return None,
-                Ok(0) | Err(Errno::EINTR) => continue,
-                _ => return child.wait().ok(),
-            }
-        }
-    }
-    let mut pause = Duration::from_micros(50);
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            return Some(status);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        std::thread::sleep(pause);
-        pause = (pause * 2).min(Duration::from_millis(10));
-    }
-}
-
-fn pidfd_open(pid: u32) -> Option<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new fd.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
-    // SAFETY: a non-negative return is a descriptor we now own.
-    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) })
-}
-
-fn read_stderr(child: &mut Child) -> String {
-    let mut text = String::new();
-    if let Some(err) = child.stderr.take() {
-        let _ = err.take(STDERR_LIMIT).read_to_string(&mut text);
-    }
-    text
 }
 
 /// `name` in a directory of `PATH` (a file; executability is judged by

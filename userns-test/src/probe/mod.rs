@@ -182,7 +182,7 @@ pub(crate) fn child_status(ability: Ability, ops: &[Op], run: &ChildRun) -> Stat
         ChildEnd::Exited(0) if run.op == ALL_DONE => return Status::Available,
         ChildEnd::Exited(_) if run.errno != 0 => Failure::errno(run.errno),
         ChildEnd::Exited(code) => Failure::ExitStatus { code, stderr: None },
-        ChildEnd::Killed(sig) => Failure::signal(sig as i32),
+        ChildEnd::Killed(sig) => Failure::signal(sig),
         ChildEnd::TimedOut(after) => Failure::TimedOut {
             after_ms: after.as_millis() as u64,
         },
@@ -196,9 +196,11 @@ pub(crate) fn child_status(ability: Ability, ops: &[Op], run: &ChildRun) -> Stat
 
 fn spawn_failure(ability: Ability, flags: libc::c_int, e: SpawnError) -> Status {
     let (step, errno) = match e {
+        // What the clone asked for: the child's own flags and a pidfd (and
+        // CLONE_VM where a core dump cannot take the test process down).
         SpawnError::Clone(errno) => (
             Step::Clone {
-                flags: clone_flag_names(flags),
+                flags: clone_flag_names(flags | libc::CLONE_PIDFD),
             },
             errno,
         ),
@@ -243,12 +245,32 @@ pub(crate) fn unavailable_because(
 fn root_status(facts: &HostFacts) -> Status {
     let cause = if facts.uid != 0 {
         Cause::NotRoot { uid: facts.uid }
-    } else if facts.in_user_namespace == Some(true) {
-        Cause::NotInitialUserNamespace {
-            uid_map: facts.uid_map.clone().unwrap_or_default(),
-        }
     } else {
-        return Status::Available;
+        match facts.in_user_namespace {
+            Some(false) => return Status::Available,
+            Some(true) => Cause::NotInitialUserNamespace {
+                uid_map: facts.uid_map.clone().unwrap_or_default(),
+            },
+            // Unknown is not "not in one": uid 0 inside a user namespace
+            // would pass.
+            None => {
+                let path = "/proc/self/uid_map";
+                let (errno, error) = facts
+                    .unreadable(path)
+                    .map_or((None, "it is missing (no procfs?)".to_owned()), |u| {
+                        (u.errno, u.error.clone())
+                    });
+                return unavailable(
+                    Ability::Root,
+                    Step::CheckUid,
+                    Failure::Unreadable {
+                        path: path.into(),
+                        errno,
+                        error,
+                    },
+                );
+            }
+        }
     };
     let found = match &cause {
         Cause::NotRoot { uid } => format!("real uid {uid}"),

@@ -50,7 +50,10 @@ pub enum Host {
     InsideBwrapDisableUserns,
     /// Inside `unshare --user --map-root-user`: nesting allowed.
     InsideUnshare,
-    /// uid 65534 with `RLIMIT_NPROC` = 1: no new process or thread.
+    /// A uid no process uses (see [`unused_uid`]) with `RLIMIT_NPROC` = 1:
+    /// no new process or thread. (The limit counts every process of the
+    /// uid: with 65534, a daemon running as `nobody` would already exceed
+    /// it, and the host could not even be entered.)
     ProcessLimit,
 }
 
@@ -172,9 +175,23 @@ impl Host {
             | Host::NetlinkRefused
             | Host::IfFlagsRefused
             | Host::MountRefused => Command::new(&program),
-            Host::Unprivileged | Host::ProcessLimit => {
+            Host::Unprivileged => {
                 let mut c = Command::new("setpriv");
                 c.args(unprivileged).arg(&program);
+                c
+            }
+            Host::ProcessLimit => {
+                let uid = unused_uid().to_string();
+                let mut c = Command::new("setpriv");
+                c.args([
+                    "--reuid",
+                    &uid,
+                    "--regid",
+                    &uid,
+                    "--clear-groups",
+                    "--inh-caps=-all",
+                ])
+                .arg(&program);
                 c
             }
             Host::NoSetpcap => {
@@ -259,7 +276,7 @@ impl Host {
         };
         if let Host::ProcessLimit = self {
             // SAFETY: setrlimit is async-signal-safe. Root ignores the
-            // limit; setpriv then becomes uid 65534, for whom it holds.
+            // limit; setpriv then becomes the unused uid, for whom it holds.
             unsafe {
                 cmd.pre_exec(|| {
                     let one = libc::rlimit {
