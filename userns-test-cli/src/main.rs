@@ -23,6 +23,8 @@ use serde::Serialize;
 
 mod merge;
 use userns_test::report::{Destinations, FinishOptions};
+use userns_test::root_cause::RootCauses;
+use userns_test::text::one_line;
 use userns_test::{Ability, HostFacts, Settings, Verdict, probe_with};
 
 const USAGE: &str = "\
@@ -138,10 +140,11 @@ userns-test/report/2). One column per runner, labelled by its runner
 runner (the shards of a partitioned run, `cargo nextest run --partition`) are
 one column, where a test that ran in any shard ran, a skip is counted once,
 and shards that disagree (one passed, one failed, one skipped what another
-ran) are shown as a conflict. Cells: passed, FAILED, CRASHED, skipped [n]
-(n: the footnoted cause and fix), ignored, filtered out, not run, unknown,
-or — where no report of the runner has the test. Then the tests that ran on
-no runner, and each runner's abilities.
+ran) are shown as a conflict. Cells: passed, FAILED, CRASHED, skipped (cause
+n), ignored, filtered out, not run, unknown, or — where no report of the
+runner has the test. Then each root cause of a skip once (the runners where
+it applies, its abilities, the tests it skipped, its fix), the tests that ran
+on no runner, and each runner's abilities.
 
 OPTIONS:
     --format markdown|json   output format (default markdown)
@@ -569,21 +572,27 @@ fn doctor(args: DoctorArgs) -> Result<ExitCode, String> {
     }
 }
 
+/// The host, one row per ability (an unavailable one refers to its root
+/// cause by number), then each root cause once with its fix.
 fn print_text(facts: &HostFacts, verdicts: &[Verdict]) {
-    println!("host: {}", facts.summary());
+    let mut causes = RootCauses::of_verdicts(verdicts);
+    causes.sort();
+    let mut out = format!("host: {}\n", facts.summary());
     let width = verdicts
         .iter()
         .map(|v| v.ability.name().len())
         .max()
         .unwrap_or(0);
     for v in verdicts {
-        match v.reason() {
-            None => println!("  {:width$}  {}", v.ability.name(), v.yes_with_note()),
-            Some(r) => {
-                println!("  {:width$}  no   {}", v.ability.name(), r.short());
-                println!("  {:width$}       cause: {}", "", r.cause);
-                println!("  {:width$}       fix:   {}", "", r.remedy);
-            }
-        }
+        let cell = match v.reason() {
+            None => v.yes_with_note(),
+            Some(r) => format!("no   {}{}", one_line(&r.short()), causes.reference(r)),
+        };
+        out.push_str(&format!("  {:width$}  {cell}\n", v.ability.name()));
     }
+    if !causes.is_empty() {
+        out.push_str("causes:\n");
+        causes.write_blocks(&mut out, &|s| s.to_owned());
+    }
+    print!("{out}");
 }

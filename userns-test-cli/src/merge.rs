@@ -13,11 +13,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use userns_test::report::markdown::{cell, host_line};
+use userns_test::report::markdown::{cell, host_line, names_cell};
 use userns_test::report::{Outcome, Report, SCHEMA};
 
 /// The `schema` of `merge --format json`.
-pub const MERGE_SCHEMA: &str = "userns-test/merge/2";
+pub const MERGE_SCHEMA: &str = "userns-test/merge/3";
 
 /// A report file that cannot be merged.
 #[derive(Debug)]
@@ -171,9 +171,13 @@ pub struct CellResult {
     /// Its process crashed.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub crashed: bool,
-    /// Why it did not run, or how it failed (with the fix, for a skip).
+    /// Why it did not run, or how it failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// For a skip: the ids of its root causes, in the matrix's
+    /// `root_causes`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub root_causes: Vec<String>,
     /// Shards that disagree: each report file with its outcome.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub conflict: Vec<(String, Outcome)>,
@@ -192,6 +196,26 @@ pub struct Matrix {
     pub never_ran: Vec<String>,
     /// Per ability, per runner: `yes`, `no: <cause id>`, or absent.
     pub abilities: BTreeMap<String, Vec<Option<String>>>,
+    /// Every root cause of a skip or an unavailable ability, once across
+    /// the runners (the same cause and fix has the same id everywhere).
+    pub root_causes: Vec<MergedCause>,
+}
+
+/// One root cause across runners.
+#[derive(Debug, Clone, Serialize)]
+pub struct MergedCause {
+    /// `<cause id>-<8 hex digits>`, as in the reports.
+    pub id: String,
+    /// The cause: `{id, message}`.
+    pub cause: userns_test::report::CauseText,
+    /// The fix.
+    pub remedy: String,
+    /// The runners (column labels) where it applies.
+    pub runners: Vec<String>,
+    /// The abilities it makes unavailable there.
+    pub abilities: Vec<String>,
+    /// The tests it skipped (`binary::name`), on any runner.
+    pub skipped: Vec<String>,
 }
 
 /// How much a shard's outcome says of what happened on the runner.
@@ -207,17 +231,65 @@ fn rank(o: Outcome) -> u8 {
     }
 }
 
-/// A test entry's reason, with the fix of each root cause of a skip.
-fn reason(report: &Report, t: &userns_test::report::TestEntry) -> Option<String> {
-    let mut reason = t.message.clone()?;
-    if t.outcome == Outcome::Skipped {
-        for l in &t.lacking {
-            if let Some(rc) = report.root_causes.iter().find(|rc| rc.id == l.root_cause) {
-                reason.push_str(&format!("; fix: {}", rc.remedy));
+/// The root causes of every report, each once: by id, with the runners,
+/// abilities and skipped tests of all the reports that name it.
+fn merged_causes(
+    reports: &[(PathBuf, Report)],
+    columns: &[(Column, Vec<usize>)],
+) -> Vec<MergedCause> {
+    let mut causes: Vec<MergedCause> = Vec::new();
+    for (column, members) in columns {
+        for &m in members {
+            let report = &reports[m].1;
+            for rc in &report.root_causes {
+                let i = match causes.iter().position(|c| c.id == rc.id) {
+                    Some(i) => i,
+                    None => {
+                        causes.push(MergedCause {
+                            id: rc.id.clone(),
+                            cause: rc.cause.clone(),
+                            remedy: rc.remedy.clone(),
+                            runners: Vec::new(),
+                            abilities: Vec::new(),
+                            skipped: Vec::new(),
+                        });
+                        causes.len() - 1
+                    }
+                };
+                let c = &mut causes[i];
+                if !c.runners.contains(&column.label) {
+                    c.runners.push(column.label.clone());
+                }
+                for a in &rc.abilities {
+                    if !c.abilities.contains(a) {
+                        c.abilities.push(a.clone());
+                    }
+                }
+                for t in report
+                    .tests
+                    .iter()
+                    .filter(|t| t.outcome == Outcome::Skipped)
+                {
+                    let name = format!("{}::{}", t.binary, t.name);
+                    if t.lacking.iter().any(|l| l.root_cause == rc.id) && !c.skipped.contains(&name)
+                    {
+                        c.skipped.push(name);
+                    }
+                }
             }
         }
     }
-    Some(reason)
+    for c in &mut causes {
+        c.abilities.sort();
+        c.skipped.sort();
+    }
+    causes.sort_by(|a, b| {
+        b.skipped
+            .len()
+            .cmp(&a.skipped.len())
+            .then_with(|| a.id.cmp(&b.id))
+    });
+    causes
 }
 
 /// Merges `reports` (each with the file it came from); with `keep_shards`,
@@ -324,12 +396,14 @@ pub fn merge(reports: &[(PathBuf, Report)], keep_shards: bool) -> Matrix {
             }
         }
     }
+    let root_causes = merged_causes(reports, &columns);
     Matrix {
         schema: MERGE_SCHEMA,
         runners: columns.into_iter().map(|(c, _)| c).collect(),
         tests,
         never_ran,
         abilities,
+        root_causes,
     }
 }
 
@@ -352,16 +426,27 @@ fn combine(shards: &[(&PathBuf, &Report, &userns_test::report::TestEntry)]) -> O
     } else {
         Vec::new()
     };
+    let entry = best.2;
+    let mut root_causes: Vec<String> = Vec::new();
+    if entry.outcome == Outcome::Skipped {
+        for l in &entry.lacking {
+            if !root_causes.contains(&l.root_cause) {
+                root_causes.push(l.root_cause.clone());
+            }
+        }
+    }
     Some(CellResult {
-        outcome: best.2.outcome,
-        crashed: best.2.crashed,
-        reason: reason(best.1, best.2),
+        outcome: entry.outcome,
+        crashed: entry.crashed,
+        reason: entry.message.clone(),
+        root_causes,
         conflict,
     })
 }
 
 impl Matrix {
-    /// The matrix as Markdown: tests x runners with footnoted reasons, the
+    /// The matrix as Markdown: tests x runners with footnoted reasons (a
+    /// skip refers to its root causes, each listed once), the
     /// tests that ran nowhere, and the abilities per runner. Every piece of
     /// text from a report is escaped: nothing in it renders as markup.
     pub fn markdown(&self) -> String {
@@ -412,7 +497,18 @@ impl Matrix {
                             (Outcome::Failed, false) => "**FAILED**".to_owned(),
                             (other, _) => other.to_string(),
                         };
+                        let causes: Vec<String> = c
+                            .root_causes
+                            .iter()
+                            .filter_map(|id| self.root_causes.iter().position(|rc| rc.id == *id))
+                            .map(|i| format!("cause {}", i + 1))
+                            .collect();
                         match (&c.reason, c.outcome) {
+                            // A skip refers to its root causes, said once
+                            // below, instead of repeating them.
+                            (_, Outcome::Skipped) if !causes.is_empty() => {
+                                format!("{text} ({})", causes.join(", "))
+                            }
                             (
                                 Some(r),
                                 Outcome::Skipped
@@ -433,6 +529,24 @@ impl Matrix {
             out.push_str(&format!("{}. {}\n", i + 1, cell(n)));
         }
         if !notes.is_empty() {
+            out.push('\n');
+        }
+        if !self.root_causes.is_empty() {
+            out.push_str(
+                "| cause | runners | abilities | tests skipped | fix |\n|---|---|---|---|---|\n",
+            );
+            for (i, rc) in self.root_causes.iter().enumerate() {
+                let list = names_cell(&rc.skipped);
+                out.push_str(&format!(
+                    "| cause {}: {} ({}) | {} | {} | {list} | {} |\n",
+                    i + 1,
+                    cell(&rc.cause.message),
+                    cell(&rc.cause.id),
+                    cell(&rc.runners.join(", ")),
+                    cell(&rc.abilities.join(", ")),
+                    cell(&rc.remedy)
+                ));
+            }
             out.push('\n');
         }
         if self.never_ran.is_empty() {

@@ -9,6 +9,11 @@
 //!   child with no bookkeeping, and the ratio;
 //! - the command-line way (`unshare -Ur [--net] true`);
 //! - the cached check (`decide`) once verdicts are known;
+//! - what diagnosing a refusal adds to its probe, on hosts rebuilt with
+//!   seccomp filters on one thread (Docker-like: every namespace refused;
+//!   systemd-like: some types refused by flag): `observe` alone against
+//!   `probe_with` (observe, then diagnose with control calls and the
+//!   observations of related abilities);
 //! - the `user` probe (and, for reference, a plain `fork()`) from a process
 //!   holding 0, 1 and 4 GiB of touched memory, and 4 GiB with 64 busy
 //!   threads.
@@ -16,7 +21,76 @@
 use std::ffi::CString;
 use std::time::{Duration, Instant};
 
-use userns_test::{Ability, ProbeOptions, probe_with};
+use seccompiler::{
+    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
+    SeccompRule,
+};
+use userns_test::{Ability, ProbeOptions, observe, probe_with};
+
+/// `unshare` and `clone` with any of `flags`: EPERM (argument 0, masked);
+/// `clone3`: ENOSYS; `unshare` with any flag at all when `whole`.
+fn namespace_filter(flags: &[u64], whole: bool) -> BpfProgram {
+    let rules = || -> Vec<SeccompRule> {
+        flags
+            .iter()
+            .map(|&flag| {
+                SeccompRule::new(vec![
+                    SeccompCondition::new(
+                        0,
+                        SeccompCmpArgLen::Qword,
+                        SeccompCmpOp::MaskedEq(flag),
+                        flag,
+                    )
+                    .expect("a condition"),
+                ])
+                .expect("a rule")
+            })
+            .collect()
+    };
+    let unshare = if whole { vec![] } else { rules() };
+    let map = [(libc::SYS_unshare, unshare), (libc::SYS_clone, rules())]
+        .into_iter()
+        .collect();
+    let arch = std::env::consts::ARCH
+        .try_into()
+        .expect("a seccompiler target");
+    SeccompFilter::new(
+        map,
+        SeccompAction::Allow,
+        SeccompAction::Errno(libc::EPERM as u32),
+        arch,
+    )
+    .and_then(TryInto::try_into)
+    .expect("a filter")
+}
+
+/// Probe and diagnosis cost of `abilities` on a thread under `filter`.
+fn diagnosis_costs(label: &str, filter: BpfProgram, abilities: &[Ability], options: &ProbeOptions) {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            seccompiler::apply_filter(&filter).expect("apply the filter to this thread");
+            for &ability in abilities {
+                let runs = if ability.is_external() { 30 } else { 300 };
+                let verdict = probe_with(ability, options);
+                let cause = verdict.reason().map_or("available", |r| r.cause.id());
+                let seen = measure(runs, || {
+                    std::hint::black_box(observe(ability, options));
+                });
+                let whole = measure(runs, || {
+                    std::hint::black_box(probe_with(ability, options));
+                });
+                println!(
+                    "{:<12}{:<14}{:>12}{:>12}{:>12}  {cause}",
+                    label,
+                    ability.name(),
+                    us(seen),
+                    us(whole),
+                    us(whole.saturating_sub(seen)),
+                );
+            }
+        });
+    });
+}
 
 fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();
@@ -388,6 +462,34 @@ fn main() {
         }
     });
     println!("{:<28}{}", "sequential sweep of them", us(sweep));
+
+    println!("\n## Diagnosing a refusal (median; observe alone vs observe + diagnose)");
+    println!(
+        "{:<12}{:<14}{:>12}{:>12}{:>12}  cause",
+        "host", "ability", "observe", "probe_with", "diagnosis"
+    );
+    let all = [
+        libc::CLONE_NEWUSER,
+        libc::CLONE_NEWNS,
+        libc::CLONE_NEWNET,
+        libc::CLONE_NEWPID,
+        libc::CLONE_NEWIPC,
+        libc::CLONE_NEWUTS,
+        libc::CLONE_NEWCGROUP,
+    ]
+    .map(|f| f as u64);
+    diagnosis_costs(
+        "docker-like",
+        namespace_filter(&all, true),
+        &[Ability::User, Ability::Net, Ability::Pid, Ability::BwrapNet],
+        &options,
+    );
+    diagnosis_costs(
+        "by flag",
+        namespace_filter(&all[2..], false),
+        &[Ability::Net, Ability::Pid, Ability::BwrapNet],
+        &options,
+    );
 
     println!("\n## Cached check (verdicts known)");
     let _ = userns_test::decide(&[Ability::User, Ability::Net]);

@@ -44,6 +44,10 @@ pub struct HostFacts {
     /// `user.max_user_namespaces`, as seen from this process's user
     /// namespace (the limit is per namespace).
     pub max_user_namespaces: Option<u64>,
+    /// Every `user.max_*_namespaces` this kernel has, by sysctl name (e.g.
+    /// `user.max_net_namespaces`), as seen from this user namespace.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub namespace_limits: std::collections::BTreeMap<String, u64>,
     /// `kernel.cap_last_cap`.
     pub cap_last_cap: Option<u32>,
     /// `Seccomp:` of `/proc/self/status`: 0 none, 1 strict, 2 filter.
@@ -71,6 +75,19 @@ pub struct HostFacts {
     pub proc_overmounts: Vec<String>,
     /// Whether `/proc` is mounted read-only for this process.
     pub proc_read_only: bool,
+    /// Whether this process may open one of its own `/proc` files for
+    /// writing (`/proc/self/comm`): the control that tells "writes to /proc
+    /// are refused" (Landlock, a read-only mount) from a capability denied
+    /// inside a new user namespace. `None` when the check could not say
+    /// (an error that is not a refusal).
+    pub proc_writable: Option<bool>,
+    /// Whether this process is dumpable (`PR_GET_DUMPABLE`): a process that
+    /// is not has `/proc` files owned by root, and cannot write its id maps.
+    pub dumpable: Option<bool>,
+    /// The soft `RLIMIT_NPROC`, when it is not unlimited.
+    pub rlimit_nproc: Option<u64>,
+    /// The soft `RLIMIT_NOFILE`.
+    pub rlimit_nofile: Option<u64>,
     /// Whether this process's root is not the root of its mount namespace
     /// (chroot): the kernel refuses user namespaces to chrooted processes.
     pub chrooted: Option<bool>,
@@ -147,6 +164,13 @@ impl HostFacts {
             )),
             unprivileged_userns_clone: number(text("/proc/sys/kernel/unprivileged_userns_clone")),
             max_user_namespaces: number(text("/proc/sys/user/max_user_namespaces")),
+            namespace_limits: NAMESPACE_KINDS
+                .iter()
+                .filter_map(|kind| {
+                    let value = number(text(&format!("/proc/sys/user/max_{kind}_namespaces")))?;
+                    Some((format!("user.max_{kind}_namespaces"), value))
+                })
+                .collect(),
             cap_last_cap: number(text("/proc/sys/kernel/cap_last_cap"))
                 .and_then(|n| u32::try_from(n).ok()),
             seccomp_mode: status_field(status, "Seccomp:").and_then(|v| v.trim().parse().ok()),
@@ -164,12 +188,24 @@ impl HostFacts {
                 .map(proc_overmounts)
                 .unwrap_or_default(),
             proc_read_only: mountinfo.as_deref().is_some_and(proc_read_only),
+            proc_writable: proc_writable(),
+            dumpable: dumpable(),
+            rlimit_nproc: soft_limit(nix::sys::resource::Resource::RLIMIT_NPROC),
+            rlimit_nofile: soft_limit(nix::sys::resource::Resource::RLIMIT_NOFILE),
             chrooted: mountinfo.as_deref().and_then(detect_chroot),
             ci_runner: ci_runner(|k| std::env::var(k).ok().filter(|v| !v.is_empty())),
             unreadable: std::collections::BTreeMap::new(),
         };
         facts.unreadable = unreadable;
         facts
+    }
+
+    /// The value of the `user.max_{kind}_namespaces` sysctl (`kind`: `net`,
+    /// `mnt`, ...), when known.
+    pub fn namespace_limit(&self, kind: &str) -> Option<u64> {
+        self.namespace_limits
+            .get(&format!("user.max_{kind}_namespaces"))
+            .copied()
     }
 
     /// Why `path` could not be read, if it could not.
@@ -237,35 +273,45 @@ impl HostFacts {
     }
 }
 
+/// The namespace types with a `user.max_*_namespaces` sysctl.
+pub(crate) const NAMESPACE_KINDS: [&str; 8] =
+    ["user", "mnt", "net", "pid", "ipc", "uts", "cgroup", "time"];
+
+/// Opens `/proc/self/comm` for writing (writing nothing): allowed to every
+/// dumpable process on its own file unless a policy refuses writes to
+/// `/proc`.
+fn proc_writable() -> Option<bool> {
+    match fs::OpenOptions::new().write(true).open("/proc/self/comm") {
+        Ok(_) => Some(true),
+        Err(e) => match e.raw_os_error() {
+            Some(libc::EACCES | libc::EPERM | libc::EROFS) if dumpable() != Some(false) => {
+                Some(false)
+            }
+            // Not dumpable: the file belongs to root, which says nothing
+            // about a policy; other errors (EMFILE, ENOENT) say nothing.
+            _ => None,
+        },
+    }
+}
+
+fn dumpable() -> Option<bool> {
+    // SAFETY: PR_GET_DUMPABLE takes no pointer and changes nothing.
+    let r = unsafe { libc::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0) };
+    (r >= 0).then_some(r == 1)
+}
+
+fn soft_limit(resource: nix::sys::resource::Resource) -> Option<u64> {
+    nix::sys::resource::getrlimit(resource)
+        .ok()
+        .map(|(soft, _)| soft)
+        .filter(|&soft| soft != libc::RLIM_INFINITY)
+}
+
 /// How many threads this process has (`Threads:` of `/proc/self/status`),
 /// if it can be read.
 pub(crate) fn thread_count() -> Option<u32> {
     let status = fs::read_to_string("/proc/self/status").ok()?;
     nth_number(status_field(&status, "Threads:"), 0)
-}
-
-/// Where a diagnosis takes its host facts from: facts in hand, or this
-/// process's, read on first use. The probes pass [`Facts::ThisProcess`], so
-/// that a probe that succeeds, or fails for a cause that needs no facts (a
-/// program not installed, a denial), reads nothing from `/proc` and never
-/// waits for the facts another thread is reading.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Facts<'a> {
-    /// Facts already read (or, in tests, a restricted host written down).
-    #[cfg_attr(not(test), allow(dead_code))]
-    Given(&'a HostFacts),
-    /// [`HostFacts::get`], on first use.
-    ThisProcess,
-}
-
-impl<'a> Facts<'a> {
-    /// The facts, reading this process's on first use.
-    pub(crate) fn get(self) -> &'a HostFacts {
-        match self {
-            Facts::Given(facts) => facts,
-            Facts::ThisProcess => HostFacts::get(),
-        }
-    }
 }
 
 /// The CI runner's name and job, from the variables each CI service sets.

@@ -1,14 +1,16 @@
-//! The gate every annotated test passes first: probe (once per process),
-//! decide, and run, skip with one line on stderr, or fail.
+//! The gate every annotated test passes first: observe and diagnose (once
+//! per process), decide, and run, skip with one line on stderr, or fail.
 
+use std::cell::RefCell;
 use std::io::Write;
 use std::sync::OnceLock;
 
 use crate::Ability;
+use crate::diagnosis::{self, Live};
 use crate::policy::{ConfigError, Decision, Settings};
-use crate::probe::{Step, probe_with};
+use crate::probe::{Observation, ProbeOptions, observe};
 use crate::shared::{Shared, worth_sharing};
-use crate::verdict::{Failure, Verdict};
+use crate::verdict::{Status, Verdict};
 
 /// The settings, read once per process.
 pub fn settings() -> Result<&'static Settings, &'static ConfigError> {
@@ -34,17 +36,58 @@ pub fn probe(ability: Ability) -> &'static Verdict {
         [const { OnceLock::new() }; Ability::ALL.len()];
     VERDICTS[ability.index()].get_or_init(|| match settings() {
         // The cheap probes cost less than the key a shared verdict needs.
-        Ok(s) if !worth_sharing(ability) => probe_with(ability, &s.probe),
+        Ok(s) if !worth_sharing(ability) => assess(ability, s),
         Ok(s) => match Shared::get(s) {
             Some(shared) => shared.lookup(ability).unwrap_or_else(|| {
-                let verdict = probe_with(ability, &s.probe);
+                let verdict = assess(ability, s);
                 shared.record(&verdict);
                 verdict
             }),
-            None => probe_with(ability, &s.probe),
+            None => assess(ability, s),
         },
         Err(e) => misconfigured_verdict(ability, e),
     })
+}
+
+/// What probing `ability` observed, at most once per process. Diagnoses
+/// look at other abilities' observations (a refused `pid` asks whether
+/// `user` worked), so they are cached apart from the verdicts; an
+/// observation never waits for a verdict, so the two caches cannot wait
+/// on each other.
+fn observation(ability: Ability, settings: &Settings) -> &'static Observation {
+    static OBSERVATIONS: [OnceLock<Observation>; Ability::ALL.len()] =
+        [const { OnceLock::new() }; Ability::ALL.len()];
+    OBSERVATIONS[ability.index()].get_or_init(|| observe(ability, &settings.probe))
+}
+
+/// The verdict on `ability`: its cached observation, diagnosed with the
+/// other cached observations as evidence.
+fn assess(ability: Ability, settings: &'static Settings) -> Verdict {
+    let evidence = Live {
+        timeout: settings.probe.timeout,
+        observe: &|a| observation(a, settings).clone(),
+    };
+    diagnosis::assess(observation(ability, settings).clone(), &evidence)
+}
+
+/// Probes and diagnoses `ability` now, without the per-process cache: the
+/// probe runs again, and so does any other probe its diagnosis looks at
+/// (each at most once per call).
+pub fn probe_with(ability: Ability, options: &ProbeOptions) -> Verdict {
+    let seen: RefCell<Vec<Observation>> = RefCell::new(Vec::new());
+    let observe_once = |a: Ability| {
+        if let Some(o) = seen.borrow().iter().find(|o| o.ability == a) {
+            return o.clone();
+        }
+        let o = observe(a, options);
+        seen.borrow_mut().push(o.clone());
+        o
+    };
+    let evidence = Live {
+        timeout: options.timeout,
+        observe: &observe_once,
+    };
+    diagnosis::assess(observe_once(ability), &evidence)
 }
 
 /// The verdicts on every ability, probing those not probed yet.
@@ -72,16 +115,9 @@ pub fn decide(requirements: &[Ability]) -> Decision {
 }
 
 fn misconfigured_verdict(ability: Ability, e: &ConfigError) -> Verdict {
-    let failure = Failure::Configuration {
-        message: e.to_string(),
-    };
-    let step = Step::ReadEnvironment {
-        variable: e.variable.into(),
-    };
-    let status = crate::probe::unavailable(ability, step, failure);
     Verdict {
         ability,
-        status,
+        status: Status::Unavailable(diagnosis::misconfigured(e.variable, e.to_string())),
         note: None,
         duration: Default::default(),
     }

@@ -26,9 +26,14 @@
 //! `mount`, `cap_setpcap`, `bwrap`, ...). Its probe performs that same
 //! operation in a throwaway child created with `clone(2)` (sharing memory,
 //! so the cost does not grow with the test process), once per process, on
-//! first use. An unavailable ability carries a [`Reason`]: the [`Step`]
-//! that failed, the errno or exit status, the [`Cause`] found in the
-//! [`HostFacts`], and a remedy, narrowest first.
+//! first use, and records what happened (an [`Observation`]). An
+//! unavailable ability carries a [`Reason`]: the [`Step`] that failed, the
+//! errno or exit status ([`Failure`]), the [`Cause`] and a remedy, narrowest
+//! first. The cause is found from evidence ([`diagnosis`]): the
+//! [`HostFacts`], what the probes of related abilities observed, and
+//! control calls that tell a seccomp filter's refusal from the kernel's.
+//! Abilities refused for one reason share one root cause ([`root_cause`]),
+//! which summaries and reports show once.
 //!
 //! # Policy
 //! Set by the environment (see [`policy`]): by default an unmet
@@ -70,12 +75,22 @@
 
 #![warn(missing_docs)]
 
+// The vocabulary every layer shares.
 pub mod ability;
+pub mod cause;
+pub mod failure;
+pub mod step;
+
+// Host facts and probes -> verdicts -> diagnosis -> root causes -> policy.
 pub mod diagnosis;
 pub mod facts;
-mod gate;
 pub mod policy;
 pub mod probe;
+pub mod root_cause;
+pub mod verdict;
+
+// The gate, the runner and the reports.
+mod gate;
 pub mod record;
 pub mod registry;
 pub mod report;
@@ -83,15 +98,16 @@ pub mod runner;
 mod safe_fs;
 mod shared;
 pub mod text;
-pub mod verdict;
 
 pub use ability::{Ability, UnknownAbility};
-pub use diagnosis::Cause;
+pub use cause::Cause;
 pub use facts::HostFacts;
-pub use gate::{abilities, decide, probe, settings, skip};
+pub use failure::Failure;
+pub use gate::{abilities, decide, probe, probe_with, settings, skip};
 pub use policy::{ConfigError, Decision, Settings, Unmet};
-pub use probe::{ProbeOptions, Step, probe_with};
-pub use verdict::{Failure, Reason, Status, Verdict};
+pub use probe::{Observation, ProbeOptions, observe};
+pub use step::Step;
+pub use verdict::{Reason, Status, Verdict};
 
 /// Marks a test as needing abilities of the host; see the crate docs.
 ///

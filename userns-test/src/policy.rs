@@ -233,6 +233,20 @@ impl fmt::Display for Unmet {
     }
 }
 
+/// The reason of an ability that `USERNS_TEST_DENY` lists: denied by
+/// policy, not refused by the host.
+pub(crate) fn denied_reason() -> Reason {
+    let cause = crate::cause::Cause::DeniedByEnvironment;
+    Reason {
+        step: crate::step::Step::ReadEnvironment {
+            variable: DENY_VAR.into(),
+        },
+        failure: crate::failure::Failure::Denied,
+        remedy: crate::diagnosis::remedy(&cause, &crate::HostFacts::get),
+        cause,
+    }
+}
+
 impl Decision {
     /// Decides for `requirements` given the settings and a verdict source
     /// (owned verdicts, or references such as [`probe`](crate::probe())'s).
@@ -245,7 +259,7 @@ impl Decision {
         let mut reasons = Vec::new();
         for &ability in requirements {
             let reason = if settings.deny.contains(&ability) {
-                Some(crate::probe::denied_reason(ability))
+                Some(denied_reason())
             } else {
                 verdict(ability).borrow().reason().cloned()
             };

@@ -49,7 +49,7 @@ fn push_visible(out: &mut String, s: &str) {
     }
 }
 
-/// `s` as one printable line: every character that [acts](acts) on a
+/// `s` as one printable line: every character that acts on a
 /// terminal, newlines included, shown as an escape (`\n`, `\u{1b}`).
 /// Borrowed when there is nothing to change, which is the common case.
 pub fn one_line(s: &str) -> Cow<'_, str> {

@@ -169,7 +169,7 @@ fn reports_from_several_hosts_merge_into_one_matrix() {
         .unwrap();
     assert_eq!(net["verdict"], "unavailable", "{net:#}");
     assert_eq!(net["failure"]["name"], "EPERM");
-    assert_eq!(net["cause"]["id"], "seccomp_filter");
+    assert_eq!(net["cause"]["id"], "seccomp_refuses_namespaces");
     let root_cause = net["root_cause"].as_str().unwrap();
     let causes = seccomp["root_causes"].as_array().unwrap();
     let seccomp_cause = causes.iter().find(|c| c["id"] == root_cause).unwrap();
@@ -234,7 +234,7 @@ fn reports_from_several_hosts_merge_into_one_matrix() {
         common::RUNNER_SUITE_NEVER_RAN
     );
     assert_eq!(m["abilities"]["net"][2], "no: denied_by_environment");
-    assert_eq!(m["abilities"]["net"][3], "no: seccomp_filter");
+    assert_eq!(m["abilities"]["net"][3], "no: seccomp_refuses_namespaces");
 
     // Markdown, and failing the job for the tests that ran nowhere.
     let mut args = vec!["merge", "--fail-on-never-ran"];

@@ -8,7 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 use std::sync::OnceLock;
 
-use common::{Host, Run, hermetic, nextest_installed, sibling_test_binary};
+use common::{Host, Run, example_binary, hermetic, nextest_installed, sibling_test_binary};
 use userns_test::requires_userns;
 
 /// A stand-in for bubblewrap that succeeds and, when
@@ -148,21 +148,18 @@ fn unmet_tests_are_ignored_with_reason_and_grouped() {
     );
     assert!(
         run.stderr
-            .contains("  net    no  denied by USERNS_TEST_DENY\n"),
+            .contains("  net    no  denied by USERNS_TEST_DENY; cause [1]\n"),
         "{}",
         run.stderr
     );
     assert!(
-        run.stderr.contains("userns-test: 2 skipped, by reason:\n"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr.contains(&format!(
-            "  SKIPPED [2] {reason}\n      needs_net, net::creates_ns\n      \
-             cause: USERNS_TEST_DENY lists this ability\n      \
-             fix: remove `net` from USERNS_TEST_DENY\n"
-        )),
+        run.stderr.contains(
+            "userns-test: 2 skipped, by cause:\n  \
+             [1] USERNS_TEST_DENY lists the ability\n      \
+             abilities: net\n      \
+             skipped (2): needs_net, net::creates_ns\n      \
+             fix: remove the ability from USERNS_TEST_DENY\n"
+        ),
         "{}",
         run.stderr
     );
@@ -468,7 +465,9 @@ fn colour_follows_the_terminal_and_the_flag() {
     assert!(!piped.stderr.contains('\x1b'));
     let forced = suite(&["--color", "always"], &[("USERNS_TEST_DENY", "net")]);
     assert!(
-        forced.stderr.contains("\x1b[33mSKIPPED [2]\x1b[0m"),
+        forced
+            .stderr
+            .contains("\x1b[33mskipped (2)\x1b[0m: needs_net"),
         "{}",
         forced.stderr
     );
@@ -509,11 +508,17 @@ fn restricted_hosts_skip_for_real_causes() {
             "{line}"
         );
     }
+    // One root cause for every namespace ability, its tests listed once.
     assert!(
         seccomp.stderr.contains(
-            "SKIPPED [1] needs mount: unshare(CLONE_NEWUSER) failed: EPERM (1)\n      \
-             mount::creates_ns\n      cause: a seccomp filter refuses this system call"
+            "  [1] a seccomp filter refuses creating namespaces, user namespaces included"
         ),
+        "{}",
+        seccomp.stderr
+    );
+    assert_eq!(
+        seccomp.stderr.matches("fix: ").count(),
+        1,
         "{}",
         seccomp.stderr
     );
@@ -563,4 +568,60 @@ fn nextest_reports_unmet_tests_as_skip() {
     assert_eq!(status("net::creates_ns").as_deref(), Some("SKIP"), "{text}");
     assert_eq!(status("plain").as_deref(), Some("PASS"), "{text}");
     assert_eq!(status("result_fails").as_deref(), Some("SKIP"), "{text}");
+}
+
+/// The example jailer suite on restricted hosts: every refusal has one
+/// root cause, and the summary says each cause and each fix once (the
+/// matrix refers to it by number), whatever the number of abilities and
+/// tests it takes. Real bubblewrap, so that its refusal is diagnosed too.
+#[requires_userns(root)]
+fn jailer_summary_says_each_root_cause_once() {
+    for (host, cause_words) in [
+        (
+            Host::DockerSeccomp,
+            "a seccomp filter refuses creating namespaces",
+        ),
+        (Host::RestrictNamespaces, "refuses some namespace types"),
+        (Host::NoMountNamespaces, "user.max_mnt_namespaces=0"),
+    ] {
+        let mut cmd = host.command(example_binary("jailer"), &["--test-threads=1"]);
+        let run: Run = hermetic(&mut cmd)
+            .output()
+            .expect("run the jailer suite")
+            .into();
+        assert_eq!(
+            run.code,
+            Some(0),
+            "{host:?}\n{}\n{}",
+            run.stdout,
+            run.stderr
+        );
+        let summary = &run.stderr[run.stderr.find("userns-test: host:").unwrap()..];
+        assert_eq!(
+            summary.matches(cause_words).count(),
+            1,
+            "{host:?}: the cause once\n{summary}"
+        );
+        let fixes: Vec<&str> = summary
+            .lines()
+            .filter(|l| l.trim_start().starts_with("fix: "))
+            .collect();
+        let mut distinct = fixes.clone();
+        distinct.sort();
+        distinct.dedup();
+        assert_eq!(fixes, distinct, "{host:?}: a fix repeated\n{summary}");
+        // Every unavailable ability of the matrix refers to a cause.
+        let matrix = summary
+            .lines()
+            .skip_while(|l| !l.starts_with("userns-test: abilities"))
+            .skip(1)
+            .take_while(|l| l.starts_with("  "));
+        for row in matrix.filter(|r| r.contains(" no ")) {
+            assert!(row.ends_with("; cause [1]"), "{host:?}: {row}\n{summary}");
+        }
+        assert!(
+            summary.contains("userns-test: ") && summary.contains(" skipped, by cause:\n  [1] "),
+            "{summary}"
+        );
+    }
 }

@@ -1,26 +1,66 @@
-//! Probes: each ability's operation, performed in a throwaway child.
+//! Probes: each ability's operation, performed in a throwaway child, and
+//! what was observed. A probe says what happened (the step that failed and
+//! how, see [`Observation`]); it never says why: that is
+//! [`crate::diagnosis`], which reads the observation with the host facts
+//! and what other probes observed.
 //!
 //! [`probe`](crate::probe()) caches one verdict per ability per process;
-//! [`probe_with`] runs the probe again every time (benchmarks, tools).
+//! [`probe_with`](crate::probe_with) probes and diagnoses again every time
+//! (benchmarks, tools); [`observe`] only probes.
 
 mod child;
+pub mod control;
 mod external;
 mod program;
 mod raw;
-mod step;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-pub use step::Step;
-
 use crate::Ability;
-use crate::diagnosis::{Cause, diagnose};
-use crate::facts::{Facts, HostFacts};
-use crate::verdict::{Failure, Reason, Status, Verdict};
+use crate::facts::HostFacts;
+use crate::failure::Failure;
+use crate::step::{Step, clone_flag_names};
 use child::{ALL_DONE, ChildEnd, ChildRun, SpawnError, run_child};
 use program::Op;
-use step::clone_flag_names;
+
+/// What a probe saw: whether the ability's operation worked and, if not,
+/// the step that failed and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observation {
+    /// The ability probed.
+    pub ability: Ability,
+    /// `Ok` when every step worked.
+    pub result: Result<(), Failed>,
+    /// A fact learnt on the way, e.g. `Landlock ABI 6`.
+    pub note: Option<String>,
+    /// How long the probe took.
+    pub duration: Duration,
+}
+
+/// The step of a probe that failed, and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failed {
+    /// The operation that failed.
+    pub step: Step,
+    /// How it failed.
+    pub failure: Failure,
+}
+
+impl Observation {
+    /// The failed step, when the operation did not work.
+    pub fn failed(&self) -> Option<&Failed> {
+        self.result.as_ref().err()
+    }
+}
+
+/// The outcome of a probe's operation.
+pub(crate) type Outcome = Result<(), Failed>;
+
+/// A failed outcome.
+pub(crate) fn failed(step: Step, failure: Failure) -> Outcome {
+    Err(Failed { step, failure })
+}
 
 /// How probes run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,21 +80,21 @@ impl Default for ProbeOptions {
     }
 }
 
-/// Probes `ability` now, without the per-process cache.
-pub fn probe_with(ability: Ability, options: &ProbeOptions) -> Verdict {
+/// Performs `ability`'s operation now, without any cache, and says what
+/// happened. The host facts are read only where the operation depends on
+/// them (root, the subordinate ids of this user, the capability
+/// cap_setpcap drops).
+pub fn observe(ability: Ability, options: &ProbeOptions) -> Observation {
     let started = Instant::now();
-    // The host facts are read where an answer depends on them (root, the
-    // subordinate ids of this user) or a failure needs explaining, not
-    // before: a namespace probe that succeeds needs only the ids below.
-    let (status, note) = match ability {
-        Ability::Root => (root_status(HostFacts::get()), None),
+    let (result, note) = match ability {
+        Ability::Root => (root_outcome(HostFacts::get()), None),
         Ability::Bwrap | Ability::BwrapNet => external::bwrap(ability, options),
         Ability::Subids => (external::subids(options, HostFacts::get()), None),
         _ => syscall_probe(ability, options),
     };
-    Verdict {
+    Observation {
         ability,
-        status,
+        result,
         note,
         duration: started.elapsed(),
     }
@@ -164,22 +204,22 @@ fn capability_to_drop(facts: &HostFacts) -> u32 {
         .unwrap_or(last)
 }
 
-fn syscall_probe(ability: Ability, options: &ProbeOptions) -> (Status, Option<String>) {
+fn syscall_probe(ability: Ability, options: &ProbeOptions) -> (Outcome, Option<String>) {
     let (flags, ops) = program(ability);
     match run_child(&ops, flags, options.timeout, |_, _| ()) {
         Ok((run, ())) => {
             let note = (ability == Ability::Landlock && run.value > 0)
                 .then(|| format!("Landlock ABI {}", run.value));
-            (child_status(ability, &ops, &run), note)
+            (child_outcome(&ops, &run), note)
         }
-        Err(e) => (spawn_failure(ability, flags, e), None),
+        Err(e) => (spawn_failure(flags, e), None),
     }
 }
 
-/// Turns a finished child into a status.
-pub(crate) fn child_status(ability: Ability, ops: &[Op], run: &ChildRun) -> Status {
+/// What a finished child observed.
+pub(crate) fn child_outcome(ops: &[Op], run: &ChildRun) -> Outcome {
     let failure = match run.end {
-        ChildEnd::Exited(0) if run.op == ALL_DONE => return Status::Available,
+        ChildEnd::Exited(0) if run.op == ALL_DONE => return Ok(()),
         ChildEnd::Exited(_) if run.errno != 0 => Failure::errno(run.errno),
         ChildEnd::Exited(code) => Failure::ExitStatus { code, stderr: None },
         ChildEnd::Killed(sig) => Failure::signal(sig),
@@ -191,10 +231,10 @@ pub(crate) fn child_status(ability: Ability, ops: &[Op], run: &ChildRun) -> Stat
         .get(run.op)
         .map(|op| op.step(run.phase))
         .unwrap_or(Step::Handshake);
-    unavailable(ability, step, failure)
+    failed(step, failure)
 }
 
-fn spawn_failure(ability: Ability, flags: libc::c_int, e: SpawnError) -> Status {
+fn spawn_failure(flags: libc::c_int, e: SpawnError) -> Outcome {
     let (step, errno) = match e {
         // What the clone asked for: the child's own flags and a pidfd (and
         // CLONE_VM where a core dump cannot take the test process down).
@@ -211,57 +251,26 @@ fn spawn_failure(ability: Ability, flags: libc::c_int, e: SpawnError) -> Status 
             errno,
         ),
     };
-    unavailable(ability, step, Failure::errno(errno as i32))
+    failed(step, Failure::errno(errno as i32))
 }
 
-/// An unavailable status with its diagnosis (which reads this process's
-/// host facts only if the failure is one they explain).
-pub(crate) fn unavailable(ability: Ability, step: Step, failure: Failure) -> Status {
-    let (cause, remedy) = diagnose(ability, &step, &failure, Facts::ThisProcess);
-    Status::Unavailable(Reason {
-        step,
-        failure,
-        cause,
-        remedy,
-    })
-}
-
-/// An unavailable status whose cause is already known.
-pub(crate) fn unavailable_because(
-    ability: Ability,
-    step: Step,
-    failure: Failure,
-    cause: Cause,
-) -> Status {
-    let remedy = crate::diagnosis::remedy(ability, &cause, Facts::ThisProcess);
-    Status::Unavailable(Reason {
-        step,
-        failure,
-        cause,
-        remedy,
-    })
-}
-
-fn root_status(facts: &HostFacts) -> Status {
-    let cause = if facts.uid != 0 {
-        Cause::NotRoot { uid: facts.uid }
+/// Root means real uid 0 in the initial user namespace. An unknown uid map
+/// is not "not in one": uid 0 inside a user namespace would pass.
+fn root_outcome(facts: &HostFacts) -> Outcome {
+    let found = if facts.uid != 0 {
+        format!("real uid {}", facts.uid)
     } else {
-        match facts.in_user_namespace {
-            Some(false) => return Status::Available,
-            Some(true) => Cause::NotInitialUserNamespace {
-                uid_map: facts.uid_map.clone().unwrap_or_default(),
-            },
-            // Unknown is not "not in one": uid 0 inside a user namespace
-            // would pass.
-            None => {
+        match (facts.in_user_namespace, &facts.uid_map) {
+            (Some(false), _) => return Ok(()),
+            (Some(true), map) => format!("uid_map {}", map.as_deref().unwrap_or("unknown")),
+            (None, _) => {
                 let path = "/proc/self/uid_map";
                 let (errno, error) = facts
                     .unreadable(path)
                     .map_or((None, "it is missing (no procfs?)".to_owned()), |u| {
                         (u.errno, u.error.clone())
                     });
-                return unavailable(
-                    Ability::Root,
+                return failed(
                     Step::CheckUid,
                     Failure::Unreadable {
                         path: path.into(),
@@ -272,25 +281,5 @@ fn root_status(facts: &HostFacts) -> Status {
             }
         }
     };
-    let found = match &cause {
-        Cause::NotRoot { uid } => format!("real uid {uid}"),
-        _ => format!("uid_map {}", facts.uid_map.as_deref().unwrap_or("unknown")),
-    };
-    unavailable_because(
-        Ability::Root,
-        Step::CheckUid,
-        Failure::Mismatch { found },
-        cause,
-    )
-}
-
-/// The reason of an ability that `USERNS_TEST_DENY` lists.
-pub(crate) fn denied_reason(ability: Ability) -> Reason {
-    let step = Step::ReadEnvironment {
-        variable: crate::policy::DENY_VAR.into(),
-    };
-    match unavailable(ability, step, Failure::Denied) {
-        Status::Unavailable(r) => r,
-        Status::Available => unreachable!("a denial is never available"),
-    }
+    failed(Step::CheckUid, Failure::Mismatch { found })
 }

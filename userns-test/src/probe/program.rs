@@ -8,7 +8,7 @@ use std::cell::UnsafeCell;
 use std::ffi::CString;
 
 use super::raw::{RawResult, sys, syscall6};
-use super::step::{Step, clone_flag_names};
+use crate::step::{Step, clone_flag_names};
 
 const LANDLOCK_CREATE_RULESET_VERSION: usize = 1;
 const LANDLOCK_ACCESS_FS_EXECUTE: u64 = 1;
@@ -64,6 +64,105 @@ pub(crate) enum Op {
     WaitForRelease {
         fd: libc::c_int,
     },
+    /// A control call (see [`super::control`]): expected to fail with the
+    /// kernel's own argument error.
+    Control(Control),
+}
+
+/// A system call made with an argument the kernel rejects before any
+/// permission check, so that the errno says who refused it: the kernel's
+/// argument error means the call reached the kernel; anything else was a
+/// filter's answer. Owns its buffers, like every [`Op`].
+pub(crate) enum Control {
+    /// `unshare(flags | CLONE_PTRACE)`: EINVAL (`check_unshare_flags`).
+    Unshare(libc::c_int),
+    /// `clone(flags | CLONE_FS)` with `CLONE_NEWUSER` or `CLONE_NEWNS` in
+    /// `flags`: EINVAL, checked before a process is copied.
+    Clone(libc::c_int),
+    /// `mount(NULL, "", NULL, 0, NULL)`: ENOENT from the path lookup, which
+    /// comes before the LSM hook and the capability check.
+    Mount { target: CString },
+    /// `socket(AF_NETLINK, 15, NETLINK_ROUTE)`: EINVAL, the type checked
+    /// before the LSM hook.
+    NetlinkSocket,
+    /// `sethostname(name, 65)`: EINVAL after the capability check, so it
+    /// runs where the probe held CAP_SYS_ADMIN.
+    SetHostname { name: Box<[u8; 65]> },
+    /// `prctl(PR_CAPBSET_DROP, 4096)`: EINVAL after the CAP_SETPCAP check,
+    /// so it says something only where the capability is effective.
+    CapBsetDrop,
+}
+
+/// A socket type beyond `SOCK_MAX`, within `SOCK_TYPE_MASK`.
+const INVALID_SOCKET_TYPE: libc::c_int = 15;
+/// A capability number no kernel has.
+const INVALID_CAPABILITY: usize = 4096;
+
+impl Control {
+    pub(crate) fn mount() -> Control {
+        Control::Mount {
+            target: cstring(""),
+        }
+    }
+
+    pub(crate) fn set_hostname() -> Control {
+        Control::SetHostname {
+            name: Box::new([b'x'; 65]),
+        }
+    }
+
+    /// The errno the kernel answers when the call reaches it.
+    pub(crate) fn kernel_errno(&self) -> i32 {
+        match self {
+            Control::Mount { .. } => libc::ENOENT,
+            _ => libc::EINVAL,
+        }
+    }
+
+    /// # Safety
+    /// Runs in the probe child: raw system calls on owned buffers only.
+    unsafe fn run(&self) -> RawResult {
+        unsafe {
+            match self {
+                Control::Unshare(flags) => sys!(libc::SYS_unshare, *flags | libc::CLONE_PTRACE),
+                Control::Clone(flags) => {
+                    let r = sys!(libc::SYS_clone, *flags | libc::CLONE_FS, 0, 0, 0, 0);
+                    if r == Ok(0) {
+                        // The kernel refuses these flags; should one ever
+                        // accept them, the copy it made leaves at once.
+                        let _ = sys!(libc::SYS_exit, 0);
+                    }
+                    r
+                }
+                Control::Mount { target } => sys!(libc::SYS_mount, 0, target.as_ptr(), 0, 0, 0),
+                Control::NetlinkSocket => {
+                    let r = sys!(
+                        libc::SYS_socket,
+                        libc::AF_NETLINK,
+                        INVALID_SOCKET_TYPE | libc::SOCK_CLOEXEC,
+                        libc::NETLINK_ROUTE
+                    );
+                    if let Ok(fd) = r {
+                        let _ = sys!(libc::SYS_close, fd);
+                    }
+                    r
+                }
+                Control::SetHostname { name } => {
+                    sys!(libc::SYS_sethostname, name.as_ptr(), name.len())
+                }
+                Control::CapBsetDrop => {
+                    sys!(
+                        libc::SYS_prctl,
+                        libc::PR_CAPBSET_DROP,
+                        INVALID_CAPABILITY,
+                        0,
+                        0,
+                        0
+                    )
+                }
+            }
+        }
+    }
 }
 
 // SAFETY: the buffers behind UnsafeCell are written only by the probe
@@ -218,7 +317,20 @@ impl Op {
             },
             Op::RouteNetlink { link_up: false, .. } => Step::LoopbackAddAddress,
             Op::RouteNetlink { link_up: true, .. } => Step::LoopbackUp,
-            Op::SignalReady { .. } | Op::WaitForRelease { .. } => Step::Handshake,
+            Op::SignalReady { .. } | Op::WaitForRelease { .. } | Op::Control(_) => Step::Handshake,
+        }
+    }
+
+    /// The control call for this operation at `phase`, where one tells a
+    /// filter's refusal from the kernel's.
+    pub(crate) fn control(&self, phase: usize) -> Option<Control> {
+        match self {
+            Op::Unshare(flags) => Some(Control::Unshare(*flags)),
+            Op::Mount { .. } => Some(Control::mount()),
+            Op::SetHostname(_) => Some(Control::set_hostname()),
+            Op::CapBsetDrop(_) => Some(Control::CapBsetDrop),
+            Op::RouteNetlink { .. } if phase == 0 => Some(Control::NetlinkSocket),
+            _ => None,
         }
     }
 
@@ -313,6 +425,7 @@ impl Op {
                     let byte = 1u8;
                     sys!(libc::SYS_write, *fd, &byte as *const u8, 1).map(drop)
                 }
+                Op::Control(control) => control.run().map(drop),
                 Op::WaitForRelease { fd } => {
                     let mut byte = 0u8;
                     loop {

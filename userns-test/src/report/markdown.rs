@@ -9,7 +9,7 @@ use super::model::{Outcome, Report, TestEntry};
 use crate::text;
 
 /// How many test names a root cause lists before "and N more".
-const NAMES_SHOWN: usize = 20;
+pub const NAMES_SHOWN: usize = 20;
 /// How long a failure message may be in the summary.
 const MESSAGE_SHOWN: usize = 300;
 
@@ -99,6 +99,21 @@ pub fn counts_line(tests: &[&TestEntry]) -> String {
     parts.join(", ")
 }
 
+/// A table cell listing test `names`: `none`, or `N: a, b, ...` with the
+/// first [`NAMES_SHOWN`] and "and M more".
+pub fn names_cell(names: &[impl AsRef<str>]) -> String {
+    let shown: Vec<String> = names
+        .iter()
+        .take(NAMES_SHOWN)
+        .map(|n| cell(n.as_ref()))
+        .collect();
+    match (names.len(), names.len().saturating_sub(NAMES_SHOWN)) {
+        (0, _) => "none".to_owned(),
+        (n, 0) => format!("{n}: {}", shown.join(", ")),
+        (n, m) => format!("{n}: {}, and {m} more", shown.join(", ")),
+    }
+}
+
 /// The step summary section of `binary` in `report`. `not_annotated`:
 /// root causes of the run that GitHub's annotation limit left out, which
 /// the section says.
@@ -161,13 +176,7 @@ pub fn step_summary(report: &Report, binary: &str, not_annotated: usize) -> Stri
         out.push_str("| cause | abilities | tests skipped | fix |\n|---|---|---|---|\n");
         for (i, rc) in causes.iter().enumerate() {
             let names = skipped_by.get(rc.id.as_str()).cloned().unwrap_or_default();
-            let shown: Vec<String> = names.iter().take(NAMES_SHOWN).map(|n| cell(n)).collect();
-            let more = names.len().saturating_sub(NAMES_SHOWN);
-            let list = match (names.len(), more) {
-                (0, _) => "none".to_owned(),
-                (n, 0) => format!("{n}: {}", shown.join(", ")),
-                (n, m) => format!("{n}: {}, and {m} more", shown.join(", ")),
-            };
+            let list = names_cell(&names);
             out.push_str(&format!(
                 "| {}. {} ({}) | {} | {} | {} |\n",
                 i + 1,

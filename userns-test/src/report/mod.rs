@@ -7,7 +7,7 @@
 //! A report covers one *run*: one `cargo test` (every runner binary it
 //! starts adds its tests), one `cargo nextest run` (every test process adds
 //! its outcome), or one direct execution. Each process records what it
-//! knows in the run's directory ([`store`]): a *ledger* per binary with one
+//! knows in the run's directory (`store.rs`): a *ledger* per binary with one
 //! slot per test, updated in place as each test starts and ends, so that a
 //! process that dies mid-test leaves the fact behind. The report is
 //! assembled from those records, and says only what they show:
@@ -29,7 +29,7 @@
 //! everything once after the run.
 //!
 //! # Files nobody else can touch
-//! Every file goes through [`crate::safe_fs`]: report files are replaced by
+//! Every file goes through `safe_fs.rs`: report files are replaced by
 //! `rename` from unguessable temporaries in a directory this uid owns (or a
 //! sticky one), never through a link or over another user's file or a
 //! device; the run's records live in a directory private to this uid; the

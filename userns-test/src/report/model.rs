@@ -289,11 +289,7 @@ impl LackDetail {
 /// `<cause id>-<8 hex digits of a hash of the cause's words and the fix>`:
 /// the same on every runner for the same cause and fix.
 pub fn root_cause_id(cause: &CauseText, remedy: &str) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in cause.message.bytes().chain([0]).chain(remedy.bytes()) {
-        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{}-{:08x}", cause.id, (h >> 32) as u32 ^ h as u32)
+    crate::root_cause::id(&cause.id, &cause.message, remedy)
 }
 
 /// A verdict as reports and `doctor --json` show it: its serde form plus

@@ -530,7 +530,7 @@ pub(crate) fn record_verdicts(record: &RunRecord) -> Vec<serde_json::Value> {
     let mut verdicts = record.verdicts.clone();
     verdicts.extend(record.denied.iter().map(|&a| crate::verdict::Verdict {
         ability: a,
-        status: crate::verdict::Status::Unavailable(crate::probe::denied_reason(a)),
+        status: crate::verdict::Status::Unavailable(crate::policy::denied_reason()),
         note: None,
         duration: Duration::ZERO,
     }));

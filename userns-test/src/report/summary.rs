@@ -11,9 +11,6 @@ use super::markdown::host_line;
 use super::model::{Outcome, Report, TestEntry};
 use crate::text::one_line;
 
-/// How many test names a cause lists before "and N more".
-const NAMES_SHOWN: usize = 6;
-
 /// The summary of `report`.
 pub fn render(report: &Report) -> String {
     let mut out = String::new();
@@ -71,29 +68,15 @@ pub fn render(report: &Report) -> String {
         let skipped = report.counts.skipped;
         let _ = writeln!(out, "userns-test: {skipped} skipped, by cause:");
         for (i, rc) in report.root_causes.iter().enumerate() {
-            let names = report.skipped_by(&rc.id);
-            let _ = writeln!(out, "  [{}] {}", i + 1, one_line(&rc.cause.message));
-            let _ = writeln!(out, "      abilities: {}", rc.abilities.join(", "));
-            if !names.is_empty() {
-                let shown: Vec<String> = names
-                    .iter()
-                    .take(NAMES_SHOWN)
-                    .map(|n| one_line(n).into_owned())
-                    .collect();
-                let more = names.len().saturating_sub(NAMES_SHOWN);
-                let tail = if more > 0 {
-                    format!(", and {more} more")
-                } else {
-                    String::new()
-                };
-                let _ = writeln!(
-                    out,
-                    "      skipped ({}): {}{tail}",
-                    names.len(),
-                    shown.join(", ")
-                );
-            }
-            let _ = writeln!(out, "      fix: {}", one_line(&rc.remedy));
+            crate::root_cause::write_block(
+                &mut out,
+                i + 1,
+                &rc.cause.message,
+                &rc.abilities.join(", "),
+                &report.skipped_by(&rc.id),
+                &rc.remedy,
+                &|s| s.to_owned(),
+            );
         }
     }
     let failed: Vec<&TestEntry> = report

@@ -1,6 +1,6 @@
 //! The summary a person reads after a run: the host, the ability matrix of
-//! what the suite needed, and the skipped tests grouped by reason (in the
-//! manner of `pytest -rs`). Written to stderr, after libtest's own summary
+//! what the suite needed, and the skipped tests grouped by root cause (in
+//! the manner of `pytest -rs`, each cause and fix said once). Written to stderr, after libtest's own summary
 //! line, which stays the last line on stdout for tools that parse it.
 
 use std::io::{self, IsTerminal, Write};
@@ -8,12 +8,10 @@ use std::io::{self, IsTerminal, Write};
 use libtest_mimic::{Arguments, ColorSetting};
 
 use super::{RunRecord, TestOutcome};
-use crate::HostFacts;
-use crate::policy::Unmet;
+use crate::root_cause::RootCauses;
 use crate::text::one_line;
-
-/// How many test names a reason lists before "and N more".
-const NAMES_SHOWN: usize = 6;
+use crate::verdict::Reason;
+use crate::{Ability, HostFacts};
 
 /// Colour when libtest's `--color` says so, or on a terminal without
 /// `NO_COLOR`.
@@ -39,110 +37,81 @@ impl Paint {
     }
 }
 
-/// Writes the summary of `record`.
+/// Writes the summary of `record`: the host, the matrix of the abilities
+/// the run needed (an unavailable one refers to its root cause by number),
+/// then each root cause once, with the abilities it takes, the tests it
+/// skipped and its fix.
 pub fn write_summary(w: &mut impl Write, record: &RunRecord, color: bool) -> io::Result<()> {
     let paint = Paint(color);
     let facts = HostFacts::get();
-    writeln!(w)?;
-    writeln!(w, "userns-test: host: {}", facts.summary())?;
+    let mut out = String::new();
+    out.push('\n');
+    out.push_str(&format!("userns-test: host: {}\n", facts.summary()));
     if let Some(e) = &record.config_error {
-        writeln!(
-            w,
-            "userns-test: {}",
+        out.push_str(&format!(
+            "userns-test: {}\n",
             paint.wrap("31", &format!("configuration error: {}", one_line(e)))
-        )?;
+        ));
     }
 
-    let needed = record.verdicts.len() + record.denied.len();
-    if needed > 0 {
-        writeln!(w, "userns-test: abilities this run needed:")?;
-        let width = record
-            .verdicts
-            .iter()
-            .map(|v| v.ability.name().len())
-            .chain(record.denied.iter().map(|a| a.name().len()))
-            .max()
-            .unwrap_or(0);
-        let mut rows: Vec<(crate::Ability, String)> = record
-            .verdicts
-            .iter()
-            .map(|v| {
-                let cell = match v.reason() {
-                    None => paint.wrap("32", &v.yes_with_note()),
-                    Some(r) => format!(
-                        "{} {}",
-                        paint.wrap("31", "no "),
-                        one_line(&format!("{}; {}", r.short(), r.cause))
-                    ),
-                };
-                (v.ability, cell)
-            })
-            .collect();
-        rows.extend(record.denied.iter().map(|&a| {
-            (
-                a,
-                format!("{} denied by USERNS_TEST_DENY", paint.wrap("33", "no ")),
-            )
-        }));
-        rows.sort_by_key(|(a, _)| *a);
-        for (ability, cell) in rows {
-            writeln!(w, "  {:width$}  {cell}", ability.name())?;
-        }
+    let denied = crate::policy::denied_reason();
+    let mut causes = RootCauses::of_verdicts(&record.verdicts);
+    for &a in &record.denied {
+        causes.add_ability(a, &denied);
     }
-
-    // Grouped by the whole reason, remedy included, so that two causes
-    // with different fixes never share a group. A suite has few distinct
-    // reasons: scanning them compares structures, where keying a map by
-    // the text formatted every skipped test's whole reason.
-    let mut groups: Vec<(&Unmet, Vec<&str>)> = Vec::new();
+    let mut skipped = 0;
     for t in &record.tests {
         if let TestOutcome::Skipped { unmet } = &t.outcome {
-            match groups.iter_mut().find(|(u, _)| *u == unmet) {
-                Some((_, names)) => names.push(&t.name),
-                None => groups.push((unmet, vec![&t.name])),
+            skipped += 1;
+            for (ability, reason) in &unmet.reasons {
+                causes.add_skip(&t.name, *ability, reason);
             }
         }
     }
-    let skipped: usize = groups.iter().map(|(_, names)| names.len()).sum();
-    if skipped == 0 {
-        writeln!(w, "userns-test: no test skipped")?;
-        return Ok(());
-    }
-    writeln!(w, "userns-test: {skipped} skipped, by reason:")?;
-    groups.sort_by(|a, b| {
-        b.1.len()
-            .cmp(&a.1.len())
-            .then_with(|| a.0.brief().cmp(&b.0.brief()))
-            .then_with(|| a.0.to_string().cmp(&b.0.to_string()))
-    });
-    for (unmet, names) in groups {
-        writeln!(
-            w,
-            "  {} {}",
-            paint.wrap("33", &format!("SKIPPED [{}]", names.len())),
-            one_line(&unmet.brief())
-        )?;
-        let shown: Vec<&str> = names.iter().take(NAMES_SHOWN).copied().collect();
-        let more = names.len().saturating_sub(NAMES_SHOWN);
-        let tail = if more > 0 {
-            format!(", and {more} more")
-        } else {
-            String::new()
-        };
-        writeln!(w, "      {}{tail}", one_line(&shown.join(", ")))?;
-        for (ability, reason) in &unmet.reasons {
-            let which = if unmet.reasons.len() == 1 {
-                String::new()
-            } else {
-                format!(" ({ability})")
+    causes.sort();
+
+    let mut rows: Vec<(Ability, Option<&Reason>, String)> = record
+        .verdicts
+        .iter()
+        .map(|v| (v.ability, v.reason(), v.yes_with_note()))
+        .collect();
+    rows.extend(
+        record
+            .denied
+            .iter()
+            .map(|&a| (a, Some(&denied), String::new())),
+    );
+    rows.sort_by_key(|(a, _, _)| *a);
+    if !rows.is_empty() {
+        out.push_str("userns-test: abilities this run needed:\n");
+        let width = rows
+            .iter()
+            .map(|(a, _, _)| a.name().len())
+            .max()
+            .unwrap_or(0);
+        for (ability, reason, yes) in &rows {
+            let cell = match reason {
+                None => paint.wrap("32", yes),
+                Some(r) => {
+                    let number = causes
+                        .number(r)
+                        .map_or(String::new(), |n| format!("; cause [{n}]"));
+                    format!(
+                        "{} {}{number}",
+                        paint.wrap("31", "no "),
+                        one_line(&r.short())
+                    )
+                }
             };
-            writeln!(
-                w,
-                "      cause{which}: {}",
-                one_line(&reason.cause.to_string())
-            )?;
-            writeln!(w, "      fix{which}: {}", one_line(&reason.remedy))?;
+            out.push_str(&format!("  {:width$}  {cell}\n", ability.name()));
         }
     }
-    Ok(())
+
+    if causes.is_empty() {
+        out.push_str("userns-test: no test skipped\n");
+    } else {
+        out.push_str(&format!("userns-test: {skipped} skipped, by cause:\n"));
+        causes.write_blocks(&mut out, &|s| paint.wrap("33", s));
+    }
+    w.write_all(out.as_bytes())
 }

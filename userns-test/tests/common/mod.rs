@@ -45,6 +45,18 @@ pub enum Host {
     IfFlagsRefused,
     /// seccomp: `mount` (and the new mount API) fail EPERM.
     MountRefused,
+    /// systemd's `RestrictNamespaces=user mnt`: `unshare`, `clone` and
+    /// `setns` with any other namespace flag fail EPERM (matched by flag,
+    /// as systemd does), `clone3` fails ENOSYS. User and mount namespaces
+    /// work.
+    RestrictNamespaces,
+    /// A container profile refusing `sethostname` (EPERM) while allowing
+    /// the namespaces.
+    SethostnameRefused,
+    /// `user.max_net_namespaces=0`, set inside a user namespace we own.
+    NoNetNamespaces,
+    /// `user.max_mnt_namespaces=0`, set inside a user namespace we own.
+    NoMountNamespaces,
     /// Inside `bwrap --unshare-user --disable-userns`: no further user
     /// namespaces.
     InsideBwrapDisableUserns,
@@ -109,6 +121,49 @@ fn namespace_filter(action: SeccompAction) -> BpfProgram {
     )
 }
 
+/// The namespace flags systemd's `RestrictNamespaces=user mnt` refuses.
+const RESTRICTED_FLAGS: [u64; 5] = [
+    libc::CLONE_NEWNET as u64,
+    libc::CLONE_NEWPID as u64,
+    libc::CLONE_NEWIPC as u64,
+    libc::CLONE_NEWUTS as u64,
+    libc::CLONE_NEWCGROUP as u64,
+];
+
+/// `unshare`/`clone` (flags: argument 0) and `setns` (argument 1) with any
+/// of `flags` set fail EPERM; `clone3`, whose flags a filter cannot read,
+/// fails ENOSYS, so that callers fall back to `clone`.
+fn flag_filter(flags: &[u64]) -> Vec<BpfProgram> {
+    let rules = |arg: u8| -> Vec<SeccompRule> {
+        flags
+            .iter()
+            .map(|&flag| {
+                SeccompRule::new(vec![
+                    SeccompCondition::new(
+                        arg,
+                        SeccompCmpArgLen::Qword,
+                        SeccompCmpOp::MaskedEq(flag),
+                        flag,
+                    )
+                    .unwrap(),
+                ])
+                .unwrap()
+            })
+            .collect()
+    };
+    vec![
+        filter(
+            vec![
+                (libc::SYS_unshare, rules(0)),
+                (libc::SYS_clone, rules(0)),
+                (libc::SYS_setns, rules(1)),
+            ],
+            SeccompAction::Errno(libc::EPERM as u32),
+        ),
+        refuse_all(&[libc::SYS_clone3], libc::ENOSYS),
+    ]
+}
+
 /// `syscall` with argument `arg` equal to `value`: fails with `errno`.
 fn refuse_when(syscall: i64, arg: u8, value: u64, errno: i32) -> BpfProgram {
     let rule = SeccompRule::new(vec![
@@ -155,6 +210,22 @@ fn landlock_proc_read_only() -> std::os::fd::OwnedFd {
     fd.expect("Landlock is enabled on this kernel")
 }
 
+/// `program`, inside a user namespace we own whose
+/// `user.max_<kind>_namespaces` is 0.
+fn limited(kind: &str, program: impl AsRef<OsStr>) -> Command {
+    let mut c = Command::new("unshare");
+    c.args([
+        "--user",
+        "--map-root-user",
+        "sh",
+        "-c",
+        &format!("echo 0 > /proc/sys/user/max_{kind}_namespaces && exec \"$@\""),
+        "sh",
+    ])
+    .arg(program);
+    c
+}
+
 impl Host {
     /// `program args` wrapped to run on this host.
     pub fn command(&self, program: impl AsRef<OsStr>, args: &[&str]) -> Command {
@@ -174,7 +245,11 @@ impl Host {
             | Host::ProcNotWritable
             | Host::NetlinkRefused
             | Host::IfFlagsRefused
-            | Host::MountRefused => Command::new(&program),
+            | Host::MountRefused
+            | Host::RestrictNamespaces
+            | Host::SethostnameRefused => Command::new(&program),
+            Host::NoNetNamespaces => limited("net", &program),
+            Host::NoMountNamespaces => limited("mnt", &program),
             Host::Unprivileged => {
                 let mut c = Command::new("setpriv");
                 c.args(unprivileged).arg(&program);
@@ -221,19 +296,7 @@ impl Host {
                 c.args(["--user", "--map-root-user", "--"]).arg(&program);
                 c
             }
-            Host::NoUserNamespaces => {
-                let mut c = Command::new("unshare");
-                c.args([
-                    "--user",
-                    "--map-root-user",
-                    "sh",
-                    "-c",
-                    "echo 0 > /proc/sys/user/max_user_namespaces && exec \"$@\"",
-                    "sh",
-                ])
-                .arg(&program);
-                c
-            }
+            Host::NoUserNamespaces => limited("user", &program),
         };
         cmd.args(args).current_dir("/");
         let filters: Vec<BpfProgram> = match self {
@@ -261,6 +324,8 @@ impl Host {
                 libc::SIOCSIFFLAGS,
                 libc::EACCES,
             )],
+            Host::RestrictNamespaces => flag_filter(&RESTRICTED_FLAGS),
+            Host::SethostnameRefused => vec![refuse_all(&[libc::SYS_sethostname], libc::EPERM)],
             Host::MountRefused => vec![refuse_all(
                 &[
                     libc::SYS_mount,
@@ -377,6 +442,19 @@ pub fn sibling_test_binary(name: &str) -> PathBuf {
         cargo_build(
             &[&["--test", name][..], features].concat(),
             concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"),
+            name,
+        )
+        .unwrap_or_else(|| newest_sibling(name))
+    })
+}
+
+/// The test target `name` of the example suite (package
+/// `userns-test-examples`: `jailer`, `plain`), built now if it is stale.
+pub fn example_binary(name: &str) -> PathBuf {
+    built(&format!("example {name}"), || {
+        cargo_build(
+            &["--tests"],
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/suite/Cargo.toml"),
             name,
         )
         .unwrap_or_else(|| newest_sibling(name))

@@ -76,6 +76,8 @@ pub enum Step {
     },
     /// Running a program to completion.
     Run {
+        /// The program's path.
+        program: String,
         /// The command line.
         command: String,
     },
@@ -83,6 +85,8 @@ pub enum Step {
     ReadSubids {
         /// `/etc/subuid` or `/etc/subgid`.
         path: String,
+        /// The user's name, or the uid where it has none.
+        user: String,
     },
     /// Checking the real uid and the user namespace.
     CheckUid,
@@ -91,6 +95,19 @@ pub enum Step {
         /// The variable.
         variable: String,
     },
+}
+
+impl Step {
+    /// Whether this step creates namespaces (`clone` or `unshare` with
+    /// namespace flags), and with `CLONE_NEWUSER` among them when `user`.
+    pub fn creates_namespace(&self, user: bool) -> bool {
+        match self {
+            Step::Clone { flags } | Step::Unshare { flags } => {
+                flags.contains("CLONE_NEW") && (!user || flags.contains("CLONE_NEWUSER"))
+            }
+            _ => false,
+        }
+    }
 }
 
 impl fmt::Display for Step {
@@ -118,8 +135,8 @@ impl fmt::Display for Step {
             Step::Handshake => f.write_str("handshake between probe parent and child"),
             Step::FindProgram { program } => write!(f, "finding {program}"),
             Step::Exec { program } => write!(f, "executing {program}"),
-            Step::Run { command } => write!(f, "running `{command}`"),
-            Step::ReadSubids { path } => write!(f, "looking up this user in {path}"),
+            Step::Run { command, .. } => write!(f, "running `{command}`"),
+            Step::ReadSubids { path, user } => write!(f, "looking up {user} in {path}"),
             Step::CheckUid => f.write_str("checking the real uid and user namespace"),
             Step::ReadEnvironment { variable } => write!(f, "reading {variable}"),
         }

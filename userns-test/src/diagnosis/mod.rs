@@ -1,0 +1,139 @@
+//! Diagnosis: from what the probes observed, the cause and the narrowest
+//! remedy.
+//!
+//! A probe says which step failed and how; the cause comes from evidence,
+//! never from a fact alone: the errno at that step, the host facts, what
+//! the probes of *other* abilities observed (`user` available means no
+//! filter refuses user namespaces), and control calls (see
+//! [`crate::probe::control`]) that tell a seccomp filter's refusal from
+//! the kernel's. A sysctl that restricts user namespaces is named only
+//! after the operation itself failed in the way that sysctl makes it fail.
+//!
+//! The words of a cause and its remedy depend on the host, never on which
+//! ability hit it: abilities refused for one reason share one root cause
+//! (see [`crate::root_cause`]).
+
+mod programs;
+mod remedy;
+mod system_calls;
+
+use crate::Ability;
+use crate::cause::Cause;
+use crate::facts::HostFacts;
+use crate::failure::Failure;
+use crate::probe::control::FilterCheck;
+use crate::probe::{Failed, Observation};
+use crate::step::Step;
+use crate::verdict::{Reason, Status, Verdict};
+
+pub use remedy::apparmor_profile;
+pub(crate) use remedy::remedy;
+
+/// Where a diagnosis takes its evidence from. Each source is asked only
+/// when the failure needs it: a probe that fails for a cause that needs no
+/// facts (a program not installed, a denial) reads nothing from `/proc`.
+pub(crate) trait Evidence {
+    /// The host facts.
+    fn facts(&self) -> &HostFacts;
+    /// What probing `ability` observed on this host (probed on demand).
+    fn observation(&self, ability: Ability) -> Observation;
+    /// The control call for `step` of `ability`'s probe.
+    fn filter_check(&self, ability: Ability, step: &Step) -> FilterCheck;
+    /// Whether the program at `path` carries privilege (setuid root, or
+    /// file capabilities), when that can be read.
+    fn program_privileged(&self, path: &str) -> Option<bool>;
+}
+
+/// The verdict on what `observation` saw.
+pub(crate) fn assess(observation: Observation, evidence: &dyn Evidence) -> Verdict {
+    let status = match &observation.result {
+        Ok(()) => Status::Available,
+        Err(failed) => Status::Unavailable(reason(observation.ability, failed, evidence)),
+    };
+    Verdict {
+        ability: observation.ability,
+        status,
+        note: observation.note,
+        duration: observation.duration,
+    }
+}
+
+/// Why `ability` is unavailable after `failed`.
+pub(crate) fn reason(ability: Ability, failed: &Failed, evidence: &dyn Evidence) -> Reason {
+    let cause = cause(ability, failed, evidence);
+    let remedy = remedy(&cause, &|| evidence.facts());
+    Reason {
+        step: failed.step.clone(),
+        failure: failed.failure.clone(),
+        cause,
+        remedy,
+    }
+}
+
+/// The cause of `failed`, from the evidence.
+pub(crate) fn cause(ability: Ability, failed: &Failed, evidence: &dyn Evidence) -> Cause {
+    let Failed { step, failure } = failed;
+    match failure {
+        Failure::Signal { number, .. } if *number == libc::SIGSYS => Cause::SeccompKill,
+        Failure::Signal { .. } => Cause::KilledFromOutside,
+        Failure::TimedOut { .. } => Cause::TimedOut,
+        Failure::Denied => Cause::DeniedByEnvironment,
+        Failure::Configuration { .. } => Cause::BadConfiguration,
+        Failure::Unreadable {
+            errno: Some(errno @ (libc::EMFILE | libc::ENFILE | libc::ENOMEM)),
+            ..
+        } => system_calls::resource_limit(*errno, evidence).unwrap_or(Cause::Unexplained),
+        Failure::Unreadable { path, .. } => Cause::Unreadable { path: path.clone() },
+        _ => programs::cause(ability, step, failure, evidence).unwrap_or_else(|| {
+            match failure.errno_number() {
+                Some(errno) => system_calls::cause(ability, step, errno, evidence),
+                None => Cause::Unexplained,
+            }
+        }),
+    }
+}
+
+/// The reason every ability is unavailable when the environment's
+/// configuration is malformed.
+pub(crate) fn misconfigured(variable: &str, message: String) -> Reason {
+    let cause = Cause::BadConfiguration;
+    Reason {
+        step: Step::ReadEnvironment {
+            variable: variable.into(),
+        },
+        failure: Failure::Configuration { message },
+        remedy: remedy(&cause, &HostFacts::get),
+        cause,
+    }
+}
+
+/// The evidence of this process: its facts, read on first use; other
+/// abilities observed through `observe` (the gate's cache, or a memo of
+/// one uncached probe); control calls run now.
+pub(crate) struct Live<'a> {
+    /// The probes' time bound, for control calls.
+    pub timeout: std::time::Duration,
+    /// Observes another ability.
+    pub observe: &'a dyn Fn(Ability) -> Observation,
+}
+
+impl Evidence for Live<'_> {
+    fn facts(&self) -> &HostFacts {
+        HostFacts::get()
+    }
+
+    fn observation(&self, ability: Ability) -> Observation {
+        (self.observe)(ability)
+    }
+
+    fn filter_check(&self, ability: Ability, step: &Step) -> FilterCheck {
+        crate::probe::control::check(ability, step, self.timeout)
+    }
+
+    fn program_privileged(&self, path: &str) -> Option<bool> {
+        programs::privileged(path)
+    }
+}
+
+#[cfg(test)]
+mod tests;

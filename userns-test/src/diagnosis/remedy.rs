@@ -1,0 +1,244 @@
+//! Remedies: the narrowest fix first, host-wide switches last, with their
+//! cost. A remedy depends on the cause and the host, never on the ability
+//! that hit it, so that one root cause has one fix.
+
+use crate::cause::Cause;
+use crate::facts::HostFacts;
+
+/// A glob covering cargo's test binaries next to this one, for AppArmor.
+fn test_binary_glob() -> String {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|d| format!("{}/*", d.display())))
+        .unwrap_or_else(|| "/path/to/target/*/deps/*".into())
+}
+
+/// An AppArmor 4 profile that grants `userns,` to exactly the program at
+/// `path` (absolute; `*` globs allowed), with the commands to install and
+/// load it and what it permits, as comments: the narrow remedy for
+/// `kernel.apparmor_restrict_unprivileged_userns=1`.
+pub fn apparmor_profile(path: &str) -> String {
+    let base = path.rsplit('/').next().unwrap_or(path);
+    let mut name: String = base
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    name = name.trim_matches('-').to_owned();
+    if name.is_empty() {
+        name = "tests".into();
+    }
+    let profile = format!("userns-test-{name}");
+    // AppArmor needs quotes around a path with spaces and the like.
+    let attach = if path
+        .chars()
+        .any(|c| c.is_whitespace() || c == '"' || c == '#')
+    {
+        format!("\"{}\"", path.replace('"', "\\\""))
+    } else {
+        path.to_owned()
+    };
+    let file = format!("/etc/apparmor.d/{profile}");
+    format!(
+        "# AppArmor 4 profile for {path}\n\
+         # It lets this program, and nothing else, use user namespaces while\n\
+         # kernel.apparmor_restrict_unprivileged_userns=1 (Ubuntu 23.10 and later).\n\
+         #\n\
+         # Install and load it:\n\
+         #   userns-test apparmor-profile {path} | sudo tee {file}\n\
+         #   sudo apparmor_parser -r {file}\n\
+         # Remove it:\n\
+         #   sudo rm {file} && sudo apparmor_parser -R {profile}\n\
+         #\n\
+         # WARNING: `flags=(unconfined)` plus `userns,` gives this program the whole\n\
+         # unprivileged user-namespace attack surface the sysctl closes: any code it\n\
+         # runs may create namespaces and use capabilities inside them. Attach it only\n\
+         # to binaries you build and trust; a glob (`*`) covers every file it matches.\n\
+         abi <abi/4.0>,\n\
+         include <tunables/global>\n\
+         \n\
+         profile {profile} {attach} flags=(unconfined) {{\n\
+         \x20 userns,\n\
+         \n\
+         \x20 include if exists <local/{profile}>\n\
+         }}\n"
+    )
+}
+
+/// The fix for `cause`; `facts` is asked only by causes whose fix depends
+/// on the host.
+pub(crate) fn remedy<'a>(cause: &Cause, facts: &dyn Fn() -> &'a HostFacts) -> String {
+    match cause {
+        Cause::AppArmorRestrictsUserns { .. } => {
+            let glob = test_binary_glob();
+            format!(
+                "narrowest: an AppArmor profile granting `userns,` to the program that creates \
+                 the namespaces. For tests that call unshare/clone themselves, the test \
+                 binaries: /etc/apparmor.d/userns-test containing `abi <abi/4.0>, include \
+                 <tunables/global> profile userns-test {glob} flags=(unconfined) {{ userns, \
+                 include if exists <local/userns-test> }}`, loaded with `sudo apparmor_parser -r \
+                 /etc/apparmor.d/userns-test` (cargo names test binaries with a hash, so the \
+                 glob covers every binary in that directory; `userns-test apparmor-profile \
+                 BINARY` prints one). For tests that run bubblewrap, bwrap itself, which the \
+                 test binaries' profile does not cover: Ubuntu ships one (`sudo apparmor_parser \
+                 -r /usr/share/apparmor/extra-profiles/bwrap-userns-restrict`), or `userns-test \
+                 apparmor-profile $(command -v bwrap)`. Host-wide: `sudo sysctl -w \
+                 kernel.apparmor_restrict_unprivileged_userns=0` (re-exposes the unprivileged \
+                 user-namespace attack surface to every program on the host)"
+            )
+        }
+        Cause::CapabilitiesDeniedInUserns {
+            label: Some(label), ..
+        } => format!(
+            "run the tests outside the AppArmor profile `{label}`, or under one that allows \
+             user namespaces and the capabilities in them (`userns-test apparmor-profile \
+             BINARY` prints a profile with `userns,`)"
+        ),
+        Cause::CapabilitiesDeniedInUserns { .. } => "find the LSM policy that denies \
+             capabilities in user namespaces (the audit log: `dmesg | grep -i denied`; BPF LSM \
+             programs: `bpftool prog list` shows type lsm) and exempt the test binaries"
+            .into(),
+        Cause::UnprivilegedUsernsCloneOff => "run the tests as root in CI, or `sudo sysctl -w \
+             kernel.unprivileged_userns_clone=1` (host-wide: every unprivileged program may \
+             create user namespaces)"
+            .into(),
+        Cause::UserNamespacesDisabled => {
+            let facts = facts();
+            let inside = if facts.in_user_namespace == Some(true) || facts.container.is_some() {
+                " on the host or in the enclosing sandbox (the limit is per user namespace)"
+            } else {
+                ""
+            };
+            format!(
+                "`sudo sysctl -w user.max_user_namespaces=15000`{inside} (host-wide: RHEL-like \
+                 systems ship 0 to shrink the kernel attack surface reachable by unprivileged \
+                 users)"
+            )
+        }
+        Cause::UserNamespaceLimit { nested: true, .. } => "run the tests outside the enclosing \
+             sandbox, or let it allow nested user namespaces (bubblewrap without \
+             --disable-userns; Flatpak cannot)"
+            .into(),
+        Cause::UserNamespaceLimit { .. } => "wait for other user namespaces to close, or raise \
+             `user.max_user_namespaces` (host-wide)"
+            .into(),
+        Cause::NamespaceLimit { sysctl, .. } => format!(
+            "raise `{sysctl}` (`sudo sysctl -w {sysctl}=15000`; host-wide, or in the enclosing \
+             user namespace that set it)"
+        ),
+        Cause::SeccompRefusesNamespaces => "in a container: run it with a seccomp profile that \
+             allows unshare/clone with the namespace flags (narrower than `--privileged` or \
+             `seccomp=unconfined`); elsewhere, find the filter's owner (NoNewPrivs and Seccomp \
+             in /proc/self/status)"
+            .into(),
+        Cause::SeccompRefusesNamespaceTypes => "allow the namespace types the tests need where \
+             the filter is set (systemd: RestrictNamespaces= of the unit running the tests; a \
+             container: its seccomp profile's clone/unshare rules)"
+            .into(),
+        Cause::SeccompRefusesCall { call } => format!(
+            "allow {call} in the seccomp profile the tests run under (a container's profile \
+             allows it with CAP_SYS_ADMIN, or by an explicit rule)"
+        ),
+        Cause::SeccompFilter => "find the filter's owner (the container runtime's seccomp \
+             profile, systemd's SystemCallFilter=/RestrictNamespaces=) and allow the call"
+            .into(),
+        Cause::SeccompKill => "allow this system call in the seccomp profile that the \
+             process runs under (it kills rather than returns an error)"
+            .into(),
+        Cause::Chrooted => {
+            "run the tests outside the chroot (pivot_root in a mount namespace works)".into()
+        }
+        Cause::CapabilityMissing { capability, .. } => {
+            let cap = capability.trim_start_matches("CAP_");
+            format!(
+                "grant {capability} (`--cap-add {cap}` for Docker/Podman) or run as root; code \
+                 that clears the bounding set should tolerate EPERM with a non-empty set where \
+                 it cannot have {capability}"
+            )
+        }
+        Cause::CapabilityDeniedByLsm { .. } => "check the audit log (`dmesg | grep DENIED`) for \
+             the denying profile and grant the capability there, or run outside the rootless \
+             user namespace"
+            .into(),
+        Cause::ProcMasked { .. } => "run the container with an unmasked /proc (Docker \
+             `--security-opt systempaths=unconfined`, Podman `--security-opt unmask=ALL`), or \
+             have the test bind-mount the existing /proc instead of mounting a new one"
+            .into(),
+        Cause::ProcNotWritable { read_only: true } => {
+            "run the tests where /proc is mounted read-write".into()
+        }
+        Cause::ProcNotWritable { read_only: false } => "run the tests outside the restriction \
+             that refuses writes to /proc (a Landlock ruleset the test runner inherits, an LSM \
+             policy)"
+            .into(),
+        Cause::NotDumpable => "keep the test process dumpable (no PR_SET_DUMPABLE 0, not started \
+             through a setuid or file-capability program), or call prctl(PR_SET_DUMPABLE, 1) \
+             before the tests"
+            .into(),
+        Cause::LsmRefusesCall { .. } => "read the audit log (`dmesg`, `journalctl -k`) for the \
+             denial and allow the operation in that policy, or run the tests outside it (a \
+             Landlock-restricted process cannot mount)"
+            .into(),
+        Cause::ProcessLimit { .. } => {
+            "raise `ulimit -u`, or lower --test-threads / other processes of this user".into()
+        }
+        Cause::OutOfMemory => "free memory, or raise the memory limit of this job".into(),
+        Cause::FileLimit { system: false, .. } => "raise the open-file limit of the test process \
+             (`ulimit -n`), or close the descriptors the tests leave open"
+            .into(),
+        Cause::FileLimit { system: true, .. } => {
+            "raise `fs.file-max`, or find the process holding the system's files".into()
+        }
+        Cause::Unreadable { path } => format!(
+            "make {path} readable to the test process (a container or LSM hiding it), or probe \
+             elsewhere"
+        ),
+        Cause::KernelLacks { feature } => format!("use a kernel built with {feature}"),
+        Cause::LandlockNotEnabled => "add `landlock` to the kernel's `lsm=` boot parameter".into(),
+        Cause::NotInstalled { program } if program.starts_with("bwrap") => "install bubblewrap \
+             (`apt-get install bubblewrap`, `dnf install bubblewrap`), or set USERNS_TEST_BWRAP \
+             to its path"
+            .into(),
+        Cause::NotInstalled { program } => {
+            format!("install {program} (`apt-get install uidmap`, `dnf install shadow-utils`)")
+        }
+        Cause::NotExecutable { path } => format!(
+            "make {path} executable for this user (mode bits, a noexec mount, or an LSM denying \
+             exec), or set USERNS_TEST_BWRAP to a copy that is"
+        ),
+        Cause::NoNewPrivs { .. } => "run the tests without NoNewPrivs (a container's \
+             `--security-opt no-new-privileges`, systemd's NoNewPrivileges=, or a parent that \
+             set PR_SET_NO_NEW_PRIVS)"
+            .into(),
+        Cause::ProgramUnprivileged { path } => format!(
+            "reinstall the package that ships {path} (uidmap, shadow-utils), which sets its \
+             setuid bit or file capabilities (`sudo setcap cap_setuid+ep {path}` for \
+             newuidmap, cap_setgid for newgidmap)"
+        ),
+        Cause::ProgramFailed { .. } => {
+            "see the program's message; `userns-test doctor` shows the system-call probes".into()
+        }
+        Cause::NoSubordinateIds { path, user } => format!(
+            "add a range for {user} to {path} (`sudo usermod --add-subuids 100000-165535 \
+             --add-subgids 100000-165535 {user}`)"
+        ),
+        Cause::NotRoot { .. } => "run the test binary as root (e.g. in a privileged CI job)".into(),
+        Cause::NotInitialUserNamespace { .. } => {
+            "run as root outside any user namespace (a privileged CI job)".into()
+        }
+        Cause::TimedOut => "look for a debugger or freezer stopping processes; raise \
+             USERNS_TEST_PROBE_TIMEOUT_MS on a very slow host"
+            .into(),
+        Cause::KilledFromOutside => "run the probe again; find what kills processes here".into(),
+        Cause::DeniedByEnvironment => "remove the ability from USERNS_TEST_DENY".into(),
+        Cause::BadConfiguration => "fix the variable named above".into(),
+        Cause::Unexplained => "read the audit log (`dmesg`, `journalctl -k`) for a denial naming \
+             this test binary, and allow the operation in that policy"
+            .into(),
+    }
+}
