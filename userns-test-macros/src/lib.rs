@@ -2,6 +2,8 @@
 //! it from there. Parsing, validation (with spans and suggestions) and
 //! expansion are kept apart, in the manner of `tokio-macros`.
 
+mod source;
+
 use proc_macro::TokenStream;
 use proc_macro2::{Span, TokenStream as TokenStream2};
 use quote::{format_ident, quote, quote_spanned};
@@ -72,6 +74,7 @@ pub fn __ability_names(_: TokenStream) -> TokenStream {
 }
 
 fn expand(args: TokenStream2, item: TokenStream2, kind: Arguments) -> syn::Result<TokenStream2> {
+    check_nothing_above(kind)?;
     let requirements = match kind {
         Arguments::Required => parse_requirements(args)?,
         Arguments::None if args.is_empty() => Vec::new(),
@@ -91,6 +94,110 @@ fn expand(args: TokenStream2, item: TokenStream2, kind: Arguments) -> syn::Resul
     })?;
     check_function(&function)?;
     Ok(expand_function(function, &requirements))
+}
+
+/// A test attribute written above this one (`#[test]`, `#[tokio::test]`,
+/// ...) has already been expanded by the time this macro runs, and is
+/// gone from its input: under the default harness the function would be
+/// registered twice, and in a `harness = false` target it is removed
+/// before it can be registered. The source file says it was there.
+fn check_nothing_above(kind: Arguments) -> syn::Result<()> {
+    let call = proc_macro::Span::call_site();
+    let Some(tokens) = call.local_file().and_then(|f| source::tokens_of(&f)) else {
+        return Ok(());
+    };
+    let above = source::attributes_above(&tokens, call.line(), call.column());
+    let Some(test) = above.iter().find(|a| a.makes_a_test()) else {
+        return Ok(());
+    };
+    let ours = match kind {
+        Arguments::Required => "requires_userns(...)",
+        Arguments::None => "userns_test::test",
+    };
+    let test = test.path_text();
+    Err(syn::Error::new(
+        Span::call_site(),
+        format!(
+            "#[{test}] above #[{ours}]: the test would be registered twice under the default \
+             harness, and dropped by the runner of a harness = false target; write #[{ours}] \
+             above #[{test}]"
+        ),
+    ))
+}
+
+/// `userns_test::main!()`: the `main` of a `harness = false` target. It
+/// also reads the target's source: a function there that the runner would
+/// never run (a plain `#[test]`, a test attribute above this crate's, a
+/// `#[cfg(test)]` module) is a compile error listing each, with what to
+/// write instead; `main!(warn_uncollected)` compiles anyway and lists them
+/// after every run.
+#[proc_macro]
+pub fn main(input: TokenStream) -> TokenStream {
+    match expand_main(input.into()) {
+        Ok(tokens) => tokens.into(),
+        Err(e) => e.to_compile_error().into(),
+    }
+}
+
+fn expand_main(input: TokenStream2) -> syn::Result<TokenStream2> {
+    let warn = match syn::parse2::<Option<Ident>>(input.clone()) {
+        Ok(None) => false,
+        Ok(Some(word)) if word == "warn_uncollected" => true,
+        _ => {
+            // The error, and a `main` that lists nothing: the one error.
+            let error = syn::Error::new(
+                first_token_span(&input),
+                "userns_test::main!() takes nothing, or `warn_uncollected` (list the functions \
+                 the runner never runs after every run, instead of failing to compile)",
+            )
+            .to_compile_error();
+            let main = main_fn(&[]);
+            return Ok(quote!(#error #main));
+        }
+    };
+    let never = proc_macro::Span::call_site()
+        .local_file()
+        .map(|f| source::never_run(&f))
+        .unwrap_or_default();
+    let notes: Vec<String> = never
+        .iter()
+        .map(|n| format!("{}: `{}`: {}", n.location, n.name, n.why))
+        .collect();
+    let main = main_fn(if warn { &notes } else { &[] });
+    if notes.is_empty() || warn {
+        return Ok(main);
+    }
+    // The list, and `main` too: the error is the only one reported.
+    let error = syn::Error::new(
+        Span::call_site(),
+        format!(
+            "userns-test: {} function{} of this harness = false target would never run:\n  {}\n\
+             (userns_test::main!(warn_uncollected) compiles anyway and lists them after every run)",
+            notes.len(),
+            if notes.len() == 1 { "" } else { "s" },
+            notes.join("\n  ")
+        ),
+    )
+    .to_compile_error();
+    Ok(quote!(#error #main))
+}
+
+/// The `main` of a runner target, listing `notes` after every run.
+fn main_fn(notes: &[String]) -> TokenStream2 {
+    quote! {
+        fn main() -> ::std::process::ExitCode {
+            // Named as nextest names it (`package::target`) under every
+            // runner, so reports from cargo test and nextest line up.
+            ::userns_test::__private::run_main(
+                ::core::concat!(
+                    ::core::env!("CARGO_PKG_NAME"),
+                    "::",
+                    ::core::env!("CARGO_CRATE_NAME")
+                ),
+                &[#(#notes),*],
+            )
+        }
+    }
 }
 
 /// Parses `net, cap_sys_admin` into variants, rejecting unknown, repeated
@@ -227,18 +334,34 @@ fn expand_function(function: ItemFn, requirements: &[(Ident, Ident)]) -> TokenSt
     };
     let variants = variants(requirements);
     let gate = format_ident!("__userns_test_run");
+    let running = format_ident!("__userns_test_running");
+    let result = format_ident!("__userns_test_result");
+    let (should_panic, expected) = should_panic_data(&attrs);
+    let path = quote!(::core::concat!(::core::module_path!(), "::", #name));
+    // Under libtest, the body's start and end are recorded, so that plain
+    // mode's summary and reports know what ran, failed or was skipped.
+    let recorded_call = quote! {
+        let #running = ::userns_test::__private::Running::start(#path, #should_panic, #expected);
+        let #result = #call;
+        #running.finish(&#result);
+        #result
+    };
+    // libtest passes a #[should_panic] test only when it panics: its skip
+    // unwinds with the expected text (without the panic hook's message).
+    let skip_return = if should_panic.to_string() == "true" {
+        quote!(::userns_test::__private::skip_expected_panic(#expected))
+    } else {
+        quote!(return ::userns_test::__private::SkipReturn::skipped();)
+    };
     let gated_call = if requirements.is_empty() {
-        quote!({ #call })
+        quote!({ #recorded_call })
     } else {
         quote! {{
-            let #gate = ::userns_test::__private::gate(
-                ::core::concat!(::core::module_path!(), "::", #name),
-                &[#(#variants),*],
-            );
+            let #gate = ::userns_test::__private::gate(#path, &[#(#variants),*]);
             if !#gate {
-                return ::userns_test::__private::SkipReturn::skipped();
+                #skip_return
             }
-            #call
+            #recorded_call
         }}
     };
     // Parameterised tests keep their body in place (their attribute
@@ -328,6 +451,10 @@ fn runner_registration(
                     should_panic: #should_panic,
                     expected_panic: #expected,
                     run: entry,
+                    target: (
+                        ::core::option_env!("CARGO_PKG_NAME"),
+                        ::core::option_env!("CARGO_CRATE_NAME"),
+                    ),
                 }
             }
         };

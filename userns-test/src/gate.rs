@@ -123,30 +123,40 @@ fn misconfigured_verdict(ability: Ability, e: &ConfigError) -> Verdict {
     }
 }
 
-/// Runs the gate for the test `test_path`: `true` to run it, `false` when
-/// it is skipped (after printing the skip line); panics, at the test's
-/// location, when it must fail.
+/// Runs the gate for the test `test_path` (`module_path!()::name`, shown
+/// as libtest names it, without the crate name): `true` to run it, `false`
+/// when it is skipped (after printing the skip line); panics, at the
+/// test's location, when it must fail.
 #[track_caller]
 pub fn gate(test_path: &str, requirements: &[Ability]) -> bool {
-    match decide(requirements) {
-        Decision::Run => true,
+    let path = test_path;
+    // The name libtest and nextest show: the path without the crate name.
+    let test_path = crate::registry::libtest_name_of(test_path);
+    crate::plain::gated(path, requirements);
+    let failure = match decide(requirements) {
+        Decision::Run => return true,
         Decision::Skip(unmet) => {
+            crate::plain::skipped(path, &unmet);
+            // What failed; each cause and fix follow once, in the summary
+            // after libtest's result.
             write_stderr(&format!(
                 "userns-test: skipped {test_path}: {}\n",
-                crate::text::one_line(&unmet.to_string())
+                crate::text::one_line(&unmet.brief())
             ));
-            false
+            return false;
         }
-        Decision::Fail(unmet) => panic!(
+        Decision::Fail(unmet) => format!(
             "userns-test: {test_path} failed: USERNS_TEST_REQUIRE requires what this host \
              lacks: {}",
             crate::text::one_line(&unmet.to_string())
         ),
-        Decision::Misconfigured(e) => panic!(
+        Decision::Misconfigured(e) => format!(
             "userns-test: {test_path} failed: {}",
             crate::text::one_line(&e.to_string())
         ),
-    }
+    };
+    crate::plain::failed_before_running(path, &failure);
+    panic!("{failure}")
 }
 
 /// Reports a test as skipped for a reason outside the abilities (say, a
@@ -170,6 +180,17 @@ pub fn skip(test_path: &str, reason: &str) {
 /// but not the descriptor, so the line reaches the terminal.
 fn write_stderr(line: &str) {
     let _ = std::io::stderr().lock().write_all(line.as_bytes());
+}
+
+/// How a skipped `#[should_panic]` test ends under libtest, which passes
+/// such a test only when it panics: it unwinds with a payload holding the
+/// expected text, without calling the panic hook (no "panicked" message).
+pub fn skip_expected_panic(expected: Option<&str>) -> ! {
+    let payload = match expected {
+        Some(e) => format!("userns-test: skipped, requirements unmet (expected panic: {e})"),
+        None => "userns-test: skipped, requirements unmet".to_owned(),
+    };
+    std::panic::resume_unwind(Box::new(payload))
 }
 
 /// What an annotated test returns when it is skipped.

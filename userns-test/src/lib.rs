@@ -7,7 +7,9 @@
 //! // Runs where this host lets an unprivileged process create a network
 //! // namespace with a working loopback; elsewhere it returns at once and
 //! // prints, past libtest's output capture:
-//! // userns-test: skipped my_crate::loopback_works: needs net: ...
+//! // userns-test: skipped loopback_works: needs net: unshare(...) failed: ...
+//! // and, after libtest's result, how many of its "ok" were skips and
+//! // each cause with its fix, once.
 //! #[requires_userns(net)]
 //! fn loopback_works() {
 //!     // ... the test's own unshare(CLONE_NEWUSER | CLONE_NEWNET) ...
@@ -91,6 +93,7 @@ pub mod verdict;
 
 // The gate, the runner and the reports.
 mod gate;
+mod plain;
 pub mod record;
 pub mod registry;
 pub mod report;
@@ -124,30 +127,27 @@ pub use userns_test_macros::test;
 /// The entry point of a `harness = false` test target: collects every
 /// annotated test of the binary, probes what the selected tests need, runs
 /// them with `libtest-mimic`, and prints the host's ability matrix and the
-/// skips by reason. See [`runner`].
+/// skips by root cause. See [`runner`].
+///
+/// It also reads the target's source files (this one and the module files
+/// it declares): a function there that the runner would never run - a
+/// plain `#[test]`, a test attribute written above `#[requires_userns]`,
+/// anything under `#[cfg(test)]` (a `harness = false` target is not built
+/// with `--test`), a test with parameters - is a compile error that lists
+/// each with what to write instead. `main!(warn_uncollected)` compiles
+/// anyway and lists them after every run.
 ///
 /// ```no_run
 /// userns_test::main!();
 /// ```
-#[macro_export]
-macro_rules! main {
-    () => {
-        fn main() -> ::std::process::ExitCode {
-            // Named as nextest names it (`package::target`) under every
-            // runner, so reports from cargo test and nextest line up.
-            $crate::runner::run_main_named(::core::concat!(
-                ::core::env!("CARGO_PKG_NAME"),
-                "::",
-                ::core::env!("CARGO_CRATE_NAME")
-            ))
-        }
-    };
-}
+pub use userns_test_macros::main;
 
 /// Not public API: used by the code the attribute macros generate.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::gate::{SkipReturn, gate};
-    pub use crate::registry::{IntoOutcome, TestCase, libtest_name};
+    pub use crate::gate::{SkipReturn, gate, skip_expected_panic};
+    pub use crate::plain::Running;
+    pub use crate::registry::{IntoOutcome, TestCase, TestResult, libtest_name};
+    pub use crate::runner::run_main_noting as run_main;
     pub use inventory;
 }

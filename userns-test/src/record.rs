@@ -64,4 +64,8 @@ pub struct RunRecord {
     pub denied: BTreeSet<Ability>,
     /// The environment error, when the configuration is malformed.
     pub config_error: Option<String>,
+    /// Functions of the target that the runner never runs (a plain
+    /// `#[test]`, ...), as `main!(warn_uncollected)` lists them:
+    /// `file:line: name: why`.
+    pub never_run: Vec<String>,
 }

@@ -27,12 +27,24 @@ pub struct TestCase {
     pub expected_panic: Option<&'static str>,
     /// Runs the body; `Err` carries a `Result` test's error (Debug-printed).
     pub run: fn() -> Result<(), String>,
+    /// `CARGO_PKG_NAME` and `CARGO_CRATE_NAME` of the test target, where
+    /// cargo built it: the binary's name in reports (`package::target`).
+    pub target: (Option<&'static str>, Option<&'static str>),
 }
 
 impl TestCase {
     /// The name libtest gives the test (see [`TestCase::name`](#structfield.name)).
     pub fn name(&self) -> &'static str {
         self.name
+    }
+
+    /// `package::target`, as nextest names the binary, where cargo built
+    /// it.
+    pub fn binary(&self) -> Option<String> {
+        match self.target {
+            (Some(package), Some(target)) => Some(format!("{package}::{target}")),
+            _ => None,
+        }
     }
 }
 
@@ -49,6 +61,11 @@ pub const fn libtest_name(path: &'static str) -> &'static str {
         i += 1;
     }
     path
+}
+
+/// [`libtest_name`] for a path known only at run time.
+pub fn libtest_name_of(path: &str) -> &str {
+    path.split_once("::").map_or(path, |(_, rest)| rest)
 }
 
 inventory::collect!(TestCase);
@@ -73,6 +90,25 @@ impl IntoOutcome for () {
 impl<E: std::fmt::Debug> IntoOutcome for Result<(), E> {
     fn into_outcome(self) -> Result<(), String> {
         self.map_err(|e| format!("Error: {e:?}"))
+    }
+}
+
+/// What a test body returned, read without consuming it (libtest still
+/// needs it): the failure message of an `Err`.
+pub trait TestResult {
+    /// `None` for a pass, the message of a failure.
+    fn failure(&self) -> Option<String>;
+}
+
+impl TestResult for () {
+    fn failure(&self) -> Option<String> {
+        None
+    }
+}
+
+impl<E: std::fmt::Debug> TestResult for Result<(), E> {
+    fn failure(&self) -> Option<String> {
+        self.as_ref().err().map(|e| format!("Error: {e:?}"))
     }
 }
 

@@ -90,6 +90,16 @@ pub fn lines(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// A panic's message: its `String` or `&str` payload, as std prints it
+/// (`Box<dyn Any>` for any other payload).
+pub(crate) fn panic_payload(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .unwrap_or("Box<dyn Any>")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,7 @@ use userns_test::requires_userns;
 
 /// The skip line the gate printed for `test`.
 fn skip_line<'a>(run: &'a Run, test: &str) -> Option<&'a str> {
-    let prefix = format!("userns-test: skipped skip_suite::{test}: ");
+    let prefix = format!("userns-test: skipped {test}: ");
     run.stderr.lines().find(|l| l.starts_with(&prefix))
 }
 
@@ -49,17 +49,16 @@ fn everything_runs_where_everything_is_available() {
 }
 
 /// USERNS_TEST_DENY skips the test before its body, with one line on
-/// stderr that libtest's capture does not swallow; the run still passes.
+/// stderr that libtest's capture does not swallow, naming the test as
+/// libtest does (no crate name) and what failed (the cause and fix follow
+/// once, in the summary); the run still passes.
 #[test]
 fn deny_skips_with_a_line_that_escapes_capture() {
     let run = suite(&Host::Plain, &[("USERNS_TEST_DENY", "net")], false);
     assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
     assert_eq!(
         skip_line(&run, "needs_net"),
-        Some(
-            "userns-test: skipped skip_suite::needs_net: needs net: denied by USERNS_TEST_DENY; \
-             cause: USERNS_TEST_DENY lists the ability; fix: remove the ability from USERNS_TEST_DENY"
-        ),
+        Some("userns-test: skipped needs_net: needs net: denied by USERNS_TEST_DENY"),
         "{}",
         run.stderr
     );
@@ -67,6 +66,17 @@ fn deny_skips_with_a_line_that_escapes_capture() {
         run.stdout.contains("test needs_net ... ok"),
         "{}",
         run.stdout
+    );
+    // In a module named like the crate, the name is still libtest's.
+    assert!(
+        run.stdout.contains("test skip_suite::test_env ... ok"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        skip_line(&run, "skip_suite::test_env").is_some(),
+        "{}",
+        run.stderr
     );
     let shown = suite(&Host::Plain, &[("USERNS_TEST_DENY", "net")], true);
     assert!(
@@ -93,7 +103,7 @@ fn require_turns_the_skip_into_a_failure() {
     );
     assert!(
         run.stdout.contains(
-            "userns-test: skip_suite::needs_net failed: USERNS_TEST_REQUIRE requires what this \
+            "userns-test: needs_net failed: USERNS_TEST_REQUIRE requires what this \
              host lacks: needs net: denied by USERNS_TEST_DENY"
         ),
         "{}",
@@ -126,7 +136,7 @@ fn malformed_environment_is_a_clear_failure() {
     assert_eq!(run.code, Some(101));
     assert!(
         run.stdout.contains(
-            "userns-test: skip_suite::needs_net failed: USERNS_TEST_DENY=\"net,nte\": unknown \
+            "userns-test: needs_net failed: USERNS_TEST_DENY=\"net,nte\": unknown \
              ability `nte`; did you mean `net`?"
         ),
         "{}",
@@ -149,16 +159,30 @@ fn unprivileged_host_skips_for_real_causes() {
     assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
     let root = skip_line(&run, "needs_root").expect("needs_root skipped");
     assert!(
-        root.contains("needs root: checking the real uid and user namespace failed: real uid 65534; cause: the real uid is 65534, not 0"),
+        root.ends_with(
+            "needs root: checking the real uid and user namespace failed: real uid 65534"
+        ),
         "{root}"
     );
     let setpcap =
         skip_line(&run, "needs_user_and_setpcap").expect("needs_user_and_setpcap skipped");
     assert!(
         setpcap.contains("needs cap_setpcap: prctl(PR_CAPBSET_DROP, ")
-            && setpcap.contains("failed: EPERM (1); cause: CAP_SETPCAP is not effective"),
+            && setpcap.ends_with("failed: EPERM (1)"),
         "{setpcap}"
     );
+    // Their causes, once each, in the summary.
+    for cause in [
+        "] the real uid is 65534, not 0",
+        "] CAP_SETPCAP is not effective",
+    ] {
+        assert_eq!(
+            run.stderr.matches(cause).count(),
+            1,
+            "{cause}: {}",
+            run.stderr
+        );
+    }
     // net runs as 65534 exactly when an unprivileged network namespace can
     // be made here (checked with util-linux, not with this crate).
     let kernel_allows =
@@ -193,11 +217,23 @@ fn seccomp_host_skips_namespace_tests() {
     assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
     let net = skip_line(&run, "needs_net").expect("needs_net skipped");
     assert!(
-        net.contains(
-            "needs net: unshare(CLONE_NEWUSER) failed: EPERM (1); cause: a seccomp filter \
-             refuses creating namespaces, user namespaces included"
-        ),
+        net.ends_with("needs net: unshare(CLONE_NEWUSER) failed: EPERM (1)"),
         "{net}"
+    );
+    // The cause once, in the summary after libtest's result.
+    assert!(
+        run.stderr.contains(
+            "  [1] a seccomp filter refuses creating namespaces, user namespaces included"
+        ),
+        "{}",
+        run.stderr
+    );
+    // A skipped #[should_panic] test is no failure.
+    assert!(
+        run.stdout
+            .contains("test should_panic_passes - should panic ... ok"),
+        "{}",
+        run.stdout
     );
     let user = skip_line(&run, "needs_user_and_setpcap").expect("skipped");
     assert!(
@@ -205,4 +241,131 @@ fn seccomp_host_skips_namespace_tests() {
         "{user}"
     );
     assert!(run.ran("needs_root"));
+}
+
+/// After libtest's "test result: ok", plain mode says how many of the
+/// tests libtest called ok were skipped, and the runner's summary follows:
+/// the matrix and each root cause once.
+#[requires_userns(user, root)]
+fn plain_mode_ends_with_the_skips_libtest_calls_ok() {
+    let run = suite(&Host::Plain, &[("USERNS_TEST_DENY", "net")], false);
+    assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("test result: ok. "), "{}", run.stdout);
+    // needs_net and skip_suite::test_env skipped; needs_root,
+    // needs_user_and_setpcap and should_panic_passes ran and passed.
+    assert!(
+        run.stderr.contains(
+            "userns-test: 2 of the 5 tests under userns-test that libtest reported ok were \
+             skipped, not run"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains(
+            "userns-test: 2 skipped, by cause:\n  [1] USERNS_TEST_DENY lists the ability\n      \
+             abilities: net\n      skipped (2): needs_net, skip_suite::test_env\n"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.stderr.matches("fix: ").count(), 1, "{}", run.stderr);
+}
+
+/// Plain mode writes the same reports as the runner: every annotated test
+/// with its outcome (skipped with its root cause, a panic with where it
+/// happened, an expected panic passed, an #[ignore]d test ignored), and a
+/// note that plain #[test] functions are not in it.
+#[requires_userns(user, root)]
+fn plain_mode_writes_reports() {
+    let dir = std::env::temp_dir().join(format!("userns-test-plain-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let report = dir.join("report.json");
+    let report_str = report.to_str().unwrap();
+    let run = suite(
+        &Host::Plain,
+        &[
+            ("USERNS_TEST_DENY", "net"),
+            ("USERNS_TEST_REPORT_JSON", report_str),
+        ],
+        false,
+    );
+    assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let outcome = |name: &str| -> serde_json::Value {
+        doc["tests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == name)
+            .unwrap_or_else(|| panic!("{name} not in {doc:#}"))
+            .clone()
+    };
+    assert_eq!(outcome("needs_net")["outcome"], "skipped");
+    assert_eq!(
+        outcome("needs_net")["lacking"][0]["root_cause"]
+            .as_str()
+            .unwrap()
+            .split('-')
+            .next(),
+        Some("denied_by_environment")
+    );
+    assert_eq!(outcome("needs_root")["outcome"], "passed");
+    assert_eq!(outcome("should_panic_passes")["outcome"], "passed");
+    assert_eq!(outcome("panics_on_purpose")["outcome"], "ignored");
+    assert_eq!(outcome("needs_net")["binary"], "userns-test::skip_suite");
+    assert!(
+        doc["tests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["name"] != "needs_nothing"),
+        "a plain #[test] is not recorded"
+    );
+    assert!(
+        doc["run"]["notes"].as_array().unwrap().iter().any(|n| n
+            .as_str()
+            .unwrap()
+            .contains("ran under libtest's own harness")),
+        "{doc:#}"
+    );
+    // Asked to run the failing one: recorded failed, with its location.
+    let run = suite(
+        &Host::Plain,
+        &[("USERNS_TEST_REPORT_JSON", report_str)],
+        false,
+    );
+    assert_eq!(run.code, Some(0));
+    let failing = common::hermetic(
+        Host::Plain
+            .command(
+                common::sibling_test_binary("skip_suite"),
+                &["--ignored", "--exact", "panics_on_purpose"],
+            )
+            .env("USERNS_TEST_REPORT_JSON", report_str),
+    )
+    .output()
+    .unwrap();
+    assert_eq!(failing.status.code(), Some(101));
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let t = doc["tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "panics_on_purpose")
+        .unwrap();
+    assert_eq!(t["outcome"], "failed", "{t:#}");
+    assert!(
+        t["message"]
+            .as_str()
+            .unwrap()
+            .contains("test panicked at userns-test/tests/fixtures/skip_suite.rs:"),
+        "{t:#}"
+    );
+    assert!(
+        t["message"].as_str().unwrap().ends_with(": kaboom"),
+        "{t:#}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

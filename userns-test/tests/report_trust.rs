@@ -607,3 +607,51 @@ fn shards_of_one_runner_are_one_runner() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Plain mode (libtest's harness) under `cargo nextest run`: libtest lists
+/// the tests, so each test process records its own test; the report the
+/// processes write says the run is not finished, and `userns-test finish`
+/// settles it with every annotated test that ran: skips with their root
+/// cause, passes, and the libtest-harness note.
+#[test]
+fn plain_mode_under_nextest_reports_each_test() {
+    if skip_without_nextest() {
+        return;
+    }
+    let dir = private_scratch("trust-plain-nextest");
+    let json = dir.join("report.json");
+    let env = [
+        ("USERNS_TEST_DENY", "net"),
+        ("USERNS_TEST_REPORT_JSON", json.to_str().unwrap()),
+    ];
+    let out = nextest("skip_suite", &[], &env);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report = read_json(&json);
+    assert_eq!(report["run"]["finished"], false, "{report:#}");
+    let out = userns_test(&["finish", "--exit-code", "0"], &env);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report = read_json(&json);
+    assert_eq!(report["run"]["finished"], true, "{report:#}");
+    let outcome = |name: &str| {
+        report["tests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == name)
+            .map(|t| t["outcome"].as_str().unwrap().to_owned())
+    };
+    assert_eq!(
+        outcome("needs_net").as_deref(),
+        Some("skipped"),
+        "{report:#}"
+    );
+    assert_eq!(outcome("skip_suite::test_env").as_deref(), Some("skipped"));
+    assert_eq!(outcome("needs_user_and_setpcap").as_deref(), Some("passed"));
+    assert_eq!(outcome("should_panic_passes").as_deref(), Some("passed"));
+    assert_eq!(
+        report["root_causes"][0]["skipped"], 2,
+        "{:#}",
+        report["root_causes"]
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -77,6 +77,21 @@ fn collects_every_annotated_test_by_module_path() {
             "should_panic_passes",
         ]
     );
+    // libtest's trailer ends the list, counting what it listed; the terse
+    // format nextest reads has none.
+    assert!(
+        run.stdout.ends_with(": test\n\n10 tests, 0 benchmarks\n"),
+        "{}",
+        run.stdout
+    );
+    let ignored = suite(&["--list", "--ignored"], &[("USERNS_TEST_DENY", "net")]);
+    assert!(
+        ignored.stdout.ends_with("\n\n4 tests, 0 benchmarks\n"),
+        "{}",
+        ignored.stdout
+    );
+    let terse = suite(&["--list", "--format", "terse"], &[]);
+    assert!(!terse.stdout.contains("benchmarks"), "{}", terse.stdout);
 }
 
 /// Where everything is available, every body runs; the summary (on stderr)
@@ -624,4 +639,123 @@ fn jailer_summary_says_each_root_cause_once() {
             "{summary}"
         );
     }
+}
+
+/// `main!(warn_uncollected)` compiles a target holding a plain `#[test]`,
+/// and every run names it (where, and what to write instead) after the
+/// summary's host line; the plain test never ran.
+#[test]
+fn uncollected_functions_are_named_in_every_run() {
+    let mut cmd = Command::new(sibling_test_binary("uncollected_suite"));
+    let run: Run = hermetic(&mut cmd).output().unwrap().into();
+    assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
+    assert!(run.ran("collected"));
+    assert!(
+        run.stderr.contains(
+            "userns-test: 1 function of this target never run under the runner:\n  \
+             userns-test/tests/fixtures/uncollected_suite.rs:11: `plain_test_never_runs`: a \
+             plain #[test] is dropped in a harness = false target; write #[userns_test::test]"
+        ),
+        "{}",
+        run.stderr
+    );
+}
+
+/// `--format json -Z unstable-options`: libtest's events, with the skip
+/// reason as the ignored event's `message`, in the shape libtest itself
+/// gives an `#[ignore = "why"]` test (compared with the real libtest of
+/// the plain fixture suite); the suite event counts what ran; every line
+/// the runner writes is JSON.
+#[test]
+fn json_events_carry_the_skip_reason_as_libtest_does() {
+    let events = |run: &Run| -> Vec<serde_json::Value> {
+        run.stdout
+            .lines()
+            // The fixture's own prints are not events.
+            .filter(|l| l.starts_with('{'))
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect()
+    };
+    for threads in ["1", "4"] {
+        let mut cmd = Command::new(sibling_test_binary("runner_suite"));
+        let run: Run = hermetic(&mut cmd)
+            .args([
+                "--format",
+                "json",
+                "-Z",
+                "unstable-options",
+                "--test-threads",
+                threads,
+            ])
+            .env("USERNS_TEST_BWRAP", fake_bwrap())
+            .env("USERNS_TEST_DENY", "net")
+            .output()
+            .unwrap()
+            .into();
+        assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
+        let events = events(&run);
+        let of = |name: &str| -> Vec<&serde_json::Value> {
+            events.iter().filter(|e| e["name"] == name).collect()
+        };
+        let needs_net = of("needs_net");
+        assert_eq!(needs_net.len(), 2, "{needs_net:?}");
+        assert_eq!(needs_net[0]["event"], "started");
+        assert_eq!(needs_net[1]["event"], "ignored");
+        assert_eq!(
+            needs_net[1]["message"],
+            "needs net: denied by USERNS_TEST_DENY"
+        );
+        assert_eq!(of("panics")[1]["message"], "fixture: fails on purpose");
+        assert_eq!(of("plain")[1]["event"], "ok");
+        let suite_end = events.last().unwrap();
+        assert_eq!(suite_end["type"], "suite");
+        assert_eq!(suite_end["event"], "ok");
+        assert_eq!(suite_end["ignored"], 4, "{suite_end}");
+        assert_eq!(events[0]["test_count"], 10, "{:?}", events[0]);
+    }
+    // The real libtest, on the plain fixture suite: the same fields for an
+    // ignored test with a reason.
+    let mut cmd = Command::new(sibling_test_binary("skip_suite"));
+    let libtest: Run = hermetic(&mut cmd)
+        .args([
+            "--format",
+            "json",
+            "-Z",
+            "unstable-options",
+            "--exact",
+            "ignored_with_reason",
+        ])
+        .env("RUSTC_BOOTSTRAP", "1")
+        .output()
+        .unwrap()
+        .into();
+    let theirs = events(&libtest)
+        .into_iter()
+        .find(|e| e["event"] == "ignored")
+        .unwrap_or_else(|| panic!("{}\n{}", libtest.stdout, libtest.stderr));
+    let ours = suite(
+        &[
+            "--format",
+            "json",
+            "-Z",
+            "unstable-options",
+            "--exact",
+            "panics",
+        ],
+        &[],
+    );
+    let ours = events(&ours)
+        .into_iter()
+        .find(|e| e["event"] == "ignored")
+        .unwrap();
+    let keys = |v: &serde_json::Value| -> Vec<String> {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    assert_eq!(
+        keys(&ours),
+        keys(&theirs),
+        "ours {ours}, libtest's {theirs}"
+    );
 }

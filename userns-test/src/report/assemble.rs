@@ -88,6 +88,13 @@ pub fn assemble(run: &RunDir, finished: Option<&Finished>) -> Result<Report, FsE
         if let Some(e) = &details.config_error {
             config_errors.insert(e.clone());
         }
+        if details.plain_harness {
+            notes.push(format!(
+                "{binary} ran under libtest's own harness: only its tests under \
+                 #[requires_userns] or #[userns_test::test] are recorded here, not its plain \
+                 #[test] functions"
+            ));
+        }
         let outcomes = run.outcomes(&binary)?;
         // Per skip reason, once: its message and lacks (a suite skips
         // thousands of tests for a handful of reasons).

@@ -63,6 +63,8 @@ pub(crate) struct Session {
     /// nextest test process: the slot of its one test, if the listing made
     /// a ledger.
     slot: Option<usize>,
+    /// Under libtest's own harness (plain mode).
+    plain_harness: bool,
     errors: Vec<ReportError>,
 }
 
@@ -161,8 +163,15 @@ impl Session {
             case_reasons: Vec::new(),
             requirement_sets: Vec::new(),
             slot: None,
+            plain_harness: false,
             errors: error.into_iter().collect(),
         }))
+    }
+
+    /// This binary runs under libtest's own harness: its reports say that
+    /// only its annotated tests are recorded.
+    pub(crate) fn under_libtest(&mut self) {
+        self.plain_harness = true;
     }
 
     fn fs_error(&mut self, what: &str, e: crate::safe_fs::FsError) {
@@ -252,6 +261,7 @@ impl Session {
             reasons: reasons.iter().map(lack_details).collect(),
             ignore_reasons,
             config_error: config_error.map(str::to_owned),
+            plain_harness: self.plain_harness,
         };
         // Details first: a ledger is read only with its details.
         if let Err(e) = self.run.write_details(&details) {
@@ -382,6 +392,7 @@ impl Session {
             reasons: self.reasons.iter().map(lack_details).collect(),
             ignore_reasons,
             config_error: record.config_error.clone(),
+            plain_harness: self.plain_harness,
         };
         if let Err(e) = self.run.write_details(&details) {
             self.fs_error("the binary's details", e);
@@ -436,10 +447,21 @@ impl Session {
                 pid: this_process(),
                 duration_us: micros(t.duration),
             };
-            if state != SlotState::FilteredOut
-                && let Err(e) = self.run.write_orphan(&orphan)
-            {
+            if state == SlotState::FilteredOut {
+                return;
+            }
+            if let Err(e) = self.run.write_orphan(&orphan) {
                 self.fs_error("the test's record", e);
+                return;
+            }
+            // No listing counts the run's tests: the 1st, 2nd, 4th, ...
+            // orphan writes the report, and so does every failure; the
+            // report stays "not finished" until `userns-test finish`.
+            if !self.deferred {
+                let count = self.run.orphan_count().unwrap_or(0);
+                if count.is_power_of_two() || state == SlotState::Failed {
+                    self.write_report(None);
+                }
             }
             return;
         };

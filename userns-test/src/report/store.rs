@@ -111,6 +111,10 @@ pub struct BinaryDetails {
     /// The environment error, when the configuration is malformed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_error: Option<String>,
+    /// Whether the binary ran under libtest's own harness (plain mode),
+    /// where only annotated tests are recorded.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub plain_harness: bool,
 }
 
 /// What a complete run adds at its end: failure messages by slot.
@@ -436,6 +440,22 @@ impl RunDir {
             ),
             &bytes,
         )
+    }
+
+    /// How many orphan tests the run has recorded so far.
+    pub(crate) fn orphan_count(&self) -> Result<usize, FsError> {
+        if self.dir.stat("orphans")?.is_none() {
+            return Ok(0);
+        }
+        let dir = self.dir.private_subdir("orphans")?;
+        Ok(dir
+            .entries()?
+            .into_iter()
+            .filter(|(name, is_dir)| {
+                let name = name.to_string_lossy();
+                !is_dir && !name.starts_with('.') && name.ends_with(".json")
+            })
+            .count())
     }
 
     /// Every orphan test of the run.

@@ -50,19 +50,37 @@ impl Slot {
     }
 }
 
-pub(super) fn trial(
+/// One test, ready to run: its name, whether it is flagged ignored (not
+/// run unless `--ignored`/`--include-ignored`), and the job that follows
+/// its plan and records its outcome.
+pub(super) struct Job {
+    pub name: &'static str,
+    pub flagged: bool,
+    /// `#[ignore = "why"]`'s reason, shown where a flagged test is not run.
+    pub ignore_reason: &'static str,
+    pub run: Box<dyn FnOnce() -> Result<Completion, Failed> + Send>,
+}
+
+impl Job {
+    /// The job as a libtest-mimic trial.
+    pub(super) fn trial(self) -> Trial {
+        Trial::ignorable_test(self.name, self.run).with_ignored_flag(self.flagged)
+    }
+}
+
+pub(super) fn job(
     case: &'static TestCase,
     plan: Plan,
     flag_unmet: bool,
     run_unmet: bool,
     slot: Slot,
-) -> Trial {
+) -> Job {
     let flagged = match (&plan, case.ignore) {
         (_, Some(_)) => flag_unmet,
         (Plan::Skip(_), None) => flag_unmet,
         _ => false,
     };
-    Trial::ignorable_test(case.name(), move || {
+    let run = move || {
         let push = |r: TestRecord| slot.fill(r);
         if let (Some(reason), false) = (case.ignore, run_unmet) {
             push(record(
@@ -111,8 +129,13 @@ pub(super) fn trial(
                 finish(execute_recorded(case), push)
             }
         }
-    })
-    .with_ignored_flag(flagged)
+    };
+    Job {
+        name: case.name(),
+        flagged,
+        ignore_reason: case.ignore.unwrap_or(""),
+        run: Box::new(run),
+    }
 }
 
 fn finish(r: TestRecord, push: impl Fn(TestRecord)) -> Result<Completion, Failed> {
@@ -167,12 +190,7 @@ fn install_panic_hook() {
             if expected {
                 return;
             }
-            let message = info
-                .payload()
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| info.payload().downcast_ref::<&str>().copied())
-                .unwrap_or("Box<dyn Any>");
+            let message = crate::text::panic_payload(info.payload());
             let mut text = format!(
                 "\nthread '{}' panicked at {location}:\n{}\n",
                 crate::text::one_line(name),
@@ -226,9 +244,5 @@ fn execute(case: &'static TestCase) -> Result<(), String> {
 }
 
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-        .unwrap_or_else(|| "(a non-string panic payload)".into())
+    crate::text::panic_payload(payload).to_owned()
 }

@@ -29,6 +29,7 @@
 //! did not call.
 
 mod execute;
+mod json;
 mod plan;
 mod probe;
 mod select;
@@ -39,14 +40,14 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use libtest_mimic::{Arguments, Conclusion, Trial};
+use libtest_mimic::{Arguments, Conclusion, FormatSetting, Trial};
 
 use crate::gate;
 pub use crate::record::{RunRecord, TestOutcome, TestRecord};
 use crate::registry::TestCase;
 use crate::report::session::{Recorder, Session, record_verdicts};
 use crate::report::{Destinations, ReportError, Role};
-use execute::{Slot, record, trial};
+use execute::{Job, Slot, job, record};
 use plan::{Plan, plan, planned_verdicts};
 use select::Selection;
 
@@ -61,6 +62,14 @@ pub fn run_main() -> ExitCode {
 
 /// The `main` of a `harness = false` target named `binary` in reports.
 pub fn run_main_named(binary: &str) -> ExitCode {
+    run_main_noting(binary, &[])
+}
+
+/// [`run_main_named`], listing after the run the functions of the target
+/// that the runner never runs (`file:line: name: why`), as
+/// `main!(warn_uncollected)` asks.
+#[doc(hidden)]
+pub fn run_main_noting(binary: &str, never_run: &[&str]) -> ExitCode {
     let args = Arguments::from_args();
     let role = Role::current(&args);
     let one_test = role == Some(Role::NextestTest);
@@ -77,7 +86,8 @@ pub fn run_main_named(binary: &str) -> ExitCode {
         None => None,
     };
 
-    let (conclusion, record) = run_recorded(&args, &cases, session.as_mut());
+    let (conclusion, mut record) = run_recorded(&args, &cases, session.as_mut());
+    record.never_run = never_run.iter().map(|n| (*n).to_owned()).collect();
 
     // A one-test process prints the summary only when its test failed:
     // reading the host facts for a passing test's summary costs every
@@ -162,17 +172,34 @@ fn run_recorded(
     let slots: Arc<[Mutex<Option<TestRecord>>]> = cases.iter().map(|_| Mutex::new(None)).collect();
     let flag_unmet = args.list || args.ignored || args.include_ignored;
     let run_unmet = args.ignored || args.include_ignored;
-    let trials: Vec<Trial> = cases
+    let jobs: Vec<Job> = cases
         .iter()
         .zip(plans)
         .enumerate()
         .map(|(i, (case, plan))| {
             let slot = Slot::new(slots.clone(), i, recorder.clone());
-            trial(case, plan, flag_unmet, run_unmet, slot)
+            job(case, plan, flag_unmet, run_unmet, slot)
         })
         .collect();
     probe::read_facts_during_run(args, || *one_thread);
-    let conclusion = libtest_mimic::run(args, trials);
+    let conclusion = if args.format == Some(FormatSetting::Json) && !args.list {
+        // libtest's JSON, with an ignored test's reason (libtest-mimic
+        // writes none).
+        json::run(args, jobs)
+    } else {
+        let trials: Vec<Trial> = jobs.into_iter().map(Job::trial).collect();
+        let list_count = args.list.then(|| {
+            trials
+                .iter()
+                .filter(|t| !args.is_filtered_out(t) && (!args.ignored || t.has_ignored_flag()))
+                .count()
+        });
+        let conclusion = libtest_mimic::run(args, trials);
+        if let Some(n) = list_count {
+            list_trailer(args, n);
+        }
+        conclusion
+    };
 
     // 5. Record: one record per case, in the cases' order: the run's own,
     // or, for a test the run never called, filtered out, or flagged
@@ -205,6 +232,23 @@ fn run_recorded(
             .collect(),
         denied: needed.intersection(&denied).copied().collect(),
         config_error: settings.err().map(ToString::to_string),
+        never_run: Vec::new(),
     };
     (conclusion, record)
+}
+
+/// libtest's last lines of `--list` (`\n54 tests, 0 benchmarks`), which
+/// libtest-mimic leaves out; not in the terse format nextest reads.
+fn list_trailer(args: &Arguments, tests: usize) {
+    if matches!(
+        args.format,
+        Some(FormatSetting::Terse | FormatSetting::Json)
+    ) {
+        return;
+    }
+    let plural = |n: usize, what: &str| match n {
+        1 => format!("1 {what}"),
+        n => format!("{n} {what}s"),
+    };
+    println!("\n{}, {}", plural(tests, "test"), plural(0, "benchmark"));
 }

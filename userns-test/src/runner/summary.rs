@@ -54,6 +54,23 @@ pub fn write_summary(w: &mut impl Write, record: &RunRecord, color: bool) -> io:
         ));
     }
 
+    if !record.never_run.is_empty() {
+        out.push_str(&format!(
+            "userns-test: {}\n",
+            paint.wrap(
+                "31",
+                &format!(
+                    "{} function{} of this target never run under the runner:",
+                    record.never_run.len(),
+                    if record.never_run.len() == 1 { "" } else { "s" }
+                )
+            )
+        ));
+        for n in &record.never_run {
+            out.push_str(&format!("  {}\n", one_line(n)));
+        }
+    }
+
     let denied = crate::policy::denied_reason();
     let mut causes = RootCauses::of_verdicts(&record.verdicts);
     for &a in &record.denied {

@@ -1,0 +1,1 @@
+userns_test::main!(warn);
