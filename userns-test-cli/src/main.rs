@@ -518,10 +518,20 @@ fn ability_list(option: &str, value: &str) -> Result<BTreeSet<Ability>, String> 
 fn doctor(args: DoctorArgs) -> Result<ExitCode, String> {
     let settings = Settings::from_env().map_err(|e| e.to_string())?;
     let facts = HostFacts::get();
-    let selected: Vec<Ability> = Ability::ALL
+    // The vocabulary, and the parameterised abilities asked for by name.
+    let mut selected: Vec<Ability> = Ability::ALL
         .into_iter()
         .filter(|a| args.only.as_ref().is_none_or(|o| o.contains(a)) || args.require.contains(a))
         .collect();
+    selected.extend(
+        args.only
+            .iter()
+            .flatten()
+            .chain(&args.require)
+            .filter(|a| a.index().is_none()),
+    );
+    selected.sort();
+    selected.dedup();
     // Probed in parallel: the external probes (bwrap, newuidmap) wait on
     // programs while the system-call probes run.
     let options = &settings.probe;

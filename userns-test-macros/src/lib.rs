@@ -14,7 +14,7 @@ use syn::{Attribute, Ident, ItemFn, Meta, Token};
 
 /// The ability names and their `userns_test::Ability` variants. The
 /// library's `Ability::ALL` is checked against this list by its tests.
-const ABILITIES: [(&str, &str); 17] = [
+const ABILITIES: [(&str, &str); 25] = [
     ("user", "User"),
     ("cap_sys_admin", "CapSysAdmin"),
     ("mount", "Mount"),
@@ -32,7 +32,31 @@ const ABILITIES: [(&str, &str); 17] = [
     ("landlock", "Landlock"),
     ("subids", "Subids"),
     ("root", "Root"),
+    ("unprivileged", "Unprivileged"),
+    ("new_privs", "NewPrivs"),
+    ("kvm", "Kvm"),
+    ("tun", "Tun"),
+    ("fuse", "Fuse"),
+    ("overlay", "Overlay"),
+    ("pivot_root", "PivotRoot"),
+    ("cgroup_delegation", "CgroupDelegation"),
 ];
+
+/// The parameterised requirements, with an example of each.
+const PARAMETERISED: [(&str, &str); 2] = [
+    ("program", "program(\"pasta\")"),
+    ("landlock", "landlock(abi >= 4)"),
+];
+
+/// One parsed requirement: the `userns_test::Ability` it names.
+struct Requirement {
+    /// What identifies it, for duplicates: `net`, `program(pasta)`.
+    key: String,
+    /// The span of its name.
+    span: Span,
+    /// `::userns_test::Ability::...`, spanned at the user's word.
+    tokens: TokenStream2,
+}
 
 /// Attribute paths, by last segment, that already make a function a test.
 const TEST_ATTRIBUTES: [&str; 3] = ["test", "rstest", "test_case"];
@@ -200,18 +224,20 @@ fn main_fn(notes: &[String]) -> TokenStream2 {
     }
 }
 
-/// Parses `net, cap_sys_admin` into variants, rejecting unknown, repeated
-/// and missing names with a span on the offending word.
-fn parse_requirements(args: TokenStream2) -> syn::Result<Vec<(Ident, Ident)>> {
-    let names = Punctuated::<Ident, Token![,]>::parse_terminated
+/// Parses `net, cap_sys_admin, program("pasta"), landlock(abi >= 4)` into
+/// requirements, rejecting unknown, repeated, malformed and missing ones
+/// with a span on the offending word.
+fn parse_requirements(args: TokenStream2) -> syn::Result<Vec<Requirement>> {
+    let items = Punctuated::<Meta, Token![,]>::parse_terminated
         .parse2(args.clone())
         .map_err(|e| {
             syn::Error::new(
                 e.span(),
-                "expected ability names separated by commas, e.g. #[requires_userns(user, net)]",
+                "expected ability names separated by commas, e.g. #[requires_userns(user, net)] \
+                 or #[requires_userns(program(\"pasta\"), landlock(abi >= 4))]",
             )
         })?;
-    if names.is_empty() {
+    if items.is_empty() {
         return Err(syn::Error::new(
             Span::call_site(),
             format!(
@@ -221,27 +247,142 @@ fn parse_requirements(args: TokenStream2) -> syn::Result<Vec<(Ident, Ident)>> {
             ),
         ));
     }
-    let mut seen: Vec<(Ident, Ident)> = Vec::new();
-    for name in names {
-        let text = name.to_string();
-        let Some((_, variant)) = ABILITIES.iter().find(|(n, _)| *n == text) else {
-            let message = match closest(&text) {
-                Some(s) => format!("unknown ability `{text}`; did you mean `{s}`?"),
-                None => format!(
-                    "unknown ability `{text}`; known abilities: {}",
-                    known_names()
-                ),
-            };
-            return Err(syn::Error::new(name.span(), message));
-        };
-        if let Some((first, _)) = seen.iter().find(|(n, _)| *n == name) {
-            let mut e = syn::Error::new(name.span(), format!("ability `{text}` is listed twice"));
-            e.combine(syn::Error::new(first.span(), "first listed here"));
+    let mut seen: Vec<Requirement> = Vec::new();
+    for item in items {
+        let requirement = requirement(&item)?;
+        if let Some(first) = seen.iter().find(|r| r.key == requirement.key) {
+            let mut e = syn::Error::new(
+                requirement.span,
+                format!("ability `{}` is listed twice", requirement.key),
+            );
+            e.combine(syn::Error::new(first.span, "first listed here"));
             return Err(e);
         }
-        seen.push((name.clone(), Ident::new(variant, name.span())));
+        seen.push(requirement);
     }
     Ok(seen)
+}
+
+/// One requirement: a name, or `program("...")`, or `landlock(abi >= N)`.
+fn requirement(item: &Meta) -> syn::Result<Requirement> {
+    let path = item.path();
+    let Some(name) = path.get_ident() else {
+        return Err(syn::Error::new(
+            path.span(),
+            "an ability is one word, e.g. `net`, or `program(\"pasta\")`",
+        ));
+    };
+    let text = name.to_string();
+    let span = name.span();
+    match (text.as_str(), item) {
+        ("program", Meta::List(list)) => {
+            let lit: syn::LitStr = syn::parse2(list.tokens.clone()).map_err(|_| {
+                syn::Error::new(
+                    list.tokens.span(),
+                    "program(...) takes the program's name or absolute path as a string, e.g. \
+                     program(\"pasta\")",
+                )
+            })?;
+            let program = lit.value();
+            if let Err(problem) = valid_program(&program) {
+                return Err(syn::Error::new(
+                    lit.span(),
+                    format!("program({program:?}): {problem}"),
+                ));
+            }
+            Ok(Requirement {
+                key: format!("program({program})"),
+                span,
+                tokens: quote_spanned!(span=> ::userns_test::Ability::Program(#lit)),
+            })
+        }
+        ("landlock", Meta::List(list)) => {
+            let abi = parse_abi(list.tokens.clone())?;
+            Ok(Requirement {
+                key: format!("landlock(abi>={abi})"),
+                span,
+                tokens: quote_spanned!(span=> ::userns_test::Ability::LandlockAbi(#abi)),
+            })
+        }
+        ("program", _) => Err(syn::Error::new(
+            span,
+            "program needs the program, e.g. program(\"pasta\")",
+        )),
+        (_, Meta::List(list)) if ABILITIES.iter().any(|(n, _)| *n == text) => Err(syn::Error::new(
+            list.delimiter.span().join(),
+            format!("ability `{text}` takes no arguments"),
+        )),
+        (_, Meta::NameValue(nv)) => Err(syn::Error::new(
+            nv.eq_token.span,
+            format!("an ability takes no value: write `{text}`"),
+        )),
+        (_, Meta::Path(_)) => match ABILITIES.iter().find(|(n, _)| *n == text) {
+            Some((_, variant)) => {
+                let variant = Ident::new(variant, span);
+                Ok(Requirement {
+                    key: text,
+                    span,
+                    // The variant carries the name's span, so a mismatch
+                    // with the library points at the user's word.
+                    tokens: quote_spanned!(span=> ::userns_test::Ability::#variant),
+                })
+            }
+            None => Err(unknown(&text, span)),
+        },
+        _ => Err(unknown(&text, span)),
+    }
+}
+
+fn unknown(text: &str, span: Span) -> syn::Error {
+    let message = match closest(text) {
+        Some(s) => format!("unknown ability `{text}`; did you mean `{s}`?"),
+        None => format!(
+            "unknown ability `{text}`; known abilities: {}",
+            known_names()
+        ),
+    };
+    syn::Error::new(span, message)
+}
+
+/// `abi >= N`, N from 1 to 255.
+fn parse_abi(tokens: TokenStream2) -> syn::Result<u8> {
+    let problem = |span: Span| {
+        syn::Error::new(
+            span,
+            "landlock(...) takes a minimum ABI version, e.g. landlock(abi >= 4)",
+        )
+    };
+    let parser = |input: syn::parse::ParseStream<'_>| {
+        let word: Ident = input.parse()?;
+        if word != "abi" {
+            return Err(problem(word.span()));
+        }
+        let _: Token![>=] = input.parse().map_err(|e| problem(e.span()))?;
+        let n: syn::LitInt = input.parse().map_err(|e| problem(e.span()))?;
+        match n.base10_parse::<u8>() {
+            Ok(abi) if abi >= 1 => Ok(abi),
+            _ => Err(syn::Error::new(
+                n.span(),
+                "a Landlock ABI version is a number from 1 (Linux 5.13) up",
+            )),
+        }
+    };
+    parser.parse2(tokens)
+}
+
+/// The library's rule (`userns_test::ability::valid_program`), checked at
+/// compile time: a bare name (looked up on `PATH`) or an absolute path.
+fn valid_program(program: &str) -> Result<(), &'static str> {
+    if program.is_empty() {
+        return Err("the program's name is empty");
+    }
+    if program.contains(['\0', '\n', '\r']) {
+        return Err("the program's name holds a NUL or a line break");
+    }
+    if program.contains('/') && !program.starts_with('/') {
+        return Err("a path must be absolute; a bare name is looked up on PATH");
+    }
+    Ok(())
 }
 
 fn check_function(function: &ItemFn) -> syn::Result<()> {
@@ -291,7 +432,7 @@ fn has_test_attribute(function: &ItemFn) -> bool {
     })
 }
 
-fn expand_function(function: ItemFn, requirements: &[(Ident, Ident)]) -> TokenStream2 {
+fn expand_function(function: ItemFn, requirements: &[Requirement]) -> TokenStream2 {
     let test_attribute = if has_test_attribute(&function) {
         quote!()
     } else {
@@ -392,15 +533,8 @@ fn expand_function(function: ItemFn, requirements: &[(Ident, Ident)]) -> TokenSt
     }
 }
 
-fn variants(requirements: &[(Ident, Ident)]) -> Vec<TokenStream2> {
-    requirements
-        .iter()
-        .map(|(_, v)| {
-            // The variant carries the name's span, so a mismatch with the
-            // library points at the user's word.
-            quote_spanned!(v.span()=> ::userns_test::Ability::#v)
-        })
-        .collect()
+fn variants(requirements: &[Requirement]) -> Vec<TokenStream2> {
+    requirements.iter().map(|r| r.tokens.clone()).collect()
 }
 
 /// What the runner collects: the name, the requirements, `#[ignore]` and
@@ -409,7 +543,7 @@ fn variants(requirements: &[(Ident, Ident)]) -> Vec<TokenStream2> {
 /// in both modes; the default harness never reads it.
 fn runner_registration(
     function: &ItemFn,
-    requirements: &[(Ident, Ident)],
+    requirements: &[Requirement],
     body_fn: &Ident,
     cfgs: &[Attribute],
 ) -> TokenStream2 {
@@ -548,6 +682,7 @@ fn known_names() -> String {
     ABILITIES
         .iter()
         .map(|(n, _)| *n)
+        .chain(PARAMETERISED.iter().map(|(_, example)| *example))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -558,7 +693,9 @@ fn closest(word: &str) -> Option<&'static str> {
     let limit = (word.len() / 3).max(1);
     ABILITIES
         .iter()
-        .map(|(n, _)| (edit_distance(&word, n), *n))
+        .map(|(n, _)| *n)
+        .chain(PARAMETERISED.iter().map(|(n, _)| *n))
+        .map(|n| (edit_distance(&word, n), n))
         .filter(|&(d, n)| d <= limit || (n.len() >= 3 && (word.contains(n) || n.contains(&word))))
         .min_by_key(|&(d, _)| d)
         .map(|(_, n)| n)

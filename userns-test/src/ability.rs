@@ -14,8 +14,7 @@ use serde::{Deserialize, Serialize};
 /// Namespace abilities are probed the unprivileged way: in a child that
 /// first creates a user namespace and maps the caller to root in it (the
 /// steps of [`Ability::User`]), whatever the caller's real uid.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Ability {
     /// Create a user namespace and become root in it.
     ///
@@ -117,11 +116,85 @@ pub enum Ability {
     /// Probe: `getuid() == 0` and `/proc/self/uid_map` is the identity map
     /// `0 0 4294967295`. No child process.
     Root,
+    /// Not root and without `CAP_SYS_ADMIN` in the initial user namespace:
+    /// for code that must run as, or refuses to run as, a normal user.
+    ///
+    /// Probe: the real and effective uids are not 0 in the initial user
+    /// namespace, and `CAP_SYS_ADMIN` is not effective there (a process in
+    /// another user namespace holds no capability in the initial one). No
+    /// child process.
+    Unprivileged,
+    /// NoNewPrivs is off, so setuid and file-capability programs
+    /// (newuidmap, ping) gain their privileges when executed.
+    ///
+    /// Probe: `prctl(PR_GET_NO_NEW_PRIVS)` in a child is 0. Does not look at
+    /// the program's mount (`nosuid`), see [`Program`](Ability::Program).
+    NewPrivs,
+    /// Use KVM from a new user namespace, as microVM sandboxes do.
+    ///
+    /// Probe: the [`User`](Ability::User) steps; open `/dev/kvm`
+    /// read-write; `ioctl(KVM_GET_API_VERSION)` is 12;
+    /// `ioctl(KVM_CREATE_VM, 0)`.
+    Kvm,
+    /// Create a tap device in a new network namespace, as pasta,
+    /// slirp4netns and VMMs do.
+    ///
+    /// Probe: the [`User`](Ability::User) steps; `unshare(CLONE_NEWNET)`;
+    /// open `/dev/net/tun` read-write; `ioctl(TUNSETIFF)` with
+    /// `IFF_TAP|IFF_NO_PI`.
+    Tun,
+    /// Mount a FUSE filesystem in a new user and mount namespace
+    /// (fuse-overlayfs, rootless image tools).
+    ///
+    /// Probe: the [`User`](Ability::User) steps; `unshare(CLONE_NEWNS)`;
+    /// make `/` private; open `/dev/fuse` read-write; mount `fuse` with
+    /// that descriptor on `/tmp` (the kernel sends its `INIT` without
+    /// waiting for a server; the child exits, which aborts the connection).
+    Fuse,
+    /// Mount overlayfs in a new user and mount namespace (rootless
+    /// container storage).
+    ///
+    /// Probe: the [`User`](Ability::User) steps; `unshare(CLONE_NEWNS)`;
+    /// make `/` private; a tmpfs on `/tmp` with `l`, `u`, `w` and `m` in it;
+    /// mount `overlay` on `m` with `lowerdir=l,upperdir=u,workdir=w`.
+    Overlay,
+    /// `pivot_root` into a fresh tmpfs in a new user and mount namespace,
+    /// as every container runtime does.
+    ///
+    /// Probe: the [`User`](Ability::User) steps; `unshare(CLONE_NEWNS)`;
+    /// make `/` private; a tmpfs on `/tmp` with `old` in it;
+    /// `pivot_root("/tmp", "/tmp/old")`.
+    PivotRoot,
+    /// Create a child cgroup in this process's cgroup v2 subtree, with the
+    /// `cpu`, `memory` and `pids` controllers available in it, and move a
+    /// process into it (rootless Podman, `systemd --user`).
+    ///
+    /// Probe: find the cgroup v2 mount and this process's cgroup; check the
+    /// controllers its children get (`cgroup.subtree_control` of this
+    /// cgroup; nothing is enabled or changed); `mkdir` a child cgroup;
+    /// write a probe child's pid to its `cgroup.procs`; remove it. On a
+    /// cgroup v1 or hybrid host the reason says so.
+    CgroupDelegation,
+    /// A program, found on `PATH` (or at the absolute path given), that
+    /// this process may execute.
+    ///
+    /// Probe: find it; in a child under a seccomp filter that kills it at
+    /// the program's first system call, `execve` it: the program's own code
+    /// never runs, and the exec is refused by exactly what would refuse it
+    /// (mode bits, a `noexec` mount, Landlock or another LSM).
+    Program(&'static str),
+    /// Landlock with at least this ABI version (network rules need 4).
+    ///
+    /// Probe: the [`Landlock`](Ability::Landlock) steps; the ABI they read
+    /// is at least this one.
+    LandlockAbi(u8),
 }
 
 impl Ability {
-    /// Every ability, in declaration order.
-    pub const ALL: [Ability; 17] = [
+    /// Every ability without a parameter, in declaration order (with
+    /// [`Program`](Ability::Program) and
+    /// [`LandlockAbi`](Ability::LandlockAbi), the whole vocabulary).
+    pub const ALL: [Ability; 25] = [
         Ability::User,
         Ability::CapSysAdmin,
         Ability::Mount,
@@ -139,10 +212,19 @@ impl Ability {
         Ability::Landlock,
         Ability::Subids,
         Ability::Root,
+        Ability::Unprivileged,
+        Ability::NewPrivs,
+        Ability::Kvm,
+        Ability::Tun,
+        Ability::Fuse,
+        Ability::Overlay,
+        Ability::PivotRoot,
+        Ability::CgroupDelegation,
     ];
 
-    /// The name used in `#[requires_userns(...)]` and environment variables.
-    pub const fn name(self) -> &'static str {
+    /// The name used in `#[requires_userns(...)]`, environment variables
+    /// and reports: `net`, `program(pasta)`, `landlock(abi>=4)`.
+    pub fn name(self) -> &'static str {
         match self {
             Ability::User => "user",
             Ability::CapSysAdmin => "cap_sys_admin",
@@ -161,16 +243,27 @@ impl Ability {
             Ability::Landlock => "landlock",
             Ability::Subids => "subids",
             Ability::Root => "root",
+            Ability::Unprivileged => "unprivileged",
+            Ability::NewPrivs => "new_privs",
+            Ability::Kvm => "kvm",
+            Ability::Tun => "tun",
+            Ability::Fuse => "fuse",
+            Ability::Overlay => "overlay",
+            Ability::PivotRoot => "pivot_root",
+            Ability::CgroupDelegation => "cgroup_delegation",
+            Ability::Program(p) => intern(format!("program({p})")),
+            Ability::LandlockAbi(abi) => intern(format!("landlock(abi>={abi})")),
         }
     }
 
-    /// Position in [`Ability::ALL`], for per-ability tables.
-    pub const fn index(self) -> usize {
-        self as usize
+    /// Position in [`Ability::ALL`], for per-ability tables; `None` for a
+    /// parameterised ability.
+    pub fn index(self) -> Option<usize> {
+        Ability::ALL.iter().position(|a| *a == self)
     }
 
     /// One line saying what the probe does, for tables and reports.
-    pub const fn operation(self) -> &'static str {
+    pub fn operation(self) -> &'static str {
         match self {
             Ability::User => "create a user namespace and become root in it",
             Ability::CapSysAdmin => "use CAP_SYS_ADMIN in a new user namespace",
@@ -189,11 +282,21 @@ impl Ability {
             Ability::Landlock => "restrict with Landlock",
             Ability::Subids => "map subordinate ids (newuidmap/newgidmap)",
             Ability::Root => "real uid 0 in the initial user namespace",
+            Ability::Unprivileged => "not root, no CAP_SYS_ADMIN in the initial user namespace",
+            Ability::NewPrivs => "NoNewPrivs off: setuid programs gain privileges",
+            Ability::Kvm => "create a KVM virtual machine from a user namespace",
+            Ability::Tun => "create a tap device in a new network namespace",
+            Ability::Fuse => "mount a FUSE filesystem in a user namespace",
+            Ability::Overlay => "mount overlayfs in a user namespace",
+            Ability::PivotRoot => "pivot_root into a tmpfs in a user namespace",
+            Ability::CgroupDelegation => "create and join a child cgroup v2 with cpu, memory, pids",
+            Ability::Program(_) => "execute a program",
+            Ability::LandlockAbi(_) => "restrict with Landlock of at least an ABI",
         }
     }
 
     /// Whether the probe starts from a new user namespace.
-    pub const fn needs_user_namespace(self) -> bool {
+    pub fn needs_user_namespace(self) -> bool {
         matches!(
             self,
             Ability::User
@@ -207,19 +310,53 @@ impl Ability {
                 | Ability::Time
                 | Ability::Nested
                 | Ability::Subids
+                | Ability::Kvm
+                | Ability::Tun
+                | Ability::Fuse
+                | Ability::Overlay
+                | Ability::PivotRoot
         )
     }
 
     /// Whether the probe runs a program found on the host (bubblewrap,
-    /// newuidmap), rather than only system calls.
-    pub const fn is_external(self) -> bool {
-        matches!(self, Ability::Bwrap | Ability::BwrapNet | Ability::Subids)
+    /// newuidmap, a `program(...)`), rather than only system calls.
+    pub fn is_external(self) -> bool {
+        matches!(
+            self,
+            Ability::Bwrap | Ability::BwrapNet | Ability::Subids | Ability::Program(_)
+        )
     }
+}
+
+/// A parameterised ability's name, kept for the life of the process (a
+/// binary names a handful).
+fn intern(name: String) -> &'static str {
+    static NAMES: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+    let mut names = NAMES.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(n) = names.iter().find(|n| **n == name) {
+        return n;
+    }
+    let leaked: &'static str = Box::leak(name.into_boxed_str());
+    names.push(leaked);
+    leaked
 }
 
 impl fmt::Display for Ability {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+impl Serialize for Ability {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for Ability {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        name.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -239,7 +376,11 @@ impl fmt::Display for UnknownAbility {
             Some(s) => write!(f, "; did you mean `{s}`?"),
             None => {
                 let names: Vec<&str> = Ability::ALL.iter().map(|a| a.name()).collect();
-                write!(f, "; known abilities: {}", names.join(", "))
+                write!(
+                    f,
+                    "; known abilities: {}, program(NAME), landlock(abi>=N)",
+                    names.join(", ")
+                )
             }
         }
     }
@@ -250,15 +391,53 @@ impl std::error::Error for UnknownAbility {}
 impl FromStr for Ability {
     type Err = UnknownAbility;
 
+    /// A name as `name()` writes it: `net`, `program(pasta)` (or
+    /// `program("pasta")`), `landlock(abi>=4)` (spaces allowed).
     fn from_str(name: &str) -> Result<Self, Self::Err> {
-        Ability::ALL
-            .into_iter()
-            .find(|a| a.name() == name)
-            .ok_or_else(|| UnknownAbility {
-                name: name.to_owned(),
-                suggestion: closest_name(name),
-            })
+        if let Some(found) = Ability::ALL.into_iter().find(|a| a.name() == name) {
+            return Ok(found);
+        }
+        let unknown = || UnknownAbility {
+            name: name.to_owned(),
+            suggestion: closest_name(name),
+        };
+        let compact: String = name.chars().filter(|c| !c.is_whitespace()).collect();
+        if let Some(program) = compact
+            .strip_prefix("program(")
+            .and_then(|r| r.strip_suffix(')'))
+        {
+            let program = program.trim_matches('"');
+            return match valid_program(program) {
+                Ok(()) => Ok(Ability::Program(intern(program.to_owned()))),
+                Err(_) => Err(unknown()),
+            };
+        }
+        if let Some(abi) = compact
+            .strip_prefix("landlock(abi>=")
+            .and_then(|r| r.strip_suffix(')'))
+        {
+            return match abi.parse::<u8>() {
+                Ok(abi) if abi >= 1 => Ok(Ability::LandlockAbi(abi)),
+                _ => Err(unknown()),
+            };
+        }
+        Err(unknown())
     }
+}
+
+/// Whether `program` can name a program: a bare name (looked up on
+/// `PATH`) or an absolute path, without NUL, newline or a relative path.
+pub fn valid_program(program: &str) -> Result<(), &'static str> {
+    if program.is_empty() {
+        return Err("the program's name is empty");
+    }
+    if program.contains(['\0', '\n', '\r']) {
+        return Err("the program's name holds a NUL or a line break");
+    }
+    if program.contains('/') && !program.starts_with('/') {
+        return Err("a path must be absolute; a bare name is looked up on PATH");
+    }
+    Ok(())
 }
 
 /// The valid ability name closest to `word`, if it is close enough to be a
@@ -311,8 +490,27 @@ mod tests {
     fn names_round_trip() {
         for a in Ability::ALL {
             assert_eq!(a.name().parse::<Ability>(), Ok(a));
-            assert_eq!(Ability::ALL[a.index()], a);
+            assert_eq!(a.index().map(|i| Ability::ALL[i]), Some(a));
         }
+        for a in [
+            Ability::Program("pasta"),
+            Ability::Program("/usr/bin/newgidmap"),
+            Ability::LandlockAbi(4),
+        ] {
+            assert_eq!(a.name().parse::<Ability>(), Ok(a), "{a}");
+            assert_eq!(a.index(), None);
+        }
+        assert_eq!(Ability::Program("pasta").name(), "program(pasta)");
+        assert_eq!("program(\"pasta\")".parse(), Ok(Ability::Program("pasta")));
+        assert_eq!("landlock(abi >= 4)".parse(), Ok(Ability::LandlockAbi(4)));
+        assert!("program(bin/x)".parse::<Ability>().is_err());
+        assert!("landlock(abi>=0)".parse::<Ability>().is_err());
+        let json = serde_json::to_string(&Ability::Program("pasta")).unwrap();
+        assert_eq!(json, "\"program(pasta)\"");
+        assert_eq!(
+            serde_json::from_str::<Ability>(&json).unwrap(),
+            Ability::Program("pasta")
+        );
     }
 
     #[test]

@@ -141,12 +141,80 @@ pub enum Cause {
         /// Where it is.
         path: String,
     },
-    /// A setuid program (newuidmap) cannot use its privilege: NoNewPrivs is
-    /// set for this process.
-    NoNewPrivs {
-        /// The program.
-        program: String,
+    /// NoNewPrivs is set for this process: setuid and file-capability
+    /// programs (newuidmap, ping) do not gain their privileges.
+    NoNewPrivs,
+    /// This process is privileged where the test needs a normal user.
+    Privileged {
+        /// What was found, e.g. `uid 0 (euid 0) in the initial user
+        /// namespace`.
+        found: String,
     },
+    /// A device node is not there (no driver, or not given to the
+    /// container).
+    DeviceMissing {
+        /// The node, e.g. `/dev/kvm`.
+        path: String,
+    },
+    /// A device node's mode and owner do not let this user open it.
+    DeviceNotAccessible {
+        /// The node.
+        path: String,
+        /// Its mode and owner, e.g. `crw------- 0:0`.
+        mode: String,
+    },
+    /// The device node exists and its mode allows this user, yet opening
+    /// it is refused (EPERM): a device cgroup (a container's device
+    /// policy) or an LSM.
+    DeviceRefused {
+        /// The node.
+        path: String,
+    },
+    /// A program exists and its mode allows this user, but its filesystem
+    /// is mounted `noexec`.
+    NoexecMount {
+        /// The program.
+        path: String,
+        /// The mount point.
+        mount: String,
+    },
+    /// A program's mode and mount allow the exec, yet `execve` is refused:
+    /// an LSM (Landlock, AppArmor, SELinux).
+    ExecRefusedByLsm {
+        /// The program.
+        path: String,
+    },
+    /// The kernel's Landlock ABI is below the one required.
+    LandlockAbiTooOld {
+        /// The ABI required.
+        wanted: u8,
+    },
+    /// No cgroup v2 hierarchy (or no cgroup v2 entry for this process).
+    CgroupV2Missing {
+        /// Whether cgroup v1 hierarchies are mounted.
+        v1: bool,
+    },
+    /// The delegated cgroup v2 subtree does not get the `cpu`, `memory`
+    /// and `pids` controllers.
+    CgroupControllersMissing {
+        /// Where (the delegation root's `cgroup.subtree_control`).
+        path: String,
+        /// Whether they are bound to cgroup v1 hierarchies (hybrid host).
+        hybrid: bool,
+    },
+    /// This user may not create or join cgroups in its cgroup v2 subtree.
+    CgroupNotDelegated {
+        /// The cgroup it tried.
+        path: String,
+    },
+    /// The cgroup v2 tree is mounted read-only (a container's default).
+    CgroupReadOnly {
+        /// The cgroup it tried.
+        path: String,
+    },
+    /// The root of this system is the initramfs `rootfs`, which
+    /// `pivot_root` cannot move.
+    RootIsRootfs,
     /// A program that needs privilege has neither the setuid bit nor file
     /// capabilities.
     ProgramUnprivileged {
@@ -220,7 +288,19 @@ impl Cause {
             Cause::LandlockNotEnabled => "landlock_not_enabled",
             Cause::NotInstalled { .. } => "not_installed",
             Cause::NotExecutable { .. } => "not_executable",
-            Cause::NoNewPrivs { .. } => "no_new_privs",
+            Cause::NoNewPrivs => "no_new_privs",
+            Cause::Privileged { .. } => "privileged",
+            Cause::DeviceMissing { .. } => "device_missing",
+            Cause::DeviceNotAccessible { .. } => "device_not_accessible",
+            Cause::DeviceRefused { .. } => "device_refused",
+            Cause::NoexecMount { .. } => "noexec_mount",
+            Cause::ExecRefusedByLsm { .. } => "exec_refused_by_lsm",
+            Cause::LandlockAbiTooOld { .. } => "landlock_abi_too_old",
+            Cause::CgroupV2Missing { .. } => "cgroup_v2_missing",
+            Cause::CgroupControllersMissing { .. } => "cgroup_controllers_missing",
+            Cause::CgroupNotDelegated { .. } => "cgroup_not_delegated",
+            Cause::CgroupReadOnly { .. } => "cgroup_read_only",
+            Cause::RootIsRootfs => "root_is_rootfs",
             Cause::ProgramUnprivileged { .. } => "program_unprivileged",
             Cause::ProgramFailed { .. } => "program_failed",
             Cause::NoSubordinateIds { .. } => "no_subordinate_ids",
@@ -402,10 +482,77 @@ impl fmt::Display for Cause {
             }
             Cause::NotInstalled { program } => write!(f, "{program} is not installed"),
             Cause::NotExecutable { path } => write!(f, "{path} cannot be executed"),
-            Cause::NoNewPrivs { program } => write!(
+            Cause::NoNewPrivs => f.write_str(
+                "NoNewPrivs is set for this process, so setuid and file-capability programs \
+                 (newuidmap, ping) do not gain their privileges",
+            ),
+            Cause::Privileged { found } => {
+                write!(
+                    f,
+                    "this process is privileged ({found}) where a normal user is needed"
+                )
+            }
+            Cause::DeviceMissing { path } => {
+                write!(
+                    f,
+                    "{path} does not exist here (no driver, or not given to the container)"
+                )
+            }
+            Cause::DeviceNotAccessible { path, mode } => write!(
                 f,
-                "NoNewPrivs is set for this process, so the setuid bit or file capabilities of \
-                 {program} have no effect"
+                "{path} ({mode}) is not readable and writable by this user"
+            ),
+            Cause::DeviceRefused { path } => write!(
+                f,
+                "opening {path} is refused although its mode allows this user: a device cgroup \
+                 (a container's device policy) or an LSM"
+            ),
+            Cause::NoexecMount { path, mount } => {
+                write!(f, "{path} is on {mount}, which is mounted noexec")
+            }
+            Cause::ExecRefusedByLsm { path } => write!(
+                f,
+                "{path} may be executed by its mode and mount, yet execve is refused: an LSM \
+                 (Landlock, AppArmor, SELinux)"
+            ),
+            Cause::LandlockAbiTooOld { wanted } => match landlock_abi_kernel(*wanted) {
+                Some(release) => write!(
+                    f,
+                    "the kernel's Landlock ABI is below {wanted} (ABI {wanted} came with Linux \
+                     {release})"
+                ),
+                None => write!(
+                    f,
+                    "the kernel's Landlock ABI is below {wanted}, a version newer than this \
+                     crate knows"
+                ),
+            },
+            Cause::CgroupV2Missing { v1: true } => {
+                f.write_str("only cgroup v1 is mounted: there is no cgroup v2 tree to delegate")
+            }
+            Cause::CgroupV2Missing { v1: false } => {
+                f.write_str("no cgroup v2 tree is mounted for this process")
+            }
+            Cause::CgroupControllersMissing { hybrid: true, .. } => f.write_str(
+                "the cpu, memory and pids controllers are bound to cgroup v1 hierarchies (a \
+                 hybrid cgroup host), so no cgroup v2 subtree can use them",
+            ),
+            Cause::CgroupControllersMissing { path, .. } => write!(
+                f,
+                "the cpu, memory and pids controllers are not all enabled for the delegated \
+                 subtree ({path})"
+            ),
+            Cause::CgroupNotDelegated { path } => write!(
+                f,
+                "this user may not create or join cgroups at {path}: its cgroup v2 subtree is \
+                 not delegated to it"
+            ),
+            Cause::CgroupReadOnly { path } => {
+                write!(f, "the cgroup v2 tree is mounted read-only ({path})")
+            }
+            Cause::RootIsRootfs => f.write_str(
+                "this system's root is the initramfs rootfs, which pivot_root cannot move \
+                 (EINVAL)",
             ),
             Cause::ProgramUnprivileged { path } => write!(
                 f,
@@ -437,6 +584,20 @@ impl fmt::Display for Cause {
             ),
         }
     }
+}
+
+/// The Linux release that brought Landlock ABI `abi`, where known.
+fn landlock_abi_kernel(abi: u8) -> Option<&'static str> {
+    Some(match abi {
+        1 => "5.13",
+        2 => "5.19",
+        3 => "6.2",
+        4 => "6.7",
+        5 => "6.10",
+        6 => "6.12",
+        7 => "6.15",
+        _ => return None,
+    })
 }
 
 impl Serialize for Cause {

@@ -35,6 +35,9 @@ pub struct HostFacts {
     pub gid: u32,
     /// Effective gid of this process.
     pub egid: u32,
+    /// Supplementary groups of this process.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<u32>,
     /// `kernel.apparmor_restrict_unprivileged_userns` (Ubuntu 23.10+).
     pub apparmor_restrict_unprivileged_userns: Option<u64>,
     /// `kernel.apparmor_restrict_unprivileged_unconfined` (Ubuntu 24.04+).
@@ -75,6 +78,13 @@ pub struct HostFacts {
     pub proc_overmounts: Vec<String>,
     /// Whether `/proc` is mounted read-only for this process.
     pub proc_read_only: bool,
+    /// Where the cgroup v2 hierarchy is mounted, if it is.
+    pub cgroup_v2_mount: Option<String>,
+    /// Whether cgroup v1 hierarchies are mounted (alone, or beside v2: a
+    /// hybrid host).
+    pub cgroup_v1: bool,
+    /// The filesystem type of `/` (`rootfs` on an initramfs-only system).
+    pub root_fstype: Option<String>,
     /// Whether this process may open one of its own `/proc` files for
     /// writing (`/proc/self/comm`): the control that tells "writes to /proc
     /// are refused" (Landlock, a read-only mount) from a capability denied
@@ -156,6 +166,9 @@ impl HostFacts {
             euid,
             gid,
             egid,
+            groups: nix::unistd::getgroups()
+                .map(|g| g.into_iter().map(|g| g.as_raw()).collect())
+                .unwrap_or_default(),
             apparmor_restrict_unprivileged_userns: number(text(
                 "/proc/sys/kernel/apparmor_restrict_unprivileged_userns",
             )),
@@ -188,6 +201,13 @@ impl HostFacts {
                 .map(proc_overmounts)
                 .unwrap_or_default(),
             proc_read_only: mountinfo.as_deref().is_some_and(proc_read_only),
+            cgroup_v2_mount: mountinfo
+                .as_deref()
+                .and_then(|m| mounts_of(m, "cgroup2").next().map(str::to_owned)),
+            cgroup_v1: mountinfo
+                .as_deref()
+                .is_some_and(|m| mounts_of(m, "cgroup").next().is_some()),
+            root_fstype: mountinfo.as_deref().and_then(root_fstype),
             proc_writable: proc_writable(),
             dumpable: dumpable(),
             rlimit_nproc: soft_limit(nix::sys::resource::Resource::RLIMIT_NPROC),
@@ -445,6 +465,25 @@ fn proc_overmounts(mountinfo: &str) -> Vec<String> {
         .filter(|mp| mp.starts_with("/proc/") && !mp.starts_with("/proc/sys/fs/binfmt_misc"))
         .map(str::to_owned)
         .collect()
+}
+
+/// The mount points of filesystems of type `fstype` (after mountinfo's
+/// ` - `).
+pub(crate) fn mounts_of<'a>(mountinfo: &'a str, fstype: &'a str) -> impl Iterator<Item = &'a str> {
+    mountinfo.lines().filter_map(move |l| {
+        let (fields, rest) = l.split_once(" - ")?;
+        (rest.split_whitespace().next() == Some(fstype))
+            .then(|| fields.split_whitespace().nth(4))?
+    })
+}
+
+/// The type of the filesystem mounted last on `/`.
+fn root_fstype(mountinfo: &str) -> Option<String> {
+    mountinfo.lines().rev().find_map(|l| {
+        let (fields, rest) = l.split_once(" - ")?;
+        (fields.split_whitespace().nth(4) == Some("/"))
+            .then(|| rest.split_whitespace().next().map(str::to_owned))?
+    })
 }
 
 fn proc_read_only(mountinfo: &str) -> bool {

@@ -3,7 +3,7 @@
 
 use std::cell::RefCell;
 use std::io::Write;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use crate::Ability;
 use crate::diagnosis::{self, Live};
@@ -32,9 +32,8 @@ pub fn settings() -> Result<&'static Settings, &'static ConfigError> {
 /// [`decide`] for the policy). A malformed `USERNS_TEST_PROBE_TIMEOUT_MS`
 /// or `USERNS_TEST_BWRAP` makes every verdict unavailable with that error.
 pub fn probe(ability: Ability) -> &'static Verdict {
-    static VERDICTS: [OnceLock<Verdict>; Ability::ALL.len()] =
-        [const { OnceLock::new() }; Ability::ALL.len()];
-    VERDICTS[ability.index()].get_or_init(|| match settings() {
+    static VERDICTS: Cells<Verdict> = Cells::new();
+    VERDICTS.of(ability).get_or_init(|| match settings() {
         // The cheap probes cost less than the key a shared verdict needs.
         Ok(s) if !worth_sharing(ability) => assess(ability, s),
         Ok(s) => match Shared::get(s) {
@@ -55,9 +54,40 @@ pub fn probe(ability: Ability) -> &'static Verdict {
 /// observation never waits for a verdict, so the two caches cannot wait
 /// on each other.
 fn observation(ability: Ability, settings: &Settings) -> &'static Observation {
-    static OBSERVATIONS: [OnceLock<Observation>; Ability::ALL.len()] =
-        [const { OnceLock::new() }; Ability::ALL.len()];
-    OBSERVATIONS[ability.index()].get_or_init(|| observe(ability, &settings.probe))
+    static OBSERVATIONS: Cells<Observation> = Cells::new();
+    OBSERVATIONS
+        .of(ability)
+        .get_or_init(|| observe(ability, &settings.probe))
+}
+
+/// One cell per ability, filled once: a fixed table for the abilities
+/// without a parameter, and cells made on first use for the
+/// parameterised ones a binary names (a handful, kept for its life).
+struct Cells<T: 'static> {
+    fixed: [OnceLock<T>; Ability::ALL.len()],
+    named: Mutex<Vec<(Ability, &'static OnceLock<T>)>>,
+}
+
+impl<T> Cells<T> {
+    const fn new() -> Self {
+        Cells {
+            fixed: [const { OnceLock::new() }; Ability::ALL.len()],
+            named: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn of(&'static self, ability: Ability) -> &'static OnceLock<T> {
+        if let Some(i) = ability.index() {
+            return &self.fixed[i];
+        }
+        let mut named = self.named.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, cell)) = named.iter().find(|(a, _)| *a == ability) {
+            return cell;
+        }
+        let cell: &'static OnceLock<T> = Box::leak(Box::new(OnceLock::new()));
+        named.push((ability, cell));
+        cell
+    }
 }
 
 /// The verdict on `ability`: its cached observation, diagnosed with the

@@ -304,6 +304,13 @@ mod tests {
         let all = settings(&[(REQUIRE_VAR, "all")]).unwrap();
         assert_eq!(all.require.len(), Ability::ALL.len());
         assert_eq!(settings(&[(DENY_VAR, "")]).unwrap().deny.len(), 0);
+        let params = settings(&[(DENY_VAR, "program(pasta),landlock(abi>=4)")]).unwrap();
+        assert_eq!(
+            params.deny,
+            [Ability::Program("pasta"), Ability::LandlockAbi(4)]
+                .into_iter()
+                .collect()
+        );
     }
 
     #[test]

@@ -90,6 +90,41 @@ pub enum Step {
     },
     /// Checking the real uid and the user namespace.
     CheckUid,
+    /// Checking the uids and the effective capabilities (`unprivileged`).
+    CheckPrivilege,
+    /// `prctl(PR_GET_NO_NEW_PRIVS)`.
+    GetNoNewPrivs,
+    /// Opening a device node read-write (`/dev/kvm`, `/dev/net/tun`,
+    /// `/dev/fuse`).
+    OpenDevice {
+        /// The device node.
+        path: String,
+    },
+    /// An `ioctl` on an open device.
+    Ioctl {
+        /// The request, e.g. `TUNSETIFF`.
+        request: String,
+    },
+    /// Creating a directory.
+    Mkdir {
+        /// The directory.
+        path: String,
+    },
+    /// `pivot_root(new_root, put_old)`.
+    PivotRoot {
+        /// The new root.
+        new_root: String,
+    },
+    /// Finding the cgroup v2 hierarchy and this process's cgroup in it.
+    FindCgroup,
+    /// Reading a file (a cgroup's controllers).
+    ReadFile {
+        /// The file.
+        path: String,
+    },
+    /// Installing the seccomp filter that stops a program at its first
+    /// system call, before `execve` (`program(...)`).
+    StopProgramFilter,
     /// Reading the crate's configuration from the environment.
     ReadEnvironment {
         /// The variable.
@@ -138,6 +173,19 @@ impl fmt::Display for Step {
             Step::Run { command, .. } => write!(f, "running `{command}`"),
             Step::ReadSubids { path, user } => write!(f, "looking up {user} in {path}"),
             Step::CheckUid => f.write_str("checking the real uid and user namespace"),
+            Step::CheckPrivilege => {
+                f.write_str("checking the uids and capabilities in the initial user namespace")
+            }
+            Step::GetNoNewPrivs => f.write_str("prctl(PR_GET_NO_NEW_PRIVS)"),
+            Step::OpenDevice { path } => write!(f, "opening {path} read-write"),
+            Step::Ioctl { request } => write!(f, "ioctl({request})"),
+            Step::Mkdir { path } => write!(f, "mkdir({path})"),
+            Step::PivotRoot { new_root } => write!(f, "pivot_root({new_root}, {new_root}/old)"),
+            Step::FindCgroup => f.write_str("finding this process's cgroup v2"),
+            Step::ReadFile { path } => write!(f, "reading {path}"),
+            Step::StopProgramFilter => f.write_str(
+                "seccomp(SECCOMP_SET_MODE_FILTER) stopping the program at its first system call",
+            ),
             Step::ReadEnvironment { variable } => write!(f, "reading {variable}"),
         }
     }

@@ -124,7 +124,143 @@ const GROUND_TRUTH: &[(&str, &[&str])] = &[
             "true",
         ],
     ),
+    ("unprivileged", &["sh", "-c", UNPRIVILEGED]),
+    (
+        "new_privs",
+        &[
+            "sh",
+            "-c",
+            "grep -q '^NoNewPrivs:[[:space:]]*0$' /proc/self/status",
+        ],
+    ),
+    (
+        "kvm",
+        &[
+            "unshare",
+            "--user",
+            "--map-root-user",
+            "/usr/bin/python3",
+            "-c",
+            KVM,
+        ],
+    ),
+    (
+        "tun",
+        &[
+            "unshare",
+            "--user",
+            "--map-root-user",
+            "--net",
+            "/usr/bin/python3",
+            "-c",
+            TUN,
+        ],
+    ),
+    (
+        "fuse",
+        &[
+            "unshare",
+            "--user",
+            "--map-root-user",
+            "--mount",
+            "/usr/bin/python3",
+            "-c",
+            FUSE,
+        ],
+    ),
+    (
+        "overlay",
+        &[
+            "unshare",
+            "--user",
+            "--map-root-user",
+            "--mount",
+            "sh",
+            "-c",
+            "mount -t tmpfs none /tmp && mkdir /tmp/l /tmp/u /tmp/w /tmp/m && \
+             mount -t overlay overlay -o lowerdir=/tmp/l,upperdir=/tmp/u,workdir=/tmp/w /tmp/m",
+        ],
+    ),
+    (
+        "pivot_root",
+        &[
+            "unshare",
+            "--user",
+            "--map-root-user",
+            "--mount",
+            "sh",
+            "-c",
+            "mount -t tmpfs none /tmp && mkdir /tmp/old && \
+             PATH=$PATH:/usr/sbin:/sbin pivot_root /tmp /tmp/old",
+        ],
+    ),
+    ("cgroup_delegation", &["sh", "-c", CGROUP_DELEGATION]),
+    // `env` execs the program: 126/127 where it cannot.
+    ("program(true)", &["env", "true"]),
+    (
+        "landlock(abi>=4)",
+        &["/usr/bin/python3", "-c", LANDLOCK_ABI_4],
+    ),
 ];
+
+/// Not root and no CAP_SYS_ADMIN in the initial user namespace (inside
+/// another user namespace, nothing counts).
+const UNPRIVILEGED: &str = r#"
+map=$(awk '{print $1" "$2" "$3; exit}' /proc/self/uid_map)
+[ "$map" != "0 0 4294967295" ] && exit 0
+[ "$(id -u)" != 0 ] && [ "$(id -ru)" != 0 ] || exit 1
+cap=$(awk '/^CapEff/ {print $2}' /proc/self/status)
+[ $(( 0x$cap >> 21 & 1 )) = 0 ]
+"#;
+
+/// /dev/kvm read-write, API version 12, a VM created.
+const KVM: &str = "import os, fcntl
+fd = os.open('/dev/kvm', os.O_RDWR)
+assert fcntl.ioctl(fd, 0xAE00, 0) == 12
+fcntl.ioctl(fd, 0xAE01, 0)";
+
+/// A tap device through /dev/net/tun (no netlink, unlike `ip tuntap`).
+const TUN: &str = "import fcntl, os, struct
+fd = os.open('/dev/net/tun', os.O_RDWR)
+fcntl.ioctl(fd, 0x400454ca, struct.pack('16sH22x', b'ut0', 0x0002 | 0x1000))";
+
+/// A FUSE mount with an open /dev/fuse, no server.
+const FUSE: &str = "import ctypes, os
+fd = os.open('/dev/fuse', os.O_RDWR)
+libc = ctypes.CDLL(None, use_errno=True)
+opts = ('fd=%d,rootmode=40000,user_id=0,group_id=0' % fd).encode()
+raise SystemExit(0 if libc.mount(b'fuse', b'/tmp', b'fuse', 6, opts) == 0 else 1)";
+
+/// landlock_create_ruleset(NULL, 0, VERSION) >= 4.
+const LANDLOCK_ABI_4: &str = "import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+raise SystemExit(0 if libc.syscall(444, None, 0, 1) >= 4 else 1)";
+
+/// A child cgroup of the highest writable ancestor of this process's
+/// cgroup v2, with cpu, memory and pids, and a process moved into it.
+const CGROUP_DELEGATION: &str = r#"
+line=$(awk -F' - ' '{split($2,b," "); if (b[1]=="cgroup2") {print $1; exit}}' /proc/self/mountinfo)
+[ -n "$line" ] || exit 1
+set -- $line
+mnt=$5; mroot=$4
+rel=$(sed -n 's/^0:://p' /proc/self/cgroup)
+[ -n "$rel" ] || exit 1
+[ "$mroot" = / ] && mroot=""
+dir="$mnt${rel#$mroot}"
+top=""; d="$dir"
+while [ -w "$d" ]; do
+  top="$d"; [ "$d" = "$mnt" ] && break
+  d=$(dirname "$d"); case "$d" in "$mnt"*) ;; *) break ;; esac
+done
+[ -n "$top" ] || top="$dir"
+c="$top/userns-test-truth-$$"
+mkdir "$c" || exit 1
+ok=0
+for x in cpu memory pids; do grep -qw "$x" "$c/cgroup.controllers" || ok=1; done
+[ $ok = 0 ] && sh -c 'echo $$ > "$1/cgroup.procs"' sh "$c" || ok=1
+for i in 1 2 3 4 5 6 7 8 9 10; do rmdir "$c" 2>/dev/null && break; sleep 0.05; done
+exit $ok
+"#;
 
 /// Asserts every verdict on `host` equals the ground truth there, and
 /// returns the doctor document for host-specific checks.
@@ -428,7 +564,17 @@ fn nested_inside_bwrap_and_unshare() {
 fn process_limit_reached() {
     let names: Vec<&str> = GROUND_TRUTH.iter().map(|(n, _)| *n).collect();
     let doc = doctor(&Host::ProcessLimit, &names.join(","));
-    for name in names {
+    // Answered without a process: this uid is unprivileged, NoNewPrivs
+    // is off; and this uid may not make a cgroup, which the probe finds
+    // out before it needs a process.
+    for name in ["unprivileged", "new_privs"] {
+        assert!(available(&doc, name), "{:#}", verdict(&doc, name));
+    }
+    assert_ne!(cause(&doc, "cgroup_delegation"), "process_limit");
+    for name in names
+        .into_iter()
+        .filter(|n| !["unprivileged", "new_privs", "cgroup_delegation"].contains(n))
+    {
         let v = verdict(&doc, name);
         assert_eq!(v["verdict"], "unavailable", "{v:#}");
         assert_eq!(v["failure"]["name"], "EAGAIN", "{v:#}");
@@ -523,12 +669,149 @@ fn sethostname_refused() {
     }
 }
 
+/// The devices of kvm, tun and fuse: missing (a tmpfs over /dev), not
+/// accessible by their mode (uid 65534), their ioctl refused by a filter;
+/// each a cause of its own, named with the device or the call.
+#[requires_userns(root)]
+fn device_abilities_name_what_refused() {
+    let doc = verdicts_match_ground_truth(&Host::NoDevices);
+    for (ability, device) in [
+        ("kvm", "/dev/kvm"),
+        ("tun", "/dev/net/tun"),
+        ("fuse", "/dev/fuse"),
+    ] {
+        assert_eq!(cause(&doc, ability), "device_missing");
+        assert!(
+            cause_message(&doc, ability).starts_with(device),
+            "{}",
+            cause_message(&doc, ability)
+        );
+    }
+    let doc = verdicts_match_ground_truth(&Host::Unprivileged);
+    for ability in ["kvm", "tun", "fuse"] {
+        assert_eq!(
+            cause(&doc, ability),
+            "device_not_accessible",
+            "{:#}",
+            verdict(&doc, ability)
+        );
+        assert!(
+            cause_message(&doc, ability).contains("(mode c"),
+            "{}",
+            cause_message(&doc, ability)
+        );
+    }
+    let doc = verdicts_match_ground_truth(&Host::IoctlRefused);
+    assert!(cause_message(&doc, "tun").contains("refuses ioctl(TUNSETIFF)"));
+    assert!(cause_message(&doc, "kvm").contains("refuses ioctl(KVM_CREATE_VM)"));
+    assert_eq!(cause(&doc, "tun"), "seccomp_refuses_call");
+    assert!(available(&doc, "fuse") && available(&doc, "overlay"));
+}
+
+/// Mounts refused by a filter: fuse, overlay and pivot_root (whose tmpfs
+/// mount comes first) share the mount root cause with `mount`.
+#[requires_userns(root)]
+fn mount_abilities_share_the_refused_mount() {
+    let doc = verdicts_match_ground_truth(&Host::MountRefused);
+    one_root_cause(
+        &doc,
+        &["mount", "fuse", "overlay", "pivot_root"],
+        "seccomp_refuses_call",
+    );
+}
+
+/// Who the process is: root is not `unprivileged`; uid 65534 is; a
+/// process with NoNewPrivs set lacks `new_privs`.
+#[requires_userns(root)]
+fn identity_abilities() {
+    let doc = verdicts_match_ground_truth(&Host::Plain);
+    assert_eq!(cause(&doc, "unprivileged"), "privileged");
+    assert!(available(&doc, "new_privs"));
+    let doc = verdicts_match_ground_truth(&Host::Unprivileged);
+    assert!(available(&doc, "unprivileged"));
+    let doc = verdicts_match_ground_truth(&Host::NoNewPrivs);
+    assert_eq!(cause(&doc, "new_privs"), "no_new_privs");
+    assert!(
+        available(&doc, "program(true)"),
+        "exec works, without privileges"
+    );
+}
+
+/// cgroup delegation: no cgroup2 mount, a read-only one, one this user may
+/// not write; and on this host itself what its cgroup layout says (hybrid:
+/// the controllers are in v1).
+#[requires_userns(root)]
+fn cgroup_delegation_reasons() {
+    let doc = verdicts_match_ground_truth(&Host::NoCgroup2);
+    assert_eq!(cause(&doc, "cgroup_delegation"), "cgroup_v2_missing");
+    let doc = verdicts_match_ground_truth(&Host::CgroupReadOnly);
+    assert_eq!(cause(&doc, "cgroup_delegation"), "cgroup_read_only");
+    let doc = verdicts_match_ground_truth(&Host::Unprivileged);
+    assert_eq!(cause(&doc, "cgroup_delegation"), "cgroup_not_delegated");
+    assert!(
+        !cause_message(&doc, "cgroup_delegation").contains("userns-test-probe"),
+        "the same words on every run"
+    );
+    let doc = verdicts_match_ground_truth(&Host::Plain);
+    if doc["host"]["cgroup_v1"] == true && !available(&doc, "cgroup_delegation") {
+        assert_eq!(
+            cause(&doc, "cgroup_delegation"),
+            "cgroup_controllers_missing"
+        );
+        assert!(cause_message(&doc, "cgroup_delegation").contains("hybrid"));
+    }
+}
+
+/// `program(...)`: not installed, not executable by its mode, on a
+/// `noexec` mount, refused by Landlock; each its own cause, each against
+/// the same exec done by `env`.
+#[requires_userns(root, landlock)]
+fn program_refusals_each_have_their_cause() {
+    let missing = "program(userns-test-no-such-program)";
+    let doc = doctor(
+        &Host::Plain,
+        &format!("{missing},program(/etc/passwd),program(true)"),
+    );
+    assert_eq!(cause(&doc, missing), "not_installed");
+    assert_eq!(cause(&doc, "program(/etc/passwd)"), "not_executable");
+    assert!(!Host::Plain.succeeds("env", &["/etc/passwd"]));
+    assert!(available(&doc, "program(true)"));
+    assert_eq!(verdict(&doc, "program(true)")["note"], "/usr/bin/true");
+
+    let doc = doctor(&Host::NoexecMnt, "program(/mnt/prog)");
+    assert!(!Host::NoexecMnt.succeeds("env", &["/mnt/prog"]));
+    assert_eq!(cause(&doc, "program(/mnt/prog)"), "noexec_mount", "{doc:#}");
+    assert!(cause_message(&doc, "program(/mnt/prog)").contains("/mnt, which is mounted noexec"));
+
+    // Only env (and the libraries, and the userns-test command) may be
+    // executed there: the other ground-truth tools could not even start.
+    let doc = doctor(&Host::ExecLandlocked, "program(true),program(env)");
+    assert!(!Host::ExecLandlocked.succeeds("env", &["true"]));
+    assert_eq!(
+        cause(&doc, "program(true)"),
+        "exec_refused_by_lsm",
+        "{doc:#}"
+    );
+    assert!(available(&doc, "program(env)"));
+}
+
+/// `landlock(abi >= N)`: met where the kernel's ABI is N or more, and
+/// otherwise named with the release that brought N.
+#[requires_userns(root, landlock)]
+fn landlock_abi_minimum() {
+    let doc = doctor(&Host::Plain, "landlock(abi>=1),landlock(abi>=99)");
+    assert!(available(&doc, "landlock(abi>=1)"));
+    assert_eq!(cause(&doc, "landlock(abi>=99)"), "landlock_abi_too_old");
+    let v = verdict(&doc, "landlock(abi>=99)");
+    assert!(v["failed"].as_str().unwrap().contains("below 99"), "{v:#}");
+}
+
 /// Every host of the matrix against the ground truth, as one table. With
 /// `USERNS_TEST_MATRIX_OUT=path` the table (the README's) is written there:
 /// `USERNS_TEST_MATRIX_OUT=matrix.md cargo test -p userns-test --test hosts verdict_matrix`.
 #[requires_userns(root, user, bwrap, landlock)]
 fn verdict_matrix_matches_ground_truth() {
-    let hosts: [(&str, Host); 18] = [
+    let hosts: [(&str, Host); 23] = [
         ("root", Host::Plain),
         ("uid 65534, no capabilities", Host::Unprivileged),
         ("max_user_namespaces=0", Host::NoUserNamespaces),
@@ -542,6 +825,11 @@ fn verdict_matrix_matches_ground_truth() {
         ("sethostname refused", Host::SethostnameRefused),
         ("max_net_namespaces=0", Host::NoNetNamespaces),
         ("max_mnt_namespaces=0", Host::NoMountNamespaces),
+        ("no /dev/kvm, /dev/net/tun, /dev/fuse", Host::NoDevices),
+        ("TUNSETIFF, KVM_CREATE_VM refused", Host::IoctlRefused),
+        ("NoNewPrivs set", Host::NoNewPrivs),
+        ("no cgroup2 mount", Host::NoCgroup2),
+        ("cgroup2 read-only", Host::CgroupReadOnly),
         ("no CAP_SETPCAP in bounding set", Host::NoSetpcap),
         ("PR_CAPBSET_DROP refused", Host::CapbsetDropRefused),
         ("in bwrap --disable-userns", Host::InsideBwrapDisableUserns),

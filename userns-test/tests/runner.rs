@@ -759,3 +759,32 @@ fn json_events_carry_the_skip_reason_as_libtest_does() {
         "ours {ours}, libtest's {theirs}"
     );
 }
+
+/// Parameterised requirements under the runner: the test is ignored with
+/// what failed for each, and the summary's matrix and causes name them.
+#[test]
+fn parameterised_requirements_skip_with_their_reasons() {
+    let mut cmd = Command::new(sibling_test_binary("uncollected_suite"));
+    let run: Run = hermetic(&mut cmd).output().unwrap().into();
+    assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
+    let line = run.line("test needs_a_missing_program ").unwrap();
+    assert!(
+        line.contains(
+            "ignored (needs program(userns-test-no-such-program): finding \
+             userns-test-no-such-program failed: userns-test-no-such-program on PATH not found"
+        ),
+        "{line}"
+    );
+    assert!(
+        run.stderr
+            .contains("  program(userns-test-no-such-program)  no  finding "),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("] userns-test-no-such-program is not installed\n"),
+        "{}",
+        run.stderr
+    );
+}

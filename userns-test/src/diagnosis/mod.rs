@@ -42,6 +42,83 @@ pub(crate) trait Evidence {
     /// Whether the program at `path` carries privilege (setuid root, or
     /// file capabilities), when that can be read.
     fn program_privileged(&self, path: &str) -> Option<bool>;
+    /// A file's mode, owner and mount, when they can be read.
+    fn file_status(&self, path: &str) -> Option<FileStatus>;
+}
+
+/// A file's mode and owner, and the mount it is on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct FileStatus {
+    /// `st_mode`.
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// The mount point of its filesystem.
+    pub mount: String,
+    /// Whether that filesystem is mounted `noexec`.
+    pub noexec: bool,
+}
+
+impl FileStatus {
+    /// Reads `path`'s status and its mount.
+    fn read(path: &str) -> Option<FileStatus> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(path).ok()?;
+        let flags = nix::sys::statvfs::statvfs(path).ok()?.flags();
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        // The longest mount point that is a prefix of the path.
+        let mount = mountinfo
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(4))
+            .filter(|m| {
+                *m == "/"
+                    || path == *m
+                    || path.starts_with(&format!("{}/", m.trim_end_matches('/')))
+            })
+            .max_by_key(|m| m.len())
+            .unwrap_or("/")
+            .to_owned();
+        Some(FileStatus {
+            mode: meta.mode(),
+            uid: meta.uid(),
+            gid: meta.gid(),
+            mount,
+            noexec: flags.contains(nix::sys::statvfs::FsFlags::ST_NOEXEC),
+        })
+    }
+
+    /// Whether its mode lets a process with `facts`' ids (and groups) have
+    /// `bits` (4 read, 2 write, 1 execute, or their sum): owner, group or
+    /// other class, as the kernel picks it. Root is not special here; the
+    /// caller decides.
+    pub(crate) fn permits(&self, facts: &HostFacts, bits: u32) -> bool {
+        let class = if self.uid == facts.euid {
+            (self.mode >> 6) & 7
+        } else if self.gid == facts.egid || facts.groups.contains(&self.gid) {
+            (self.mode >> 3) & 7
+        } else {
+            self.mode & 7
+        };
+        class & bits == bits
+    }
+
+    /// `crw------- 0:0`-style, for messages.
+    pub(crate) fn describe(&self) -> String {
+        let kind = match self.mode & libc::S_IFMT {
+            libc::S_IFCHR => 'c',
+            libc::S_IFBLK => 'b',
+            libc::S_IFDIR => 'd',
+            _ => '-',
+        };
+        let mut text = String::from(kind);
+        for shift in [6, 3, 0] {
+            let bits = (self.mode >> shift) & 7;
+            text.push(if bits & 4 != 0 { 'r' } else { '-' });
+            text.push(if bits & 2 != 0 { 'w' } else { '-' });
+            text.push(if bits & 1 != 0 { 'x' } else { '-' });
+        }
+        format!("mode {text}, owner {}:{}", self.uid, self.gid)
+    }
 }
 
 /// The verdict on what `observation` saw.
@@ -132,6 +209,10 @@ impl Evidence for Live<'_> {
 
     fn program_privileged(&self, path: &str) -> Option<bool> {
         programs::privileged(path)
+    }
+
+    fn file_status(&self, path: &str) -> Option<FileStatus> {
+        FileStatus::read(path)
     }
 }
 

@@ -40,7 +40,7 @@ pub(super) fn cause(
         (Step::Exec { program: path }, Failure::Errno { number, .. })
             if matches!(*number, libc::EACCES | libc::EPERM) =>
         {
-            Cause::NotExecutable { path: path.clone() }
+            exec_refused(path, ev)
         }
         (
             Step::Run { program, .. },
@@ -58,6 +58,25 @@ pub(super) fn cause(
             path: path.clone(),
             user: user.clone(),
         },
+        (Step::CheckPrivilege, Failure::Mismatch { found }) => Cause::Privileged {
+            found: found.clone(),
+        },
+        (Step::GetNoNewPrivs, Failure::Mismatch { .. }) => Cause::NoNewPrivs,
+        (Step::LandlockAbiVersion, Failure::Mismatch { .. }) => match ability {
+            Ability::LandlockAbi(wanted) => Cause::LandlockAbiTooOld { wanted },
+            _ => Cause::Unexplained,
+        },
+        (Step::FindCgroup, Failure::Missing { .. }) => Cause::CgroupV2Missing {
+            v1: ev.facts().cgroup_v1,
+        },
+        (Step::ReadFile { path }, Failure::Missing { .. })
+            if path.ends_with("cgroup.subtree_control") =>
+        {
+            Cause::CgroupControllersMissing {
+                path: path.clone(),
+                hybrid: ev.facts().cgroup_v1,
+            }
+        }
         (Step::CheckUid, Failure::Mismatch { .. }) => {
             let facts = ev.facts();
             if facts.uid != 0 {
@@ -72,9 +91,40 @@ pub(super) fn cause(
     })
 }
 
+/// Why `execve` of `path` was refused: its mode, a `noexec` mount, or, where
+/// both allow it, an LSM.
+fn exec_refused(path: &str, ev: &dyn Evidence) -> Cause {
+    let Some(status) = ev.file_status(path) else {
+        return Cause::NotExecutable {
+            path: path.to_owned(),
+        };
+    };
+    let facts = ev.facts();
+    // Root may execute a file with any execute bit.
+    let mode_allows = if facts.euid == 0 {
+        status.mode & 0o111 != 0
+    } else {
+        status.permits(facts, 1)
+    };
+    if !mode_allows {
+        Cause::NotExecutable {
+            path: path.to_owned(),
+        }
+    } else if status.noexec {
+        Cause::NoexecMount {
+            path: path.to_owned(),
+            mount: status.mount,
+        }
+    } else {
+        Cause::ExecRefusedByLsm {
+            path: path.to_owned(),
+        }
+    }
+}
+
 /// `bwrap` for the bwrap abilities (whatever the path), else the file name.
 fn program_name(ability: Ability, path: &str) -> String {
-    if ability.is_external() && ability != Ability::Subids {
+    if matches!(ability, Ability::Bwrap | Ability::BwrapNet) {
         return "bwrap".into();
     }
     path.rsplit('/').next().unwrap_or(path).to_owned()
@@ -201,9 +251,7 @@ fn id_mapper_cause(program: &str, message: &str, ev: &dyn Evidence) -> Option<Ca
             path: program.to_owned(),
         });
     }
-    (ev.facts().no_new_privs == Some(true)).then(|| Cause::NoNewPrivs {
-        program: program.rsplit('/').next().unwrap_or(program).to_owned(),
-    })
+    (ev.facts().no_new_privs == Some(true)).then_some(Cause::NoNewPrivs)
 }
 
 fn is_id_map_write(step: &Step) -> bool {

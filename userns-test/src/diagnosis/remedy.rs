@@ -204,16 +204,80 @@ pub(crate) fn remedy<'a>(cause: &Cause, facts: &dyn Fn() -> &'a HostFacts) -> St
              (`apt-get install bubblewrap`, `dnf install bubblewrap`), or set USERNS_TEST_BWRAP \
              to its path"
             .into(),
-        Cause::NotInstalled { program } => {
+        Cause::NotInstalled { program }
+            if program.starts_with("newuidmap") || program.starts_with("newgidmap") =>
+        {
             format!("install {program} (`apt-get install uidmap`, `dnf install shadow-utils`)")
         }
-        Cause::NotExecutable { path } => format!(
-            "make {path} executable for this user (mode bits, a noexec mount, or an LSM denying \
-             exec), or set USERNS_TEST_BWRAP to a copy that is"
+        Cause::NotInstalled { program } => format!(
+            "install {program} (`apt-get install`/`dnf install` its package), or put it on the \
+             PATH of the test process"
         ),
-        Cause::NoNewPrivs { .. } => "run the tests without NoNewPrivs (a container's \
+        Cause::NotExecutable { path } if path.contains("bwrap") => format!(
+            "give this user execute permission on {path} (its mode bits or group), or set \
+             USERNS_TEST_BWRAP to a copy that is"
+        ),
+        Cause::NotExecutable { path } => {
+            format!("give this user execute permission on {path} (its mode bits or group)")
+        }
+        Cause::NoNewPrivs => "run the tests without NoNewPrivs (a container's \
              `--security-opt no-new-privileges`, systemd's NoNewPrivileges=, or a parent that \
              set PR_SET_NO_NEW_PRIVS)"
+            .into(),
+        Cause::Privileged { .. } => "run the tests as a normal user (e.g. `setpriv --reuid=1000 \
+             --regid=1000 --init-groups cargo test`, or a CI job without sudo/root), or inside \
+             `unshare -r`, where root holds no privilege on the host"
+            .into(),
+        Cause::DeviceMissing { path } => format!(
+            "make {path} exist: load its driver (kvm_intel/kvm_amd for /dev/kvm, tun, fuse), \
+             and in a container pass it (`--device {path}`)"
+        ),
+        Cause::DeviceNotAccessible { path, .. } if path == "/dev/kvm" => "add this user to \
+             /dev/kvm's group (`sudo usermod -aG kvm $USER`, then a new login), or run the job \
+             with KVM shared (GitHub's larger runners; `--device /dev/kvm` in a container)"
+            .into(),
+        Cause::DeviceNotAccessible { path, .. } => format!(
+            "give this user read-write access to {path} (a udev rule with MODE=\"0666\", the \
+             default for /dev/net/tun and /dev/fuse on most distributions)"
+        ),
+        Cause::DeviceRefused { path } => format!(
+            "allow {path} in the container's device policy (`--device {path}`, or \
+             `--device-cgroup-rule`), or in the LSM policy that refuses it"
+        ),
+        Cause::NoexecMount { mount, .. } => {
+            format!(
+                "remount {mount} without noexec, or put the program on a filesystem that allows exec"
+            )
+        }
+        Cause::ExecRefusedByLsm { path } => format!(
+            "find the Landlock ruleset, AppArmor or SELinux policy the tests run under and allow \
+             executing {path} (the audit log names AppArmor and SELinux denials)"
+        ),
+        Cause::LandlockAbiTooOld { wanted } => {
+            format!("run the tests on a kernel with Landlock ABI {wanted} or later")
+        }
+        Cause::CgroupV2Missing { .. } => "boot with the unified cgroup hierarchy \
+             (`systemd.unified_cgroup_hierarchy=1`; the default of current distributions)"
+            .into(),
+        Cause::CgroupControllersMissing { hybrid: true, .. } => "boot with the unified cgroup \
+             hierarchy only (`systemd.unified_cgroup_hierarchy=1`), so that cgroup v2 owns the \
+             controllers"
+            .into(),
+        Cause::CgroupControllersMissing { path, .. } => format!(
+            "delegate the controllers to this user's subtree (systemd: `Delegate=cpu memory \
+             pids` in user@.service, the default on current distributions; by hand, write \
+             `+cpu +memory +pids` to {path})"
+        ),
+        Cause::CgroupNotDelegated { .. } => "run the tests under a delegated cgroup (a `systemd \
+             --user` session, `systemd-run --user --scope -p Delegate=yes`, or a container with \
+             its own writable cgroup namespace)"
+            .into(),
+        Cause::CgroupReadOnly { .. } => "run the container with a writable cgroup tree \
+             (Docker/Podman `--cgroupns=private` with `--security-opt` allowing it, or \
+             `--privileged`), or the tests on the host"
+            .into(),
+        Cause::RootIsRootfs => "run the tests from a real root filesystem (pivot_root works in \
+             containers and on booted systems; an initramfs shell cannot)"
             .into(),
         Cause::ProgramUnprivileged { path } => format!(
             "reinstall the package that ships {path} (uidmap, shadow-utils), which sets its \

@@ -36,7 +36,59 @@ pub(super) fn cause(ability: Ability, step: &Step, errno: i32, ev: &dyn Evidence
                 overmounts: ev.facts().proc_overmounts.clone(),
             }
         }
+        Step::Mount { what } if errno == libc::ENODEV => Cause::KernelLacks {
+            feature: format!("the filesystem of {what} (its module is not loaded)"),
+        },
+        Step::Mount { what } if errno == libc::EINVAL && what.starts_with("overlay") => {
+            Cause::KernelLacks {
+                feature: "overlayfs mounts in user namespaces (Linux 5.11)".into(),
+            }
+        }
+        Step::Mount { what } if errno == libc::EINVAL && what.starts_with("fuse") => {
+            Cause::KernelLacks {
+                feature: "FUSE mounts in user namespaces (Linux 4.18)".into(),
+            }
+        }
         Step::Mount { .. } => call_refused(ability, step, "mount", errno, ev),
+        Step::PivotRoot { .. } if errno == libc::EINVAL => {
+            if ev.facts().root_fstype.as_deref() == Some("rootfs") {
+                Cause::RootIsRootfs
+            } else {
+                Cause::Unexplained
+            }
+        }
+        Step::PivotRoot { .. } => call_refused(ability, step, "pivot_root", errno, ev),
+        Step::OpenDevice { path } => device_refused(path, errno, ev),
+        Step::Ioctl { request } if request.starts_with("KVM_GET_API_VERSION") => {
+            Cause::KernelLacks {
+                feature: "KVM API version 12".into(),
+            }
+        }
+        Step::Ioctl { request } => {
+            let name = request.split(',').next().unwrap_or(request);
+            call_refused(ability, step, &format!("ioctl({name})"), errno, ev)
+        }
+        Step::Mkdir { path } | Step::Write { path, .. } if ability == Ability::CgroupDelegation => {
+            // The cgroup the probe tried to create its own in: the same
+            // words on every run (not the probe's per-process name).
+            let tried = std::path::Path::new(path.trim_end_matches("/cgroup.procs"));
+            let cgroup = match tried.file_name().and_then(|n| n.to_str()) {
+                Some(n) if n.starts_with("userns-test-probe-") => tried.parent().unwrap_or(tried),
+                _ => tried,
+            }
+            .display()
+            .to_string();
+            match errno {
+                libc::EROFS => Cause::CgroupReadOnly { path: cgroup },
+                libc::EACCES | libc::EPERM => Cause::CgroupNotDelegated { path: cgroup },
+                _ => Cause::Unexplained,
+            }
+        }
+        Step::StopProgramFilter if errno == libc::EINVAL => Cause::KernelLacks {
+            feature: "seccomp filters (CONFIG_SECCOMP_FILTER), which stop the program before it \
+                      runs"
+                .into(),
+        },
         Step::SetHostname => call_refused(ability, step, "sethostname", errno, ev),
         Step::Socket { .. } => call_refused(ability, step, "socket(AF_NETLINK)", errno, ev),
         Step::CapBsetDrop { .. } => capbset_drop_refused(ability, step, ev),
@@ -203,6 +255,33 @@ fn id_map_refused(errno: i32, facts: &HostFacts) -> Cause {
             lsms: facts.lsms.clone(),
         },
         None => Cause::Unexplained,
+    }
+}
+
+/// Opening a device node failed: missing, its mode, a device cgroup or
+/// LSM, or no driver behind it.
+fn device_refused(path: &str, errno: i32, ev: &dyn Evidence) -> Cause {
+    let path = path.split(' ').next().unwrap_or(path).to_owned();
+    match errno {
+        libc::ENOENT => Cause::DeviceMissing { path },
+        libc::ENXIO | libc::ENODEV => Cause::KernelLacks {
+            feature: format!("the driver behind {path}"),
+        },
+        libc::EACCES | libc::EPERM => {
+            let facts = ev.facts();
+            match ev.file_status(&path) {
+                // Root of the probe's namespace, mapped to this uid, has
+                // no override on nodes of unmapped owners: the mode
+                // decides, except for real root.
+                Some(s) if facts.euid != 0 && !s.permits(facts, 6) => Cause::DeviceNotAccessible {
+                    path,
+                    mode: s.describe(),
+                },
+                Some(_) => Cause::DeviceRefused { path },
+                None => Cause::DeviceMissing { path },
+            }
+        }
+        _ => Cause::Unexplained,
     }
 }
 

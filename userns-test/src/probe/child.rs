@@ -67,6 +67,8 @@ const STDERR_LIMIT: usize = 64 * 1024;
 /// program's tree) before the parent gives up on it.
 const SUPERVISOR_GRACE: Duration = Duration::from_secs(2);
 
+const SECCOMP_SET_MODE_FILTER: usize = 1;
+
 /// `recorded` (0 while nothing is): every op succeeded.
 const RECORDED_DONE: u32 = 1;
 /// `recorded`: an op failed with `errno`.
@@ -520,6 +522,55 @@ pub(crate) struct ExecPlan {
     /// The supervisor's report page, for the program's child to record a
     /// failed `execve` in (set before each run).
     report: AtomicUsize,
+    /// A seccomp filter, installed just before `execve`, that kills the
+    /// program at its first system call (`program(...)`: the exec is done,
+    /// the program's own code never runs).
+    stop: Option<StopFilter>,
+}
+
+/// A BPF program allowing `execve`, `exit` and `exit_group` and killing
+/// the process on any other system call. Boxed so the pointer in `program`
+/// stays valid when the plan moves.
+struct StopFilter {
+    _instructions: Box<[libc::sock_filter]>,
+    program: Box<libc::sock_fprog>,
+}
+
+impl StopFilter {
+    fn new() -> StopFilter {
+        let statement = |code: u32, k: u32| libc::sock_filter {
+            code: code as u16,
+            jt: 0,
+            jf: 0,
+            k,
+        };
+        let allow_if = |nr: libc::c_long| libc::sock_filter {
+            code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
+            jt: 0,
+            jf: 1,
+            k: nr as u32,
+        };
+        let allow = statement(libc::BPF_RET | libc::BPF_K, libc::SECCOMP_RET_ALLOW);
+        // seccomp_data.nr is the first field.
+        let instructions: Box<[libc::sock_filter]> = Box::new([
+            statement(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0),
+            allow_if(libc::SYS_execve),
+            allow,
+            allow_if(libc::SYS_exit),
+            allow,
+            allow_if(libc::SYS_exit_group),
+            allow,
+            statement(libc::BPF_RET | libc::BPF_K, libc::SECCOMP_RET_KILL_PROCESS),
+        ]);
+        let program = Box::new(libc::sock_fprog {
+            len: instructions.len() as u16,
+            filter: instructions.as_ptr().cast_mut(),
+        });
+        StopFilter {
+            _instructions: instructions,
+            program,
+        }
+    }
 }
 
 // SAFETY: the raw pointers point into the CStrings the plan owns, which
@@ -577,7 +628,15 @@ impl ExecPlan {
             stderr_fd,
             stderr_r,
             report: AtomicUsize::new(0),
+            stop: None,
         })
+    }
+
+    /// The same plan, stopped by a seccomp filter at the program's first
+    /// system call after `execve` (see [`StopFilter`]).
+    pub(crate) fn stopped_at_first_system_call(mut self) -> ExecPlan {
+        self.stop = Some(StopFilter::new());
+        self
     }
 
     /// Closes this process's copy of the pipe's write end.
@@ -1065,6 +1124,47 @@ extern "C" fn exec_main(arg: *mut c_void) -> libc::c_int {
             (stderr, 2),
         ] {
             place_fd(from, to);
+        }
+        if let Some(stop) = &plan.stop {
+            // RLIMIT_CORE 1: the kill at the first system call writes no
+            // core file, and a core_pattern pipe (systemd-coredump) is
+            // skipped too (the kernel's guard against recursive dumps).
+            let one = libc::rlimit64 {
+                rlim_cur: 1,
+                rlim_max: 1,
+            };
+            let _: RawResult = sys!(
+                libc::SYS_prlimit64,
+                0,
+                libc::RLIMIT_CORE,
+                &one as *const libc::rlimit64,
+                0
+            );
+            let install = || {
+                sys!(
+                    libc::SYS_seccomp,
+                    SECCOMP_SET_MODE_FILTER,
+                    0,
+                    &*stop.program as *const libc::sock_fprog
+                )
+            };
+            // Without CAP_SYS_ADMIN a filter needs NoNewPrivs (which only
+            // keeps a setuid program from gaining privileges it would not
+            // use before its first system call anyway).
+            let installed = match install() {
+                Err(libc::EACCES) => {
+                    let _: RawResult = sys!(libc::SYS_prctl, libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+                    install()
+                }
+                other => other,
+            };
+            if let Err(errno) = installed {
+                // Never run the program unstopped.
+                if !report.is_null() {
+                    (*report).errno.store(errno, Ordering::Release);
+                }
+                return 126;
+            }
         }
         let r = sys!(
             libc::SYS_execve,

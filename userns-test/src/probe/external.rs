@@ -167,8 +167,71 @@ pub(super) fn subids(options: &ProbeOptions, facts: &HostFacts) -> Outcome {
     }
 }
 
+/// `program` (a name on `PATH`, or an absolute path) executed by this
+/// process: found, then `execve`d in a child that a seccomp filter kills at
+/// the program's first system call. The exec meets every check a real one
+/// meets (mode bits, `noexec`, Landlock, LSMs); the program's own code
+/// never runs.
+pub(super) fn program(program: &str, options: &ProbeOptions) -> (Outcome, Option<String>) {
+    let path = if program.starts_with('/') {
+        PathBuf::from(program)
+    } else {
+        match find_on_path(program) {
+            Some(p) => p,
+            None => {
+                let outcome = failed(
+                    Step::FindProgram {
+                        program: program.into(),
+                    },
+                    Failure::Missing {
+                        what: format!("{program} on PATH"),
+                    },
+                );
+                return (outcome, None);
+            }
+        }
+    };
+    let exec = || Step::Exec {
+        program: path.display().to_string(),
+    };
+    let plan = match ExecPlan::new(&path, &[] as &[&str]) {
+        Ok(plan) => plan.stopped_at_first_system_call(),
+        Err(e) => return (failed(exec(), Failure::errno(e as i32)), None),
+    };
+    let run = match run_supervised(Task::Exec(&plan), options.timeout) {
+        Ok(run) => run,
+        Err(SpawnError::Clone(e) | SpawnError::Memory(e)) => {
+            let step = Step::Clone {
+                flags: format!("CLONE_VM|CLONE_PIDFD, to run {}", path.display()),
+            };
+            return (failed(step, Failure::errno(e as i32)), None);
+        }
+    };
+    let note = Some(path.display().to_string());
+    if run.child.errno != 0 {
+        let outcome = failed(Step::StopProgramFilter, Failure::errno(run.child.errno));
+        return (outcome, note);
+    }
+    if let Some(errno) = run.exec_errno {
+        return (failed(exec(), Failure::errno(errno)), note);
+    }
+    let outcome = match run.child.end {
+        // Killed at its first system call: the exec worked. (A program
+        // that exits before making any other call ran too.)
+        ChildEnd::Killed(libc::SIGSYS) | ChildEnd::Exited(_) => Ok(()),
+        ChildEnd::Killed(sig) => failed(exec(), Failure::signal(sig)),
+        ChildEnd::TimedOut(after) => failed(
+            exec(),
+            Failure::TimedOut {
+                after_ms: after.as_millis() as u64,
+            },
+        ),
+    };
+    (outcome, note)
+}
+
 /// Waits for the child's ready byte.
-fn wait_ready(fd: &OwnedFd, deadline: Instant) -> bool {
+pub(super) fn wait_ready(fd: &OwnedFd, deadline: Instant) -> bool {
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {

@@ -8,6 +8,7 @@
 //! [`probe_with`](crate::probe_with) probes and diagnoses again every time
 //! (benchmarks, tools); [`observe`] only probes.
 
+mod cgroup;
 mod child;
 pub mod control;
 mod external;
@@ -88,8 +89,13 @@ pub fn observe(ability: Ability, options: &ProbeOptions) -> Observation {
     let started = Instant::now();
     let (result, note) = match ability {
         Ability::Root => (root_outcome(HostFacts::get()), None),
+        Ability::Unprivileged => (unprivileged_outcome(HostFacts::get()), None),
+        Ability::NewPrivs => (new_privs_outcome(), None),
         Ability::Bwrap | Ability::BwrapNet => external::bwrap(ability, options),
         Ability::Subids => (external::subids(options, HostFacts::get()), None),
+        Ability::Program(program) => external::program(program, options),
+        Ability::CgroupDelegation => cgroup::delegation(options),
+        Ability::LandlockAbi(wanted) => landlock_abi(wanted, options),
         _ => syscall_probe(ability, options),
     };
     Observation {
@@ -187,9 +193,183 @@ fn program(ability: Ability) -> (libc::c_int, Vec<Op>) {
             ops.push(Op::NoNewPrivs);
             ops.push(Op::landlock_restrict());
         }
-        Ability::Bwrap | Ability::BwrapNet | Ability::Subids | Ability::Root => {}
+        Ability::PivotRoot => {
+            let target = scratch_target();
+            ops.push(Op::Unshare(libc::CLONE_NEWNS));
+            ops.push(private_root());
+            ops.push(tmpfs_on(target));
+            ops.push(Op::mkdir(&join(target, "old")));
+            ops.push(Op::pivot_root(target));
+        }
+        Ability::Overlay => {
+            let target = scratch_target();
+            ops.push(Op::Unshare(libc::CLONE_NEWNS));
+            ops.push(private_root());
+            ops.push(tmpfs_on(target));
+            for dir in ["l", "u", "w", "m"] {
+                ops.push(Op::mkdir(&join(target, dir)));
+            }
+            let data = format!(
+                "lowerdir={},upperdir={},workdir={}",
+                join(target, "l"),
+                join(target, "u"),
+                join(target, "w")
+            );
+            ops.push(Op::mount(
+                Some("overlay"),
+                &join(target, "m"),
+                Some("overlay"),
+                0,
+                Some(&data),
+                format!("overlay on {}", join(target, "m")),
+            ));
+        }
+        Ability::Fuse => {
+            ops.push(Op::Unshare(libc::CLONE_NEWNS));
+            ops.push(private_root());
+            // A descriptor number the child can replace with /dev/fuse,
+            // named in the mount options written here; without one (no
+            // descriptor left), the open in the child says so.
+            match std::fs::File::open("/dev/null") {
+                Ok(reserved) => ops.push(Op::fuse(reserved.into(), scratch_target())),
+                Err(e) => ops.push(Op::NoDescriptor {
+                    what: "/dev/null (a descriptor number for /dev/fuse)".into(),
+                    errno: e.raw_os_error().unwrap_or(libc::EMFILE),
+                }),
+            }
+        }
+        Ability::Tun => {
+            ops.push(Op::Unshare(libc::CLONE_NEWNET));
+            ops.push(Op::tun());
+        }
+        Ability::Kvm => ops.push(Op::kvm()),
+        Ability::LandlockAbi(_) => {
+            ops.push(Op::LandlockAbi);
+            ops.push(Op::NoNewPrivs);
+            ops.push(Op::landlock_restrict());
+        }
+        Ability::Bwrap
+        | Ability::BwrapNet
+        | Ability::Subids
+        | Ability::Root
+        | Ability::Unprivileged
+        | Ability::NewPrivs
+        | Ability::CgroupDelegation
+        | Ability::Program(_) => {}
     }
     (flags, ops)
+}
+
+/// Where the mount probes put their scratch tmpfs: `/tmp` in the new
+/// mount namespace, or `/` where there is no `/tmp`.
+fn scratch_target() -> &'static str {
+    if std::path::Path::new("/tmp").is_dir() {
+        "/tmp"
+    } else {
+        "/"
+    }
+}
+
+fn join(dir: &str, name: &str) -> String {
+    format!("{}/{name}", dir.trim_end_matches('/'))
+}
+
+fn tmpfs_on(target: &str) -> Op {
+    Op::mount(
+        Some("tmpfs"),
+        target,
+        Some("tmpfs"),
+        0,
+        Some("size=64k"),
+        format!("tmpfs on {target}"),
+    )
+}
+
+/// Not root and without CAP_SYS_ADMIN in the initial user namespace: a
+/// process inside another user namespace holds no capability there.
+fn unprivileged_outcome(facts: &HostFacts) -> Outcome {
+    let found = if facts.uid == 0 || facts.euid == 0 {
+        match facts.in_user_namespace {
+            Some(true) => return Ok(()),
+            Some(false) => format!(
+                "uid {} (euid {}) in the initial user namespace",
+                facts.uid, facts.euid
+            ),
+            None => {
+                return root_outcome(facts).and(failed(
+                    Step::CheckPrivilege,
+                    Failure::Mismatch {
+                        found: "uid 0, in an unknown user namespace".into(),
+                    },
+                ));
+            }
+        }
+    } else {
+        const CAP_SYS_ADMIN: u32 = 21;
+        match (
+            facts.has_effective_cap(CAP_SYS_ADMIN),
+            facts.in_user_namespace,
+        ) {
+            (Some(false), _) | (_, Some(true)) => return Ok(()),
+            (Some(true), _) => "CAP_SYS_ADMIN effective in the initial user namespace".into(),
+            (None, _) => {
+                return failed(
+                    Step::CheckPrivilege,
+                    Failure::Unreadable {
+                        path: "/proc/self/status".into(),
+                        errno: facts.unreadable("/proc/self/status").and_then(|u| u.errno),
+                        error: facts
+                            .unreadable("/proc/self/status")
+                            .map_or("CapEff is missing".into(), |u| u.error.clone()),
+                    },
+                );
+            }
+        }
+    };
+    failed(Step::CheckPrivilege, Failure::Mismatch { found })
+}
+
+/// NoNewPrivs of this thread, which a probe child and an `execve` inherit.
+fn new_privs_outcome() -> Outcome {
+    // SAFETY: PR_GET_NO_NEW_PRIVS takes no pointer and changes nothing.
+    match unsafe { libc::prctl(libc::PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) } {
+        0 => Ok(()),
+        1 => failed(
+            Step::GetNoNewPrivs,
+            Failure::Mismatch {
+                found: "NoNewPrivs is 1".into(),
+            },
+        ),
+        _ => failed(
+            Step::GetNoNewPrivs,
+            Failure::errno(std::io::Error::last_os_error().raw_os_error().unwrap_or(0)),
+        ),
+    }
+}
+
+/// The Landlock probe, then its ABI against `wanted`.
+fn landlock_abi(wanted: u8, options: &ProbeOptions) -> (Outcome, Option<String>) {
+    let (outcome, note) = syscall_probe(Ability::LandlockAbi(wanted), options);
+    let found: Option<u8> = note
+        .as_deref()
+        .and_then(|n| n.strip_prefix("Landlock ABI "))
+        .and_then(|v| v.parse().ok());
+    match (outcome, found) {
+        (Err(f), _) => (Err(f), note),
+        (Ok(()), Some(abi)) if abi >= wanted => (Ok(()), note),
+        (Ok(()), found) => (
+            failed(
+                Step::LandlockAbiVersion,
+                Failure::Mismatch {
+                    found: format!(
+                        "Landlock ABI {}, below {wanted}",
+                        found.map_or("unknown".into(), |a| a.to_string())
+                    ),
+                },
+            ),
+            note,
+        ),
+    }
 }
 
 /// A capability already absent from the bounding set (dropping it is a
@@ -208,8 +388,8 @@ fn syscall_probe(ability: Ability, options: &ProbeOptions) -> (Outcome, Option<S
     let (flags, ops) = program(ability);
     match run_child(&ops, flags, options.timeout, |_, _| ()) {
         Ok((run, ())) => {
-            let note = (ability == Ability::Landlock && run.value > 0)
-                .then(|| format!("Landlock ABI {}", run.value));
+            let landlock = matches!(ability, Ability::Landlock | Ability::LandlockAbi(_));
+            let note = (landlock && run.value > 0).then(|| format!("Landlock ABI {}", run.value));
             (child_outcome(&ops, &run), note)
         }
         Err(e) => (spawn_failure(flags, e), None),

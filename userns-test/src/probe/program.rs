@@ -67,7 +67,50 @@ pub(crate) enum Op {
     /// A control call (see [`super::control`]): expected to fail with the
     /// kernel's own argument error.
     Control(Control),
+    /// `mkdirat(AT_FDCWD, path, 0755)`.
+    Mkdir(CString),
+    /// A descriptor the parent could not open for the child: fails with
+    /// its errno, at opening `what`.
+    NoDescriptor {
+        what: String,
+        errno: i32,
+    },
+    /// `pivot_root(new_root, put_old)`.
+    PivotRoot {
+        new_root: CString,
+        put_old: CString,
+    },
+    /// Open `/dev/kvm` (phase 0), `KVM_GET_API_VERSION` must be 12 (1),
+    /// `KVM_CREATE_VM` (2).
+    Kvm {
+        path: CString,
+    },
+    /// Open `/dev/net/tun` (phase 0), `TUNSETIFF` with a prepared
+    /// `struct ifreq` (1).
+    Tun {
+        path: CString,
+        ifreq: Box<UnsafeCell<[u8; IFREQ_SIZE]>>,
+    },
+    /// Open `/dev/fuse` (phase 0), move it to the descriptor number the
+    /// parent reserved (1: the mount options name it, and they are written
+    /// before the clone), mount `fuse` with it (2).
+    Fuse {
+        path: CString,
+        /// Reserved by the parent (an open `/dev/null`), replaced in the
+        /// child's own descriptor table.
+        reserved: std::os::fd::OwnedFd,
+        target: CString,
+        data: CString,
+    },
 }
+
+/// `sizeof(struct ifreq)` on Linux.
+pub(crate) const IFREQ_SIZE: usize = 40;
+const KVM_GET_API_VERSION: usize = 0xAE00;
+const KVM_CREATE_VM: usize = 0xAE01;
+/// The one KVM API version there has been since Linux 2.6.22.
+const KVM_API_VERSION: usize = 12;
+const TUNSETIFF: usize = 0x4004_54ca;
 
 /// A system call made with an argument the kernel rejects before any
 /// permission check, so that the errno says who refused it: the kernel's
@@ -91,6 +134,12 @@ pub(crate) enum Control {
     /// `prctl(PR_CAPBSET_DROP, 4096)`: EINVAL after the CAP_SETPCAP check,
     /// so it says something only where the capability is effective.
     CapBsetDrop,
+    /// `ioctl(-1, request, 0)`: EBADF, the descriptor checked before the
+    /// request is looked at.
+    Ioctl(usize),
+    /// `pivot_root("", "")`: ENOENT from the path lookup, after the
+    /// capability check the probe passes in its namespaces.
+    PivotRoot { empty: CString },
 }
 
 /// A socket type beyond `SOCK_MAX`, within `SOCK_TYPE_MASK`.
@@ -114,7 +163,8 @@ impl Control {
     /// The errno the kernel answers when the call reaches it.
     pub(crate) fn kernel_errno(&self) -> i32 {
         match self {
-            Control::Mount { .. } => libc::ENOENT,
+            Control::Mount { .. } | Control::PivotRoot { .. } => libc::ENOENT,
+            Control::Ioctl(_) => libc::EBADF,
             _ => libc::EINVAL,
         }
     }
@@ -160,6 +210,10 @@ impl Control {
                         0
                     )
                 }
+                Control::Ioctl(request) => sys!(libc::SYS_ioctl, -1i32, *request, 0),
+                Control::PivotRoot { empty } => {
+                    sys!(libc::SYS_pivot_root, empty.as_ptr(), empty.as_ptr())
+                }
             }
         }
     }
@@ -203,6 +257,51 @@ impl Op {
             flags,
             data: data.map(cstring),
             what,
+        }
+    }
+
+    pub(crate) fn kvm() -> Op {
+        Op::Kvm {
+            path: cstring("/dev/kvm"),
+        }
+    }
+
+    pub(crate) fn mkdir(path: &str) -> Op {
+        Op::Mkdir(cstring(path))
+    }
+
+    pub(crate) fn pivot_root(new_root: &str) -> Op {
+        Op::PivotRoot {
+            new_root: cstring(new_root),
+            put_old: cstring(&format!("{}/old", new_root.trim_end_matches('/'))),
+        }
+    }
+
+    /// `TUNSETIFF` for a tap device named `ut0` without packet information.
+    pub(crate) fn tun() -> Op {
+        let mut ifreq = [0u8; IFREQ_SIZE];
+        ifreq[..3].copy_from_slice(b"ut0");
+        let flags = (libc::IFF_TAP | libc::IFF_NO_PI) as u16;
+        ifreq[16..18].copy_from_slice(&flags.to_ne_bytes());
+        Op::Tun {
+            path: cstring("/dev/net/tun"),
+            ifreq: Box::new(UnsafeCell::new(ifreq)),
+        }
+    }
+
+    /// A FUSE mount on `target` through the descriptor number `reserved`
+    /// holds in the parent.
+    pub(crate) fn fuse(reserved: std::os::fd::OwnedFd, target: &str) -> Op {
+        use std::os::fd::AsRawFd;
+        let data = format!(
+            "fd={},rootmode=40000,user_id=0,group_id=0",
+            reserved.as_raw_fd()
+        );
+        Op::Fuse {
+            path: cstring("/dev/fuse"),
+            reserved,
+            target: cstring(target),
+            data: cstring(&data),
         }
     }
 
@@ -318,6 +417,36 @@ impl Op {
             Op::RouteNetlink { link_up: false, .. } => Step::LoopbackAddAddress,
             Op::RouteNetlink { link_up: true, .. } => Step::LoopbackUp,
             Op::SignalReady { .. } | Op::WaitForRelease { .. } | Op::Control(_) => Step::Handshake,
+            Op::Mkdir(path) => Step::Mkdir {
+                path: path.to_string_lossy().into_owned(),
+            },
+            Op::NoDescriptor { what, .. } => Step::OpenDevice { path: what.clone() },
+            Op::PivotRoot { new_root, .. } => Step::PivotRoot {
+                new_root: new_root.to_string_lossy().into_owned(),
+            },
+            Op::Kvm { path } | Op::Tun { path, .. } | Op::Fuse { path, .. } if phase == 0 => {
+                Step::OpenDevice {
+                    path: path.to_string_lossy().into_owned(),
+                }
+            }
+            Op::Kvm { .. } if phase == 1 => Step::Ioctl {
+                request: "KVM_GET_API_VERSION, expecting 12".into(),
+            },
+            Op::Kvm { .. } => Step::Ioctl {
+                request: "KVM_CREATE_VM".into(),
+            },
+            Op::Tun { .. } => Step::Ioctl {
+                request: "TUNSETIFF, IFF_TAP|IFF_NO_PI".into(),
+            },
+            Op::Fuse { reserved, .. } if phase == 1 => {
+                use std::os::fd::AsRawFd;
+                Step::OpenDevice {
+                    path: format!("/dev/fuse (as descriptor {})", reserved.as_raw_fd()),
+                }
+            }
+            Op::Fuse { target, .. } => Step::Mount {
+                what: format!("fuse on {}", target.to_string_lossy()),
+            },
         }
     }
 
@@ -330,6 +459,11 @@ impl Op {
             Op::SetHostname(_) => Some(Control::set_hostname()),
             Op::CapBsetDrop(_) => Some(Control::CapBsetDrop),
             Op::RouteNetlink { .. } if phase == 0 => Some(Control::NetlinkSocket),
+            Op::PivotRoot { .. } => Some(Control::PivotRoot { empty: cstring("") }),
+            Op::Kvm { .. } if phase == 1 => Some(Control::Ioctl(KVM_GET_API_VERSION)),
+            Op::Kvm { .. } if phase == 2 => Some(Control::Ioctl(KVM_CREATE_VM)),
+            Op::Tun { .. } if phase == 1 => Some(Control::Ioctl(TUNSETIFF)),
+            Op::Fuse { .. } if phase == 2 => Some(Control::mount()),
             _ => None,
         }
     }
@@ -426,6 +560,57 @@ impl Op {
                     sys!(libc::SYS_write, *fd, &byte as *const u8, 1).map(drop)
                 }
                 Op::Control(control) => control.run().map(drop),
+                Op::Mkdir(path) => {
+                    sys!(libc::SYS_mkdirat, libc::AT_FDCWD, path.as_ptr(), 0o755).map(drop)
+                }
+                Op::NoDescriptor { errno, .. } => Err(*errno),
+                Op::PivotRoot { new_root, put_old } => {
+                    sys!(libc::SYS_pivot_root, new_root.as_ptr(), put_old.as_ptr()).map(drop)
+                }
+                Op::Kvm { path } => {
+                    phase(0);
+                    let fd = open_rw(path)?;
+                    phase(1);
+                    let version = sys!(libc::SYS_ioctl, fd, KVM_GET_API_VERSION, 0)?;
+                    if version != KVM_API_VERSION {
+                        value(version as i64);
+                        return Err(libc::EPROTO);
+                    }
+                    phase(2);
+                    // The VM is closed with the child's descriptors.
+                    sys!(libc::SYS_ioctl, fd, KVM_CREATE_VM, 0).map(drop)
+                }
+                Op::Tun { path, ifreq } => {
+                    phase(0);
+                    let fd = open_rw(path)?;
+                    phase(1);
+                    sys!(libc::SYS_ioctl, fd, TUNSETIFF, ifreq.get()).map(drop)
+                }
+                Op::Fuse {
+                    path,
+                    reserved,
+                    target,
+                    data,
+                } => {
+                    use std::os::fd::AsRawFd;
+                    phase(0);
+                    let fd = open_rw(path)?;
+                    phase(1);
+                    // The child's own table: the parent's descriptor of the
+                    // same number is untouched.
+                    sys!(libc::SYS_dup3, fd, reserved.as_raw_fd(), libc::O_CLOEXEC)?;
+                    phase(2);
+                    let fstype = c"fuse";
+                    sys!(
+                        libc::SYS_mount,
+                        fstype.as_ptr(),
+                        target.as_ptr(),
+                        fstype.as_ptr(),
+                        libc::MS_NOSUID | libc::MS_NODEV,
+                        data.as_ptr()
+                    )
+                    .map(drop)
+                }
                 Op::WaitForRelease { fd } => {
                     let mut byte = 0u8;
                     loop {
@@ -477,6 +662,22 @@ unsafe fn loopback_address_exchange(
         (true, Some(t), Some(0)) if t == libc::NLMSG_ERROR as u16 => Ok(()),
         (true, Some(t), Some(e)) if t == libc::NLMSG_ERROR as u16 => Err(e.wrapping_neg()),
         _ => Err(libc::EPROTO),
+    }
+}
+
+/// `openat(path, O_RDWR|O_CLOEXEC)`, in the probe child (its descriptors
+/// close when it exits).
+///
+/// # Safety
+/// Runs in the probe child; `path` is owned by the op.
+unsafe fn open_rw(path: &CString) -> Result<usize, i32> {
+    unsafe {
+        sys!(
+            libc::SYS_openat,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            libc::O_RDWR | libc::O_CLOEXEC
+        )
     }
 }
 

@@ -234,11 +234,12 @@ pub fn assemble(run: &RunDir, finished: Option<&Finished>) -> Result<Report, FsE
 
     let root_causes = tally.root_causes(abilities.values());
     let mut abilities: Vec<serde_json::Value> = abilities.into_values().collect();
-    abilities.sort_by_key(|a| {
-        a["ability"]
+    // In the vocabulary's order; names this build does not know last.
+    abilities.sort_by_cached_key(|a| {
+        let known = a["ability"]
             .as_str()
-            .and_then(|n| n.parse::<crate::Ability>().ok())
-            .map_or(usize::MAX, |a| a.index())
+            .and_then(|n| n.parse::<crate::Ability>().ok());
+        (known.is_none(), known)
     });
     let facts = HostFacts::get();
     let info = RunInfo {

@@ -57,6 +57,25 @@ pub enum Host {
     NoNetNamespaces,
     /// `user.max_mnt_namespaces=0`, set inside a user namespace we own.
     NoMountNamespaces,
+    /// In a mount namespace of its own, a tmpfs over `/dev` with only
+    /// `/dev/null`: no `/dev/kvm`, `/dev/net/tun` or `/dev/fuse`.
+    NoDevices,
+    /// seccomp: `ioctl(TUNSETIFF)` and `ioctl(KVM_CREATE_VM)` fail EPERM.
+    IoctlRefused,
+    /// `setpriv --no-new-privs`.
+    NoNewPrivs,
+    /// In a mount namespace of its own, every cgroup2 mount unmounted.
+    NoCgroup2,
+    /// In a mount namespace of its own, the cgroup2 mount made read-only
+    /// (a container's default).
+    CgroupReadOnly,
+    /// In a mount namespace of its own, a `noexec` tmpfs on `/mnt` holding
+    /// `/mnt/prog`, a copy of `true`.
+    NoexecMnt,
+    /// Landlock handles executing files and allows it only beneath the
+    /// library directories, this test target's directory and `env`:
+    /// every other program is refused.
+    ExecLandlocked,
     /// Inside `bwrap --unshare-user --disable-userns`: no further user
     /// namespaces.
     InsideBwrapDisableUserns,
@@ -184,30 +203,78 @@ fn refuse_all(syscalls: &[i64], errno: i32) -> BpfProgram {
     )
 }
 
-/// A Landlock ruleset, created in the parent (building it allocates, which
-/// a child of a multithreaded process must not do), that handles file
-/// writes and allows them beneath every top-level directory but `/proc`.
-fn landlock_proc_read_only() -> std::os::fd::OwnedFd {
-    use landlock::{AccessFs, PathBeneath, PathFd, Ruleset, RulesetAttr, RulesetCreatedAttr};
-    let write = AccessFs::WriteFile;
+/// A Landlock ruleset handling `access` and allowing it beneath `allowed`,
+/// created in the parent (building it allocates, which a child of a
+/// multithreaded process must not do).
+fn landlock_ruleset(
+    access: landlock::AccessFs,
+    allowed: impl IntoIterator<Item = PathBuf>,
+) -> std::os::fd::OwnedFd {
+    use landlock::{PathBeneath, PathFd, Ruleset, RulesetAttr, RulesetCreatedAttr};
     let mut ruleset = Ruleset::default()
-        .handle_access(write)
-        .expect("Landlock handles WriteFile")
+        .handle_access(access)
+        .expect("Landlock handles the access")
         .create()
         .expect("create a Landlock ruleset");
-    for entry in std::fs::read_dir("/").expect("read /").flatten() {
-        let path = entry.path();
-        if path == Path::new("/proc") || !path.is_dir() {
-            continue;
-        }
+    for path in allowed {
         if let Ok(fd) = PathFd::new(&path) {
             ruleset = ruleset
-                .add_rule(PathBeneath::new(fd, write))
+                .add_rule(PathBeneath::new(fd, access))
                 .expect("add a Landlock rule");
         }
     }
     let fd: Option<std::os::fd::OwnedFd> = ruleset.into();
     fd.expect("Landlock is enabled on this kernel")
+}
+
+/// Writing files allowed beneath every top-level directory but `/proc`.
+fn landlock_proc_read_only() -> std::os::fd::OwnedFd {
+    let top: Vec<PathBuf> = std::fs::read_dir("/")
+        .expect("read /")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p != Path::new("/proc") && p.is_dir())
+        .collect();
+    landlock_ruleset(landlock::AccessFs::WriteFile, top)
+}
+
+/// Executing allowed beneath the dynamic loader's and libraries'
+/// directories, this test binary's target directory (where the
+/// `userns-test` command is) and `/usr/bin/env`.
+fn landlock_exec_only() -> std::os::fd::OwnedFd {
+    let target = cli().parent().expect("a target directory").to_path_buf();
+    let allowed = ["/lib", "/lib64", "/usr/lib", "/usr/lib64", "/usr/bin/env"]
+        .map(PathBuf::from)
+        .into_iter()
+        .chain([target]);
+    landlock_ruleset(landlock::AccessFs::Execute, allowed)
+}
+
+const TUNSETIFF: u64 = 0x4004_54ca;
+const KVM_CREATE_VM: u64 = 0xAE01;
+
+/// A shell loop running `command MOUNT_POINT` for each cgroup2 mount.
+fn on_each_cgroup2(command: &str) -> String {
+    format!(
+        "for m in $(awk -F' - ' '{{split($1,a,\" \"); split($2,b,\" \"); \
+         if (b[1]==\"cgroup2\") print a[5]}}' /proc/self/mountinfo); do {command} \"$m\" \
+         || exit 1; done"
+    )
+}
+
+/// `program`, as root in a mount namespace of its own (private
+/// propagation) after `setup` ran there.
+fn in_mount_namespace(setup: &str, program: impl AsRef<OsStr>) -> Command {
+    let mut c = Command::new("unshare");
+    c.args([
+        "--mount",
+        "sh",
+        "-c",
+        &format!("{setup} && exec \"$@\""),
+        "sh",
+    ])
+    .arg(program);
+    c
 }
 
 /// `program`, inside a user namespace we own whose
@@ -247,8 +314,27 @@ impl Host {
             | Host::IfFlagsRefused
             | Host::MountRefused
             | Host::RestrictNamespaces
-            | Host::SethostnameRefused => Command::new(&program),
+            | Host::SethostnameRefused
+            | Host::IoctlRefused => Command::new(&program),
             Host::NoNetNamespaces => limited("net", &program),
+            Host::NoDevices => in_mount_namespace(
+                "mount -t tmpfs none /dev && mknod -m 666 /dev/null c 1 3",
+                &program,
+            ),
+            Host::NoCgroup2 => in_mount_namespace(&on_each_cgroup2("umount"), &program),
+            Host::CgroupReadOnly => {
+                in_mount_namespace(&on_each_cgroup2("mount -o remount,ro,bind"), &program)
+            }
+            Host::NoexecMnt => in_mount_namespace(
+                "mount -t tmpfs -o noexec none /mnt && cp /usr/bin/true /mnt/prog",
+                &program,
+            ),
+            Host::ExecLandlocked => Command::new(&program),
+            Host::NoNewPrivs => {
+                let mut c = Command::new("setpriv");
+                c.arg("--no-new-privs").arg(&program);
+                c
+            }
             Host::NoMountNamespaces => limited("mnt", &program),
             Host::Unprivileged => {
                 let mut c = Command::new("setpriv");
@@ -326,6 +412,10 @@ impl Host {
             )],
             Host::RestrictNamespaces => flag_filter(&RESTRICTED_FLAGS),
             Host::SethostnameRefused => vec![refuse_all(&[libc::SYS_sethostname], libc::EPERM)],
+            Host::IoctlRefused => vec![
+                refuse_when(libc::SYS_ioctl, 1, TUNSETIFF, libc::EPERM),
+                refuse_when(libc::SYS_ioctl, 1, KVM_CREATE_VM, libc::EPERM),
+            ],
             Host::MountRefused => vec![refuse_all(
                 &[
                     libc::SYS_mount,
@@ -355,8 +445,12 @@ impl Host {
                 });
             }
         }
-        if let Host::ProcNotWritable = self {
-            let ruleset = landlock_proc_read_only();
+        let landlocked = match self {
+            Host::ProcNotWritable => Some(landlock_proc_read_only()),
+            Host::ExecLandlocked => Some(landlock_exec_only()),
+            _ => None,
+        };
+        if let Some(ruleset) = landlocked {
             // SAFETY: two raw system calls on a descriptor prepared in the
             // parent; nothing is allocated in the child.
             unsafe {

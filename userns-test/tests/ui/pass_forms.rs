@@ -17,7 +17,11 @@ fn returns_result() -> Result<(), std::io::Error> {
 #[requires_userns(
     user, cap_sys_admin, mount, net, pid, ipc, uts, cgroup, time, nested,
     cap_setpcap, bwrap, bwrap_net, seccomp, landlock, subids, root,
+    unprivileged, new_privs, kvm, tun, fuse, overlay, pivot_root, cgroup_delegation,
 )]
 fn every_ability() {}
+
+#[requires_userns(program("pasta"), program("/usr/bin/newgidmap"), landlock(abi >= 4))]
+fn parameterised() {}
 
 fn main() {}
