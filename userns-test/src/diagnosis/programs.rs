@@ -166,6 +166,13 @@ fn bwrap_cause(ability: Ability, message: &str, ev: &dyn Evidence) -> Option<Cau
         if let Some(cause) = same_step(ev, namespaces, |s| s.creates_namespace(false)) {
             return Some(cause);
         }
+        // bwrap makes its namespaces in one clone, whose CAP_SYS_ADMIN
+        // check in the new user namespace the denial refuses.
+        if message.starts_with("No permissions")
+            && let Some(cause) = capability_denial(ev)
+        {
+            return Some(cause);
+        }
         // This process may create the same namespaces: the limit, or the
         // policy, is about bubblewrap.
         let facts = ev.facts();
@@ -205,7 +212,8 @@ fn bwrap_cause(ability: Ability, message: &str, ev: &dyn Evidence) -> Option<Cau
                 s,
                 Step::Socket { .. } | Step::LoopbackAddAddress | Step::LoopbackUp
             )
-        });
+        })
+        .or_else(|| capability_denial(ev));
     }
     if starts(&[
         "Failed to make / slave",
@@ -217,10 +225,12 @@ fn bwrap_cause(ability: Ability, message: &str, ev: &dyn Evidence) -> Option<Cau
         "Failed to make old root rprivate",
         "pivot_root",
     ]) {
-        return same_step(ev, &[Ability::Mount], |s| matches!(s, Step::Mount { .. }));
+        return same_step(ev, &[Ability::Mount], |s| matches!(s, Step::Mount { .. }))
+            .or_else(|| capability_denial(ev));
     }
     if message.starts_with("Can't mount proc") {
-        return same_step(ev, &[Ability::Pid], |s| matches!(s, Step::Mount { .. }));
+        return same_step(ev, &[Ability::Pid], |s| matches!(s, Step::Mount { .. }))
+            .or_else(|| capability_denial(ev));
     }
     // Its capabilities in the new namespace: denied there, as the `user`
     // probe's setgroups shows, or by Ubuntu's restriction.
@@ -234,6 +244,22 @@ fn bwrap_cause(ability: Ability, message: &str, ev: &dyn Evidence) -> Option<Cau
             .or_else(|| restricted_by_apparmor(ev.facts()).then(|| apparmor(ev)));
     }
     None
+}
+
+/// The `user` probe's cause, when it is a denial of capabilities inside a
+/// new user namespace: then every refusal bubblewrap meets inside its
+/// namespaces (its map writes, its loopback, its mounts, its clone of
+/// several namespaces at once) is that denial, whichever step it reached
+/// first.
+fn capability_denial(ev: &dyn Evidence) -> Option<Cause> {
+    let user = ev.observation(Ability::User);
+    let failed = user.failed()?;
+    match super::cause(Ability::User, failed, ev) {
+        c @ (Cause::CapabilitiesDeniedInUserns { .. } | Cause::AppArmorRestrictsUserns { .. }) => {
+            Some(c)
+        }
+        _ => None,
+    }
 }
 
 /// newuidmap/newgidmap: "write to uid_map failed: Operation not permitted"

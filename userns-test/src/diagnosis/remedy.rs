@@ -209,10 +209,13 @@ pub(crate) fn remedy<'a>(cause: &Cause, facts: &dyn Fn() -> &'a HostFacts) -> St
         {
             format!("install {program} (`apt-get install uidmap`, `dnf install shadow-utils`)")
         }
-        Cause::NotInstalled { program } => format!(
-            "install {program} (`apt-get install`/`dnf install` its package), or put it on the \
-             PATH of the test process"
-        ),
+        Cause::NotInstalled { program } => match known_package(program) {
+            Some(install) => format!("install {program} ({install})"),
+            None => format!(
+                "install {program} (`apt-get install`/`dnf install` its package), or put it on \
+                 the PATH of the test process"
+            ),
+        },
         Cause::NotExecutable { path } if path.contains("bwrap") => format!(
             "give this user execute permission on {path} (its mode bits or group), or set \
              USERNS_TEST_BWRAP to a copy that is"
@@ -305,4 +308,31 @@ pub(crate) fn remedy<'a>(cause: &Cause, facts: &dyn Fn() -> &'a HostFacts) -> St
              this test binary, and allow the operation in that policy"
             .into(),
     }
+}
+
+/// How to install programs that tests of sandboxes commonly drive, where
+/// the package's name is not the program's. The program's own name (a
+/// path's last component) is looked up.
+fn known_package(program: &str) -> Option<&'static str> {
+    let name = program.rsplit('/').next().unwrap_or(program);
+    Some(match name {
+        n if n.starts_with("qemu-system-") => {
+            "`apt-get install qemu-system-x86` (or `-arm`, ...), `dnf install qemu-system-x86`"
+        }
+        "vng" => "`pip install virtme-ng`",
+        "apparmor_parser" | "aa-exec" => "`apt-get install apparmor`",
+        "bpftool" => {
+            "`apt-get install bpftool` (`linux-tools-common` on Ubuntu), `dnf install bpftool`"
+        }
+        "capsh" => "`apt-get install libcap2-bin`, `dnf install libcap`",
+        "setpriv" | "unshare" | "nsenter" => {
+            "`apt-get install util-linux`, `dnf install util-linux`"
+        }
+        "ip" => "`apt-get install iproute2`, `dnf install iproute`",
+        "slirp4netns" => "`apt-get install slirp4netns`, `dnf install slirp4netns`",
+        "pasta" | "passt" => "`apt-get install passt`, `dnf install passt`",
+        "fuse-overlayfs" => "`apt-get install fuse-overlayfs`, `dnf install fuse-overlayfs`",
+        "python3" => "`apt-get install python3`, `dnf install python3`",
+        _ => return None,
+    })
 }

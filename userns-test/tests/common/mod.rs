@@ -6,6 +6,9 @@
 
 #![allow(dead_code)]
 
+pub mod ground_truth;
+pub mod vm;
+
 use std::ffi::OsStr;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
