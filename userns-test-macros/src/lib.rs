@@ -81,11 +81,44 @@ pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
     }
 }
 
-/// Whether the attribute takes ability names.
+/// Runs the test body as root of a fresh user namespace, inside the listed
+/// namespaces, in a process of its own; skips it where the host cannot
+/// provide them. See the `userns-test` crate.
+#[proc_macro_attribute]
+pub fn in_userns(args: TokenStream, item: TokenStream) -> TokenStream {
+    match expand(args.into(), item.into(), Arguments::Namespaces) {
+        Ok(tokens) => tokens.into(),
+        Err(e) => e.to_compile_error().into(),
+    }
+}
+
+/// What the attribute takes.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Arguments {
+    /// Ability names: `#[requires_userns(...)]`.
     Required,
+    /// Nothing: `#[userns_test::test]`.
     None,
+    /// Namespace names: `#[in_userns(...)]`.
+    Namespaces,
+}
+
+/// The namespaces `#[in_userns(...)]` enters, with the
+/// `userns_test::Namespace` variant and the abilities each implies.
+const NAMESPACES: [(&str, &str, &[&str]); 7] = [
+    ("net", "Net", &["Net"]),
+    ("mount", "Mount", &["Mount"]),
+    ("pid", "Pid", &["Pid", "Mount"]),
+    ("uts", "Uts", &["Uts"]),
+    ("ipc", "Ipc", &["Ipc"]),
+    ("cgroup", "Cgroup", &["Cgroup"]),
+    ("time", "Time", &["Time"]),
+];
+
+/// One namespace of `#[in_userns(...)]`.
+struct NamespaceArg {
+    name: &'static str,
+    span: Span,
 }
 
 /// The ability names known to this macro, for the library's consistency
@@ -99,9 +132,11 @@ pub fn __ability_names(_: TokenStream) -> TokenStream {
 
 fn expand(args: TokenStream2, item: TokenStream2, kind: Arguments) -> syn::Result<TokenStream2> {
     check_nothing_above(kind)?;
-    let requirements = match kind {
-        Arguments::Required => parse_requirements(args)?,
-        Arguments::None if args.is_empty() => Vec::new(),
+    let mut requirements = Vec::new();
+    let mut namespaces = None;
+    match kind {
+        Arguments::Required => requirements = parse_requirements(args)?,
+        Arguments::None if args.is_empty() => {}
         Arguments::None => {
             return Err(syn::Error::new(
                 first_token_span(&args),
@@ -109,15 +144,135 @@ fn expand(args: TokenStream2, item: TokenStream2, kind: Arguments) -> syn::Resul
                  requirements",
             ));
         }
-    };
-    let function: ItemFn = syn::parse2(item.clone()).map_err(|_| {
+        Arguments::Namespaces => namespaces = Some(parse_namespaces(args)?),
+    }
+    let mut function: ItemFn = syn::parse2(item.clone()).map_err(|_| {
         syn::Error::new(
             first_token_span(&item),
-            "#[requires_userns] applies to test functions only",
+            match kind {
+                Arguments::Namespaces => "#[in_userns] applies to test functions only",
+                _ => "#[requires_userns] applies to test functions only",
+            },
         )
     })?;
-    check_function(&function)?;
-    Ok(expand_function(function, &requirements))
+    take_partner(&mut function, kind, &mut requirements, &mut namespaces)?;
+    check_function(&function, namespaces.is_some())?;
+    Ok(expand_function(
+        function,
+        &requirements,
+        namespaces.as_deref(),
+    ))
+}
+
+/// `#[requires_userns]` and `#[in_userns]` go together in either order:
+/// the one expanded first finds the other still on the function, takes its
+/// arguments and removes it, and expands both.
+fn take_partner(
+    function: &mut ItemFn,
+    kind: Arguments,
+    requirements: &mut Vec<Requirement>,
+    namespaces: &mut Option<Vec<NamespaceArg>>,
+) -> syn::Result<()> {
+    let partner = match kind {
+        Arguments::Namespaces => "requires_userns",
+        _ => "in_userns",
+    };
+    let Some(i) = function
+        .attrs
+        .iter()
+        .position(|a| a.path().segments.last().is_some_and(|s| s.ident == partner))
+    else {
+        return Ok(());
+    };
+    let attr = function.attrs.remove(i);
+    let args = match &attr.meta {
+        Meta::List(list) => list.tokens.clone(),
+        _ => TokenStream2::new(),
+    };
+    match kind {
+        Arguments::Namespaces => {
+            for r in parse_requirements(args)? {
+                if !requirements.iter().any(|have| have.key == r.key) {
+                    requirements.push(r);
+                }
+            }
+        }
+        Arguments::Required => *namespaces = Some(parse_namespaces(args)?),
+        Arguments::None => {
+            return Err(syn::Error::new(
+                attr.span(),
+                "#[in_userns] makes the function a test already: remove #[userns_test::test]",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `net, mount, pid`: the namespaces to enter (a user namespace always;
+/// `user` may be listed). Unknown and repeated names are errors at the
+/// name, an ability that is not a namespace points to
+/// `#[requires_userns]`.
+fn parse_namespaces(args: TokenStream2) -> syn::Result<Vec<NamespaceArg>> {
+    let names: Vec<&str> = NAMESPACES.iter().map(|(n, _, _)| *n).collect();
+    let items = Punctuated::<Meta, Token![,]>::parse_terminated
+        .parse2(args)
+        .map_err(|e| {
+            syn::Error::new(
+                e.span(),
+                format!(
+                    "expected namespace names separated by commas, e.g. #[in_userns(net, \
+                     mount)]; namespaces: {}",
+                    names.join(", ")
+                ),
+            )
+        })?;
+    let mut out: Vec<NamespaceArg> = Vec::new();
+    let mut user: Option<Span> = None;
+    for item in items {
+        let Some(ident) = item
+            .path()
+            .get_ident()
+            .filter(|_| matches!(item, Meta::Path(_)))
+        else {
+            return Err(syn::Error::new(
+                item.span(),
+                "a namespace is one word, e.g. `net`",
+            ));
+        };
+        let text = ident.to_string();
+        let span = ident.span();
+        if text == "user" {
+            if user.replace(span).is_some() {
+                return Err(syn::Error::new(span, "namespace `user` is listed twice"));
+            }
+            continue;
+        }
+        let Some((name, _, _)) = NAMESPACES.iter().find(|(n, _, _)| *n == text) else {
+            let message = if ABILITIES.iter().any(|(n, _)| *n == text) || text == "program" {
+                format!(
+                    "`{text}` is an ability, not a namespace: add #[requires_userns({text})] \
+                     for it; namespaces: {}",
+                    names.join(", ")
+                )
+            } else {
+                match closest_in(&text, &names) {
+                    Some(s) => format!("unknown namespace `{text}`; did you mean `{s}`?"),
+                    None => format!(
+                        "unknown namespace `{text}`; namespaces: {}",
+                        names.join(", ")
+                    ),
+                }
+            };
+            return Err(syn::Error::new(span, message));
+        };
+        if let Some(first) = out.iter().find(|n| n.name == *name) {
+            let mut e = syn::Error::new(span, format!("namespace `{name}` is listed twice"));
+            e.combine(syn::Error::new(first.span, "first listed here"));
+            return Err(e);
+        }
+        out.push(NamespaceArg { name, span });
+    }
+    Ok(out)
 }
 
 /// A test attribute written above this one (`#[test]`, `#[tokio::test]`,
@@ -137,6 +292,7 @@ fn check_nothing_above(kind: Arguments) -> syn::Result<()> {
     let ours = match kind {
         Arguments::Required => "requires_userns(...)",
         Arguments::None => "userns_test::test",
+        Arguments::Namespaces => "in_userns(...)",
     };
     let test = test.path_text();
     Err(syn::Error::new(
@@ -385,7 +541,14 @@ fn valid_program(program: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
-fn check_function(function: &ItemFn) -> syn::Result<()> {
+fn check_function(function: &ItemFn, in_userns: bool) -> syn::Result<()> {
+    if in_userns && !function.sig.inputs.is_empty() {
+        return Err(syn::Error::new(
+            function.sig.inputs.span(),
+            "an #[in_userns] test takes no arguments: its body runs in a new process that \
+             finds it by name",
+        ));
+    }
     if function.sig.asyncness.is_some() && !has_test_attribute(function) {
         return Err(syn::Error::new(
             function.sig.asyncness.span(),
@@ -432,7 +595,14 @@ fn has_test_attribute(function: &ItemFn) -> bool {
     })
 }
 
-fn expand_function(function: ItemFn, requirements: &[Requirement]) -> TokenStream2 {
+fn expand_function(
+    function: ItemFn,
+    requirements: &[Requirement],
+    namespaces: Option<&[NamespaceArg]>,
+) -> TokenStream2 {
+    if let Some(namespaces) = namespaces {
+        return expand_in_userns(function, requirements, namespaces);
+    }
     let test_attribute = if has_test_attribute(&function) {
         quote!()
     } else {
@@ -440,22 +610,7 @@ fn expand_function(function: ItemFn, requirements: &[Requirement]) -> TokenStrea
     };
     let name = function.sig.ident.to_string();
     let body_fn = format_ident!("__userns_test_body_{}", function.sig.ident);
-    let cfgs: Vec<Attribute> = function
-        .attrs
-        .iter()
-        .filter(|a| a.path().is_ident("cfg"))
-        .cloned()
-        .collect();
-    let lints: Vec<Attribute> = function
-        .attrs
-        .iter()
-        .filter(|a| {
-            ["allow", "expect", "warn", "deny"]
-                .iter()
-                .any(|k| a.path().is_ident(k))
-        })
-        .cloned()
-        .collect();
+    let (cfgs, lints) = cfgs_and_lints(&function.attrs);
     let registration = runner_registration(&function, requirements, &body_fn, &cfgs);
     // `modifiers` only holds `default` (specialization), which a free
     // function cannot have.
@@ -533,6 +688,185 @@ fn expand_function(function: ItemFn, requirements: &[Requirement]) -> TokenStrea
     }
 }
 
+/// `#[in_userns(...)]`: the body, a synchronous entry to it for the child,
+/// the libtest test (the gate, then the body run in a new process inside
+/// the namespaces), the runner's registration of the same, and the
+/// `.init_array` entry that enters the namespaces before `main` in that
+/// process.
+fn expand_in_userns(
+    function: ItemFn,
+    explicit: &[Requirement],
+    namespaces: &[NamespaceArg],
+) -> TokenStream2 {
+    // The abilities entering the namespaces needs, then the others listed.
+    let mut requirements: Vec<Requirement> = Vec::new();
+    let mut imply = |variant: &str, span: Span| {
+        let key = variant.to_ascii_lowercase();
+        if !requirements.iter().any(|r| r.key == key) {
+            let v = Ident::new(variant, span);
+            requirements.push(Requirement {
+                key,
+                span,
+                tokens: quote_spanned!(span=> ::userns_test::Ability::#v),
+            });
+        }
+    };
+    imply("User", Span::call_site());
+    for n in namespaces {
+        let (_, _, abilities) = NAMESPACES
+            .iter()
+            .find(|(name, _, _)| *name == n.name)
+            .unwrap();
+        for a in *abilities {
+            imply(a, n.span);
+        }
+    }
+    for r in explicit {
+        if !requirements.iter().any(|have| have.key == r.key) {
+            requirements.push(Requirement {
+                key: r.key.clone(),
+                span: r.span,
+                tokens: r.tokens.clone(),
+            });
+        }
+    }
+    let namespace_tokens: Vec<TokenStream2> = namespaces
+        .iter()
+        .map(|n| {
+            let (_, variant, _) = NAMESPACES
+                .iter()
+                .find(|(name, _, _)| *name == n.name)
+                .unwrap();
+            let v = Ident::new(variant, n.span);
+            quote_spanned!(n.span=> ::userns_test::Namespace::#v)
+        })
+        .collect();
+    let ident = function.sig.ident.clone();
+    let name = ident.to_string();
+    let body_fn = format_ident!("__userns_test_body_{}", ident);
+    let inner_fn = format_ident!("__userns_test_in_userns_{}", ident);
+    let enter_static = format_ident!("__USERNS_TEST_ENTER_{}", name.to_uppercase());
+    let (cfgs, lints) = cfgs_and_lints(&function.attrs);
+    let runtime = runtime_entry_attribute(&function.attrs);
+    let ignore = ignore_data(&function.attrs);
+    let (should_panic, expected) = should_panic_data(&function.attrs);
+    let is_runtime_test = |a: &Attribute| {
+        a.path().segments.len() > 1 && a.path().segments.last().is_some_and(|s| s.ident == "test")
+    };
+    // The libtest test is synchronous: a runtime's test attribute drives
+    // the body in the child instead.
+    let outer_attrs: Vec<Attribute> = function
+        .attrs
+        .iter()
+        .filter(|a| !is_runtime_test(a))
+        .cloned()
+        .collect();
+    let test_attribute = if outer_attrs.iter().any(|a| a.path().is_ident("test")) {
+        quote!()
+    } else {
+        quote!(#[::core::prelude::v1::test])
+    };
+    let ItemFn {
+        vis, sig, block, ..
+    } = function;
+    let asyncness = &sig.asyncness;
+    let output = &sig.output;
+    let inner_body = sync_entry(asyncness.is_some(), &runtime, output, &body_fn);
+    let variants = variants(&requirements);
+    let path = quote!(::core::concat!(::core::module_path!(), "::", #name));
+    let submission = test_case_submission(&path, &variants, &ignore, &should_panic, &expected);
+    let skip_return = if should_panic.to_string() == "true" {
+        quote!(::userns_test::__private::skip_expected_panic(#expected))
+    } else {
+        quote!(return;)
+    };
+    quote! {
+        #(#cfgs)*
+        #(#lints)*
+        #[doc(hidden)]
+        #asyncness fn #body_fn() #output #block
+
+        // In the process executed for this test: the body, synchronous.
+        #(#cfgs)*
+        #[doc(hidden)]
+        fn #inner_fn() -> ::core::result::Result<(), ::std::string::String> {
+            #inner_body
+        }
+
+        // Before `main`, in that process: the namespaces are entered while
+        // it is single-threaded (nothing happens in any other process).
+        #(#cfgs)*
+        #[used]
+        #[doc(hidden)]
+        #[allow(non_upper_case_globals)]
+        #[unsafe(link_section = ".init_array")]
+        static #enter_static: extern "C" fn() = ::userns_test::__private::in_userns_enter;
+
+        // The default harness: the gate, then the body in its namespaces.
+        #test_attribute
+        #(#outer_attrs)*
+        #vis fn #ident() {
+            if ::userns_test::__private::in_userns_child(#path) {
+                ::userns_test::__private::in_userns_body(
+                    ::userns_test::__private::libtest_name(#path),
+                    #should_panic,
+                    #inner_fn,
+                )
+            }
+            if !::userns_test::__private::gate(#path, &[#(#variants),*]) {
+                #skip_return
+            }
+            let __userns_test_running =
+                ::userns_test::__private::Running::start(#path, #should_panic, #expected);
+            let __userns_test_result = ::userns_test::__private::in_userns_run(
+                #path,
+                ::userns_test::__private::libtest_name(#path),
+                &[#(#namespace_tokens),*],
+            );
+            if let ::core::result::Result::Err(message) = __userns_test_result {
+                ::core::panic!("{}", message);
+            }
+            __userns_test_running.finish(&());
+        }
+
+        // The runner: the same, registered.
+        #(#cfgs)*
+        const _: () = {
+            fn entry() -> ::core::result::Result<(), ::std::string::String> {
+                if ::userns_test::__private::in_userns_child(#path) {
+                    ::userns_test::__private::in_userns_body(
+                    ::userns_test::__private::libtest_name(#path),
+                    #should_panic,
+                    #inner_fn,
+                )
+                }
+                ::userns_test::__private::in_userns_run(
+                    #path,
+                    ::userns_test::__private::libtest_name(#path),
+                    &[#(#namespace_tokens),*],
+                )
+            }
+
+            #submission
+        };
+    }
+}
+
+/// The function's `#[cfg]` attributes (every item generated for it
+/// carries them) and its lint attributes (for the body).
+fn cfgs_and_lints(attrs: &[Attribute]) -> (Vec<Attribute>, Vec<Attribute>) {
+    let kept =
+        |keep: &dyn Fn(&Attribute) -> bool| attrs.iter().filter(|a| keep(a)).cloned().collect();
+    (
+        kept(&|a| a.path().is_ident("cfg")),
+        kept(&|a| {
+            ["allow", "expect", "warn", "deny"]
+                .iter()
+                .any(|k| a.path().is_ident(k))
+        }),
+    )
+}
+
 fn variants(requirements: &[Requirement]) -> Vec<TokenStream2> {
     requirements.iter().map(|r| r.tokens.clone()).collect()
 }
@@ -554,17 +888,11 @@ fn runner_registration(
     let ignore = ignore_data(&function.attrs);
     let (should_panic, expected) = should_panic_data(&function.attrs);
     let output = &function.sig.output;
-    let entry = if function.sig.asyncness.is_some() {
-        let runtime = runtime_entry_attribute(&function.attrs);
-        quote! {
-            #runtime
-            async fn __userns_test_async_entry() #output { #body_fn().await }
-            ::userns_test::__private::IntoOutcome::into_outcome(__userns_test_async_entry())
-        }
-    } else {
-        quote!(::userns_test::__private::IntoOutcome::into_outcome(#body_fn()))
-    };
+    let runtime = runtime_entry_attribute(&function.attrs);
+    let entry = sync_entry(function.sig.asyncness.is_some(), &runtime, output, body_fn);
     let variants = variants(requirements);
+    let path = quote!(::core::concat!(::core::module_path!(), "::", #name));
+    let submission = test_case_submission(&path, &variants, &ignore, &should_panic, &expected);
     // A const block, not a module: `module_path!()` inside it is the test's
     // own module, and the body function resolves by name.
     quote! {
@@ -574,24 +902,56 @@ fn runner_registration(
                 #entry
             }
 
-            ::userns_test::__private::inventory::submit! {
-                ::userns_test::__private::TestCase {
-                    path: ::core::concat!(::core::module_path!(), "::", #name),
-                    name: ::userns_test::__private::libtest_name(
-                        ::core::concat!(::core::module_path!(), "::", #name),
-                    ),
-                    requires: &[#(#variants),*],
-                    ignore: #ignore,
-                    should_panic: #should_panic,
-                    expected_panic: #expected,
-                    run: entry,
-                    target: (
-                        ::core::option_env!("CARGO_PKG_NAME"),
-                        ::core::option_env!("CARGO_CRATE_NAME"),
-                    ),
-                }
-            }
+            #submission
         };
+    }
+}
+
+/// A synchronous call of the body returning `Result<(), String>`: for an
+/// `async` body, under the runtime its test attribute names (`runtime`,
+/// from [`runtime_entry_attribute`]).
+fn sync_entry(
+    is_async: bool,
+    runtime: &TokenStream2,
+    output: &syn::ReturnType,
+    body_fn: &Ident,
+) -> TokenStream2 {
+    if is_async {
+        quote! {
+            #runtime
+            async fn __userns_test_async_entry() #output { #body_fn().await }
+            ::userns_test::__private::IntoOutcome::into_outcome(__userns_test_async_entry())
+        }
+    } else {
+        quote!(::userns_test::__private::IntoOutcome::into_outcome(#body_fn()))
+    }
+}
+
+/// The runner's registration of a test whose entry is `entry` (a function
+/// in scope).
+fn test_case_submission(
+    path: &TokenStream2,
+    variants: &[TokenStream2],
+    ignore: &TokenStream2,
+    should_panic: &TokenStream2,
+    expected: &TokenStream2,
+) -> TokenStream2 {
+    quote! {
+        ::userns_test::__private::inventory::submit! {
+            ::userns_test::__private::TestCase {
+                path: #path,
+                name: ::userns_test::__private::libtest_name(#path),
+                requires: &[#(#variants),*],
+                ignore: #ignore,
+                should_panic: #should_panic,
+                expected_panic: #expected,
+                run: entry,
+                target: (
+                    ::core::option_env!("CARGO_PKG_NAME"),
+                    ::core::option_env!("CARGO_CRATE_NAME"),
+                ),
+            }
+        }
     }
 }
 
@@ -685,6 +1045,18 @@ fn known_names() -> String {
         .chain(PARAMETERISED.iter().map(|(_, example)| *example))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The closest of `names`, if close enough to be a typo.
+fn closest_in<'a>(word: &str, names: &[&'a str]) -> Option<&'a str> {
+    let word = word.to_ascii_lowercase();
+    let limit = (word.len() / 3).max(1);
+    names
+        .iter()
+        .map(|n| (edit_distance(&word, n), *n))
+        .filter(|&(d, n)| d <= limit || (n.len() >= 3 && (word.contains(n) || n.contains(&word))))
+        .min_by_key(|&(d, _)| d)
+        .map(|(_, n)| n)
 }
 
 /// The closest known name, if close enough to be a typo or a prefix.

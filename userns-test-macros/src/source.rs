@@ -230,11 +230,12 @@ impl Attr {
                 .is_some_and(|s| s == "test" || s == "rstest" || s == "test_case")
     }
 
-    /// `requires_userns`, `userns_test::requires_userns`,
+    /// `requires_userns`, `in_userns` (with or without `userns_test::`),
     /// `userns_test::test`.
     pub(crate) fn is_ours(&self) -> bool {
         let last = self.path.last().map(String::as_str);
         last == Some("requires_userns")
+            || last == Some("in_userns")
             || (last == Some("test") && self.path.len() == 2 && self.path[0] == "userns_test")
     }
 }

@@ -58,7 +58,14 @@
 //!     Ok(())
 //! }
 //! ```
-
+//!
+//! # Inside namespaces
+//! [`in_userns`](macro@in_userns) runs a test's body as root of a fresh user namespace,
+//! inside the namespaces it lists (`net`, `mount`, `pid`, `uts`, `ipc`,
+//! `cgroup`, `time`), in a process of its own ([`mod@in_userns`]): the
+//! test binary executed again for that test, which enters them before
+//! `main`. Their abilities are its requirements, so it skips like
+//! [`requires_userns`] where the host cannot provide them.
 //!
 //! # The runner and reports
 //! In a `harness = false` target, [`main!`] runs every annotated test of
@@ -93,6 +100,7 @@ pub mod verdict;
 
 // The gate, the runner and the reports.
 mod gate;
+pub mod in_userns;
 mod plain;
 pub mod record;
 pub mod registry;
@@ -107,6 +115,7 @@ pub use cause::Cause;
 pub use facts::HostFacts;
 pub use failure::Failure;
 pub use gate::{abilities, decide, probe, probe_with, settings, skip};
+pub use in_userns::Namespace;
 pub use policy::{ConfigError, Decision, Settings, Unmet};
 pub use probe::{Observation, ProbeOptions, observe};
 pub use step::Step;
@@ -123,6 +132,33 @@ pub use userns_test_macros::requires_userns;
 /// A test with no requirements, collected by the runner like the annotated
 /// ones (a plain `#[test]` under the default harness).
 pub use userns_test_macros::test;
+
+/// Runs the test body as root of a fresh user namespace (the caller's
+/// uid and gid mapped to 0), inside the listed namespaces (`net` with
+/// `lo` up, `mount` with `/` private, `pid` with a fresh `/proc`, `uts`,
+/// `ipc`, `cgroup`, `time`), in a process of its own: the test binary
+/// executed again for exactly that test. The namespaces' abilities are
+/// its requirements: where the host lacks one, the test is skipped with
+/// the cause and fix as `#[requires_userns]` skips it. It makes the
+/// function a test (write it above `#[test]` or a runtime's test
+/// attribute, if any) and combines with `#[requires_userns(...)]`.
+///
+/// ```no_run
+/// #[userns_test::in_userns(net, mount)]
+/// fn binds_port_80_and_mounts_a_tmpfs() {
+///     std::net::TcpListener::bind("127.0.0.1:80").unwrap();
+///     std::process::Command::new("mount")
+///         .args(["-t", "tmpfs", "none", "/mnt"])
+///         .status()
+///         .unwrap();
+/// }
+/// ```
+///
+/// The body's stdout and stderr are the test's output; its panic, `Err`,
+/// a signal that killed it, or a time-out past
+/// `USERNS_TEST_IN_USERNS_TIMEOUT` seconds (600 unless set; 0 for none)
+/// fail the test.
+pub use userns_test_macros::in_userns;
 
 /// The entry point of a `harness = false` test target: collects every
 /// annotated test of the binary, probes what the selected tests need, runs
@@ -146,6 +182,12 @@ pub use userns_test_macros::main;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::gate::{SkipReturn, gate, skip_expected_panic};
+    pub use crate::in_userns::child::{
+        child_main as in_userns_child_main, is_child_for as in_userns_child,
+        run_body as in_userns_body,
+    };
+    pub use crate::in_userns::enter::enter as in_userns_enter;
+    pub use crate::in_userns::parent::run as in_userns_run;
     pub use crate::plain::Running;
     pub use crate::registry::{IntoOutcome, TestCase, TestResult, libtest_name};
     pub use crate::runner::run_main_noting as run_main;

@@ -16,6 +16,8 @@ fn attribute_errors_and_forms() {
     t.compile_fail("tests/ui/unsupported_return.rs");
     t.compile_fail("tests/ui/parameterised_errors.rs");
     t.pass("tests/ui/pass_forms.rs");
+    t.compile_fail("tests/ui/in_userns_errors.rs");
+    t.pass("tests/ui/in_userns_forms.rs");
 }
 
 /// `main!()` reads the target's source and refuses to compile it while it

@@ -510,15 +510,9 @@ pub(crate) struct ExecPlan {
     envp_ptrs: Vec<*const libc::c_char>,
     stdin: OwnedFd,
     stdout: OwnedFd,
-    /// The pipe's write end: closed by the parent right after the
-    /// supervisor's clone (which has its own copy, under the same number),
-    /// so that the end of file comes when the program's tree ends; -1 once
-    /// closed here.
-    stderr_w: AtomicI32,
-    /// Its number, for the program's child: the supervisor's copy of the
-    /// descriptor table still has it after the parent closed its own.
-    stderr_fd: RawFd,
-    stderr_r: OwnedFd,
+    /// Pipes the parent reads while the program runs: its stderr first,
+    /// then any [`ExecPlan::capture`] added.
+    streams: Vec<Stream>,
     /// The supervisor's report page, for the program's child to record a
     /// failed `execve` in (set before each run).
     report: AtomicUsize,
@@ -573,6 +567,47 @@ impl StopFilter {
     }
 }
 
+/// A pipe from the program to the parent.
+struct Stream {
+    /// The descriptor the program finds it under.
+    target: RawFd,
+    /// The write end: closed by the parent right after the supervisor's
+    /// clone (which has its own copy, under the same number), so that the
+    /// end of file comes when the program's tree ends; -1 once closed here.
+    write: AtomicI32,
+    /// Its number, for the program's child: the supervisor's copy of the
+    /// descriptor table still has it after the parent closed its own.
+    write_fd: RawFd,
+    read: OwnedFd,
+    /// How much of it is kept.
+    limit: usize,
+}
+
+impl Stream {
+    /// A pipe whose write end is numbered 10 or above, so that placing one
+    /// stream at its target never overwrites another's write end.
+    fn new(target: RawFd, limit: usize) -> Result<Stream, Errno> {
+        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+        let high = nix::fcntl::fcntl(&write, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(10))?;
+        drop(write);
+        Ok(Stream {
+            target,
+            write: AtomicI32::new(high),
+            write_fd: high,
+            read,
+            limit,
+        })
+    }
+
+    fn close_write_end(&self) {
+        let fd = self.write.swap(-1, Ordering::AcqRel);
+        if fd >= 0 {
+            // SAFETY: a descriptor this stream owned, closed once.
+            let _: RawResult = unsafe { sys!(libc::SYS_close, fd) };
+        }
+    }
+}
+
 // SAFETY: the raw pointers point into the CStrings the plan owns, which
 // are never changed after it is built.
 unsafe impl Sync for ExecPlan {}
@@ -614,8 +649,7 @@ impl ExecPlan {
         };
         let stdin = null(nix::fcntl::OFlag::O_RDONLY)?;
         let stdout = null(nix::fcntl::OFlag::O_WRONLY)?;
-        let (stderr_r, stderr_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
-        let stderr_fd = std::os::fd::IntoRawFd::into_raw_fd(stderr_w);
+        let stderr = Stream::new(2, STDERR_LIMIT)?;
         Ok(ExecPlan {
             argv_ptrs: ptrs(&argv),
             envp_ptrs: ptrs(&envp),
@@ -624,9 +658,7 @@ impl ExecPlan {
             _envp: envp,
             stdin,
             stdout,
-            stderr_w: AtomicI32::new(stderr_fd),
-            stderr_fd,
-            stderr_r,
+            streams: vec![stderr],
             report: AtomicUsize::new(0),
             stop: None,
         })
@@ -639,19 +671,48 @@ impl ExecPlan {
         self
     }
 
-    /// Closes this process's copy of the pipe's write end.
-    fn close_write_end(&self) {
-        let fd = self.stderr_w.swap(-1, Ordering::AcqRel);
-        if fd >= 0 {
-            // SAFETY: a descriptor this plan owned, closed once.
-            let _: RawResult = unsafe { sys!(libc::SYS_close, fd) };
+    /// Keeps up to `limit` bytes of the program's stderr (64 KiB unless
+    /// set).
+    pub(crate) fn stderr_limit(mut self, limit: usize) -> ExecPlan {
+        self.streams[0].limit = limit;
+        self
+    }
+
+    /// Adds a pipe the program finds as descriptor `target` (3 and up),
+    /// read while it runs, keeping up to `limit` bytes: in
+    /// [`Supervised::captured`], in the order added.
+    pub(crate) fn capture(mut self, target: RawFd, limit: usize) -> Result<ExecPlan, Errno> {
+        self.streams.push(Stream::new(target, limit)?);
+        Ok(self)
+    }
+
+    /// Adds `key=value` to the program's environment.
+    pub(crate) fn env(mut self, key: &str, value: &str) -> Result<ExecPlan, Errno> {
+        let prefix = format!("{key}=");
+        self._envp
+            .retain(|kv| !kv.as_bytes().starts_with(prefix.as_bytes()));
+        self._envp
+            .push(CString::new(format!("{key}={value}")).map_err(|_| Errno::EINVAL)?);
+        self.envp_ptrs = self
+            ._envp
+            .iter()
+            .map(|s| s.as_ptr())
+            .chain(std::iter::once(std::ptr::null()))
+            .collect();
+        Ok(self)
+    }
+
+    /// Closes this process's copies of the pipes' write ends.
+    fn close_write_ends(&self) {
+        for stream in &self.streams {
+            stream.close_write_end();
         }
     }
 }
 
 impl Drop for ExecPlan {
     fn drop(&mut self) {
-        self.close_write_end();
+        self.close_write_ends();
     }
 }
 
@@ -670,8 +731,15 @@ pub(crate) struct Supervised {
     pub child: ChildRun,
     /// The program could not be started: `execve`'s errno.
     pub exec_errno: Option<i32>,
-    /// The first [`STDERR_LIMIT`] bytes the program wrote to stderr.
+    /// The first [`STDERR_LIMIT`] bytes the program wrote to stderr (or
+    /// the plan's [`ExecPlan::stderr_limit`]).
     pub stderr: Vec<u8>,
+    /// What the program wrote to each [`ExecPlan::capture`] pipe, within
+    /// its limit.
+    pub captured: Vec<Vec<u8>>,
+    /// Whether a stream (stderr first, then the captures) went past its
+    /// limit.
+    pub truncated: Vec<bool>,
 }
 
 /// What the parent hands the supervisor: everything prepared.
@@ -709,15 +777,16 @@ pub(crate) fn run_supervised(task: Task<'_>, timeout: Duration) -> Result<Superv
         stack: &child_stack,
         timeout_ns: timeout.as_nanos().min(i64::MAX as u128) as i64,
     };
-    let mut stderr = Vec::with_capacity(if matches!(task, Task::Exec(_)) {
-        4096
-    } else {
-        0
-    });
-    let stderr_r = match &task {
-        Task::Exec(plan) => Some(plan.stderr_r.as_raw_fd()),
-        Task::Probe { .. } => None,
+    let streams: &[Stream] = match &task {
+        Task::Exec(plan) => &plan.streams,
+        Task::Probe { .. } => &[],
     };
+    let mut outputs: Vec<Vec<u8>> = streams
+        .iter()
+        .map(|s| Vec::with_capacity(s.limit.min(4096)))
+        .collect();
+    let mut truncated = vec![false; streams.len()];
+    let mut open: Vec<bool> = vec![true; streams.len()];
     if let Task::Exec(plan) = &task {
         plan.report
             .store(report as *const Report as usize, Ordering::Release);
@@ -734,14 +803,13 @@ pub(crate) fn run_supervised(task: Task<'_>, timeout: Duration) -> Result<Superv
             .cast::<c_void>(),
     )
     .map_err(SpawnError::Clone)?;
-    // The program's stderr: only its copy of the write end may be left,
+    // The program's pipes: only its copies of the write ends may be left,
     // for the end of file to come when it ends.
     if let Task::Exec(plan) = &task {
-        plan.close_write_end();
+        plan.close_write_ends();
     }
     let deadline = Instant::now() + timeout + SUPERVISOR_GRACE;
     let mut buf = [0u8; 4096];
-    let mut stderr_open = stderr_r.is_some();
     let supervisor_fd = pidfd.as_ref().map(|f| f.as_raw_fd());
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -751,22 +819,18 @@ pub(crate) fn run_supervised(task: Task<'_>, timeout: Duration) -> Result<Superv
             }
             break;
         }
-        let mut fds = [
-            libc::pollfd {
-                fd: supervisor_fd.unwrap_or(-1),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: if stderr_open {
-                    stderr_r.unwrap_or(-1)
-                } else {
-                    -1
-                },
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
+        // The supervisor, then each stream (-1, ignored by poll, once
+        // closed). At most 1 + 3 entries: no allocation in this loop.
+        let mut fds = [libc::pollfd {
+            fd: -1,
+            events: libc::POLLIN,
+            revents: 0,
+        }; 4];
+        fds[0].fd = supervisor_fd.unwrap_or(-1);
+        for (i, stream) in streams.iter().enumerate().take(3) {
+            fds[i + 1].fd = if open[i] { stream.read.as_raw_fd() } else { -1 };
+        }
+        let nfds = 1 + streams.len().min(3);
         // Without a pidfd (kernels before 5.2), poll the pipe in short
         // slices and look for the supervisor's record.
         let slice = if supervisor_fd.is_some() {
@@ -783,7 +847,7 @@ pub(crate) fn run_supervised(task: Task<'_>, timeout: Duration) -> Result<Superv
             sys!(
                 libc::SYS_ppoll,
                 fds.as_mut_ptr(),
-                2,
+                nfds,
                 &ts as *const libc::timespec,
                 0,
                 8
@@ -794,20 +858,26 @@ pub(crate) fn run_supervised(task: Task<'_>, timeout: Duration) -> Result<Superv
         {
             break;
         }
-        if stderr_open && fds[1].revents != 0 {
+        let mut readable = false;
+        for (i, stream) in streams.iter().enumerate().take(3) {
+            if !open[i] || fds[i + 1].revents == 0 {
+                continue;
+            }
+            readable = true;
             // SAFETY: read into our own buffer.
             match unsafe {
                 sys!(
                     libc::SYS_read,
-                    stderr_r.unwrap_or(-1),
+                    stream.read.as_raw_fd(),
                     buf.as_mut_ptr(),
                     buf.len()
                 )
             } {
-                Ok(0) | Err(_) => stderr_open = false,
+                Ok(0) | Err(_) => open[i] = false,
                 Ok(n) => {
-                    let room = STDERR_LIMIT.saturating_sub(stderr.len());
-                    stderr.extend_from_slice(&buf[..n.min(room)]);
+                    let room = stream.limit.saturating_sub(outputs[i].len());
+                    truncated[i] |= n > room;
+                    outputs[i].extend_from_slice(&buf[..n.min(room)]);
                 }
             }
         }
@@ -815,12 +885,13 @@ pub(crate) fn run_supervised(task: Task<'_>, timeout: Duration) -> Result<Superv
             Some(_) => fds[0].revents != 0,
             None => report.end_kind.load(Ordering::Acquire) != END_NONE,
         };
-        if supervisor_done && !stderr_open {
+        let any_open = open.iter().any(|o| *o);
+        if supervisor_done && !any_open {
             break;
         }
-        if supervisor_done && stderr_open && fds[1].revents == 0 {
-            // The supervisor is gone and the pipe has nothing now: a
-            // descendant that escaped the group may hold it open.
+        if supervisor_done && any_open && !readable {
+            // The supervisor is gone and the pipes have nothing now: a
+            // descendant that escaped the group may hold one open.
             break;
         }
     }
@@ -857,10 +928,13 @@ pub(crate) fn run_supervised(task: Task<'_>, timeout: Duration) -> Result<Superv
     drop(child_stack);
     drop(supervisor_stack);
     drop(report_page);
+    let mut outputs = outputs.into_iter();
     Ok(Supervised {
         child,
         exec_errno: (exec_errno != 0).then_some(exec_errno),
-        stderr,
+        stderr: outputs.next().unwrap_or_default(),
+        captured: outputs.collect(),
+        truncated,
     })
 }
 
@@ -889,6 +963,17 @@ extern "C" fn supervisor_main(arg: *mut c_void) -> libc::c_int {
         );
         // Orphans of the program's tree come to us, to be reaped.
         let _: RawResult = sys!(libc::SYS_prctl, libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+        // Dies with the test process's thread that waits for it (which
+        // waits until this supervisor ends): a killed test process leaves
+        // no supervisor running on to its time bound.
+        let _: RawResult = sys!(
+            libc::SYS_prctl,
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL,
+            0,
+            0,
+            0
+        );
         let (entry, flags, child_arg): (
             extern "C" fn(*mut c_void) -> libc::c_int,
             libc::c_int,
@@ -1117,13 +1202,12 @@ extern "C" fn exec_main(arg: *mut c_void) -> libc::c_int {
             0,
             8
         );
-        let stderr = plan.stderr_fd;
-        for (from, to) in [
-            (plan.stdin.as_raw_fd(), 0),
-            (plan.stdout.as_raw_fd(), 1),
-            (stderr, 2),
-        ] {
-            place_fd(from, to);
+        place_fd(plan.stdin.as_raw_fd(), 0);
+        place_fd(plan.stdout.as_raw_fd(), 1);
+        // Stream write ends are 10 and up (see Stream::new), so no
+        // placement overwrites one still to be placed.
+        for stream in &plan.streams {
+            place_fd(stream.write_fd, stream.target);
         }
         if let Some(stop) = &plan.stop {
             // RLIMIT_CORE 1: the kill at the first system call writes no

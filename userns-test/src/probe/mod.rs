@@ -9,10 +9,10 @@
 //! (benchmarks, tools); [`observe`] only probes.
 
 mod cgroup;
-mod child;
+pub(crate) mod child;
 pub mod control;
 mod external;
-mod program;
+pub(crate) mod program;
 mod raw;
 
 use std::path::PathBuf;
@@ -124,16 +124,6 @@ fn program(ability: Ability) -> (libc::c_int, Vec<Op>) {
         ops.push(Op::Unshare(libc::CLONE_NEWUSER));
         ops.extend(Op::become_root(uid, gid));
     }
-    let private_root = || {
-        Op::mount(
-            None,
-            "/",
-            None,
-            libc::MS_REC | libc::MS_PRIVATE,
-            None,
-            "making / private (MS_REC|MS_PRIVATE)".into(),
-        )
-    };
     match ability {
         Ability::User => {}
         Ability::CapSysAdmin => ops.push(Op::Unshare(libc::CLONE_NEWNS)),
@@ -144,7 +134,7 @@ fn program(ability: Ability) -> (libc::c_int, Vec<Op>) {
                 "/"
             };
             ops.push(Op::Unshare(libc::CLONE_NEWNS));
-            ops.push(private_root());
+            ops.push(Op::private_root());
             ops.push(Op::mount(
                 Some("tmpfs"),
                 target,
@@ -161,15 +151,8 @@ fn program(ability: Ability) -> (libc::c_int, Vec<Op>) {
         }
         Ability::Pid => {
             ops.push(Op::Unshare(libc::CLONE_NEWNS));
-            ops.push(private_root());
-            ops.push(Op::mount(
-                Some("proc"),
-                "/proc",
-                Some("proc"),
-                (libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC) as libc::c_ulong,
-                None,
-                "proc on /proc".into(),
-            ));
+            ops.push(Op::private_root());
+            ops.push(Op::fresh_proc());
         }
         Ability::Ipc => ops.push(Op::Unshare(libc::CLONE_NEWIPC)),
         Ability::Uts => {
@@ -196,7 +179,7 @@ fn program(ability: Ability) -> (libc::c_int, Vec<Op>) {
         Ability::PivotRoot => {
             let target = scratch_target();
             ops.push(Op::Unshare(libc::CLONE_NEWNS));
-            ops.push(private_root());
+            ops.push(Op::private_root());
             ops.push(tmpfs_on(target));
             ops.push(Op::mkdir(&join(target, "old")));
             ops.push(Op::pivot_root(target));
@@ -204,7 +187,7 @@ fn program(ability: Ability) -> (libc::c_int, Vec<Op>) {
         Ability::Overlay => {
             let target = scratch_target();
             ops.push(Op::Unshare(libc::CLONE_NEWNS));
-            ops.push(private_root());
+            ops.push(Op::private_root());
             ops.push(tmpfs_on(target));
             for dir in ["l", "u", "w", "m"] {
                 ops.push(Op::mkdir(&join(target, dir)));
@@ -226,7 +209,7 @@ fn program(ability: Ability) -> (libc::c_int, Vec<Op>) {
         }
         Ability::Fuse => {
             ops.push(Op::Unshare(libc::CLONE_NEWNS));
-            ops.push(private_root());
+            ops.push(Op::private_root());
             // A descriptor number the child can replace with /dev/fuse,
             // named in the mount options written here; without one (no
             // descriptor left), the open in the child says so.

@@ -266,6 +266,32 @@ impl Op {
         }
     }
 
+    /// `/` and everything under it made private (`MS_REC|MS_PRIVATE`),
+    /// in a new mount namespace: no mount made there propagates out.
+    pub(crate) fn private_root() -> Op {
+        Op::mount(
+            None,
+            "/",
+            None,
+            libc::MS_REC | libc::MS_PRIVATE,
+            None,
+            "making / private (MS_REC|MS_PRIVATE)".into(),
+        )
+    }
+
+    /// A new `proc` mounted on `/proc` (`nosuid,nodev,noexec`): the view of
+    /// the PID namespace the mounting process is in.
+    pub(crate) fn fresh_proc() -> Op {
+        Op::mount(
+            Some("proc"),
+            "/proc",
+            Some("proc"),
+            (libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC) as libc::c_ulong,
+            None,
+            "proc on /proc".into(),
+        )
+    }
+
     pub(crate) fn mkdir(path: &str) -> Op {
         Op::Mkdir(cstring(path))
     }

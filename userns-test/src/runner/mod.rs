@@ -70,6 +70,9 @@ pub fn run_main_named(binary: &str) -> ExitCode {
 /// `main!(warn_uncollected)` asks.
 #[doc(hidden)]
 pub fn run_main_noting(binary: &str, never_run: &[&str]) -> ExitCode {
+    // This process was executed again to run one `#[in_userns]` test in
+    // its namespaces: that test only, nothing of a run around it.
+    crate::in_userns::child::child_main();
     let args = Arguments::from_args();
     let role = Role::current(&args);
     let one_test = role == Some(Role::NextestTest);

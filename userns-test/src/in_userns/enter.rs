@@ -1,0 +1,179 @@
+//! The child's side, before `main`: entering the namespaces while the
+//! re-executed test binary is still single-threaded.
+//!
+//! [`enter`] is called from an `.init_array` entry that `#[in_userns]`
+//! places in the test crate (a constructor in this library's archive could
+//! be left out by the linker). It does nothing unless the parent named a
+//! test in the environment. The operations are the probes' own
+//! ([`Op`](crate::probe::program::Op)), in the probes' order, so what the
+//! probe found available is what is entered here; a failure is recorded
+//! with its step and errno, and the process exits before `main`.
+
+use std::cell::Cell;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use super::record::{Record, send};
+use super::{ENTER_FAILED, NAMESPACES_VAR, Namespace, TEST_VAR};
+use crate::failure::Failure;
+use crate::probe::program::Op;
+
+/// The test this process was executed to run, once the namespaces are
+/// entered.
+static CHILD_OF: OnceLock<String> = OnceLock::new();
+
+/// The path of the test this process runs in its namespaces, if it is
+/// such a child.
+pub(crate) fn child_test() -> Option<&'static str> {
+    CHILD_OF.get().map(String::as_str)
+}
+
+/// Enters the namespaces the parent asked for, if it did. Runs before
+/// `main`, once however many tests place it.
+pub extern "C" fn enter() {
+    static ONCE: AtomicBool = AtomicBool::new(false);
+    if ONCE.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    let Some(test) = std::env::var_os(TEST_VAR) else {
+        return;
+    };
+    let namespaces = std::env::var(NAMESPACES_VAR).unwrap_or_default();
+    // SAFETY: before `main`, with no other thread: removing the variables
+    // here keeps every process the body starts (this binary again,
+    // included) from taking itself for a child.
+    unsafe {
+        std::env::remove_var(TEST_VAR);
+        std::env::remove_var(NAMESPACES_VAR);
+    }
+    // Dies with its parent (the supervisor, which dies with the test).
+    // SAFETY: prctl on this process.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+    if let Err((step, failure)) = enter_namespaces(&namespaces) {
+        send(&Record::EnterFailed { step, failure });
+        // SAFETY: exits without running atexit handlers or destructors
+        // of a process that never reached `main`.
+        unsafe { libc::_exit(ENTER_FAILED) };
+    }
+    let _ = CHILD_OF.set(test.to_string_lossy().into_owned());
+}
+
+/// A failed step: what was done, and how it failed.
+type Failed = (String, String);
+
+fn enter_namespaces(list: &str) -> Result<(), Failed> {
+    let mut namespaces = Vec::new();
+    for name in list.split(',').filter(|n| !n.is_empty()) {
+        match Namespace::from_name(name) {
+            Some(n) => namespaces.push(n),
+            None => {
+                return Err((
+                    format!("reading {NAMESPACES_VAR}"),
+                    format!("unknown namespace {name:?}"),
+                ));
+            }
+        }
+    }
+    let has = |n| namespaces.contains(&n);
+    let (uid, gid) = (
+        nix::unistd::geteuid().as_raw(),
+        nix::unistd::getegid().as_raw(),
+    );
+    let mut ops = vec![Op::Unshare(libc::CLONE_NEWUSER)];
+    ops.extend(Op::become_root(uid, gid));
+    let mut flags = 0;
+    for (namespace, flag) in [
+        (Namespace::Mount, libc::CLONE_NEWNS),
+        (Namespace::Pid, libc::CLONE_NEWNS | libc::CLONE_NEWPID),
+        (Namespace::Net, libc::CLONE_NEWNET),
+        (Namespace::Uts, libc::CLONE_NEWUTS),
+        (Namespace::Ipc, libc::CLONE_NEWIPC),
+        (Namespace::Cgroup, libc::CLONE_NEWCGROUP),
+        (Namespace::Time, libc::CLONE_NEWTIME),
+    ] {
+        if has(namespace) {
+            flags |= flag;
+        }
+    }
+    if flags != 0 {
+        ops.push(Op::Unshare(flags));
+    }
+    if flags & libc::CLONE_NEWNS != 0 {
+        // Mounts the body makes stay in its namespace.
+        ops.push(Op::private_root());
+    }
+    if has(Namespace::Net) {
+        ops.push(Op::loopback_address());
+        ops.push(Op::loopback_up());
+    }
+    run(&ops)?;
+    // A new PID or time namespace is entered by the next child only.
+    if has(Namespace::Pid) || has(Namespace::Time) {
+        become_first_child()?;
+        if has(Namespace::Pid) {
+            run(&[Op::fresh_proc()])?;
+        }
+    }
+    Ok(())
+}
+
+fn run(ops: &[Op]) -> Result<(), Failed> {
+    for op in ops {
+        let phase = Cell::new(0);
+        if let Err(errno) = op.run(&|p| phase.set(p), &|_| {}) {
+            return Err((
+                op.step(phase.get()).to_string(),
+                Failure::errno(errno).to_string(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Forks; the child returns (to run `main` as PID 1 of the new PID
+/// namespace) and this process waits for it and ends as it ended. Safe
+/// here: the process is single-threaded before `main`.
+fn become_first_child() -> Result<(), Failed> {
+    // SAFETY: fork in a single-threaded process.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        let errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+        return Err((
+            "fork, to be PID 1 of the new namespace".into(),
+            Failure::errno(errno).to_string(),
+        ));
+    }
+    if pid == 0 {
+        // SAFETY: prctl on this process; it dies with the one waiting for
+        // it (and, as PID 1, takes its namespace's processes with it).
+        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+        return Ok(());
+    }
+    let mut status = 0;
+    loop {
+        // SAFETY: waiting for our own child.
+        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if r == pid {
+            break;
+        }
+        if r < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            // SAFETY: as below.
+            unsafe { libc::_exit(ENTER_FAILED) };
+        }
+    }
+    // SAFETY: ending this process as its child ended: the same status, or
+    // the same signal (default action, unblocked), without atexit handlers.
+    unsafe {
+        if libc::WIFSIGNALED(status) {
+            let sig = libc::WTERMSIG(status);
+            libc::signal(sig, libc::SIG_DFL);
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, sig);
+            libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+            libc::kill(libc::getpid(), sig);
+            libc::_exit(128 + sig);
+        }
+        libc::_exit(libc::WEXITSTATUS(status))
+    }
+}

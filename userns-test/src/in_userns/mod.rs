@@ -1,0 +1,142 @@
+//! `#[in_userns(...)]`: a test body run as root of a fresh user namespace,
+//! inside the namespaces it lists, in a process of its own.
+//!
+//! Why a process of its own: libtest runs every test on a spawned thread,
+//! and `unshare(CLONE_NEWUSER)` fails with EINVAL in a multithreaded
+//! process; a `fork()` of a multithreaded process may not run arbitrary
+//! Rust (another thread may hold the allocator's lock). So the test binary
+//! is executed again for exactly that test (`parent.rs`), and the new
+//! process enters the namespaces before `main`, while it is still
+//! single-threaded (`enter.rs`); then the harness (libtest, or the
+//! runner's `main`) reaches the test, which runs its body and reports the
+//! outcome to the parent over a pipe (`child.rs`).
+//!
+//! The flow, for one test:
+//! 1. parent: the gate decided the test runs (the namespaces' abilities,
+//!    implied by the attribute, are available);
+//! 2. parent: `/proc/self/exe TEST --exact ...` under a supervisor, with
+//!    the test and its namespaces in the environment;
+//! 3. child, before `main`: `unshare(CLONE_NEWUSER)`, uid/gid maps, the
+//!    other namespaces, loopback up, `/` private, a fork to be PID 1 of a
+//!    new PID (or time) namespace with a fresh `/proc`;
+//! 4. child: the harness runs the test, which sees it is the child and
+//!    runs the body, writes the outcome (`record`) and exits at once;
+//! 5. parent: the child's stdout and stderr through `print!`/`eprint!`
+//!    (so libtest captures them), and its outcome as the test's.
+
+pub(crate) mod child;
+pub(crate) mod enter;
+pub(crate) mod parent;
+mod record;
+
+use crate::ability::Ability;
+
+/// A namespace `#[in_userns(...)]` can enter (a user namespace is always
+/// entered first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Namespace {
+    /// A network namespace, with `lo` up (127.0.0.1 and ::1).
+    Net,
+    /// A mount namespace, `/` made private: mounts stay in the test.
+    Mount,
+    /// A PID namespace with the body as PID 1 and a fresh `/proc` (in a
+    /// mount namespace of its own).
+    Pid,
+    /// A UTS namespace: hostname and domain name of its own.
+    Uts,
+    /// An IPC namespace: System V IPC and POSIX message queues of its own.
+    Ipc,
+    /// A cgroup namespace: the current cgroup seen as the root.
+    Cgroup,
+    /// A time namespace (its offsets may be set before a child starts).
+    Time,
+}
+
+impl Namespace {
+    /// Every namespace, in the attribute's words.
+    pub const ALL: [Namespace; 7] = [
+        Namespace::Net,
+        Namespace::Mount,
+        Namespace::Pid,
+        Namespace::Uts,
+        Namespace::Ipc,
+        Namespace::Cgroup,
+        Namespace::Time,
+    ];
+
+    /// The name in `#[in_userns(...)]`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Namespace::Net => "net",
+            Namespace::Mount => "mount",
+            Namespace::Pid => "pid",
+            Namespace::Uts => "uts",
+            Namespace::Ipc => "ipc",
+            Namespace::Cgroup => "cgroup",
+            Namespace::Time => "time",
+        }
+    }
+
+    /// The namespace named `name`.
+    pub fn from_name(name: &str) -> Option<Namespace> {
+        Namespace::ALL.into_iter().find(|n| n.name() == name)
+    }
+
+    /// The abilities whose probes do what entering it does: the test is
+    /// skipped, with their cause, where one is missing.
+    pub fn requires(self) -> &'static [Ability] {
+        match self {
+            Namespace::Net => &[Ability::Net],
+            Namespace::Mount => &[Ability::Mount],
+            // The fresh /proc needs a mount namespace, and mounting proc.
+            Namespace::Pid => &[Ability::Pid, Ability::Mount],
+            Namespace::Uts => &[Ability::Uts],
+            Namespace::Ipc => &[Ability::Ipc],
+            Namespace::Cgroup => &[Ability::Cgroup],
+            Namespace::Time => &[Ability::Time],
+        }
+    }
+}
+
+/// The abilities a test entering `namespaces` needs: `user`, then each
+/// namespace's, once each.
+pub fn required_abilities(namespaces: &[Namespace]) -> Vec<Ability> {
+    let mut out = vec![Ability::User];
+    for a in namespaces.iter().flat_map(|n| n.requires()) {
+        if !out.contains(a) {
+            out.push(*a);
+        }
+    }
+    out
+}
+
+/// The environment variable naming the test a re-executed binary runs.
+pub(crate) const TEST_VAR: &str = "USERNS_TEST_IN_USERNS_TEST";
+/// The environment variable listing its namespaces (`net,mount`).
+pub(crate) const NAMESPACES_VAR: &str = "USERNS_TEST_IN_USERNS_NAMESPACES";
+/// The time bound of an `#[in_userns]` body, in seconds (0: none).
+pub const TIMEOUT_VAR: &str = "USERNS_TEST_IN_USERNS_TIMEOUT";
+/// The descriptor the child writes its outcome to.
+pub(crate) const RECORD_FD: i32 = 3;
+/// The descriptor of the child's real stdout (its descriptor 1 is
+/// `/dev/null` until the body runs, so the harness's own lines are not
+/// taken for the test's output).
+pub(crate) const STDOUT_FD: i32 = 4;
+/// The exit status of a child that could not enter its namespaces.
+pub(crate) const ENTER_FAILED: i32 = 125;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pid_needs_a_mount_namespace_too() {
+        assert_eq!(
+            required_abilities(&[Namespace::Pid, Namespace::Net, Namespace::Mount]),
+            vec![Ability::User, Ability::Pid, Ability::Mount, Ability::Net]
+        );
+        for n in Namespace::ALL {
+            assert_eq!(Namespace::from_name(n.name()), Some(n));
+        }
+    }
+}

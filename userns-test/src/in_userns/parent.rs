@@ -1,0 +1,173 @@
+//! The parent's side: the test binary executed again for one test, under
+//! a supervisor (see [`crate::probe`]'s child module: nothing the test
+//! process does with SIGCHLD or its children changes the result, and the
+//! time bound kills the whole process group), its output relayed, its
+//! outcome the test's.
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::record::Record;
+use super::{ENTER_FAILED, NAMESPACES_VAR, Namespace, RECORD_FD, STDOUT_FD, TEST_VAR, TIMEOUT_VAR};
+use crate::failure::Failure;
+use crate::probe::child::{ChildEnd, ExecPlan, SpawnError, Task, run_supervised};
+
+/// The bound on a body when [`TIMEOUT_VAR`] is not set.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+/// How much of the body's stdout and of its stderr is relayed.
+const OUTPUT_LIMIT: usize = 16 << 20;
+
+/// Runs the test `path` (libtest's name `name`) in a new process inside
+/// `namespaces`: `Ok` when its body passed, `Err` with why it failed
+/// otherwise; a panic of the body is a panic here, at the caller's
+/// location, with the body's message and location.
+#[track_caller]
+pub fn run(path: &str, name: &str, namespaces: &[Namespace]) -> Result<(), String> {
+    let names: Vec<&str> = namespaces.iter().map(|n| n.name()).collect();
+    let list = names.join(",");
+    let within = timeout()?;
+    let described = match names.split_last() {
+        None => "its own user namespace".to_owned(),
+        Some((last, [])) => format!("its own user and {last} namespaces"),
+        Some((last, rest)) => format!("its own user, {} and {last} namespaces", rest.join(", ")),
+    };
+    let plan = plan(path, name, &list).map_err(|e| {
+        format!(
+            "userns-test: could not prepare to run {name} in {described}: {}",
+            Failure::errno(e as i32)
+        )
+    })?;
+    let run = run_supervised(Task::Exec(&plan), within).map_err(|e| {
+        let (SpawnError::Clone(e) | SpawnError::Memory(e)) = e;
+        format!(
+            "userns-test: could not start {name} in {described}: clone failed: {} \
+             (EAGAIN: the process limit)",
+            Failure::errno(e as i32)
+        )
+    })?;
+    // Through print!/eprint!, so that libtest captures them as the test's.
+    // Streams: stderr, then the record, then stdout (the order added).
+    print!(
+        "{}",
+        String::from_utf8_lossy(run.captured.get(1).map_or(&[][..], |v| v))
+    );
+    eprint!("{}", String::from_utf8_lossy(&run.stderr));
+    if run.truncated.first() == Some(&true) || run.truncated.get(2) == Some(&true) {
+        eprintln!(
+            "userns-test: {name}: output past {} MiB not shown",
+            OUTPUT_LIMIT >> 20
+        );
+    }
+    if let Some(errno) = run.exec_errno {
+        return Err(format!(
+            "userns-test: could not execute the test binary again (/proc/self/exe) to run \
+             {name} in {described}: {}",
+            Failure::errno(errno)
+        ));
+    }
+    let record = Record::last_in(run.captured.first().map_or(&[][..], |v| v));
+    outcome(name, &described, record, &run.child.end, within)
+}
+
+/// The plan: this binary, asked for exactly the test, with the test and
+/// its namespaces in the environment.
+fn plan(path: &str, name: &str, list: &str) -> Result<ExecPlan, nix::errno::Errno> {
+    // Under libtest: only that test, even if ignored, output uncaptured
+    // (the parent captures it), one thread. The runner reads none of it:
+    // its `main` runs the test named in the environment.
+    let args = [
+        name,
+        "--exact",
+        "--nocapture",
+        "--include-ignored",
+        "--test-threads=1",
+        "-q",
+    ];
+    ExecPlan::new(Path::new("/proc/self/exe"), &args)?
+        .env(TEST_VAR, path)?
+        .env(NAMESPACES_VAR, list)?
+        .stderr_limit(OUTPUT_LIMIT)
+        .capture(RECORD_FD, 1 << 20)?
+        .capture(STDOUT_FD, OUTPUT_LIMIT)
+}
+
+/// The bound from [`TIMEOUT_VAR`]: whole seconds, 0 for none.
+fn timeout() -> Result<Duration, String> {
+    match std::env::var(TIMEOUT_VAR) {
+        Err(std::env::VarError::NotPresent) => Ok(DEFAULT_TIMEOUT),
+        Ok(v) => match v.trim().parse::<u64>() {
+            // "No bound": far beyond any test, and within Instant's range.
+            Ok(0) => Ok(Duration::from_secs(u64::from(u32::MAX))),
+            Ok(s) => Ok(Duration::from_secs(s)),
+            Err(_) => Err(format!(
+                "userns-test: {TIMEOUT_VAR}={v:?} is not a number of seconds (0: no bound; \
+                 unset: {} s)",
+                DEFAULT_TIMEOUT.as_secs()
+            )),
+        },
+        Err(std::env::VarError::NotUnicode(v)) => Err(format!(
+            "userns-test: {TIMEOUT_VAR}={v:?} is not a number of seconds"
+        )),
+    }
+}
+
+#[track_caller]
+fn outcome(
+    name: &str,
+    described: &str,
+    record: Option<Record>,
+    end: &ChildEnd,
+    within: Duration,
+) -> Result<(), String> {
+    match (record, end) {
+        (Some(Record::Passed), ChildEnd::Exited(0)) => Ok(()),
+        (Some(Record::Panicked { message, location }), _) => {
+            let at = location.map(|l| format!(" at {l}")).unwrap_or_default();
+            panic!("{name} panicked in {described}{at}: {message}")
+        }
+        (Some(Record::Failed { message }), _) => Err(message),
+        (Some(Record::EnterFailed { step, failure }), _) => Err(format!(
+            "userns-test: {name}: entering {described} failed: {step}: {failure}. The probes \
+             found these namespaces available, so the host changed between them and the test \
+             (a limit reached, a filter or policy applied to this process since, another \
+             process racing for the same resource)"
+        )),
+        (Some(Record::NotFound { path }), _) => Err(format!(
+            "userns-test: the runner, executed again to run {path} in {described}, has no such \
+             test"
+        )),
+        (Some(Record::Passed), end) => Err(format!(
+            "userns-test: {name} passed in {described}, then its process {}",
+            ended(end, within)
+        )),
+        (None, ChildEnd::Exited(code)) if *code == ENTER_FAILED => Err(format!(
+            "userns-test: {name}: entering {described} failed before the test ran, and the \
+             failure could not be told (exit status {code})"
+        )),
+        (None, ChildEnd::Exited(code)) => Err(format!(
+            "userns-test: {name}, executed again to run in {described}, exited with status \
+             {code} without reporting an outcome, so whether its body ran is unknown (its \
+             output is above; a harness that did not reach the test, a body that exited the \
+             process or closed descriptor 3 end so)"
+        )),
+        (None, end) => Err(format!(
+            "userns-test: {name}, running in {described}, {}",
+            ended(end, within)
+        )),
+    }
+}
+
+fn ended(end: &ChildEnd, within: Duration) -> String {
+    match end {
+        ChildEnd::Exited(code) => format!("exited with status {code}"),
+        ChildEnd::Killed(sig) => format!(
+            "was {} before it reported an outcome",
+            Failure::signal(*sig)
+        ),
+        ChildEnd::TimedOut(_) => format!(
+            "did not finish within {} s, and was killed with its process group \
+             ({TIMEOUT_VAR} sets the bound in seconds, 0 for none)",
+            within.as_secs()
+        ),
+    }
+}

@@ -1,0 +1,435 @@
+//! `#[in_userns(...)]` end to end: the fixture suites
+//! (`tests/fixtures/in_userns_suite.rs` under libtest,
+//! `in_userns_runner_suite.rs` under the runner) and the example
+//! (`examples/suite/tests/in_userns.rs`) run as child processes on real
+//! and hermetic hosts; their outcomes, output and skips asserted.
+
+mod common;
+
+use std::process::Command;
+
+use common::{Host, Run, example_binary, hermetic, sibling_test_binary};
+use userns_test::requires_userns;
+
+fn run(host: &Host, binary: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let path = if binary == "example" {
+        example_binary("in_userns")
+    } else {
+        sibling_test_binary(binary)
+    };
+    let mut cmd = host.command(path, args);
+    hermetic(&mut cmd).envs(env.iter().copied());
+    cmd.output().expect("run the suite").into()
+}
+
+fn skip_line<'a>(run: &'a Run, test: &str) -> Option<&'a str> {
+    let prefix = format!("userns-test: skipped {test}: ");
+    run.stderr.lines().find(|l| l.starts_with(&prefix))
+}
+
+/// The line of the fixture holding `text`, 1-based.
+fn fixture_line(text: &str) -> usize {
+    let source = include_str!("fixtures/in_userns_suite.rs");
+    source
+        .lines()
+        .position(|l| l.contains(text))
+        .expect("in the fixture")
+        + 1
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap()
+}
+
+/// A panic, an `Err`, an abort: each fails its test with what happened in
+/// the child, the panic with its message and its location in the body.
+/// Passing tests' output is captured as libtest captures (shown for the
+/// failures only); with --nocapture it is all shown, both streams. The
+/// host's hostname is untouched by the body that set its own.
+#[test]
+fn outcomes_and_output_reach_libtest() {
+    let before = hostname();
+    let out = run(
+        &Host::Plain,
+        "in_userns_suite",
+        &[],
+        &[("IN_USERNS_FIXTURE", "fail")],
+    );
+    assert_eq!(hostname(), before, "the host's hostname changed");
+    assert_eq!(out.code, Some(101), "{}\n{}", out.stdout, out.stderr);
+    for (test, status) in [
+        ("panics_when_asked", "FAILED"),
+        ("returns_err_when_asked", "FAILED"),
+        ("aborts_when_asked", "FAILED"),
+        ("prints_and_passes", "ok"),
+        ("async_result_in_pid_namespace", "ok"),
+        ("with_requires_userns", "ok"),
+        ("hangs_when_asked", "ok"),
+        ("should_panic_is_met - should panic", "ok"),
+        ("ignored_until_asked", "ignored, runs when asked"),
+    ] {
+        assert!(
+            out.stdout.contains(&format!("test {test} ... {status}\n")),
+            "{test}: {}",
+            out.stdout
+        );
+    }
+    let section = |test: &str| {
+        let start = out
+            .stdout
+            .find(&format!("---- {test} stdout ----"))
+            .unwrap_or_else(|| panic!("no output section for {test}: {}", out.stdout));
+        let rest = &out.stdout[start..];
+        let end = rest[5..].find("\n---- ").map_or(rest.len(), |e| e + 5);
+        rest[..end].to_owned()
+    };
+    let panicked = section("panics_when_asked");
+    let location = format!(
+        "in_userns_suite.rs:{}:9: boom in the namespace \u{202e}🦀",
+        fixture_line("boom in the namespace")
+    );
+    assert!(
+        panicked.contains(&format!(
+            "panics_when_asked panicked in its own user and uts namespaces at userns-test/tests/fixtures/{location}"
+        )),
+        "{panicked}"
+    );
+    assert!(
+        panicked.contains("BODY RAN: panics_when_asked"),
+        "{panicked}"
+    );
+    assert!(
+        section("returns_err_when_asked").contains("Error: \"the body said no\""),
+        "{}",
+        section("returns_err_when_asked")
+    );
+    let aborted = section("aborts_when_asked");
+    assert!(
+        aborted.contains(
+            "aborts_when_asked, running in its own user and ipc namespaces, was killed by \
+             SIGABRT (6) before it reported an outcome"
+        ),
+        "{aborted}"
+    );
+    assert!(aborted.contains("BODY RAN: aborts_when_asked"), "{aborted}");
+    // Passing tests' output stays captured.
+    assert!(!out.stdout.contains("BODY RAN: prints_and_passes"));
+    assert!(!out.stderr.contains("BODY RAN: prints_and_passes"));
+
+    let shown = run(
+        &Host::Plain,
+        "in_userns_suite",
+        &["prints_and_passes", "--nocapture"],
+        &[],
+    );
+    assert_eq!(shown.code, Some(0), "{}\n{}", shown.stdout, shown.stderr);
+    assert!(
+        shown
+            .stdout
+            .contains("BODY RAN: prints_and_passes, to stdout ✓\n")
+    );
+    assert!(
+        shown
+            .stderr
+            .contains("BODY RAN: prints_and_passes, to stderr\n")
+    );
+    // The harness's own lines in the child are not the test's output.
+    assert_eq!(
+        shown.stdout.matches("running 1 test").count(),
+        1,
+        "{}",
+        shown.stdout
+    );
+}
+
+/// An ignored test runs in its namespaces when asked for.
+#[test]
+fn ignored_tests_run_when_asked() {
+    let out = run(
+        &Host::Plain,
+        "in_userns_suite",
+        &["--ignored", "--nocapture", "ignored_until_asked"],
+        &[],
+    );
+    assert_eq!(out.code, Some(0), "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("BODY RAN: ignored_until_asked"),
+        "{}",
+        out.stdout
+    );
+}
+
+/// A body that never ends is killed at the time bound with the process
+/// it started; the failure says so.
+#[test]
+fn a_hung_body_is_killed_with_what_it_started() {
+    let out = run(
+        &Host::Plain,
+        "in_userns_suite",
+        &["hangs_when_asked"],
+        &[
+            ("IN_USERNS_FIXTURE", "hang"),
+            ("USERNS_TEST_IN_USERNS_TIMEOUT", "2"),
+        ],
+    );
+    assert_eq!(out.code, Some(101), "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains(
+            "hangs_when_asked, running in its own user and net namespaces, did not finish \
+             within 2 s, and was killed with its process group"
+        ),
+        "{}",
+        out.stdout
+    );
+    let pid: u32 = out
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("SLEEP PID: "))
+        .expect("the body started its child")
+        .parse()
+        .unwrap();
+    // Its pid in the host's namespace is not known (it ran in the test's
+    // user namespace only, not a PID namespace: the number is the host's).
+    let alive = std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+        .is_ok_and(|c| c.starts_with("sleep\0"));
+    assert!(!alive, "the body's child outlived the test");
+}
+
+/// The probe found the namespaces available, then the process lost them
+/// (a seccomp filter applied in between): the test fails with the step
+/// and the errno, at once.
+#[test]
+fn a_refusal_after_the_probe_fails_with_the_step_and_errno() {
+    let out = run(
+        &Host::Plain,
+        "in_userns_suite",
+        &["namespaces_refused_after_the_probe", "--nocapture"],
+        &[("IN_USERNS_FIXTURE", "fault")],
+    );
+    assert_eq!(out.code, Some(0), "{}\n{}", out.stdout, out.stderr);
+    let result = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("FAULT RESULT: "))
+        .unwrap_or_else(|| panic!("{}", out.stdout));
+    assert!(
+        result.contains(
+            "prints_and_passes: entering its own user, net and mount namespaces failed: \
+             unshare(CLONE_NEWUSER): EPERM (1)"
+        ),
+        "{result}"
+    );
+}
+
+/// A test process that ignores SIGCHLD and reaps every child in a thread
+/// gets each body's outcome whole, 20 times out of 20.
+#[test]
+fn a_hostile_test_process_gets_the_outcome() {
+    let out = run(
+        &Host::Plain,
+        "in_userns_suite",
+        &["hostile_test_process", "--nocapture"],
+        &[("IN_USERNS_FIXTURE", "hostile")],
+    );
+    assert_eq!(out.code, Some(0), "{}\n{}", out.stdout, out.stderr);
+    let results: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("HOSTILE RESULT: "))
+        .collect();
+    assert_eq!(results, ["Ok(())"; 20], "{}", out.stdout);
+}
+
+/// A malformed time bound fails the test with the variable and its value.
+#[test]
+fn a_malformed_time_bound_is_an_error() {
+    let out = run(
+        &Host::Plain,
+        "in_userns_suite",
+        &["prints_and_passes"],
+        &[("USERNS_TEST_IN_USERNS_TIMEOUT", "ten")],
+    );
+    assert_eq!(out.code, Some(101));
+    assert!(
+        out.stdout.contains(
+            "USERNS_TEST_IN_USERNS_TIMEOUT=\"ten\" is not a number of seconds (0: no bound; \
+             unset: 600 s)"
+        ),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains("stack backtrace"));
+}
+
+/// Under the runner (`harness = false`): a pass, a should_panic, and a
+/// failure with the body's message, its PID 1 included.
+#[test]
+fn the_runner_runs_them_in_their_namespaces() {
+    let ok = run(&Host::Plain, "in_userns_runner_suite", &[], &[]);
+    assert_eq!(ok.code, Some(0), "{}\n{}", ok.stdout, ok.stderr);
+    for test in [
+        "runs_in_namespaces",
+        "fails_when_asked",
+        "should_panic_under_the_runner",
+    ] {
+        assert!(
+            ok.stdout
+                .lines()
+                .any(|l| l.starts_with(&format!("test {test} ")) && l.ends_with(" ok")),
+            "{test}: {}",
+            ok.stdout
+        );
+    }
+    let failed = run(
+        &Host::Plain,
+        "in_userns_runner_suite",
+        &["fails_when_asked"],
+        &[("IN_USERNS_FIXTURE", "fail")],
+    );
+    assert_eq!(
+        failed.code,
+        Some(101),
+        "{}\n{}",
+        failed.stdout,
+        failed.stderr
+    );
+    let all = format!("{}{}", failed.stdout, failed.stderr);
+    assert!(
+        all.contains(
+            "fails_when_asked panicked in its own user and pid namespaces at \
+             userns-test/tests/fixtures/in_userns_runner_suite.rs:17:9: asked to fail, as PID 1"
+        ),
+        "{all}"
+    );
+}
+
+/// The example on the host matrix: as root and as uid 65534 every test
+/// runs; under a Docker-like seccomp filter every test is skipped with
+/// the cause, said once in the summary, and `USERNS_TEST_REQUIRE` turns
+/// the skips into failures.
+#[requires_userns(root)]
+fn example_on_the_host_matrix() {
+    const TESTS: [&str; 5] = [
+        "serves_http_on_port_80",
+        "mounts_a_private_tmpfs",
+        "is_pid_1",
+        "sets_the_hostname",
+        "async_bodies_run_there_too",
+    ];
+    for host in [Host::Plain, Host::Unprivileged] {
+        let out = run(&host, "example", &[], &[]);
+        assert_eq!(
+            out.code,
+            Some(0),
+            "{host:?}\n{}\n{}",
+            out.stdout,
+            out.stderr
+        );
+        assert!(
+            out.stdout.contains("test result: ok. 5 passed; 0 failed"),
+            "{host:?}: {}",
+            out.stdout
+        );
+        assert!(
+            !out.stderr.contains("userns-test: skipped"),
+            "{host:?}: {}",
+            out.stderr
+        );
+    }
+    let docker = run(&Host::DockerSeccomp, "example", &[], &[]);
+    assert_eq!(docker.code, Some(0), "{}\n{}", docker.stdout, docker.stderr);
+    for test in TESTS {
+        assert!(
+            skip_line(&docker, test).is_some(),
+            "{test}: {}",
+            docker.stderr
+        );
+    }
+    let summary = &docker.stderr[docker.stderr.find("userns-test: host:").unwrap()..];
+    assert_eq!(
+        summary
+            .matches("a seccomp filter refuses creating namespaces")
+            .count(),
+        1,
+        "{summary}"
+    );
+    assert!(summary.contains("skipped (5)"), "{summary}");
+    let required = run(
+        &Host::DockerSeccomp,
+        "example",
+        &[],
+        &[("USERNS_TEST_REQUIRE", "net")],
+    );
+    assert_eq!(required.code, Some(101), "{}", required.stdout);
+}
+
+/// Under `cargo nextest run` (one process per test): the libtest and the
+/// runner suites pass; the failure asked for is nextest's FAIL with the
+/// body's message.
+#[requires_userns(program("cargo-nextest"))]
+fn under_nextest() {
+    let workspace = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let nextest = |env: &[(&str, &str)]| {
+        let mut cmd = Command::new("cargo");
+        cmd.args([
+            "nextest",
+            "run",
+            "-p",
+            "userns-test",
+            "-E",
+            "binary(in_userns_suite) | binary(in_userns_runner_suite)",
+            "--no-fail-fast",
+            "--color",
+            "never",
+            "--status-level",
+            "all",
+            "--final-status-level",
+            "none",
+        ])
+        .current_dir(workspace);
+        let out = hermetic(&mut cmd)
+            .envs(env.iter().copied())
+            .output()
+            .expect("run nextest");
+        (
+            out.status.code(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let status = |text: &str, binary: &str, test: &str| {
+        text.lines()
+            .find(|l| l.trim_end().ends_with(&format!("{binary} {test}")))
+            .map(|l| l.split_whitespace().next().unwrap_or("").to_owned())
+    };
+    let (code, text) = nextest(&[]);
+    assert_eq!(code, Some(0), "{text}");
+    for (binary, test) in [
+        ("in_userns_suite", "prints_and_passes"),
+        ("in_userns_suite", "async_result_in_pid_namespace"),
+        ("in_userns_runner_suite", "runs_in_namespaces"),
+        ("in_userns_runner_suite", "fails_when_asked"),
+    ] {
+        assert_eq!(
+            status(&text, binary, test).as_deref(),
+            Some("PASS"),
+            "{test}: {text}"
+        );
+    }
+    let (code, text) = nextest(&[("IN_USERNS_FIXTURE", "fail")]);
+    assert_eq!(code, Some(100), "{text}");
+    assert_eq!(
+        status(&text, "in_userns_runner_suite", "fails_when_asked").as_deref(),
+        Some("FAIL"),
+        "{text}"
+    );
+    assert!(text.contains("asked to fail, as PID 1"), "{text}");
+    assert_eq!(
+        status(&text, "in_userns_suite", "panics_when_asked").as_deref(),
+        Some("FAIL"),
+        "{text}"
+    );
+}
