@@ -745,7 +745,7 @@ fn expand_in_userns(
     let name = ident.to_string();
     let body_fn = format_ident!("__userns_test_body_{}", ident);
     let inner_fn = format_ident!("__userns_test_in_userns_{}", ident);
-    let enter_static = format_ident!("__USERNS_TEST_ENTER_{}", name.to_uppercase());
+    let enter_static = format_ident!("__USERNS_TEST_ENTER_{}", ident);
     let (cfgs, lints) = cfgs_and_lints(&function.attrs);
     let runtime = runtime_entry_attribute(&function.attrs);
     let ignore = ignore_data(&function.attrs);

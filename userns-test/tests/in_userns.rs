@@ -67,6 +67,10 @@ fn outcomes_and_output_reach_libtest() {
         ("hangs_when_asked", "ok"),
         ("should_panic_is_met - should panic", "ok"),
         ("ignored_until_asked", "ignored, runs when asked"),
+        // "ok" only when the body's record came back: the names reached
+        // the process executed for them.
+        ("prüft_ünicode_namen", "ok"),
+        ("r#match", "ok"),
     ] {
         assert!(
             out.stdout.contains(&format!("test {test} ... {status}\n")),

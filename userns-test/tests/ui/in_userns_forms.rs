@@ -28,6 +28,13 @@ fn attributes_kept() {
     panic!("x")
 }
 
+// Raw and non-ASCII names.
+#[in_userns(net)]
+fn r#match() {}
+
+#[in_userns(net)]
+fn prüft_das_netz() {}
+
 mod nested {
     #[userns_test::in_userns(uts)]
     fn by_path() {}
