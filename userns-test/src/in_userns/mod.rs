@@ -35,7 +35,8 @@ use crate::ability::Ability;
 /// entered first).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Namespace {
-    /// A network namespace, with `lo` up (127.0.0.1 and ::1).
+    /// A network namespace, with `lo` up (127.0.0.1, and ::1 where IPv6
+    /// is on).
     Net,
     /// A mount namespace, `/` made private: mounts stay in the test.
     Mount,
