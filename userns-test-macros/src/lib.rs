@@ -642,13 +642,7 @@ fn expand_function(
         #running.finish(&#result);
         #result
     };
-    // libtest passes a #[should_panic] test only when it panics: its skip
-    // unwinds with the expected text (without the panic hook's message).
-    let skip_return = if should_panic.to_string() == "true" {
-        quote!(::userns_test::__private::skip_expected_panic(#expected))
-    } else {
-        quote!(return ::userns_test::__private::SkipReturn::skipped();)
-    };
+    let skip_return = skip_return(&should_panic, &expected);
     let gated_call = if requirements.is_empty() {
         quote!({ #recorded_call })
     } else {
@@ -775,11 +769,7 @@ fn expand_in_userns(
     let variants = variants(&requirements);
     let path = quote!(::core::concat!(::core::module_path!(), "::", #name));
     let submission = test_case_submission(&path, &variants, &ignore, &should_panic, &expected);
-    let skip_return = if should_panic.to_string() == "true" {
-        quote!(::userns_test::__private::skip_expected_panic(#expected))
-    } else {
-        quote!(return;)
-    };
+    let skip_return = skip_return(&should_panic, &expected);
     quote! {
         #(#cfgs)*
         #(#lints)*
@@ -952,6 +942,18 @@ fn test_case_submission(
                 ),
             }
         }
+    }
+}
+
+/// How a gated test that is skipped returns: libtest passes a
+/// `#[should_panic]` test only when it panics, so its skip unwinds with the
+/// expected text (without the panic hook's message); others return the
+/// skip value of their type (`()`, `Ok(())`).
+fn skip_return(should_panic: &TokenStream2, expected: &TokenStream2) -> TokenStream2 {
+    if should_panic.to_string() == "true" {
+        quote!(::userns_test::__private::skip_expected_panic(#expected))
+    } else {
+        quote!(return ::userns_test::__private::SkipReturn::skipped();)
     }
 }
 

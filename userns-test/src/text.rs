@@ -90,6 +90,24 @@ pub fn lines(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// What std's panic hook prints, for a panic of the test `name` (the
+/// thread is named after the test whichever thread ran it), with the
+/// message as [`lines`]; and whether a backtrace was captured and added
+/// (`RUST_BACKTRACE`).
+pub(crate) fn panic_report(name: &str, location: &str, message: &str) -> (String, bool) {
+    let mut text = format!(
+        "\nthread '{}' panicked at {location}:\n{}\n",
+        one_line(name),
+        lines(message)
+    );
+    let backtrace = std::backtrace::Backtrace::capture();
+    let captured = backtrace.status() == std::backtrace::BacktraceStatus::Captured;
+    if captured {
+        text.push_str(&format!("stack backtrace:\n{backtrace}\n"));
+    }
+    (text, captured)
+}
+
 /// A panic's message: its `String` or `&str` payload, as std prints it
 /// (`Box<dyn Any>` for any other payload).
 pub(crate) fn panic_payload(payload: &(dyn std::any::Any + Send)) -> &str {

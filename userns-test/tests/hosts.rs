@@ -602,14 +602,6 @@ fn verdict_matrix_matches_ground_truth() {
             .iter()
             .map(|a| {
                 let v = verdict(&doc, a);
-                if v["verdict"] == "available" {
-                    return "yes".to_owned();
-                }
-                let how = v["failure"]["name"]
-                    .as_str()
-                    .map(str::to_owned)
-                    .or_else(|| v["failure"]["code"].as_i64().map(|c| format!("exit {c}")))
-                    .unwrap_or_else(|| v["failure"]["kind"].as_str().unwrap_or("?").to_owned());
                 // Every refusal on these hosts has a cause found from
                 // evidence: none is left unexplained, none left to the
                 // program's own words.
@@ -618,7 +610,7 @@ fn verdict_matrix_matches_ground_truth() {
                     !["unexplained", "program_failed", "seccomp_filter"].contains(&id),
                     "{label}: {a}: {v:#}"
                 );
-                format!("no ({how})")
+                common::matrix_cell(v)
             })
             .collect();
         table.push_str(&format!("| {label} | {} |\n", cells.join(" | ")));

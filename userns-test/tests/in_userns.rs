@@ -307,6 +307,25 @@ fn the_runner_runs_them_in_their_namespaces() {
     );
 }
 
+/// Registered only for the check below (it would run if asked).
+#[userns_test::in_userns(net, mount, pid, uts, ipc, cgroup, time)]
+#[ignore = "registered for macro_and_library_agree_on_implied_requirements"]
+fn every_namespace() {}
+
+/// The macro writes the requirements each namespace implies into the test
+/// (they must be constants); the library documents them
+/// (`Namespace::requires`). Both tables say the same.
+#[test]
+fn macro_and_library_agree_on_implied_requirements() {
+    let case = userns_test::__private::inventory::iter::<userns_test::__private::TestCase>()
+        .find(|c| c.path.ends_with("::every_namespace"))
+        .expect("every_namespace is registered");
+    assert_eq!(
+        case.requires,
+        userns_test::in_userns::required_abilities(&userns_test::Namespace::ALL)
+    );
+}
+
 /// The example on the host matrix: as root and as uid 65534 every test
 /// runs; under a Docker-like seccomp filter every test is skipped with
 /// the cause, said once in the summary, and `USERNS_TEST_REQUIRE` turns

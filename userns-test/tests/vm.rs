@@ -155,18 +155,7 @@ fn cause(doc: &serde_json::Value, ability: &str) -> String {
 fn row(label: &str, doc: &serde_json::Value) -> String {
     let cells: Vec<String> = GROUND_TRUTH
         .iter()
-        .map(|(a, _)| {
-            let v = verdict(doc, a);
-            if v["verdict"] == "available" {
-                return "yes".to_owned();
-            }
-            let how = v["failure"]["name"]
-                .as_str()
-                .map(str::to_owned)
-                .or_else(|| v["failure"]["code"].as_i64().map(|c| format!("exit {c}")))
-                .unwrap_or_else(|| v["failure"]["kind"].as_str().unwrap_or("?").to_owned());
-            format!("no ({how})")
-        })
+        .map(|(a, _)| common::matrix_cell(verdict(doc, a)))
         .collect();
     format!("| {label} | {} |\n", cells.join(" | "))
 }

@@ -29,20 +29,13 @@ pub fn run_body(name: &str, should_panic: bool, body: fn() -> Result<(), String>
             libc::close(STDOUT_FD);
         }
     }
-    let name = crate::text::one_line(name).into_owned();
+    let name = name.to_owned();
     std::panic::set_hook(Box::new(move |info| {
         let message = crate::text::panic_payload(info.payload()).to_owned();
         let location = info.location().map(|l| l.to_string());
         if !should_panic {
-            let mut text = format!(
-                "\nthread '{name}' panicked at {}:\n{}\n",
-                location.as_deref().unwrap_or("an unknown location"),
-                crate::text::lines(&message)
-            );
-            let backtrace = std::backtrace::Backtrace::capture();
-            if backtrace.status() == std::backtrace::BacktraceStatus::Captured {
-                text.push_str(&format!("stack backtrace:\n{backtrace}\n"));
-            }
+            let at = location.as_deref().unwrap_or("an unknown location");
+            let (text, _) = crate::text::panic_report(&name, at, &message);
             let _ = std::io::stderr().lock().write_all(text.as_bytes());
         }
         *PANIC.lock().unwrap_or_else(|e| e.into_inner()) = Some((message, location));

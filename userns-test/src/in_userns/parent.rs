@@ -46,13 +46,12 @@ pub fn run(path: &str, name: &str, namespaces: &[Namespace]) -> Result<(), Strin
         )
     })?;
     // Through print!/eprint!, so that libtest captures them as the test's.
-    // Streams: stderr, then the record, then stdout (the order added).
-    print!(
-        "{}",
-        String::from_utf8_lossy(run.captured.get(1).map_or(&[][..], |v| v))
-    );
-    eprint!("{}", String::from_utf8_lossy(&run.stderr));
-    if run.truncated.first() == Some(&true) || run.truncated.get(2) == Some(&true) {
+    let [record, stdout] = &run.captured[..] else {
+        unreachable!("the plan captures the record and stdout")
+    };
+    print!("{}", String::from_utf8_lossy(&stdout.bytes));
+    eprint!("{}", String::from_utf8_lossy(&run.stderr.bytes));
+    if run.stderr.truncated || stdout.truncated {
         eprintln!(
             "userns-test: {name}: output past {} MiB not shown",
             OUTPUT_LIMIT >> 20
@@ -65,7 +64,7 @@ pub fn run(path: &str, name: &str, namespaces: &[Namespace]) -> Result<(), Strin
             Failure::errno(errno)
         ));
     }
-    let record = Record::last_in(run.captured.first().map_or(&[][..], |v| v));
+    let record = Record::last_in(&record.bytes);
     outcome(name, &described, record, &run.child.end, within)
 }
 
@@ -87,6 +86,7 @@ fn plan(path: &str, name: &str, list: &str) -> Result<ExecPlan, nix::errno::Errn
         .env(TEST_VAR, path)?
         .env(NAMESPACES_VAR, list)?
         .stderr_limit(OUTPUT_LIMIT)
+        // In this order: `run` reads them so.
         .capture(RECORD_FD, 1 << 20)?
         .capture(STDOUT_FD, OUTPUT_LIMIT)
 }

@@ -63,6 +63,9 @@ const PAGE: usize = 4096;
 pub(crate) const ALL_DONE: usize = usize::MAX;
 /// How much of a program's stderr is kept.
 const STDERR_LIMIT: usize = 64 * 1024;
+/// The most pipes a program's run reads: its stderr and two captures
+/// (the parent polls them from a fixed array, without allocating).
+const MAX_STREAMS: usize = 3;
 /// How long a supervisor may outlive its time bound (killing and reaping a
 /// program's tree) before the parent gives up on it.
 const SUPERVISOR_GRACE: Duration = Duration::from_secs(2);
@@ -567,6 +570,15 @@ impl StopFilter {
     }
 }
 
+/// `strings` as a NULL-terminated C array (pointing into them).
+fn pointers(strings: &[CString]) -> Vec<*const libc::c_char> {
+    strings
+        .iter()
+        .map(|s| s.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect()
+}
+
 /// A pipe from the program to the parent.
 struct Stream {
     /// The descriptor the program finds it under.
@@ -634,12 +646,6 @@ impl ExecPlan {
                 CString::new(kv).ok()
             })
             .collect();
-        let ptrs = |v: &[CString]| {
-            v.iter()
-                .map(|s| s.as_ptr())
-                .chain(std::iter::once(std::ptr::null()))
-                .collect::<Vec<_>>()
-        };
         let null = |flags| {
             nix::fcntl::open(
                 "/dev/null",
@@ -651,8 +657,8 @@ impl ExecPlan {
         let stdout = null(nix::fcntl::OFlag::O_WRONLY)?;
         let stderr = Stream::new(2, STDERR_LIMIT)?;
         Ok(ExecPlan {
-            argv_ptrs: ptrs(&argv),
-            envp_ptrs: ptrs(&envp),
+            argv_ptrs: pointers(&argv),
+            envp_ptrs: pointers(&envp),
             path,
             _argv: argv,
             _envp: envp,
@@ -680,8 +686,12 @@ impl ExecPlan {
 
     /// Adds a pipe the program finds as descriptor `target` (3 and up),
     /// read while it runs, keeping up to `limit` bytes: in
-    /// [`Supervised::captured`], in the order added.
+    /// [`Supervised::captured`], in the order added. At most two
+    /// (EINVAL past them).
     pub(crate) fn capture(mut self, target: RawFd, limit: usize) -> Result<ExecPlan, Errno> {
+        if self.streams.len() == MAX_STREAMS {
+            return Err(Errno::EINVAL);
+        }
         self.streams.push(Stream::new(target, limit)?);
         Ok(self)
     }
@@ -693,12 +703,7 @@ impl ExecPlan {
             .retain(|kv| !kv.as_bytes().starts_with(prefix.as_bytes()));
         self._envp
             .push(CString::new(format!("{key}={value}")).map_err(|_| Errno::EINVAL)?);
-        self.envp_ptrs = self
-            ._envp
-            .iter()
-            .map(|s| s.as_ptr())
-            .chain(std::iter::once(std::ptr::null()))
-            .collect();
+        self.envp_ptrs = pointers(&self._envp);
         Ok(self)
     }
 
@@ -733,13 +738,18 @@ pub(crate) struct Supervised {
     pub exec_errno: Option<i32>,
     /// The first [`STDERR_LIMIT`] bytes the program wrote to stderr (or
     /// the plan's [`ExecPlan::stderr_limit`]).
-    pub stderr: Vec<u8>,
-    /// What the program wrote to each [`ExecPlan::capture`] pipe, within
-    /// its limit.
-    pub captured: Vec<Vec<u8>>,
-    /// Whether a stream (stderr first, then the captures) went past its
-    /// limit.
-    pub truncated: Vec<bool>,
+    pub stderr: Captured,
+    /// What the program wrote to each [`ExecPlan::capture`] pipe, in the
+    /// order added.
+    pub captured: Vec<Captured>,
+}
+
+/// What the program wrote to one pipe, within the pipe's limit.
+#[derive(Default)]
+pub(crate) struct Captured {
+    pub bytes: Vec<u8>,
+    /// It wrote more than the limit.
+    pub truncated: bool,
 }
 
 /// What the parent hands the supervisor: everything prepared.
@@ -781,11 +791,13 @@ pub(crate) fn run_supervised(task: Task<'_>, timeout: Duration) -> Result<Superv
         Task::Exec(plan) => &plan.streams,
         Task::Probe { .. } => &[],
     };
-    let mut outputs: Vec<Vec<u8>> = streams
+    let mut outputs: Vec<Captured> = streams
         .iter()
-        .map(|s| Vec::with_capacity(s.limit.min(4096)))
+        .map(|s| Captured {
+            bytes: Vec::with_capacity(s.limit.min(4096)),
+            truncated: false,
+        })
         .collect();
-    let mut truncated = vec![false; streams.len()];
     let mut open: Vec<bool> = vec![true; streams.len()];
     if let Task::Exec(plan) = &task {
         plan.report
@@ -820,17 +832,17 @@ pub(crate) fn run_supervised(task: Task<'_>, timeout: Duration) -> Result<Superv
             break;
         }
         // The supervisor, then each stream (-1, ignored by poll, once
-        // closed). At most 1 + 3 entries: no allocation in this loop.
+        // closed): no allocation in this loop.
         let mut fds = [libc::pollfd {
             fd: -1,
             events: libc::POLLIN,
             revents: 0,
-        }; 4];
+        }; 1 + MAX_STREAMS];
         fds[0].fd = supervisor_fd.unwrap_or(-1);
-        for (i, stream) in streams.iter().enumerate().take(3) {
+        for (i, stream) in streams.iter().enumerate() {
             fds[i + 1].fd = if open[i] { stream.read.as_raw_fd() } else { -1 };
         }
-        let nfds = 1 + streams.len().min(3);
+        let nfds = 1 + streams.len();
         // Without a pidfd (kernels before 5.2), poll the pipe in short
         // slices and look for the supervisor's record.
         let slice = if supervisor_fd.is_some() {
@@ -859,7 +871,7 @@ pub(crate) fn run_supervised(task: Task<'_>, timeout: Duration) -> Result<Superv
             break;
         }
         let mut readable = false;
-        for (i, stream) in streams.iter().enumerate().take(3) {
+        for (i, stream) in streams.iter().enumerate() {
             if !open[i] || fds[i + 1].revents == 0 {
                 continue;
             }
@@ -875,9 +887,10 @@ pub(crate) fn run_supervised(task: Task<'_>, timeout: Duration) -> Result<Superv
             } {
                 Ok(0) | Err(_) => open[i] = false,
                 Ok(n) => {
-                    let room = stream.limit.saturating_sub(outputs[i].len());
-                    truncated[i] |= n > room;
-                    outputs[i].extend_from_slice(&buf[..n.min(room)]);
+                    let out = &mut outputs[i];
+                    let room = stream.limit.saturating_sub(out.bytes.len());
+                    out.truncated |= n > room;
+                    out.bytes.extend_from_slice(&buf[..n.min(room)]);
                 }
             }
         }
@@ -934,7 +947,6 @@ pub(crate) fn run_supervised(task: Task<'_>, timeout: Duration) -> Result<Superv
         exec_errno: (exec_errno != 0).then_some(exec_errno),
         stderr: outputs.next().unwrap_or_default(),
         captured: outputs.collect(),
-        truncated,
     })
 }
 
@@ -1400,7 +1412,7 @@ mod tests {
         let plan = ExecPlan::new(sh, &["-c", "echo oops >&2; exit 3"]).unwrap();
         let run = run_supervised(Task::Exec(&plan), Duration::from_secs(10)).unwrap();
         assert_eq!(run.child.end, ChildEnd::Exited(3));
-        assert_eq!(run.stderr, b"oops\n");
+        assert_eq!(run.stderr.bytes, b"oops\n");
         assert_eq!(run.exec_errno, None);
 
         let plan = ExecPlan::new(Path::new("/nonexistent/program"), &[] as &[&str]).unwrap();

@@ -301,7 +301,7 @@ fn run_program(program: &Path, args: &[impl AsRef<OsStr>], timeout: Duration) ->
         };
         return failed(step, Failure::errno(errno));
     }
-    let stderr = String::from_utf8_lossy(&run.stderr);
+    let stderr = String::from_utf8_lossy(&run.stderr.bytes);
     let first_line = stderr
         .lines()
         .map(str::trim)

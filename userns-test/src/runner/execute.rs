@@ -191,25 +191,15 @@ fn install_panic_hook() {
                 return;
             }
             let message = crate::text::panic_payload(info.payload());
-            let mut text = format!(
-                "\nthread '{}' panicked at {location}:\n{}\n",
-                crate::text::one_line(name),
-                crate::text::lines(message)
-            );
-            let backtrace = std::backtrace::Backtrace::capture();
-            match backtrace.status() {
-                std::backtrace::BacktraceStatus::Captured => {
-                    text.push_str(&format!("stack backtrace:\n{backtrace}\n"));
-                }
-                _ => {
-                    static NOTED: std::sync::Once = std::sync::Once::new();
-                    NOTED.call_once(|| {
-                        text.push_str(
-                            "note: run with `RUST_BACKTRACE=1` environment variable to display \
-                             a backtrace\n",
-                        );
-                    });
-                }
+            let (mut text, with_backtrace) = crate::text::panic_report(name, &location, message);
+            if !with_backtrace {
+                static NOTED: std::sync::Once = std::sync::Once::new();
+                NOTED.call_once(|| {
+                    text.push_str(
+                        "note: run with `RUST_BACKTRACE=1` environment variable to display a \
+                         backtrace\n",
+                    );
+                });
             }
             let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), text.as_bytes());
         }));

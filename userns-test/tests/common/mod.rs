@@ -517,6 +517,20 @@ pub fn verdict<'a>(doc: &'a serde_json::Value, ability: &str) -> &'a serde_json:
         .unwrap_or_else(|| panic!("no verdict for {ability} in {doc:#}"))
 }
 
+/// The README matrix's cell for a verdict: `yes`, or `no (EPERM)`,
+/// `no (exit 1)`, `no (mismatch)`: the errno, exit status or failure kind.
+pub fn matrix_cell(v: &serde_json::Value) -> String {
+    if v["verdict"] == "available" {
+        return "yes".to_owned();
+    }
+    let how = v["failure"]["name"]
+        .as_str()
+        .map(str::to_owned)
+        .or_else(|| v["failure"]["code"].as_i64().map(|c| format!("exit {c}")))
+        .unwrap_or_else(|| v["failure"]["kind"].as_str().unwrap_or("?").to_owned());
+    format!("no ({how})")
+}
+
 pub fn available(doc: &serde_json::Value, ability: &str) -> bool {
     verdict(doc, ability)["verdict"] == "available"
 }
