@@ -61,6 +61,7 @@ fn outcomes_and_output_reach_libtest() {
         ("panics_when_asked", "FAILED"),
         ("returns_err_when_asked", "FAILED"),
         ("aborts_when_asked", "FAILED"),
+        ("exits_when_asked", "FAILED"),
         ("prints_and_passes", "ok"),
         ("async_result_in_pid_namespace", "ok"),
         ("with_requires_userns", "ok"),
@@ -116,6 +117,14 @@ fn outcomes_and_output_reach_libtest() {
         "{aborted}"
     );
     assert!(aborted.contains("BODY RAN: aborts_when_asked"), "{aborted}");
+    let exited = section("exits_when_asked");
+    assert!(
+        exited.contains(
+            "exited with status 125 without reporting an outcome, so whether its body ran is \
+             unknown"
+        ),
+        "{exited}"
+    );
     // Passing tests' output stays captured.
     assert!(!out.stdout.contains("BODY RAN: prints_and_passes"));
     assert!(!out.stderr.contains("BODY RAN: prints_and_passes"));

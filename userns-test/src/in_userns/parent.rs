@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::record::Record;
-use super::{ENTER_FAILED, NAMESPACES_VAR, Namespace, RECORD_FD, STDOUT_FD, TEST_VAR, TIMEOUT_VAR};
+use super::{NAMESPACES_VAR, Namespace, RECORD_FD, STDOUT_FD, TEST_VAR, TIMEOUT_VAR};
 use crate::failure::Failure;
 use crate::probe::child::{ChildEnd, ExecPlan, SpawnError, Task, run_supervised};
 
@@ -139,10 +139,6 @@ fn outcome(
         (Some(Record::Passed), end) => Err(format!(
             "userns-test: {name} passed in {described}, then its process {}",
             ended(end, within)
-        )),
-        (None, ChildEnd::Exited(code)) if *code == ENTER_FAILED => Err(format!(
-            "userns-test: {name}: entering {described} failed before the test ran, and the \
-             failure could not be told (exit status {code})"
         )),
         (None, ChildEnd::Exited(code)) => Err(format!(
             "userns-test: {name}, executed again to run in {described}, exited with status \
