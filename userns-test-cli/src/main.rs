@@ -16,16 +16,22 @@
 //! command's status.
 
 use std::collections::BTreeSet;
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use serde::Serialize;
 
 mod merge;
+mod wrap;
 use userns_test::report::{Destinations, FinishOptions};
 use userns_test::root_cause::RootCauses;
 use userns_test::text::one_line;
 use userns_test::{Ability, HostFacts, Settings, Verdict, probe_with};
+
+/// `USERNS_TEST_CANCEL_GRACE_MS`
+const GRACE_VAR: &str = "USERNS_TEST_CANCEL_GRACE_MS";
 
 const USAGE: &str = "\
 userns-test: what this host lets tests do with Linux user namespaces
@@ -73,13 +79,24 @@ command writes every report once: each test's outcome, a test whose process
 died as crashed (with the signal nextest saw, which it has nextest record),
 a test never started as not run, one step summary section per binary and
 one annotation per cause of skips. Then it prints the run's summary on
-stderr and exits with COMMAND's status (128 + N when a signal N ended it).
-Ctrl-C reaches COMMAND; this command waits for it and still writes the
-reports.
+stderr.
+
+Cancelled (SIGTERM, SIGINT, SIGHUP, SIGQUIT), it passes the signal on to
+COMMAND and every process it started (a signal from the terminal already
+reached them), waits up to USERNS_TEST_CANCEL_GRACE_MS (5000 unless set) for
+them to end, kills what is left, and writes the reports: the tests that were
+running are crashed, those not started did not run. A second signal kills at
+once. Nothing of COMMAND's process tree is left running.
+
+A second run aimed at the same report while this one is going is refused
+(exit 2), naming this one.
 
 EXIT CODES:
-    COMMAND's status, or 2 when COMMAND cannot be started or the reports
-    cannot be written (after COMMAND succeeded)
+    COMMAND's status (128 + N when a signal N ended it); 1 when COMMAND
+    exited 0 but the report holds a failed, crashed or unknown test (a test
+    that called std::process::exit(0)); 128 + N when signal N cancelled the
+    run; 2 when COMMAND cannot be started, another run of the same report is
+    going, or the reports cannot be written (after COMMAND succeeded)
 ";
 
 const FINISH_USAGE: &str = "\
@@ -94,6 +111,11 @@ test that has no outcome yet (its process died: crashed; never started:
 not run), writes the JSON and JUnit reports, the step summary sections and
 annotations not written yet, and prints the run's summary on stderr.
 
+It finishes the newest run recorded for these reports, once: a run finished
+already, or (in CI) recorded by another job, is not this job's. Then, as
+when no run was recorded at all (the build failed), it writes a report of no
+tests that says why, rather than leave an earlier run's report in place.
+
 OPTIONS:
     --exit-code N         the test command's exit status: recorded in the
                           report, and this command exits with it
@@ -103,9 +125,10 @@ OPTIONS:
     -h, --help            print this help
 
 EXIT CODES:
-    N with --exit-code N (0 if not given) once the reports are written;
-    2 when there is no run to finish, the run is still going, or a report
-    cannot be written
+    N with --exit-code N (0 if not given) once the reports are written, but 1
+    for N = 0 when the report holds a failed, crashed or unknown test; with no
+    run of this job to finish, N if not 0, else 2; 2 when the run is still
+    going or a report cannot be written
 ";
 
 const DOCTOR_USAGE: &str = "\
@@ -293,9 +316,15 @@ fn finish(mut parser: lexopt::Parser) -> Result<ExitCode, String> {
             Long("exit-code") => {
                 let v = parser.value().map_err(|e| e.to_string())?;
                 let text = v.to_string_lossy();
-                options.exit_code = Some(text.trim().parse().map_err(|_| {
-                    format!("--exit-code: `{text}` is not an exit status (a whole number)")
-                })?);
+                options.exit_code = Some(
+                    text.trim()
+                        .parse()
+                        .ok()
+                        .filter(|c| (0..=255).contains(c))
+                        .ok_or_else(|| {
+                            format!("--exit-code: `{text}` is not an exit status (0 to 255)")
+                        })?,
+                );
             }
             Long("nextest-junit") => {
                 options.nextest_junit = Some(parser.value().map_err(|e| e.to_string())?.into());
@@ -314,8 +343,8 @@ fn finish(mut parser: lexopt::Parser) -> Result<ExitCode, String> {
         }
     }
     let dest = destinations()?;
-    let code = finish_run(&dest, &options, quiet)?;
-    Ok(exit_code(options.exit_code.unwrap_or(0).max(code)))
+    let code = wrap::finish_and_report(&dest, &options, quiet)?;
+    Ok(wrap::exit_code(code))
 }
 
 /// The report destinations of the environment; a malformed one is an
@@ -328,33 +357,32 @@ fn destinations() -> Result<Destinations, String> {
     }
 }
 
-/// Finishes the run and prints its summary; 2 when a report could not be
-/// written (each error printed), else 0.
-fn finish_run(dest: &Destinations, options: &FinishOptions, quiet: bool) -> Result<i32, String> {
-    let (report, errors) = userns_test::report::finish(dest, options).map_err(|e| e.to_string())?;
-    if !quiet {
-        eprint!("\n{}", userns_test::report::summary::render(&report));
+/// `USERNS_TEST_CANCEL_GRACE_MS`: how long a cancelled run's processes
+/// may take to end before they are killed.
+fn cancel_grace() -> Result<Duration, String> {
+    use userns_test::policy::{DurationUnit, duration};
+    match std::env::var_os(GRACE_VAR) {
+        None => Ok(wrap::DEFAULT_GRACE),
+        Some(v) => duration(
+            GRACE_VAR,
+            &v.to_string_lossy(),
+            DurationUnit::Millis,
+            0,
+            600_000,
+        )
+        .map_err(|e| e.to_string()),
     }
-    let errors = userns_test::report::said_once(errors);
-    for e in &errors {
-        eprintln!("userns-test: {e}");
-    }
-    Ok(if errors.is_empty() { 0 } else { 2 })
-}
-
-fn exit_code(code: i32) -> ExitCode {
-    ExitCode::from(u8::try_from(code.clamp(0, 255)).unwrap_or(2))
 }
 
 fn run_wrapped(mut parser: lexopt::Parser, nextest: bool) -> Result<ExitCode, String> {
-    let mut command: Vec<String> = if nextest {
+    let mut command: Vec<OsString> = if nextest {
         vec!["cargo".into(), "nextest".into(), "run".into()]
     } else {
         Vec::new()
     };
     let mut raw = parser.raw_args().map_err(|e| e.to_string())?;
-    let first = raw.peek().map(|a| a.to_string_lossy().into_owned());
-    match first.as_deref() {
+    let first = raw.peek().map(|a| a.to_owned());
+    match first.as_ref().and_then(|a| a.to_str()) {
         Some("-h" | "--help") => {
             print!("{RUN_USAGE}");
             return Ok(ExitCode::SUCCESS);
@@ -364,69 +392,69 @@ fn run_wrapped(mut parser: lexopt::Parser, nextest: bool) -> Result<ExitCode, St
         }
         _ => {}
     }
-    for arg in raw {
-        command.push(
-            arg.into_string()
-                .map_err(|a| format!("an argument that is not UTF-8: {a:?}"))?,
-        );
-    }
+    // Arguments are bytes: a path that is not UTF-8 passes as it is.
+    command.extend(raw);
     if command.is_empty() {
         return Err("run: which command? e.g. `userns-test run -- cargo test`".into());
     }
     let dest = destinations()?;
+    let grace = cancel_grace()?;
     let wrapped =
         userns_test::report::begin_wrapped_run(&dest, &command).map_err(|e| e.to_string())?;
-    let mut args = command.clone();
-    // `cargo nextest run`: have nextest write its JUnit into the run, for
-    // the signal of a crashed test.
-    if let Some(config) = &wrapped.nextest_config
-        && args.len() >= 3
-        && args[0].rsplit('/').next() == Some("cargo")
-        && args[1] == "nextest"
-        && matches!(args[2].as_str(), "run" | "r")
-    {
-        args.insert(
-            3,
-            format!("--tool-config-file=userns-test:{}", config.display()),
-        );
+    if let Some(warning) = &wrapped.warning {
+        eprintln!("userns-test: {warning}");
     }
-    let mut child = std::process::Command::new(&args[0])
-        .args(&args[1..])
-        .env(userns_test::report::RUN_DIR_VAR, &wrapped.run_dir)
-        .spawn()
-        .map_err(|e| format!("cannot start `{}`: {e}", args[0]))?;
-    // Ctrl-C goes to the whole process group: the command handles it; this
-    // process waits for it, so the reports are still written. (Ignored only
-    // after the spawn: an ignored signal stays ignored across exec.)
-    ignore_interrupts();
-    let status = child
-        .wait()
-        .map_err(|e| format!("waiting for `{}`: {e}", args[0]))?;
-    use std::os::unix::process::ExitStatusExt;
-    let code = status
-        .code()
-        .or_else(|| status.signal().map(|s| 128 + s))
-        .unwrap_or(1);
+    let mut args = command.clone();
+    // `cargo nextest run`: have nextest write its JUnit where `finish`
+    // reads the signal of a crashed test.
+    let word = |i: usize| args.get(i).and_then(|a| a.to_str()).unwrap_or("");
+    let is_nextest_run = word(0).rsplit('/').next() == Some("cargo")
+        && word(1) == "nextest"
+        && matches!(word(2), "run" | "r");
+    if let Some(config) = &wrapped.nextest_config
+        && is_nextest_run
+    {
+        let mut flag = OsString::from("--tool-config-file=userns-test:");
+        flag.push(config.as_os_str());
+        args.insert(3, flag);
+    }
+    let run_dir = wrapped.run_dir.clone().into_os_string();
+    let ended = wrap::run_command(
+        &args,
+        &[(userns_test::report::RUN_DIR_VAR, &run_dir)],
+        grace,
+    )?;
+    let mut notes = Vec::new();
+    if let Some((sig, killed)) = ended.cancelled {
+        let killed = if killed {
+            format!(
+                ", and those still running {} s later were killed",
+                grace.as_secs_f64()
+            )
+        } else {
+            String::new()
+        };
+        notes.push(format!(
+            "the run was cancelled by {sig}: it was passed on to the test command's \
+             processes{killed}; tests still running then crashed, those not started did not run"
+        ));
+    }
+    let code = match ended.cancelled {
+        Some((sig, _)) => 128 + sig as i32,
+        None => ended.code,
+    };
     let options = FinishOptions {
         exit_code: Some(code),
         run_dir: Some(wrapped.run_dir.clone()),
         nextest_junit: None,
+        notes,
     };
-    match finish_run(&dest, &options, false) {
-        Ok(written) if written != 0 && code == 0 => Ok(exit_code(2)),
-        Ok(_) => Ok(exit_code(code)),
+    match wrap::finish_and_report(&dest, &options, false) {
+        Ok(status) => Ok(wrap::exit_code(status)),
         Err(e) => {
             eprintln!("userns-test: {e}");
-            Ok(exit_code(if code == 0 { 2 } else { code }))
+            Ok(wrap::exit_code(if code == 0 { 2 } else { code }))
         }
-    }
-}
-
-fn ignore_interrupts() {
-    use nix::sys::signal::{SigHandler, Signal, signal};
-    for s in [Signal::SIGINT, Signal::SIGQUIT] {
-        // SAFETY: SIG_IGN installs no handler code.
-        let _ = unsafe { signal(s, SigHandler::SigIgn) };
     }
 }
 

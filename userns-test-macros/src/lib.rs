@@ -308,7 +308,7 @@ fn check_nothing_above(kind: Arguments) -> syn::Result<()> {
 /// `userns_test::main!()`: the `main` of a `harness = false` target. It
 /// also reads the target's source: a function there that the runner would
 /// never run (a plain `#[test]`, a test attribute above this crate's, a
-/// `#[cfg(test)]` module) is a compile error listing each, with what to
+/// test with parameters) is a compile error listing each, with what to
 /// write instead; `main!(warn_uncollected)` compiles anyway and lists them
 /// after every run.
 #[proc_macro]
@@ -939,6 +939,10 @@ fn test_case_submission(
                 target: (
                     ::core::option_env!("CARGO_PKG_NAME"),
                     ::core::option_env!("CARGO_CRATE_NAME"),
+                ),
+                target_kind: (
+                    ::core::option_env!("CARGO_BIN_NAME"),
+                    ::core::option_env!("CARGO_TARGET_TMPDIR").is_some(),
                 ),
             }
         }

@@ -1,8 +1,10 @@
 //! Reading the test target's own source, for what the token streams an
 //! attribute macro receives cannot show: the attributes *above* it (the
 //! compiler has already expanded and removed them), and the functions a
-//! `harness = false` target drops without a word (`#[test]` functions,
-//! `#[cfg(test)]` modules: such a target is not compiled with `--test`).
+//! `harness = false` target drops without a word (`#[test]` functions: such
+//! a target is not compiled with `--test`). `#[cfg(test)]` items are not
+//! among them: cargo passes `--cfg test` to every test target, `harness =
+//! false` included, so they compile and register like any other.
 //!
 //! A small lexer, not a parser: tokens with their line and column,
 //! comments and literals skipped, enough to find attributes, `mod` and `fn`
@@ -211,8 +213,6 @@ pub(crate) struct Attr {
     pub path: Vec<String>,
     pub line: usize,
     pub column: usize,
-    /// Whether its arguments name `test` (for `cfg(test)`).
-    pub mentions_test: bool,
 }
 
 impl Attr {
@@ -257,19 +257,14 @@ fn attribute_at(tokens: &[Token], i: usize) -> Option<(Attr, usize)> {
         if tokens[j + 1].is_punct(':') && tokens.get(j + 2).is_some_and(|t| t.is_punct(':')) {
             j += 3;
         } else {
-            j += 1;
             break;
         }
     }
-    let mentions_test = tokens[j.min(close)..close]
-        .iter()
-        .any(|t| t.ident() == Some("test"));
     Some((
         Attr {
             path,
             line: tokens[i].line,
             column: tokens[i].column,
-            mentions_test,
         },
         close + 1,
     ))
@@ -348,7 +343,7 @@ pub(crate) struct NeverRuns {
 /// `harness = false` target compiles out or does not collect.
 pub(crate) fn never_run(file: &Path) -> Vec<NeverRuns> {
     let mut found = Vec::new();
-    scan_file(file, true, false, &mut found, 0);
+    scan_file(file, true, &mut found, 0);
     found
 }
 
@@ -357,11 +352,9 @@ pub(crate) fn never_run(file: &Path) -> Vec<NeverRuns> {
 struct Scope {
     /// Where `mod x;` files of this module are looked for.
     dir: PathBuf,
-    /// Inside a `#[cfg(test)]` module.
-    cfg_test: bool,
 }
 
-fn scan_file(file: &Path, mod_rs: bool, cfg_test: bool, found: &mut Vec<NeverRuns>, depth: usize) {
+fn scan_file(file: &Path, mod_rs: bool, found: &mut Vec<NeverRuns>, depth: usize) {
     // A module tree deeper than this is a `#[path]` loop.
     if depth > 32 {
         return;
@@ -378,7 +371,7 @@ fn scan_file(file: &Path, mod_rs: bool, cfg_test: bool, found: &mut Vec<NeverRun
     };
     // `use userns_test::test` (or in a list) makes a bare `#[test]` ours.
     let imports_our_test = imports_userns_test_test(&tokens);
-    let mut scopes = vec![(Scope { dir, cfg_test }, usize::MAX)];
+    let mut scopes = vec![(Scope { dir }, usize::MAX)];
     let mut attrs: Vec<Attr> = Vec::new();
     let mut depth_braces = 0usize;
     let mut i = 0;
@@ -431,10 +424,8 @@ fn scan_file(file: &Path, mod_rs: bool, cfg_test: bool, found: &mut Vec<NeverRun
                         .map(|(s, _)| s.clone())
                         .unwrap_or_else(|| Scope {
                             dir: PathBuf::new(),
-                            cfg_test,
                         });
                     let name = tokens.get(i + 1).and_then(Token::ident).map(str::to_owned);
-                    let this_cfg_test = scope.cfg_test || attrs.iter().any(is_cfg_test);
                     match (name, tokens.get(i + 2)) {
                         (Some(name), Some(semi)) if semi.is_punct(';') => {
                             let explicit = path_attribute(&attrs, &text);
@@ -448,7 +439,7 @@ fn scan_file(file: &Path, mod_rs: bool, cfg_test: bool, found: &mut Vec<NeverRun
                             if let Some((path, mod_rs)) =
                                 candidates.into_iter().find(|(p, _)| p.is_file())
                             {
-                                scan_file(&path, mod_rs, this_cfg_test, found, depth + 1);
+                                scan_file(&path, mod_rs, found, depth + 1);
                             }
                             i += 3;
                         }
@@ -456,7 +447,6 @@ fn scan_file(file: &Path, mod_rs: bool, cfg_test: bool, found: &mut Vec<NeverRun
                             scopes.push((
                                 Scope {
                                     dir: scope.dir.join(&name),
-                                    cfg_test: this_cfg_test,
                                 },
                                 depth_braces,
                             ));
@@ -470,11 +460,8 @@ fn scan_file(file: &Path, mod_rs: bool, cfg_test: bool, found: &mut Vec<NeverRun
                 }
                 "fn" => {
                     if let Some(name) = tokens.get(i + 1).and_then(Token::ident) {
-                        let in_cfg_test = scopes.last().is_some_and(|(s, _)| s.cfg_test);
                         let has_params = has_parameters(&tokens, i + 2);
-                        if let Some(why) =
-                            why_never(&attrs, in_cfg_test, has_params, imports_our_test)
-                        {
+                        if let Some(why) = why_never(&attrs, has_params, imports_our_test) {
                             found.push(NeverRuns {
                                 location: format!("{}:{}", file.display(), tokens[i].line),
                                 name: name.to_owned(),
@@ -526,10 +513,6 @@ fn skip_item_body(tokens: &[Token], mut i: usize) -> usize {
     i
 }
 
-fn is_cfg_test(attr: &Attr) -> bool {
-    attr.path_text() == "cfg" && attr.mentions_test
-}
-
 /// `#[path = "..."]`: the string, read back from the source text.
 fn path_attribute(attrs: &[Attr], text: &str) -> Option<String> {
     let attr = attrs.iter().find(|a| a.path_text() == "path")?;
@@ -555,12 +538,7 @@ fn imports_userns_test_test(tokens: &[Token]) -> bool {
 
 /// Why a function with these attributes never runs under the runner, if
 /// it does not.
-fn why_never(
-    attrs: &[Attr],
-    in_cfg_test: bool,
-    has_params: bool,
-    imports_our_test: bool,
-) -> Option<String> {
+fn why_never(attrs: &[Attr], has_params: bool, imports_our_test: bool) -> Option<String> {
     let ours_at = attrs
         .iter()
         .position(|a| a.is_ours() || (imports_our_test && a.path_text() == "test"));
@@ -569,13 +547,6 @@ fn why_never(
         .position(|a| a.makes_a_test() && !(imports_our_test && a.path_text() == "test"));
     if ours_at.is_none() && test_at.is_none() {
         return None;
-    }
-    if in_cfg_test || attrs.iter().any(is_cfg_test) {
-        return Some(
-            "it is under #[cfg(test)], which a harness = false target never compiles (it is not \
-             built with --test); remove the #[cfg(test)]"
-                .into(),
-        );
     }
     match (ours_at, test_at) {
         (None, Some(t)) => Some(format!(
@@ -639,52 +610,45 @@ mod tests {
             path: p.split("::").map(str::to_owned).collect(),
             line,
             column: 1,
-            mentions_test: false,
         };
         assert!(
-            why_never(&[attr("test", 1)], false, false, false)
+            why_never(&[attr("test", 1)], false, false)
                 .unwrap()
                 .contains("plain #[test]")
         );
         assert!(
-            why_never(
-                &[attr("test", 1), attr("requires_userns", 2)],
-                false,
-                false,
-                false
-            )
-            .unwrap()
-            .contains("above #[requires_userns]")
+            why_never(&[attr("test", 1), attr("requires_userns", 2)], false, false)
+                .unwrap()
+                .contains("above #[requires_userns]")
         );
         assert_eq!(
             why_never(
                 &[attr("requires_userns", 1), attr("tokio::test", 2)],
-                false,
                 false,
                 false
             ),
             None
         );
         assert_eq!(
-            why_never(&[attr("userns_test::test", 1)], false, false, false),
+            why_never(&[attr("userns_test::test", 1)], false, false),
             None
         );
-        assert_eq!(why_never(&[attr("test", 1)], false, false, true), None);
-        assert!(
-            why_never(&[attr("requires_userns", 1)], true, false, false)
-                .unwrap()
-                .contains("cfg(test)")
+        assert_eq!(why_never(&[attr("test", 1)], false, true), None);
+        // cargo passes `--cfg test` to a harness = false target too: an
+        // item under #[cfg(test)] compiles and is collected.
+        assert_eq!(
+            why_never(&[attr("cfg", 1), attr("requires_userns", 2)], false, false),
+            None
         );
         assert!(
             why_never(
                 &[attr("requires_userns", 1), attr("rstest", 2)],
-                false,
                 true,
                 false
             )
             .unwrap()
             .contains("parameters")
         );
-        assert_eq!(why_never(&[attr("inline", 1)], false, false, false), None);
+        assert_eq!(why_never(&[attr("inline", 1)], false, false), None);
     }
 }

@@ -327,13 +327,6 @@ fn soft_limit(resource: nix::sys::resource::Resource) -> Option<u64> {
         .filter(|&soft| soft != libc::RLIM_INFINITY)
 }
 
-/// How many threads this process has (`Threads:` of `/proc/self/status`),
-/// if it can be read.
-pub(crate) fn thread_count() -> Option<u32> {
-    let status = fs::read_to_string("/proc/self/status").ok()?;
-    nth_number(status_field(&status, "Threads:"), 0)
-}
-
 /// The CI runner's name and job, from the variables each CI service sets.
 fn ci_runner(var: impl Fn(&str) -> Option<String>) -> Option<String> {
     let with_job = |name: Option<String>, job: Option<String>| {
@@ -386,10 +379,6 @@ fn status_field<'a>(status: &'a str, key: &str) -> Option<&'a str> {
         .lines()
         .find_map(|l| l.strip_prefix(key))
         .map(str::trim)
-}
-
-fn nth_number(field: Option<&str>, n: usize) -> Option<u32> {
-    field?.split_whitespace().nth(n)?.parse().ok()
 }
 
 fn parse_hex(v: &str) -> Option<u64> {
@@ -520,7 +509,10 @@ mod tests {
     fn parses_status_and_maps() {
         let status =
             "Name:\tx\nUid:\t1000\t1001\t1000\t1000\nSeccomp:\t2\nCapBnd:\t000001ffffffffff\n";
-        assert_eq!(nth_number(status_field(status, "Uid:"), 1), Some(1001));
+        assert_eq!(
+            status_field(status, "Uid:").and_then(|f| f.split_whitespace().nth(1)),
+            Some("1001")
+        );
         assert_eq!(status_field(status, "Seccomp:"), Some("2"));
         assert_eq!(
             status_field(status, "CapBnd:").and_then(parse_hex),

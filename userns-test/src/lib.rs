@@ -167,10 +167,11 @@ pub use userns_test_macros::in_userns;
 ///
 /// It also reads the target's source files (this one and the module files
 /// it declares): a function there that the runner would never run - a
-/// plain `#[test]`, a test attribute written above `#[requires_userns]`,
-/// anything under `#[cfg(test)]` (a `harness = false` target is not built
-/// with `--test`), a test with parameters - is a compile error that lists
-/// each with what to write instead. `main!(warn_uncollected)` compiles
+/// plain `#[test]` (a `harness = false` target is not built with
+/// `--test`), a test attribute written above `#[requires_userns]`, a test
+/// with parameters - is a compile error that lists each with what to write
+/// instead. Items under `#[cfg(test)]` are collected like the others: cargo
+/// passes `--cfg test` to every test target, `harness = false` included. `main!(warn_uncollected)` compiles
 /// anyway and lists them after every run.
 ///
 /// ```no_run

@@ -17,6 +17,7 @@
 
 use std::collections::BTreeSet;
 use std::io::Write;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -46,6 +47,20 @@ struct PlainRun {
 
 static PLAIN: OnceLock<Mutex<PlainRun>> = OnceLock::new();
 
+/// The process that began the plain run. A process a test body forks
+/// inherits [`PLAIN`] and the `atexit` handler, but is not the run: it
+/// must print, record and write nothing (a sandbox crate's children end
+/// with `std::process::exit`, and their stderr is what its tests check).
+static PLAIN_PID: AtomicU32 = AtomicU32::new(0);
+
+/// Whether this process is the one the plain run began in (or none has
+/// begun yet). Checked before any lock: a fork may have copied the lock
+/// held by a thread that does not exist in it.
+fn in_own_process() -> bool {
+    let pid = PLAIN_PID.load(Ordering::Acquire);
+    pid == 0 || pid == std::process::id()
+}
+
 thread_local! {
     /// The message of the last panic on this thread, for the test that
     /// runs on it (libtest's `#[should_panic(expected)]` compares it).
@@ -63,11 +78,7 @@ fn begin(path: &str) -> PlainRun {
     let mut all: Vec<&'static TestCase> = collected().collect();
     all.sort_unstable_by(|a, b| a.name().cmp(b.name()));
     // nextest runs each test in a process of its own.
-    let role = if std::env::var_os("NEXTEST_RUN_ID").is_some() {
-        Role::NextestTest
-    } else {
-        Role::Complete
-    };
+    let role = Role::of(false, false).unwrap_or(Role::Complete);
     let cases: Vec<&'static TestCase> = match role {
         Role::NextestTest => all.into_iter().filter(|c| c.name() == name).collect(),
         _ => all,
@@ -98,6 +109,7 @@ fn begin(path: &str) -> PlainRun {
         None => Recorder::default(),
     };
     install_panic_recorder();
+    PLAIN_PID.store(std::process::id(), Ordering::Release);
     // SAFETY: registers a function without arguments, once per process.
     unsafe {
         libc::atexit(at_exit);
@@ -144,11 +156,17 @@ fn lock(path: &str) -> std::sync::MutexGuard<'static, PlainRun> {
 
 /// The gate decided for `path`, which needs `requirements`.
 pub(crate) fn gated(path: &str, requirements: &[Ability]) {
+    if !in_own_process() {
+        return;
+    }
     lock(path).needed.extend(requirements.iter().copied());
 }
 
 /// The gate skipped `path`.
 pub(crate) fn skipped(path: &str, unmet: &Unmet) {
+    if !in_own_process() {
+        return;
+    }
     lock(path).finish(
         path,
         TestOutcome::Skipped {
@@ -161,6 +179,9 @@ pub(crate) fn skipped(path: &str, unmet: &Unmet) {
 /// The gate failed `path` before its body (`USERNS_TEST_REQUIRE`, a
 /// malformed environment).
 pub(crate) fn failed_before_running(path: &str, message: &str) {
+    if !in_own_process() {
+        return;
+    }
     lock(path).finish(
         path,
         TestOutcome::Failed {
@@ -184,7 +205,7 @@ impl Running {
     /// The body of `path` starts. `should_panic` and `expected` are its
     /// `#[should_panic(expected = "...")]`.
     pub fn start(path: &'static str, should_panic: bool, expected: Option<&'static str>) -> Self {
-        {
+        if in_own_process() {
             let mut run = lock(path);
             if let Some(i) = run.index(path) {
                 run.started[i] = true;
@@ -203,6 +224,9 @@ impl Running {
     /// The body returned `result`.
     pub fn finish<R: crate::registry::TestResult>(mut self, result: &R) {
         self.done = true;
+        if !in_own_process() {
+            return;
+        }
         let outcome = match (result.failure(), self.should_panic) {
             (Some(message), _) => TestOutcome::Failed { message },
             (None, false) => TestOutcome::Passed,
@@ -216,7 +240,7 @@ impl Running {
 
 impl Drop for Running {
     fn drop(&mut self) {
-        if self.done || !std::thread::panicking() {
+        if self.done || !std::thread::panicking() || !in_own_process() {
             return;
         }
         let message = LAST_PANIC
@@ -261,6 +285,9 @@ extern "C" fn at_exit() {
 
 /// After libtest's result: the summary and the reports.
 fn conclude() {
+    if !in_own_process() {
+        return;
+    }
     let Some(plain) = PLAIN.get() else {
         return;
     };

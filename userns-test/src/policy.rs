@@ -107,19 +107,7 @@ impl Settings {
             settings.deny = parse_abilities(DENY_VAR, &v)?;
         }
         if let Some(v) = text(TIMEOUT_VAR)? {
-            let ms: u64 = v.trim().parse().map_err(|_| ConfigError {
-                variable: TIMEOUT_VAR,
-                value: v.clone(),
-                problem: format!("`{}` is not a whole number of milliseconds", v.trim()),
-            })?;
-            if ms == 0 {
-                return Err(ConfigError {
-                    variable: TIMEOUT_VAR,
-                    value: v,
-                    problem: "must be at least 1 ms".into(),
-                });
-            }
-            settings.probe.timeout = Duration::from_millis(ms);
+            settings.probe.timeout = duration(TIMEOUT_VAR, &v, DurationUnit::Millis, 1, DAY_MS)?;
         }
         if let Some(v) = text(BWRAP_VAR)? {
             if v.trim().is_empty() {
@@ -147,6 +135,55 @@ impl Settings {
             };
         }
         Ok(settings)
+    }
+}
+
+/// A day in milliseconds: the largest time bound any variable takes (a
+/// probe, a lock wait), far beyond any real need and within every clock's
+/// range.
+pub(crate) const DAY_MS: u64 = 24 * 60 * 60 * 1000;
+
+/// The unit a duration variable is written in.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DurationUnit {
+    /// Milliseconds.
+    Millis,
+    /// Seconds.
+    Seconds,
+}
+
+/// A duration variable's value: a whole number of `unit`s from `min` to
+/// `max` (checked when read, so that no later arithmetic on it can
+/// overflow), or an error naming the variable, the value and the range.
+/// (Used by the `userns-test` command too; not a stable API.)
+#[doc(hidden)]
+pub fn duration(
+    variable: &'static str,
+    value: &str,
+    unit: DurationUnit,
+    min: u64,
+    max: u64,
+) -> Result<Duration, ConfigError> {
+    let (name, of) = match unit {
+        DurationUnit::Millis => ("milliseconds", Duration::from_millis as fn(u64) -> Duration),
+        DurationUnit::Seconds => ("seconds", Duration::from_secs as fn(u64) -> Duration),
+    };
+    let error = |problem: String| ConfigError {
+        variable,
+        value: value.to_owned(),
+        problem,
+    };
+    let word = value.trim();
+    // Digits only: `+5`, `5s` and `1e3` are not whole numbers here.
+    if word.is_empty() || !word.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(error(format!("`{word}` is not a whole number of {name}")));
+    }
+    match word.parse::<u64>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(of(n)),
+        _ => Err(error(format!(
+            "`{word}` is out of range: from {min} to {max} {name}"
+        ))),
     }
 }
 
@@ -327,5 +364,37 @@ mod tests {
             e.to_string(),
             "USERNS_TEST_PROBE_TIMEOUT_MS=\"5s\": `5s` is not a whole number of milliseconds"
         );
+        for huge in ["18446744073709551615", "86400001", "0"] {
+            let e = settings(&[(TIMEOUT_VAR, huge)]).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!(
+                    "USERNS_TEST_PROBE_TIMEOUT_MS=\"{huge}\": `{huge}` is out of range: from 1 \
+                     to 86400000 milliseconds"
+                )
+            );
+        }
+        let ok = settings(&[(TIMEOUT_VAR, " 86400000 ")]).unwrap();
+        assert_eq!(ok.probe.timeout, Duration::from_secs(86_400));
+    }
+
+    /// Every duration variable is read by one function: whole numbers in
+    /// range, never a sign, a unit, an exponent or an overflow.
+    #[test]
+    fn durations_are_range_checked() {
+        use super::{DurationUnit::*, duration};
+        assert_eq!(
+            duration("V", "7", Seconds, 0, 9),
+            Ok(Duration::from_secs(7))
+        );
+        assert_eq!(duration("V", "0", Millis, 0, 9), Ok(Duration::ZERO));
+        for bad in ["", " ", "+5", "5s", "1e3", "-0", "٣", "10"] {
+            let e = duration("V", bad, Seconds, 0, 9).unwrap_err();
+            assert_eq!(e.variable, "V");
+            assert!(
+                e.problem.contains("whole number") || e.problem.contains("out of range"),
+                "{bad:?}: {e}"
+            );
+        }
     }
 }

@@ -28,8 +28,13 @@ pub struct TestCase {
     /// Runs the body; `Err` carries a `Result` test's error (Debug-printed).
     pub run: fn() -> Result<(), String>,
     /// `CARGO_PKG_NAME` and `CARGO_CRATE_NAME` of the test target, where
-    /// cargo built it: the binary's name in reports (`package::target`).
+    /// cargo built it: the binary's name in reports (see
+    /// [`TestCase::binary`]).
     pub target: (Option<&'static str>, Option<&'static str>),
+    /// What kind of target cargo built it in: `CARGO_BIN_NAME` for a
+    /// binary's unit tests, and whether `CARGO_TARGET_TMPDIR` was set (it
+    /// is for integration tests and benchmarks only).
+    pub target_kind: (Option<&'static str>, bool),
 }
 
 impl TestCase {
@@ -38,14 +43,36 @@ impl TestCase {
         self.name
     }
 
-    /// `package::target`, as nextest names the binary, where cargo built
-    /// it.
+    /// The binary's name as nextest gives it (its binary id), where cargo
+    /// built it: `package` for a library's unit tests,
+    /// `package::bin/name` for a binary's, `package::target` for an
+    /// integration test, `package::example/name` for an example's. So a
+    /// package's unit tests and an integration test named after the
+    /// package are two binaries, under every runner.
     pub fn binary(&self) -> Option<String> {
-        match self.target {
-            (Some(package), Some(target)) => Some(format!("{package}::{target}")),
-            _ => None,
-        }
+        let (Some(package), Some(target)) = self.target else {
+            return None;
+        };
+        Some(match self.target_kind {
+            (Some(bin), _) => format!("{package}::bin/{bin}"),
+            (None, true) => format!("{package}::{target}"),
+            (None, false) if built_as_example() => format!("{package}::example/{target}"),
+            (None, false) => package.to_owned(),
+        })
     }
+}
+
+/// Whether this executable is an example cargo built for testing (it
+/// lives in the profile's `examples/` directory).
+fn built_as_example() -> bool {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| {
+            p.parent()
+                .and_then(|d| d.file_name())
+                .map(|d| d == "examples")
+        })
+        .unwrap_or(false)
 }
 
 /// `path` without its first segment, the crate name: `jailer::mount::x`

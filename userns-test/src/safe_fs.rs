@@ -101,6 +101,12 @@ pub enum Problem {
         /// The limit.
         limit: u64,
     },
+    /// No place for private working files could be used: each one tried,
+    /// with why not.
+    Nowhere {
+        /// Each place tried, and what was wrong with it.
+        tried: Vec<String>,
+    },
 }
 
 impl fmt::Display for FsError {
@@ -148,6 +154,12 @@ impl fmt::Display for FsError {
                 after.as_millis()
             ),
             Problem::TooManyLinks => write!(f, "{path}: too many levels of symbolic links"),
+            Problem::Nowhere { tried } => write!(
+                f,
+                "no private directory for this uid's working files could be used ({}): set \
+                 TMPDIR to a directory of this uid's",
+                tried.join("; ")
+            ),
             Problem::TooLarge { limit } => {
                 write!(
                     f,
@@ -656,7 +668,41 @@ impl Dir {
 /// keeps what outlives one process but not one run (shared verdicts, the
 /// records of reports that have no file of their own).
 pub(crate) fn private_temp_base() -> Result<Dir, FsError> {
-    Dir::for_writing(&std::env::temp_dir())?.private_subdir(format!("userns-test-{}", euid()))
+    private_base_from(|k| std::env::var_os(k))
+}
+
+/// [`private_temp_base`] with the environment through `var`. The first of
+/// these that is this uid's and closed to others:
+/// `$TMPDIR/userns-test-<euid>` (`/tmp` unless set); where another user
+/// holds that name (anyone may create it in a shared `/tmp`),
+/// `$XDG_RUNTIME_DIR/userns-test` (systemd's per-user `/run/user/<uid>`),
+/// then `$HOME/.cache/userns-test`. Where none can be used, an error that
+/// names each and why.
+pub(crate) fn private_base_from(var: impl Fn(&str) -> Option<OsString>) -> Result<Dir, FsError> {
+    let tmp = var("TMPDIR")
+        .filter(|v| !v.is_empty())
+        .map_or_else(|| PathBuf::from("/tmp"), PathBuf::from);
+    let mut candidates = vec![(tmp, OsString::from(format!("userns-test-{}", euid())))];
+    if let Some(run) = var("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
+        candidates.push((PathBuf::from(run), OsString::from("userns-test")));
+    }
+    if let Some(home) = var("HOME").filter(|v| !v.is_empty()) {
+        candidates.push((
+            PathBuf::from(home).join(".cache"),
+            OsString::from("userns-test"),
+        ));
+    }
+    let mut tried = Vec::new();
+    for (parent, name) in candidates {
+        match Dir::for_writing(&parent).and_then(|d| d.private_subdir(&name)) {
+            Ok(dir) => return Ok(dir),
+            Err(e) => tried.push(e.to_string()),
+        }
+    }
+    Err(FsError {
+        path: PathBuf::from("/tmp"),
+        problem: Problem::Nowhere { tried },
+    })
 }
 
 /// Opens the directory `path` component by component, creating missing

@@ -110,8 +110,14 @@ impl Shared {
                 if !settings.share_verdicts {
                     return None;
                 }
-                let run = std::env::var("NEXTEST_RUN_ID").ok()?;
-                Shared::open(private_temp_base().ok()?, &run)
+                // nextest's run, when nextest started this process (the
+                // variable alone may be a leftover of an earlier run).
+                let crate::report::lineage::NextestRun::Run { id, .. } =
+                    crate::report::lineage::nextest_run()
+                else {
+                    return None;
+                };
+                Shared::open(private_temp_base().ok()?, id)
             })
             .as_ref()
     }

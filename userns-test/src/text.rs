@@ -90,6 +90,25 @@ pub fn lines(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// `s` cut to at most `limit` bytes (at a character boundary), with a note
+/// of how much was cut and where the whole text is (`whole_in`): a
+/// failure message of megabytes (an `assert_eq!` on large vectors) kept
+/// in a record or a report.
+pub(crate) fn cut<'a>(s: &'a str, limit: usize, whole_in: &str) -> Cow<'a, str> {
+    if s.len() <= limit {
+        return Cow::Borrowed(s);
+    }
+    let mut end = limit;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    Cow::Owned(format!(
+        "{}\n[userns-test: cut here; {} more bytes are in {whole_in}]",
+        &s[..end],
+        s.len() - end
+    ))
+}
+
 /// What std's panic hook prints, for a panic of the test `name` (the
 /// thread is named after the test whichever thread ran it), with the
 /// message as [`lines`]; and whether a backtrace was captured and added

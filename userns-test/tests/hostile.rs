@@ -164,3 +164,56 @@ fn two_hundred_timeouts_leave_nothing() {
     assert!(left.stdout.is_empty());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A `PATH` entry on a hung FUSE mount (a server that never answers; in a
+/// mount namespace of the test's own): looking a program up there hangs,
+/// as `execvp` would hang on it. The search runs in the probe's child,
+/// under the probe's bound, so `program(true)` and `bwrap` are "no, timed
+/// out" within it, and the process goes on.
+#[requires_userns(root)]
+fn a_hung_path_entry_cannot_hang_a_probe() {
+    let dir = common::private_scratch("hung-path");
+    let hung = dir.join("hung");
+    std::fs::create_dir(&hung).unwrap();
+    // The shell keeps /dev/fuse open (fd 3) and passes it on: the
+    // connection stays up, and nobody answers it.
+    let script = format!(
+        "set -e; exec 3<>/dev/fuse; \
+         mount -i -t fuse -o fd=3,rootmode=40000,user_id=0,group_id=0 none {hung}; \
+         PATH={hung}:/usr/bin:/bin exec {cli} doctor --json --only 'program(true),bwrap'",
+        hung = hung.display(),
+        cli = common::cli().display(),
+    );
+    let mut cmd = std::process::Command::new("unshare");
+    cmd.args(["-m", "--propagation", "private", "sh", "-c", &script]);
+    common::hermetic(&mut cmd)
+        .env("USERNS_TEST_PROBE_TIMEOUT_MS", "500")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let started = std::time::Instant::now();
+    let mut child = cmd.spawn().unwrap();
+    let bound = std::time::Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > bound {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the probes hung on the PATH entry for {bound:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    let took = started.elapsed();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let doc: serde_json::Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("{e}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr)));
+    for ability in ["program(true)", "bwrap"] {
+        let v = common::verdict(&doc, ability);
+        assert_eq!(v["verdict"], "unavailable", "{v:#}");
+        assert_eq!(v["failure"]["kind"], "timed_out", "{v:#}");
+        let step = v["failed"].as_str().unwrap();
+        assert!(step.contains(&hung.display().to_string()), "{v:#}");
+    }
+    // Each probe: its bound, and the supervisor's grace to end the tree.
+    assert!(took < std::time::Duration::from_secs(20), "{took:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -253,25 +253,188 @@ fn a_hostile_test_process_gets_the_outcome() {
     assert_eq!(results, ["Ok(())"; 20], "{}", out.stdout);
 }
 
-/// A malformed time bound fails the test with the variable and its value.
+/// A malformed or out-of-range time bound fails the test with the
+/// variable, its value and the range, before anything starts: never a
+/// panic of the arithmetic (u64::MAX seconds overflowed `Instant`).
 #[test]
 fn a_malformed_time_bound_is_an_error() {
-    let out = run(
+    for (value, problem) in [
+        ("ten", "`ten` is not a whole number of seconds"),
+        ("-1", "`-1` is not a whole number of seconds"),
+        (
+            "18446744073709551615",
+            "`18446744073709551615` is out of range: from 0 to 604800 seconds",
+        ),
+        (
+            "99999999999999999999999",
+            "`99999999999999999999999` is out of range: from 0 to 604800 seconds",
+        ),
+    ] {
+        let out = run(
+            &Host::Plain,
+            "in_userns_suite",
+            &["prints_and_passes"],
+            &[("USERNS_TEST_IN_USERNS_TIMEOUT", value)],
+        );
+        assert_eq!(
+            out.code,
+            Some(101),
+            "{value}: {}\n{}",
+            out.stdout,
+            out.stderr
+        );
+        let expected = format!(
+            "USERNS_TEST_IN_USERNS_TIMEOUT=\"{value}\": {problem} (0: no bound; unset: 600 s)"
+        );
+        assert!(out.stdout.contains(&expected), "{expected}\n{}", out.stdout);
+        assert!(!out.stdout.contains("overflow"), "{}", out.stdout);
+        assert!(!out.stdout.contains("BODY RAN"), "{}", out.stdout);
+    }
+}
+
+/// Variables that mark the process executed for a test, left in the
+/// environment without the parent's channel: a normal run, under libtest
+/// (every test, the failure a failure) and under the runner (every test
+/// listed and run), never a "child" that exits 0.
+#[test]
+fn leftover_child_variables_make_a_normal_run() {
+    let leaked = [
+        (
+            "USERNS_TEST_IN_USERNS_TEST",
+            "in_userns_suite::panics_when_asked",
+        ),
+        ("USERNS_TEST_IN_USERNS_NAMESPACES", "uts"),
+        (
+            "USERNS_TEST_IN_USERNS_KEY",
+            "00112233445566778899aabbccddeeff",
+        ),
+    ];
+    let mut env = leaked.to_vec();
+    env.push(("IN_USERNS_FIXTURE", "fail"));
+    let plain = run(&Host::Plain, "in_userns_suite", &[], &env);
+    assert_eq!(plain.code, Some(101), "{}\n{}", plain.stdout, plain.stderr);
+    assert!(
+        plain.stdout.contains("test panics_when_asked ... FAILED"),
+        "{}",
+        plain.stdout
+    );
+    assert!(
+        plain.stdout.contains("test prints_and_passes ... ok"),
+        "{}",
+        plain.stdout
+    );
+    let mut env = leaked.to_vec();
+    env[0].1 = "in_userns_runner_suite::runs_in_namespaces";
+    let list = run(&Host::Plain, "in_userns_runner_suite", &["--list"], &env);
+    assert_eq!(list.code, Some(0), "{}", list.stderr);
+    assert!(
+        list.stdout.contains("runs_in_namespaces: test"),
+        "{}",
+        list.stdout
+    );
+    let runner = run(&Host::Plain, "in_userns_runner_suite", &[], &env);
+    assert_eq!(runner.code, Some(0), "{}", runner.stderr);
+    assert!(
+        runner
+            .stdout
+            .contains("test result: ok. 3 passed; 0 failed"),
+        "{}",
+        runner.stdout
+    );
+}
+
+/// What sandbox bodies do to their process: a daemon in a session of its
+/// own dies with the test; a forked child's panic reaches the body as the
+/// child's failure, and only the body's own outcome is the test's; a body
+/// that closes every descriptor and logs to a file of its own finds only
+/// its line there; a body that kills its supervisor fails as that, at
+/// once, not as a time-out.
+#[test]
+fn bodies_that_fork_close_and_kill() {
+    let dir = std::env::temp_dir().join(format!("userns-test-bodies-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+
+    let pid_file = dir.join("daemon.pid");
+    let daemon = run(
         &Host::Plain,
         "in_userns_suite",
-        &["prints_and_passes"],
-        &[("USERNS_TEST_IN_USERNS_TIMEOUT", "ten")],
+        &["--exact", "starts_a_daemon"],
+        &[
+            ("IN_USERNS_FIXTURE", "daemon"),
+            ("IN_USERNS_DAEMON_PID_FILE", pid_file.to_str().unwrap()),
+        ],
     );
-    assert_eq!(out.code, Some(101));
+    assert_eq!(daemon.code, Some(0), "{}\n{}", daemon.stdout, daemon.stderr);
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // SAFETY: kill(pid, 0) only asks whether the process exists.
+    let alive = unsafe { libc::kill(pid, 0) } == 0;
+    if alive {
+        // SAFETY: ending what the test left behind.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    assert!(!alive, "the daemon {pid} outlived its test");
+
+    let fork = run(
+        &Host::Plain,
+        "in_userns_suite",
+        &["--exact", "forked_child_panics"],
+        &[("IN_USERNS_FIXTURE", "forkpanic")],
+    );
+    assert_eq!(fork.code, Some(101), "{}\n{}", fork.stdout, fork.stderr);
     assert!(
-        out.stdout.contains(
-            "USERNS_TEST_IN_USERNS_TIMEOUT=\"ten\" is not a number of seconds (0: no bound; \
-             unset: 600 s)"
+        fork.stdout
+            .contains("the forked child failed: status 0x6500"),
+        "{}",
+        fork.stdout
+    );
+
+    let log = dir.join("body.log");
+    let closed = run(
+        &Host::Plain,
+        "in_userns_suite",
+        &["--exact", "writes_to_its_own_log"],
+        &[
+            ("IN_USERNS_FIXTURE", "closefds"),
+            ("IN_USERNS_LOG", log.to_str().unwrap()),
+        ],
+    );
+    assert_eq!(closed.code, Some(0), "{}\n{}", closed.stdout, closed.stderr);
+    assert_eq!(std::fs::read(&log).unwrap(), b"log line\n");
+
+    let started = std::time::Instant::now();
+    let killer = run(
+        &Host::Plain,
+        "in_userns_suite",
+        &["--exact", "kills_its_supervisor"],
+        &[("IN_USERNS_FIXTURE", "killparent")],
+    );
+    assert_eq!(
+        killer.code,
+        Some(101),
+        "{}\n{}",
+        killer.stdout,
+        killer.stderr
+    );
+    assert!(
+        killer.stdout.contains(
+            "the process supervising it was killed by SIGKILL (9) (did the body signal its \
+             parent?)"
         ),
         "{}",
-        out.stdout
+        killer.stdout
     );
-    assert!(!out.stdout.contains("stack backtrace"));
+    assert!(
+        !killer.stdout.contains("did not finish within"),
+        "{}",
+        killer.stdout
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Under the runner (`harness = false`): a pass, a should_panic, and a

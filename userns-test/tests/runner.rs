@@ -50,6 +50,47 @@ fn suite(args: &[&str], env: &[(&str, &str)]) -> Run {
     suite_on(&Host::Plain, args, env)
 }
 
+/// The runner suite on `host` as nextest runs it: a child of a process
+/// named `cargo-nextest` (a link to `timeout`, which waits for it), with
+/// `NEXTEST_RUN_ID=run`: only under a nextest process does the variable
+/// count.
+fn suite_under_nextest(
+    fake_dir: &std::path::Path,
+    host: &Host,
+    run: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Run {
+    suite_under("cargo-nextest", fake_dir, host, run, args, env)
+}
+
+/// The runner suite on `host` with `NEXTEST_RUN_ID=run`, as a child of a
+/// process named `parent` (a link to `timeout` in `fake_dir`).
+fn suite_under(
+    parent: &str,
+    fake_dir: &std::path::Path,
+    host: &Host,
+    run: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Run {
+    let fake = fake_dir.join(parent);
+    if !fake.exists() {
+        std::os::unix::fs::symlink("/usr/bin/timeout", &fake).unwrap();
+    }
+    let suite = sibling_test_binary("runner_suite");
+    let mut all = vec!["0", suite.to_str().unwrap(), "--test-threads=1"];
+    all.extend_from_slice(args);
+    let mut cmd = host.command(&fake, &all);
+    hermetic(&mut cmd)
+        .env("USERNS_TEST_BWRAP", fake_bwrap())
+        .env("NEXTEST_RUN_ID", run)
+        .envs(env.iter().copied())
+        .output()
+        .expect("run the runner suite")
+        .into()
+}
+
 /// Every annotated function is collected, named by module path as libtest
 /// names it, so two modules may both have `creates_ns`.
 #[test]
@@ -116,15 +157,13 @@ fn runs_everything_and_summarises() {
         run.last_stdout_line()
             .starts_with("test result: ok. 8 passed; 0 failed; 2 ignored;")
     );
-    // `--test-threads=1` runs the tests on the main thread, and a test there
-    // may unshare a user namespace in-process, which needs a single-threaded
-    // process: no probe or host-facts thread of the runner may outlive the
-    // probing.
-    let threads = run
+    // Each test runs on a thread of its own, named after it, as libtest
+    // runs it.
+    let thread = run
         .stdout
         .split_once("AT THE FIRST TEST, ")
         .and_then(|(_, rest)| rest.lines().next());
-    assert_eq!(threads, Some("Threads: 1"), "{}", run.stdout);
+    assert_eq!(thread, Some("thread async_body"), "{}", run.stdout);
     assert!(run.stderr.contains("userns-test: host: "), "{}", run.stderr);
     let matrix: Vec<&str> = run
         .stderr
@@ -272,12 +311,11 @@ fn nextest_processes_of_one_run_share_available_verdicts() {
     let probes = || std::fs::read_to_string(&log).unwrap().lines().count();
     let nextest = |host: &Host, run: &str, args: &[&str], env: &[(&str, &str)]| {
         let mut all = vec![
-            ("NEXTEST_RUN_ID", run),
             ("TMPDIR", tmp.to_str().unwrap()),
             ("FAKE_BWRAP_LOG", log.to_str().unwrap()),
         ];
         all.extend_from_slice(env);
-        let out = suite_on(host, args, &all);
+        let out = suite_under_nextest(&tmp, host, run, args, &all);
         assert_eq!(out.code, Some(0), "{}\n{}", out.stdout, out.stderr);
         out
     };
@@ -369,14 +407,46 @@ fn nextest_processes_of_one_run_share_available_verdicts() {
     );
     assert_eq!(probes(), before + 3);
 
-    // A malformed value is an error, not a default.
-    let bad = suite_on(
+    // A run id left in the environment, with no nextest above: nothing is
+    // shared (the run it names is over), and the process says so.
+    let before = probes();
+    let leaked = suite_under(
+        "a-shell",
+        &tmp,
         &Host::Plain,
+        "run-a",
         &box_test,
         &[
-            ("NEXTEST_RUN_ID", "run-a"),
-            ("USERNS_TEST_SHARE_VERDICTS", "yes"),
+            ("FAKE_BWRAP_LOG", log.to_str().unwrap()),
+            ("TMPDIR", tmp.to_str().unwrap()),
+            (
+                "USERNS_TEST_REPORT_JSON",
+                tmp.join("leak.json").to_str().unwrap(),
+            ),
         ],
+    );
+    assert_eq!(probes(), before + 1, "a leaked run id reused a verdict");
+    // It reports as a run of its own, its test run (not left `unknown` in
+    // nextest's run that is over).
+    let own = std::fs::read(tmp.join("leak.json")).expect("its own report");
+    let own: serde_json::Value = serde_json::from_slice(&own).unwrap();
+    assert_eq!(own["run"]["kind"], "process", "{own:#}");
+    assert_eq!(own["counts"]["passed"], 1, "{own:#}");
+    assert!(
+        leaked
+            .stderr
+            .contains("NEXTEST_RUN_ID=run-a is set, but no nextest process started this one"),
+        "{}",
+        leaked.stderr
+    );
+
+    // A malformed value is an error, not a default.
+    let bad = suite_under_nextest(
+        &tmp,
+        &Host::Plain,
+        "run-a",
+        &box_test,
+        &[("USERNS_TEST_SHARE_VERDICTS", "yes")],
     );
     assert_eq!(bad.code, Some(101), "{}", bad.stderr);
     assert!(
@@ -659,6 +729,80 @@ fn uncollected_functions_are_named_in_every_run() {
         "{}",
         run.stderr
     );
+}
+
+/// Every test runs on a new thread named after it, in every thread count,
+/// as libtest runs it: a test that restricts its own thread (NoNewPrivs, a
+/// Landlock domain refusing every file) leaves the next test of that
+/// worker, and the main thread, untouched; the summary after the run still
+/// reads the host (its kernel) and the report is written.
+#[test]
+fn each_test_runs_on_a_thread_of_its_own() {
+    for threads in ["1", "2", "4"] {
+        let dir = common::private_scratch(&format!("threads-{threads}"));
+        let report = dir.join("report.json");
+        let mut cmd = Command::new(sibling_test_binary("thread_suite"));
+        let run: Run = hermetic(&mut cmd)
+            .arg(format!("--test-threads={threads}"))
+            .env("USERNS_TEST_FIXTURE_RESTRICT", "1")
+            .env("USERNS_TEST_REPORT_JSON", &report)
+            .output()
+            .unwrap()
+            .into();
+        assert_eq!(
+            run.code,
+            Some(0),
+            "{threads}: {}\n{}",
+            run.stdout,
+            run.stderr
+        );
+        assert!(
+            run.stdout.contains("RESTRICTED: FullyEnforced"),
+            "{}",
+            run.stdout
+        );
+        for t in [
+            "a_restricts_its_thread",
+            "b_gets_a_fresh_thread",
+            "c_gets_a_fresh_thread_too",
+            "d_probed_then_fresh",
+        ] {
+            assert!(run.ran(t), "{threads}: {t}\n{}", run.stdout);
+        }
+        let host = run
+            .stderr
+            .lines()
+            .find(|l| l.starts_with("userns-test: host: "))
+            .unwrap_or_else(|| panic!("{}", run.stderr));
+        assert!(
+            host.contains(", kernel ") && !host.contains("kernel unknown"),
+            "{host}"
+        );
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&report).expect("the report")).unwrap();
+        assert_eq!(json["counts"]["passed"], 4, "{json:#}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+/// cargo passes `--cfg test` to every test target, `harness = false`
+/// included: a file under `#![cfg(test)]` compiles under `main!()` (no
+/// "never runs" error) and its tests, a `#[cfg(test)]` module's too, run.
+#[test]
+fn cfg_test_items_are_collected_and_run() {
+    let mut cmd = Command::new(sibling_test_binary("cfg_test_suite"));
+    let run: Run = hermetic(&mut cmd).output().unwrap().into();
+    assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
+    assert!(run.ran("under_cfg_test"), "{}", run.stdout);
+    assert!(
+        run.ran("inner::in_a_cfg_test_module")
+            || run
+                .stdout
+                .contains("inner::in_a_cfg_test_module ... ignored"),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.stderr.contains("never run"), "{}", run.stderr);
 }
 
 /// `--format json -Z unstable-options`: libtest's events, with the skip

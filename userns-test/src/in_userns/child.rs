@@ -84,8 +84,14 @@ pub(crate) fn run_registered(path: &str) -> ! {
 fn finish(record: &Record) -> ! {
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
-    send(record);
+    // Only the body's own process records: a process the body forked that
+    // comes back here (returning, or unwinding from a panic) ends without
+    // a word, with the status of what it did.
+    let code = match (send(record), record) {
+        (true, _) | (false, Record::Passed) => 0,
+        (false, _) => 101,
+    };
     // SAFETY: ends the process without the harness's summary, its atexit
     // handlers (plain mode's reports are the parent's) or destructors.
-    unsafe { libc::_exit(0) }
+    unsafe { libc::_exit(code) }
 }

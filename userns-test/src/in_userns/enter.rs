@@ -13,8 +13,8 @@ use std::cell::Cell;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::record::{Record, send};
-use super::{ENTER_FAILED, NAMESPACES_VAR, Namespace, TEST_VAR};
+use super::record::{self, Record};
+use super::{ENTER_FAILED, KEY_VAR, NAMESPACES_VAR, Namespace, RECORD_FD, TEST_VAR};
 use crate::failure::Failure;
 use crate::probe::program::Op;
 
@@ -30,6 +30,11 @@ pub(crate) fn child_test() -> Option<&'static str> {
 
 /// Enters the namespaces the parent asked for, if it did. Runs before
 /// `main`, once however many tests place it.
+///
+/// The variables alone do not make this process a child: a shell or a
+/// parent run may have left them in the environment. The parent's proof
+/// is the channel it handed over as descriptor 3, holding the key of the
+/// environment (see [`super::record`]); without it this is a normal run.
 pub extern "C" fn enter() {
     static ONCE: AtomicBool = AtomicBool::new(false);
     if ONCE.swap(true, Ordering::SeqCst) {
@@ -39,22 +44,30 @@ pub extern "C" fn enter() {
         return;
     };
     let namespaces = std::env::var(NAMESPACES_VAR).unwrap_or_default();
+    let key = std::env::var(KEY_VAR).unwrap_or_default();
     // SAFETY: before `main`, with no other thread: removing the variables
     // here keeps every process the body starts (this binary again,
     // included) from taking itself for a child.
     unsafe {
         std::env::remove_var(TEST_VAR);
         std::env::remove_var(NAMESPACES_VAR);
+        std::env::remove_var(KEY_VAR);
+    }
+    if !record::take(RECORD_FD, &key) {
+        return;
     }
     // Dies with its parent (the supervisor, which dies with the test).
     // SAFETY: prctl on this process.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
     if let Err((step, failure)) = enter_namespaces(&namespaces) {
-        send(&Record::EnterFailed { step, failure });
+        record::send(&Record::EnterFailed { step, failure });
         // SAFETY: exits without running atexit handlers or destructors
         // of a process that never reached `main`.
         unsafe { libc::_exit(ENTER_FAILED) };
     }
+    // The process that reached here runs the body (after the fork into a
+    // new PID namespace, the child): its record is the one that counts.
+    record::this_process_writes();
     let _ = CHILD_OF.set(test.to_string_lossy().into_owned());
 }
 

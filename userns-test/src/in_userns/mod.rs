@@ -9,7 +9,7 @@
 //! process enters the namespaces before `main`, while it is still
 //! single-threaded (`enter.rs`); then the harness (libtest, or the
 //! runner's `main`) reaches the test, which runs its body and reports the
-//! outcome to the parent over a pipe (`child.rs`).
+//! outcome to the parent through shared memory (`child.rs`, `record.rs`).
 //!
 //! The flow, for one test:
 //! 1. parent: the gate decided the test runs (the namespaces' abilities,
@@ -20,7 +20,9 @@
 //!    other namespaces, loopback up, `/` private, a fork to be PID 1 of a
 //!    new PID (or time) namespace with a fresh `/proc`;
 //! 4. child: the harness runs the test, which sees it is the child and
-//!    runs the body, writes the outcome (`record`) and exits at once;
+//!    runs the body, writes the outcome (`record`: into a memory file the
+//!    parent handed over, which is also the proof that this process is a
+//!    child) and exits at once;
 //! 5. parent: the child's stdout and stderr through `print!`/`eprint!`
 //!    (so libtest captures them), and its outcome as the test's.
 
@@ -115,9 +117,12 @@ pub fn required_abilities(namespaces: &[Namespace]) -> Vec<Ability> {
 pub(crate) const TEST_VAR: &str = "USERNS_TEST_IN_USERNS_TEST";
 /// The environment variable listing its namespaces (`net,mount`).
 pub(crate) const NAMESPACES_VAR: &str = "USERNS_TEST_IN_USERNS_NAMESPACES";
+/// The environment variable holding the key of the parent's channel.
+pub(crate) const KEY_VAR: &str = "USERNS_TEST_IN_USERNS_KEY";
 /// The time bound of an `#[in_userns]` body, in seconds (0: none).
 pub const TIMEOUT_VAR: &str = "USERNS_TEST_IN_USERNS_TIMEOUT";
-/// The descriptor the child writes its outcome to.
+/// The descriptor the parent's channel reaches the child as (mapped and
+/// closed before `main`).
 pub(crate) const RECORD_FD: i32 = 3;
 /// The descriptor of the child's real stdout (its descriptor 1 is
 /// `/dev/null` until the body runs, so the harness's own lines are not

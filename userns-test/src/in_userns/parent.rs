@@ -7,8 +7,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use super::record::Record;
-use super::{NAMESPACES_VAR, Namespace, RECORD_FD, STDOUT_FD, TEST_VAR, TIMEOUT_VAR};
+use super::record::{Channel, Record};
+use super::{KEY_VAR, NAMESPACES_VAR, Namespace, RECORD_FD, STDOUT_FD, TEST_VAR, TIMEOUT_VAR};
 use crate::failure::Failure;
 use crate::probe::child::{ChildEnd, ExecPlan, SpawnError, Task, run_supervised};
 
@@ -31,12 +31,11 @@ pub fn run(path: &str, name: &str, namespaces: &[Namespace]) -> Result<(), Strin
         Some((last, [])) => format!("its own user and {last} namespaces"),
         Some((last, rest)) => format!("its own user, {} and {last} namespaces", rest.join(", ")),
     };
-    let plan = plan(path, name, &list).map_err(|e| {
-        format!(
-            "userns-test: could not prepare to run {name} in {described}: {}",
-            Failure::errno(e as i32)
-        )
-    })?;
+    let prepare_failed =
+        |e: String| format!("userns-test: could not prepare to run {name} in {described}: {e}");
+    let channel = Channel::new().map_err(|e| prepare_failed(e.to_string()))?;
+    let plan = plan(path, name, &list, &channel)
+        .map_err(|e| prepare_failed(Failure::errno(e as i32).to_string()))?;
     let run = run_supervised(Task::Exec(&plan), within).map_err(|e| {
         let (SpawnError::Clone(e) | SpawnError::Memory(e)) = e;
         format!(
@@ -46,8 +45,8 @@ pub fn run(path: &str, name: &str, namespaces: &[Namespace]) -> Result<(), Strin
         )
     })?;
     // Through print!/eprint!, so that libtest captures them as the test's.
-    let [record, stdout] = &run.captured[..] else {
-        unreachable!("the plan captures the record and stdout")
+    let [stdout] = &run.captured[..] else {
+        unreachable!("the plan captures stdout")
     };
     print!("{}", String::from_utf8_lossy(&stdout.bytes));
     eprint!("{}", String::from_utf8_lossy(&run.stderr.bytes));
@@ -64,13 +63,31 @@ pub fn run(path: &str, name: &str, namespaces: &[Namespace]) -> Result<(), Strin
             Failure::errno(errno)
         ));
     }
-    let record = Record::last_in(&record.bytes);
+    let record = channel.read();
+    if let Some(sig) = run.supervisor_killed {
+        return Err(format!(
+            "userns-test: {name}, running in {described}: the process supervising it was {} \
+             (did the body signal its parent?), and the body died with it; {}",
+            Failure::signal(sig),
+            match record {
+                Some(Record::Passed) => "the body had passed before",
+                Some(_) => "the body had failed before",
+                None => "whether the body passed is unknown",
+            }
+        ));
+    }
     outcome(name, &described, record, &run.child.end, within)
 }
 
-/// The plan: this binary, asked for exactly the test, with the test and
-/// its namespaces in the environment.
-fn plan(path: &str, name: &str, list: &str) -> Result<ExecPlan, nix::errno::Errno> {
+/// The plan: this binary, asked for exactly the test, with the test, its
+/// namespaces and the channel's key in the environment, and the channel
+/// as descriptor 3.
+fn plan(
+    path: &str,
+    name: &str,
+    list: &str,
+    channel: &Channel,
+) -> Result<ExecPlan, nix::errno::Errno> {
     // Under libtest: only that test, even if ignored, output uncaptured
     // (the parent captures it), one thread. The runner reads none of it:
     // its `main` runs the test named in the environment.
@@ -85,29 +102,37 @@ fn plan(path: &str, name: &str, list: &str) -> Result<ExecPlan, nix::errno::Errn
     ExecPlan::new(Path::new("/proc/self/exe"), &args)?
         .env(TEST_VAR, path)?
         .env(NAMESPACES_VAR, list)?
+        .env(KEY_VAR, &channel.key_hex())?
         .stderr_limit(OUTPUT_LIMIT)
-        // In this order: `run` reads them so.
-        .capture(RECORD_FD, 1 << 20)?
+        .pass(channel.fd(), RECORD_FD)?
         .capture(STDOUT_FD, OUTPUT_LIMIT)
 }
 
-/// The bound from [`TIMEOUT_VAR`]: whole seconds, 0 for none.
+/// The longest bound [`TIMEOUT_VAR`] takes: a week, in seconds.
+const MAX_TIMEOUT_S: u64 = 7 * 24 * 60 * 60;
+
+/// The bound from [`TIMEOUT_VAR`]: whole seconds, 0 for none, at most a
+/// week; anything else is an error naming the variable, read before
+/// anything starts.
 fn timeout() -> Result<Duration, String> {
-    match std::env::var(TIMEOUT_VAR) {
-        Err(std::env::VarError::NotPresent) => Ok(DEFAULT_TIMEOUT),
-        Ok(v) => match v.trim().parse::<u64>() {
-            // "No bound": far beyond any test, and within Instant's range.
-            Ok(0) => Ok(Duration::from_secs(u64::from(u32::MAX))),
-            Ok(s) => Ok(Duration::from_secs(s)),
-            Err(_) => Err(format!(
-                "userns-test: {TIMEOUT_VAR}={v:?} is not a number of seconds (0: no bound; \
-                 unset: {} s)",
-                DEFAULT_TIMEOUT.as_secs()
-            )),
-        },
-        Err(std::env::VarError::NotUnicode(v)) => Err(format!(
-            "userns-test: {TIMEOUT_VAR}={v:?} is not a number of seconds"
-        )),
+    use crate::policy::{DurationUnit, duration};
+    let problem = |e: crate::policy::ConfigError| {
+        format!(
+            "userns-test: {e} (0: no bound; unset: {} s)",
+            DEFAULT_TIMEOUT.as_secs()
+        )
+    };
+    match std::env::var_os(TIMEOUT_VAR) {
+        None => Ok(DEFAULT_TIMEOUT),
+        Some(v) => {
+            let text = v.to_string_lossy();
+            match duration(TIMEOUT_VAR, &text, DurationUnit::Seconds, 0, MAX_TIMEOUT_S) {
+                // "No bound": far beyond any test, and within Instant's range.
+                Ok(d) if d.is_zero() => Ok(Duration::from_secs(u64::from(u32::MAX))),
+                Ok(d) => Ok(d),
+                Err(e) => Err(problem(e)),
+            }
+        }
     }
 }
 
@@ -143,8 +168,8 @@ fn outcome(
         (None, ChildEnd::Exited(code)) => Err(format!(
             "userns-test: {name}, executed again to run in {described}, exited with status \
              {code} without reporting an outcome, so whether its body ran is unknown (its \
-             output is above; a harness that did not reach the test, a body that exited the \
-             process or closed descriptor 3 end so)"
+             output is above; a harness that did not reach the test, or a body that exited the \
+             process, end so)"
         )),
         (None, end) => Err(format!(
             "userns-test: {name}, running in {described}, {}",

@@ -100,8 +100,19 @@ struct Report {
     /// ...) and the exit code, signal or errno.
     end_kind: AtomicU32,
     end_value: AtomicI32,
-    /// A program's child could not `execve`: the errno.
+    /// A program's child could not `execve` any candidate: the errno
+    /// (`execvp`'s: EACCES if some candidate gave it, else the last).
     exec_errno: AtomicI32,
+    /// The candidate path being executed (the one that ran, once the exec
+    /// worked), by index.
+    exec_index: AtomicU32,
+    /// The first candidate that exists but could not be executed (index
+    /// plus one; 0: none), and why.
+    exec_first_failed: AtomicU32,
+    exec_first_errno: AtomicI32,
+    /// The mode of the candidate being executed (plans not stopped at the
+    /// first system call only), or 0 where it could not be read.
+    exec_mode: AtomicU32,
 }
 
 /// What the parent hands the probe child through `clone`'s argument.
@@ -506,7 +517,9 @@ fn poll_exit(pid: Pid, deadline: Instant, timeout: Duration) -> Waited {
 /// clone: the path, `argv` and `envp` as C arrays, and the descriptors for
 /// its stdin (`/dev/null`), stdout (`/dev/null`) and stderr (a pipe).
 pub(crate) struct ExecPlan {
-    path: CString,
+    /// Where the program may be, in `execvp`'s order: the path given, or
+    /// each `PATH` directory joined with the name.
+    candidates: Vec<CString>,
     _argv: Vec<CString>,
     argv_ptrs: Vec<*const libc::c_char>,
     _envp: Vec<CString>,
@@ -523,6 +536,9 @@ pub(crate) struct ExecPlan {
     /// program at its first system call (`program(...)`: the exec is done,
     /// the program's own code never runs).
     stop: Option<StopFilter>,
+    /// Descriptors handed to the program: each (numbered 10 or above here)
+    /// placed at its target.
+    passed: Vec<(OwnedFd, RawFd)>,
 }
 
 /// A BPF program allowing `execve`, `exit` and `exit_group` and killing
@@ -632,9 +648,56 @@ impl ExecPlan {
         program: &Path,
         args: &[impl AsRef<std::ffi::OsStr>],
     ) -> Result<ExecPlan, Errno> {
+        let path = CString::new(program.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
+        ExecPlan::with_candidates(path.clone(), vec![path], args)
+    }
+
+    /// `name args`, found as `execvp` (and so `Command::new`) finds it: a
+    /// name with a `/` as it is; else each directory of `PATH` in order
+    /// (an empty entry is the current directory; `/bin:/usr/bin` without
+    /// `PATH`), skipping those where the exec fails with EACCES, ENOENT or
+    /// ENOTDIR. The search runs in the program's child, under the time
+    /// bound: a directory on a hung file system cannot hang the test.
+    pub(crate) fn search(
+        name: &str,
+        args: &[impl AsRef<std::ffi::OsStr>],
+    ) -> Result<ExecPlan, Errno> {
         let c = |s: &[u8]| CString::new(s).map_err(|_| Errno::EINVAL);
-        let path = c(program.as_os_str().as_bytes())?;
-        let mut argv = vec![path.clone()];
+        let candidates = if name.contains('/') {
+            vec![c(name.as_bytes())?]
+        } else {
+            let path = std::env::var_os("PATH").unwrap_or_else(|| "/bin:/usr/bin".into());
+            path.as_bytes()
+                .split(|&b| b == b':')
+                .map(|dir| {
+                    let mut p = if dir.is_empty() {
+                        b".".to_vec()
+                    } else {
+                        dir.to_vec()
+                    };
+                    p.push(b'/');
+                    p.extend_from_slice(name.as_bytes());
+                    c(&p)
+                })
+                .collect::<Result<Vec<_>, _>>()?
+        };
+        ExecPlan::with_candidates(c(name.as_bytes())?, candidates, args)
+    }
+
+    /// The candidate path at `index`.
+    pub(crate) fn candidate(&self, index: usize) -> Option<std::path::PathBuf> {
+        self.candidates
+            .get(index)
+            .map(|c| std::path::PathBuf::from(std::ffi::OsStr::from_bytes(c.as_bytes())))
+    }
+
+    fn with_candidates(
+        argv0: CString,
+        candidates: Vec<CString>,
+        args: &[impl AsRef<std::ffi::OsStr>],
+    ) -> Result<ExecPlan, Errno> {
+        let c = |s: &[u8]| CString::new(s).map_err(|_| Errno::EINVAL);
+        let mut argv = vec![argv0];
         for a in args {
             argv.push(c(a.as_ref().as_bytes())?);
         }
@@ -659,7 +722,7 @@ impl ExecPlan {
         Ok(ExecPlan {
             argv_ptrs: pointers(&argv),
             envp_ptrs: pointers(&envp),
-            path,
+            candidates,
             _argv: argv,
             _envp: envp,
             stdin,
@@ -667,7 +730,21 @@ impl ExecPlan {
             streams: vec![stderr],
             report: AtomicUsize::new(0),
             stop: None,
+            passed: Vec::new(),
         })
+    }
+
+    /// Hands `fd` to the program as descriptor `target` (3 and up, not a
+    /// captured stream's): it stays open across `execve` there, and only
+    /// there (this process's copy is close-on-exec).
+    pub(crate) fn pass(mut self, fd: impl AsFd, target: RawFd) -> Result<ExecPlan, Errno> {
+        // Numbered 10 or above, as stream write ends are: placing one
+        // descriptor never overwrites another still to be placed.
+        let high = nix::fcntl::fcntl(fd.as_fd(), nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(10))?;
+        // SAFETY: fcntl just returned this new descriptor.
+        let high = unsafe { OwnedFd::from_raw_fd(high) };
+        self.passed.push((high, target));
+        Ok(self)
     }
 
     /// The same plan, stopped by a seccomp filter at the program's first
@@ -742,6 +819,20 @@ pub(crate) struct Supervised {
     /// What the program wrote to each [`ExecPlan::capture`] pipe, in the
     /// order added.
     pub captured: Vec<Captured>,
+    /// The program's path: the candidate that was executed (or, if none
+    /// could be, the last tried).
+    pub exec_path: Option<std::path::PathBuf>,
+    /// Its mode, read just before its exec (plans not stopped at the first
+    /// system call).
+    pub exec_mode: Option<u32>,
+    /// The first candidate that exists but could not be executed, and the
+    /// errno (`execvp` went on to the next).
+    pub exec_skipped: Option<(std::path::PathBuf, i32)>,
+    /// The signal that killed the supervisor itself before it could say how
+    /// the program ended (the program signalled its parent); the program
+    /// then died with it (its parent-death signal). `child.end` is then
+    /// not the program's.
+    pub supervisor_killed: Option<i32>,
 }
 
 /// What the program wrote to one pipe, within the pipe's limit.
@@ -823,11 +914,13 @@ pub(crate) fn run_supervised(task: Task<'_>, timeout: Duration) -> Result<Superv
     let deadline = Instant::now() + timeout + SUPERVISOR_GRACE;
     let mut buf = [0u8; 4096];
     let supervisor_fd = pidfd.as_ref().map(|f| f.as_raw_fd());
+    let mut killed_at_bound = false;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             if let Some(fd) = &pidfd {
                 pidfd_kill(fd);
+                killed_at_bound = true;
             }
             break;
         }
@@ -908,17 +1001,26 @@ pub(crate) fn run_supervised(task: Task<'_>, timeout: Duration) -> Result<Superv
             break;
         }
     }
-    match &pidfd {
-        Some(fd) => {
-            let _ = reap_pidfd(fd);
-        }
+    let supervisor_ended = match &pidfd {
+        Some(fd) => match reap_pidfd(fd) {
+            Some(Waited::End(end)) => Some(end),
+            _ => None,
+        },
         None => {
             let mut status = 0;
             // SAFETY: waitpid on our child.
             let _ = unsafe { libc::waitpid(_pid.as_raw(), &mut status, libc::__WALL) };
+            None
         }
-    }
+    };
     drop(pidfd);
+    // A supervisor that ended without saying how its child ended, and not
+    // by this process's hand: something else killed it (the program it
+    // ran, which may signal its parent).
+    let supervisor_killed = match (report.end_kind.load(Ordering::Acquire), supervisor_ended) {
+        (END_NONE, Some(ChildEnd::Killed(sig))) if !killed_at_bound => Some(sig),
+        _ => None,
+    };
     let value = report.end_value.load(Ordering::Acquire);
     let end = match report.end_kind.load(Ordering::Acquire) {
         END_EXITED => ChildEnd::Exited(value),
@@ -931,6 +1033,23 @@ pub(crate) fn run_supervised(task: Task<'_>, timeout: Duration) -> Result<Superv
         _ => ChildEnd::TimedOut(timeout),
     };
     let exec_errno = report.exec_errno.load(Ordering::Acquire);
+    let (exec_path, exec_mode, exec_skipped) = match &task {
+        Task::Exec(plan) => {
+            let first = report.exec_first_failed.load(Ordering::Acquire) as usize;
+            let mode = report.exec_mode.load(Ordering::Acquire);
+            (
+                plan.candidate(report.exec_index.load(Ordering::Acquire) as usize),
+                (mode != 0).then_some(mode),
+                first.checked_sub(1).and_then(|i| {
+                    Some((
+                        plan.candidate(i)?,
+                        report.exec_first_errno.load(Ordering::Acquire),
+                    ))
+                }),
+            )
+        }
+        Task::Probe { .. } => (None, None, None),
+    };
     let child = ChildRun {
         end,
         op: report.op.load(Ordering::Acquire),
@@ -947,6 +1066,10 @@ pub(crate) fn run_supervised(task: Task<'_>, timeout: Duration) -> Result<Superv
         exec_errno: (exec_errno != 0).then_some(exec_errno),
         stderr: outputs.next().unwrap_or_default(),
         captured: outputs.collect(),
+        exec_path,
+        exec_mode,
+        exec_skipped,
+        supervisor_killed,
     })
 }
 
@@ -1118,35 +1241,11 @@ extern "C" fn supervisor_main(arg: *mut c_void) -> libc::c_int {
         if pidfd >= 0 {
             let _: RawResult = sys!(libc::SYS_close, pidfd);
         }
-        // The rest of the tree, reparented to us: reap it, for at most a
-        // second (a process that left the group and lives on is left to
-        // init when we exit).
-        let mut tries = 0;
-        loop {
-            let mut other = [0i32; 32];
-            match sys!(
-                libc::SYS_waitid,
-                libc::P_ALL,
-                0,
-                other.as_mut_ptr(),
-                libc::WEXITED | libc::WNOHANG | libc::__WALL,
-                0
-            ) {
-                Err(_) => break,
-                Ok(_) if other[4] != 0 => continue,
-                Ok(_) => {
-                    tries += 1;
-                    if tries > 1000 {
-                        break;
-                    }
-                    let nap = libc::timespec {
-                        tv_sec: 0,
-                        tv_nsec: 1_000_000,
-                    };
-                    let _: RawResult = sys!(libc::SYS_nanosleep, &nap as *const libc::timespec, 0);
-                }
-            }
-        }
+        // The rest of the tree, reparented to us (a daemon the program
+        // started, in a session of its own and out of its group): killed
+        // and reaped, round after round as each killed process's own
+        // children come to us, for at most a second.
+        sweep_children();
         let (kind, value) = if timed_out {
             (END_TIMED_OUT, 0)
         } else if reaped.is_ok() {
@@ -1162,6 +1261,92 @@ extern "C" fn supervisor_main(arg: *mut c_void) -> libc::c_int {
         report.end_kind.store(kind, Ordering::Release);
     }
     0
+}
+
+/// Kills and reaps every child of this (supervisor) process, until none
+/// is left or a second has passed. The children are read from
+/// `/proc/thread-self/children` (kernels with `CONFIG_PROC_CHILDREN`, as
+/// Debian's, Ubuntu's and Fedora's); where it cannot be read, ended
+/// children are only reaped. Killing by pid is safe here: a child's pid
+/// cannot be reused before its parent, this process, reaps it. Raw system
+/// calls on stack buffers only (it runs in a supervisor).
+fn sweep_children() {
+    const PATH: &[u8] = b"/proc/thread-self/children\0";
+    let start = monotonic_ns();
+    loop {
+        // Reap whatever has ended.
+        loop {
+            let mut info = [0i32; 32];
+            // SAFETY: waitid into our own buffer.
+            let r: RawResult = unsafe {
+                sys!(
+                    libc::SYS_waitid,
+                    libc::P_ALL,
+                    0,
+                    info.as_mut_ptr(),
+                    libc::WEXITED | libc::WNOHANG | libc::__WALL,
+                    0
+                )
+            };
+            match r {
+                Ok(_) if info[4] != 0 => continue,
+                Ok(_) => break,
+                // ECHILD: no child at all, the tree is gone.
+                Err(_) => return,
+            }
+        }
+        let mut killed = 0;
+        // SAFETY: openat/read/close on our own buffers.
+        unsafe {
+            let fd: RawResult = sys!(
+                libc::SYS_openat,
+                libc::AT_FDCWD,
+                PATH.as_ptr(),
+                libc::O_RDONLY | libc::O_CLOEXEC
+            );
+            if let Ok(fd) = fd {
+                let mut buf = [0u8; 1024];
+                let mut pid: i32 = 0;
+                let mut digits = false;
+                loop {
+                    let n = match sys!(libc::SYS_read, fd, buf.as_mut_ptr(), buf.len()) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    for &b in &buf[..n] {
+                        if b.is_ascii_digit() {
+                            pid = pid.saturating_mul(10).saturating_add(i32::from(b - b'0'));
+                            digits = true;
+                        } else if digits {
+                            let _: RawResult = sys!(libc::SYS_kill, pid, libc::SIGKILL);
+                            killed += 1;
+                            pid = 0;
+                            digits = false;
+                        }
+                    }
+                }
+                if digits {
+                    let _: RawResult = sys!(libc::SYS_kill, pid, libc::SIGKILL);
+                    killed += 1;
+                }
+                let _: RawResult = sys!(libc::SYS_close, fd);
+            }
+        }
+        if monotonic_ns() - start > 1_000_000_000 {
+            return;
+        }
+        if killed == 0 {
+            // Nothing listed (or no list): wait a little for what is
+            // still ending, then look again.
+            let nap = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 1_000_000,
+            };
+            // SAFETY: nanosleep on our own timespec.
+            let _: RawResult =
+                unsafe { sys!(libc::SYS_nanosleep, &nap as *const libc::timespec, 0) };
+        }
+    }
 }
 
 /// Nanoseconds on the monotonic clock, by a raw system call (it runs in a
@@ -1198,6 +1383,17 @@ extern "C" fn exec_main(arg: *mut c_void) -> libc::c_int {
     // SAFETY (whole block): raw system calls on prepared buffers.
     unsafe {
         let _: RawResult = sys!(libc::SYS_setpgid, 0, 0);
+        // Dies with the supervisor: one killed at the parent's bound while
+        // this child hangs in `execve` (a PATH entry on a hung FUSE mount;
+        // the supervisor waits for the exec, CLONE_VFORK) takes it along.
+        let _: RawResult = sys!(
+            libc::SYS_prctl,
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL,
+            0,
+            0,
+            0
+        );
         // A zeroed kernel `struct sigaction` is SIG_DFL with no flags and
         // an empty mask, whatever the architecture's layout.
         let default = [0u64; 4];
@@ -1220,6 +1416,9 @@ extern "C" fn exec_main(arg: *mut c_void) -> libc::c_int {
         // placement overwrites one still to be placed.
         for stream in &plan.streams {
             place_fd(stream.write_fd, stream.target);
+        }
+        for (fd, target) in &plan.passed {
+            place_fd(fd.as_raw_fd(), *target);
         }
         if let Some(stop) = &plan.stop {
             // RLIMIT_CORE 1: the kill at the first system call writes no
@@ -1262,13 +1461,65 @@ extern "C" fn exec_main(arg: *mut c_void) -> libc::c_int {
                 return 126;
             }
         }
-        let r = sys!(
-            libc::SYS_execve,
-            plan.path.as_ptr(),
-            plan.argv_ptrs.as_ptr(),
-            plan.envp_ptrs.as_ptr()
-        );
-        if let (Err(errno), false) = (r, report.is_null()) {
+        // execvp's search: every candidate in order, past those that are
+        // not there (ENOENT, ENOTDIR, ...) or cannot be executed (EACCES,
+        // remembered); another error ends it.
+        let mut errno = libc::ENOENT;
+        let mut denied = false;
+        for (i, path) in plan.candidates.iter().enumerate() {
+            if !report.is_null() {
+                (*report).exec_index.store(i as u32, Ordering::Release);
+                let mut mode = 0;
+                if plan.stop.is_none() {
+                    // The mode of what is about to run (a setuid bwrap
+                    // needs no unprivileged user namespaces); a stopped
+                    // plan's filter allows no stat.
+                    let mut st: libc::stat = std::mem::zeroed();
+                    if sys!(
+                        libc::SYS_newfstatat,
+                        libc::AT_FDCWD,
+                        path.as_ptr(),
+                        &mut st as *mut libc::stat,
+                        0
+                    )
+                    .is_ok()
+                    {
+                        mode = st.st_mode;
+                    }
+                }
+                (*report).exec_mode.store(mode, Ordering::Release);
+            }
+            let r = sys!(
+                libc::SYS_execve,
+                path.as_ptr(),
+                plan.argv_ptrs.as_ptr(),
+                plan.envp_ptrs.as_ptr()
+            );
+            let Err(e) = r else { break };
+            errno = e;
+            let not_there = matches!(
+                e,
+                libc::ENOENT | libc::ENOTDIR | libc::ESTALE | libc::ENODEV | libc::ETIMEDOUT
+            );
+            if !not_there
+                && !report.is_null()
+                && (*report).exec_first_failed.load(Ordering::Acquire) == 0
+            {
+                (*report).exec_first_errno.store(e, Ordering::Release);
+                (*report)
+                    .exec_first_failed
+                    .store(i as u32 + 1, Ordering::Release);
+            }
+            match e {
+                libc::EACCES => denied = true,
+                _ if not_there => {}
+                _ => break,
+            }
+        }
+        if denied && matches!(errno, libc::ENOENT | libc::ENOTDIR) {
+            errno = libc::EACCES;
+        }
+        if !report.is_null() {
             (*report).exec_errno.store(errno, Ordering::Release);
         }
     }

@@ -4,7 +4,6 @@
 use std::ffi::OsStr;
 use std::fs;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -13,7 +12,7 @@ use nix::fcntl::OFlag;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::unistd::pipe2;
 
-use super::child::{ChildEnd, ExecPlan, SpawnError, Task, run_child, run_supervised};
+use super::child::{ChildEnd, ExecPlan, SpawnError, Supervised, Task, run_child, run_supervised};
 use super::program::Op;
 use super::{Outcome, ProbeOptions, child_outcome, failed};
 use crate::Ability;
@@ -21,39 +20,10 @@ use crate::facts::HostFacts;
 use crate::failure::Failure;
 use crate::step::Step;
 
-/// `bwrap --unshare-user [--unshare-net] --ro-bind / / true`.
+/// `bwrap --unshare-user [--unshare-net] --ro-bind / / true`: the
+/// bubblewrap of `USERNS_TEST_BWRAP`, or the first on `PATH` that can be
+/// executed, as `Command::new("bwrap")` would find it.
 pub(super) fn bwrap(ability: Ability, options: &ProbeOptions) -> (Outcome, Option<String>) {
-    let path = match options.bwrap.clone().or_else(|| find_on_path("bwrap")) {
-        Some(p) => p,
-        None => {
-            let outcome = failed(
-                Step::FindProgram {
-                    program: "bwrap".into(),
-                },
-                Failure::Missing {
-                    what: "bwrap on PATH".into(),
-                },
-            );
-            return (outcome, None);
-        }
-    };
-    let setuid = match fs::metadata(&path) {
-        Ok(m) => m.permissions().mode() & 0o4000 != 0,
-        // execve(2) resolves the same path and would fail the same way;
-        // stat(2) says so without creating a process.
-        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => {
-            let errno = e.raw_os_error().unwrap_or(libc::ENOENT);
-            let outcome = failed(
-                Step::FindProgram {
-                    program: path.display().to_string(),
-                },
-                Failure::errno(errno),
-            );
-            return (outcome, None);
-        }
-        Err(_) => false,
-    };
-    let note = setuid.then(|| format!("{} is setuid root", path.display()));
     // --die-with-parent: should the probe time out, bubblewrap's own
     // child dies with it (the supervisor also kills their process group).
     let mut args = vec!["--die-with-parent", "--unshare-user"];
@@ -61,27 +31,72 @@ pub(super) fn bwrap(ability: Ability, options: &ProbeOptions) -> (Outcome, Optio
         args.push("--unshare-net");
     }
     args.extend(["--ro-bind", "/", "/", "true"]);
-    (run_program(&path, &args, options.timeout), note)
+    let plan = match &options.bwrap {
+        Some(path) => ExecPlan::new(path, &args),
+        None => ExecPlan::search("bwrap", &args),
+    };
+    let found = Found::of(options.bwrap.as_deref(), "bwrap");
+    let (outcome, ran) = run_program(&found, plan, &args, options.timeout);
+    // Setuid: it needs no unprivileged user namespaces (a fact for the
+    // diagnosis), read from the file that was executed.
+    let note = ran.and_then(|(path, mode)| {
+        (mode.unwrap_or(0) & 0o4000 != 0).then(|| format!("{} is setuid root", path.display()))
+    });
+    (outcome, note)
+}
+
+/// How a program was asked for: by name on `PATH`, or by path.
+struct Found<'a> {
+    name: &'a str,
+    path: Option<&'a Path>,
+}
+
+impl<'a> Found<'a> {
+    fn of(path: Option<&'a Path>, name: &'a str) -> Found<'a> {
+        Found { name, path }
+    }
+
+    /// What the failure to find or execute it was.
+    fn failed(&self, run: &Supervised, errno: i32) -> Outcome {
+        match (self.path, &run.exec_skipped) {
+            // A candidate exists and could not be executed: named, with why.
+            (_, Some((path, first))) => failed(
+                Step::Exec {
+                    program: path.display().to_string(),
+                },
+                Failure::errno(*first),
+            ),
+            (Some(path), None) => failed(
+                Step::FindProgram {
+                    program: path.display().to_string(),
+                },
+                Failure::errno(errno),
+            ),
+            (None, None) if matches!(errno, libc::ENOENT | libc::ENOTDIR) => failed(
+                Step::FindProgram {
+                    program: self.name.into(),
+                },
+                Failure::Missing {
+                    what: format!("{} on PATH", self.name),
+                },
+            ),
+            (None, None) => failed(
+                Step::Exec {
+                    program: run
+                        .exec_path
+                        .as_ref()
+                        .map_or_else(|| self.name.to_owned(), |p| p.display().to_string()),
+                },
+                Failure::errno(errno),
+            ),
+        }
+    }
 }
 
 /// `newuidmap`/`newgidmap` for a child in a fresh user namespace.
 pub(super) fn subids(options: &ProbeOptions, facts: &HostFacts) -> Outcome {
-    let mut programs = Vec::new();
-    for program in ["newuidmap", "newgidmap"] {
-        match find_on_path(program) {
-            Some(p) => programs.push(p),
-            None => {
-                return failed(
-                    Step::FindProgram {
-                        program: program.into(),
-                    },
-                    Failure::Missing {
-                        what: format!("{program} on PATH"),
-                    },
-                );
-            }
-        }
-    }
+    // Found on PATH as execvp finds them, when they run (under the bound).
+    let programs = ["newuidmap", "newgidmap"];
     let name = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(facts.uid))
         .ok()
         .flatten()
@@ -150,7 +165,9 @@ pub(super) fn subids(options: &ProbeOptions, facts: &HostFacts) -> Outcome {
                     count.to_string(),
                 ];
                 let left = deadline.saturating_duration_since(Instant::now());
-                outcome = run_program(program, &args, left);
+                let found = Found::of(None, program);
+                let plan = ExecPlan::search(program, &args);
+                outcome = run_program(&found, plan, &args, left).0;
                 if outcome.is_err() {
                     break;
                 }
@@ -168,33 +185,21 @@ pub(super) fn subids(options: &ProbeOptions, facts: &HostFacts) -> Outcome {
 }
 
 /// `program` (a name on `PATH`, or an absolute path) executed by this
-/// process: found, then `execve`d in a child that a seccomp filter kills at
-/// the program's first system call. The exec meets every check a real one
-/// meets (mode bits, `noexec`, Landlock, LSMs); the program's own code
-/// never runs.
+/// process: found as `execvp` finds it (the first candidate that can be
+/// executed, past those that cannot), then `execve`d in a child that a
+/// seccomp filter kills at the program's first system call. The exec meets
+/// every check a real one meets (mode bits, `noexec`, Landlock, LSMs); the
+/// program's own code never runs. The search itself runs in that child,
+/// under the time bound.
 pub(super) fn program(program: &str, options: &ProbeOptions) -> (Outcome, Option<String>) {
-    let path = if program.starts_with('/') {
-        PathBuf::from(program)
-    } else {
-        match find_on_path(program) {
-            Some(p) => p,
-            None => {
-                let outcome = failed(
-                    Step::FindProgram {
-                        program: program.into(),
-                    },
-                    Failure::Missing {
-                        what: format!("{program} on PATH"),
-                    },
-                );
-                return (outcome, None);
-            }
-        }
-    };
+    let found = Found::of(
+        program.starts_with('/').then(|| Path::new(program)),
+        program,
+    );
     let exec = || Step::Exec {
-        program: path.display().to_string(),
+        program: program.to_owned(),
     };
-    let plan = match ExecPlan::new(&path, &[] as &[&str]) {
+    let plan = match ExecPlan::search(program, &[] as &[&str]) {
         Ok(plan) => plan.stopped_at_first_system_call(),
         Err(e) => return (failed(exec(), Failure::errno(e as i32)), None),
     };
@@ -202,19 +207,26 @@ pub(super) fn program(program: &str, options: &ProbeOptions) -> (Outcome, Option
         Ok(run) => run,
         Err(SpawnError::Clone(e) | SpawnError::Memory(e)) => {
             let step = Step::Clone {
-                flags: format!("CLONE_VM|CLONE_PIDFD, to run {}", path.display()),
+                flags: format!("CLONE_VM|CLONE_PIDFD, to run {program}"),
             };
             return (failed(step, Failure::errno(e as i32)), None);
         }
     };
-    let note = Some(path.display().to_string());
     if run.child.errno != 0 {
         let outcome = failed(Step::StopProgramFilter, Failure::errno(run.child.errno));
-        return (outcome, note);
+        return (outcome, None);
     }
     if let Some(errno) = run.exec_errno {
-        return (failed(exec(), Failure::errno(errno)), note);
+        return (found.failed(&run, errno), None);
     }
+    let ran = run
+        .exec_path
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(program));
+    let exec = || Step::Exec {
+        program: ran.display().to_string(),
+    };
+    let note = Some(ran.display().to_string());
     let outcome = match run.child.end {
         // Killed at its first system call: the exec worked. (A program
         // that exits before making any other call ran too.)
@@ -263,26 +275,39 @@ fn subid_range(text: &str, user: Option<&str>, id: u32) -> Option<(u64, u64)> {
     })
 }
 
-/// Runs `program args` under a supervisor (see [`super::child`]), bounded
-/// by `timeout`, recording exec errors, the exit status and the first line
-/// of stderr. Nothing the test process does with SIGCHLD or its children
-/// can change the result: the supervisor, not the test process, is the
-/// program's parent.
-fn run_program(program: &Path, args: &[impl AsRef<OsStr>], timeout: Duration) -> Outcome {
-    let command = std::iter::once(program.display().to_string())
-        .chain(
-            args.iter()
-                .map(|a| a.as_ref().to_string_lossy().into_owned()),
-        )
-        .collect::<Vec<_>>()
-        .join(" ");
-    let step = || Step::Run {
-        program: program.display().to_string(),
-        command: command.clone(),
+/// Runs `plan` (the program `found`, with `args`) under a supervisor (see
+/// [`super::child`]), bounded by `timeout`, recording exec errors, the exit
+/// status and the first line of stderr; with the path that was executed
+/// and its mode. Nothing the test process does with SIGCHLD or its
+/// children can change the result: the supervisor, not the test process,
+/// is the program's parent.
+fn run_program(
+    found: &Found<'_>,
+    plan: Result<ExecPlan, Errno>,
+    args: &[impl AsRef<OsStr>],
+    timeout: Duration,
+) -> (Outcome, Option<(PathBuf, Option<u32>)>) {
+    let shown = found
+        .path
+        .map_or_else(|| found.name.to_owned(), |p| p.display().to_string());
+    let command = |program: &str| {
+        std::iter::once(program.to_owned())
+            .chain(
+                args.iter()
+                    .map(|a| a.as_ref().to_string_lossy().into_owned()),
+            )
+            .collect::<Vec<_>>()
+            .join(" ")
     };
-    let plan = match ExecPlan::new(program, args) {
+    let plan = match plan {
         Ok(plan) => plan,
-        Err(e) => return failed(step(), Failure::errno(e as i32)),
+        Err(e) => {
+            let step = Step::Run {
+                program: shown.clone(),
+                command: command(&shown),
+            };
+            return (failed(step, Failure::errno(e as i32)), None);
+        }
     };
     let run = match run_supervised(Task::Exec(&plan), timeout) {
         Ok(run) => run,
@@ -290,17 +315,23 @@ fn run_program(program: &Path, args: &[impl AsRef<OsStr>], timeout: Duration) ->
         // (EAGAIN: the process limit).
         Err(SpawnError::Clone(e) | SpawnError::Memory(e)) => {
             let step = Step::Clone {
-                flags: format!("CLONE_VM|CLONE_PIDFD, to run {}", program.display()),
+                flags: format!("CLONE_VM|CLONE_PIDFD, to run {shown}"),
             };
-            return failed(step, Failure::errno(e as i32));
+            return (failed(step, Failure::errno(e as i32)), None);
         }
     };
     if let Some(errno) = run.exec_errno {
-        let step = Step::Exec {
-            program: program.display().to_string(),
-        };
-        return failed(step, Failure::errno(errno));
+        return (found.failed(&run, errno), None);
     }
+    let ran = run
+        .exec_path
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(&shown));
+    let program = ran.display().to_string();
+    let step = || Step::Run {
+        program: program.clone(),
+        command: command(&program),
+    };
     let stderr = String::from_utf8_lossy(&run.stderr.bytes);
     let first_line = stderr
         .lines()
@@ -308,7 +339,7 @@ fn run_program(program: &Path, args: &[impl AsRef<OsStr>], timeout: Duration) ->
         .find(|l| !l.is_empty())
         .map(str::to_owned);
     let failure = match run.child.end {
-        ChildEnd::Exited(0) => return Ok(()),
+        ChildEnd::Exited(0) => return (Ok(()), Some((ran, run.exec_mode))),
         ChildEnd::Exited(code) => Failure::ExitStatus {
             code,
             stderr: first_line,
@@ -318,16 +349,7 @@ fn run_program(program: &Path, args: &[impl AsRef<OsStr>], timeout: Duration) ->
             after_ms: after.as_millis() as u64,
         },
     };
-    failed(step(), failure)
-}
-
-/// `name` in a directory of `PATH` (a file; executability is judged by
-/// running it, so that EACCES gets its own reason).
-pub(crate) fn find_on_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
+    (failed(step(), failure), Some((ran, run.exec_mode)))
 }
 
 #[cfg(test)]

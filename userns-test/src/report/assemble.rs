@@ -60,24 +60,34 @@ pub fn assemble(run: &RunDir, finished: Option<&Finished>) -> Result<Report, FsE
     let mut abilities: BTreeMap<String, serde_json::Value> = BTreeMap::new();
     let mut config_errors = BTreeSet::new();
 
-    for (binary, ledger) in run.ledgers()? {
+    let mut names_seen = BTreeSet::new();
+    for (key, ledger) in run.ledgers()? {
         let ledger = match ledger {
             Ok(l) => l,
             Err(e) => {
+                let binary = super::store::binary_of_key(&key);
                 notes.push(format!("the tests of {binary} are missing: {e}"));
                 continue;
             }
         };
-        let details = run.details(&binary)?.unwrap_or_else(|| {
+        let details = run.details(&key)?.unwrap_or_else(|| {
+            let binary = super::store::binary_of_key(&key);
             notes.push(format!(
                 "{binary}: its details were never written (its process ended first): \
                  requirements and skip reasons are missing"
             ));
             BinaryDetails {
-                binary: binary.clone(),
+                binary: binary.to_owned(),
                 ..BinaryDetails::default()
             }
         });
+        let binary = details.binary.clone();
+        if !names_seen.insert(binary.clone()) {
+            notes.push(format!(
+                "two test binaries of this run are named {binary} (their tests are listed under \
+                 that name twice)"
+            ));
+        }
         for a in &details.abilities {
             if let Some(name) = a["ability"].as_str() {
                 abilities
@@ -95,7 +105,15 @@ pub fn assemble(run: &RunDir, finished: Option<&Finished>) -> Result<Report, FsE
                  #[test] functions"
             ));
         }
-        let outcomes = run.outcomes(&binary)?;
+        let outcomes = match run.outcomes(&key) {
+            Ok(o) => o,
+            Err(e) => {
+                notes.push(format!(
+                    "{binary}: its failure messages could not be read ({e}): they are missing"
+                ));
+                None
+            }
+        };
         // Per skip reason, once: its message and lacks (a suite skips
         // thousands of tests for a handful of reasons).
         let prepared: Vec<Prepared> = details.reasons.iter().map(|r| Prepared::of(r)).collect();
@@ -121,8 +139,20 @@ pub fn assemble(run: &RunDir, finished: Option<&Finished>) -> Result<Report, FsE
                 .get(usize::from(slot.requires))
                 .cloned()
                 .unwrap_or_default();
+            // A detail that cannot be read (damaged, too large) loses that
+            // test's message, never the run's report.
             let detail = if slot.flags & super::ledger::FLAG_DETAIL != 0 {
-                run.test_detail(&binary, i)?
+                match run.test_detail(&key, i) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        notes.push(format!(
+                            "{binary} {}: its record could not be read ({e}): its message and \
+                             reasons are missing",
+                            ledger.name(i)
+                        ));
+                        None
+                    }
+                }
             } else {
                 None
             };
@@ -211,7 +241,9 @@ pub fn assemble(run: &RunDir, finished: Option<&Finished>) -> Result<Report, FsE
             tests.push(entry);
         }
     }
-    for orphan in run.orphans()? {
+    let (orphans, unreadable) = run.orphans()?;
+    notes.extend(unreadable);
+    for orphan in orphans {
         tests.push(orphan_entry(&orphan, &meta, finished));
         for a in &orphan.detail.abilities {
             if let Some(n) = a["ability"].as_str() {

@@ -44,6 +44,7 @@ pub mod summary;
 
 mod assemble;
 mod ledger;
+pub(crate) mod lineage;
 pub(crate) mod session;
 mod store;
 
@@ -57,6 +58,7 @@ pub use model::{
     TestEntry, root_cause_id, verdict_json,
 };
 
+use crate::facts::HostFacts;
 use crate::safe_fs::{Dir, FsError};
 use store::{RunDir, RunKey, RunMeta, Store, this_process};
 
@@ -110,27 +112,28 @@ impl Destinations {
         let lock_timeout = match lookup(LOCK_TIMEOUT_VAR).map(|v| v.to_string_lossy().into_owned())
         {
             None => LOCK_TIMEOUT,
-            Some(v) => match v.trim().parse::<u64>() {
-                Ok(ms) if ms > 0 => Duration::from_millis(ms),
-                _ => {
-                    problems.push(ReportError {
-                        what: format!("the reports ({LOCK_TIMEOUT_VAR})"),
-                        path: None,
-                        problem: format!(
-                            "{LOCK_TIMEOUT_VAR}={v:?}: `{}` is not a whole number of \
-                             milliseconds of at least 1",
-                            v.trim()
-                        ),
-                    });
-                    LOCK_TIMEOUT
+            Some(v) => {
+                use crate::policy::{DAY_MS, DurationUnit, duration};
+                match duration(LOCK_TIMEOUT_VAR, &v, DurationUnit::Millis, 1, DAY_MS) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        problems.push(ReportError {
+                            report_lost: true,
+                            what: format!("the reports ({LOCK_TIMEOUT_VAR})"),
+                            path: None,
+                            problem: e.to_string(),
+                        });
+                        LOCK_TIMEOUT
+                    }
                 }
-            },
+            }
         };
         let run_dir = path(RUN_DIR_VAR);
         if let Some(dir) = &run_dir
             && !dir.is_absolute()
         {
             problems.push(ReportError {
+                report_lost: true,
                 what: format!("the reports ({RUN_DIR_VAR})"),
                 path: Some(dir.clone()),
                 problem: format!(
@@ -168,11 +171,16 @@ pub struct ReportError {
     pub path: Option<PathBuf>,
     /// What went wrong, and what to do.
     pub problem: String,
+    /// Whether the run's report lacks something for it. `false` where the
+    /// report was still written whole another way (the records kept in a
+    /// private directory instead of beside it).
+    pub report_lost: bool,
 }
 
 impl ReportError {
     pub(crate) fn fs(what: &str, e: FsError) -> ReportError {
         ReportError {
+            report_lost: true,
             what: what.to_owned(),
             path: Some(e.path.clone()),
             problem: e.to_string(),
@@ -184,11 +192,17 @@ impl fmt::Display for ReportError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "could not write {}: {}; the results above stand, but this run's report is \
-             incomplete",
+            "could not write {}: {}",
             self.what,
             crate::text::one_line(&self.problem)
-        )
+        )?;
+        if self.report_lost {
+            write!(
+                f,
+                "; the results above stand, but this run's report is incomplete"
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -201,8 +215,12 @@ pub fn said_once(errors: Vec<ReportError>) -> Vec<ReportError> {
     let mut out: Vec<ReportError> = Vec::new();
     for e in errors {
         match out.iter_mut().find(|o| o.problem == e.problem) {
-            Some(o) if !o.what.contains(&e.what) => o.what = format!("{} and {}", o.what, e.what),
-            Some(_) => {}
+            Some(o) => {
+                if !o.what.contains(&e.what) {
+                    o.what = format!("{} and {}", o.what, e.what);
+                }
+                o.report_lost |= e.report_lost;
+            }
             None => out.push(e),
         }
     }
@@ -221,49 +239,45 @@ pub enum Role {
 }
 
 impl Role {
-    /// The role of this process, from nextest's variables and the
-    /// arguments; `None` for a listing outside nextest, or nextest's
-    /// listing of ignored tests.
+    /// The role of this process, from nextest's run (see
+    /// [`lineage::nextest_run`]: the variable counts only under a nextest
+    /// process) and the arguments; `None` for a listing outside nextest,
+    /// or nextest's listing of ignored tests.
     pub fn current(args: &libtest_mimic::Arguments) -> Option<Role> {
-        let nextest = std::env::var_os("NEXTEST_RUN_ID").is_some();
-        match (nextest, args.list) {
+        Role::of(args.list, args.ignored)
+    }
+
+    /// [`Role::current`], from `--list` and `--ignored` alone (plain mode
+    /// has no parsed arguments: it is never a listing).
+    pub(crate) fn of(list: bool, ignored: bool) -> Option<Role> {
+        let nextest = matches!(lineage::nextest_run(), lineage::NextestRun::Run { .. });
+        match (nextest, list) {
             (false, false) => Some(Role::Complete),
             (false, true) => None,
-            (true, true) if !args.ignored => Some(Role::NextestListing),
+            (true, true) if !ignored => Some(Role::NextestListing),
             (true, true) => None,
             (true, false) => Some(Role::NextestTest),
         }
     }
 }
 
-/// This process's run: nextest's run id, else the `cargo` process that
-/// started this binary, else this process; with the process whose life is
-/// the run's.
+/// This process's run: nextest's run (when a nextest process started it),
+/// else the `cargo` process above it (through any target runner), else
+/// this process; with the process whose life is the run's.
 fn current_run() -> (RunKey, Option<(u32, u64)>) {
-    let parent = std::os::unix::process::parent_id();
-    let parent_start = store::process_start_time(parent);
-    if let Some(id) = std::env::var("NEXTEST_RUN_ID")
-        .ok()
-        .filter(|v| !v.is_empty())
-    {
-        return (
-            RunKey {
-                kind: "nextest".into(),
-                id,
-            },
-            parent_start.map(|s| (parent, s)),
-        );
+    if let lineage::NextestRun::Run { id, owner } = lineage::nextest_run() {
+        let key = RunKey {
+            kind: "nextest".into(),
+            id: id.clone(),
+        };
+        return (key, Some(*owner));
     }
-    let parent_is_cargo =
-        std::fs::read_to_string(format!("/proc/{parent}/comm")).is_ok_and(|c| c.trim() == "cargo");
-    if parent_is_cargo && let Some(start) = parent_start {
-        return (
-            RunKey {
-                kind: "cargo".into(),
-                id: format!("{parent}-{start}"),
-            },
-            Some((parent, start)),
-        );
+    if let lineage::Launcher::Cargo(cargo) = lineage::launcher() {
+        let key = RunKey {
+            kind: "cargo".into(),
+            id: format!("{}-{}", cargo.pid, cargo.start),
+        };
+        return (key, Some(cargo.id()));
     }
     let me = this_process();
     (
@@ -285,11 +299,24 @@ fn store_of(dest: &Destinations) -> Result<Option<(Store, Option<ReportError>)>,
         |key: &str| Store::private(key).map_err(|e| ReportError::fs("the report's records", e));
     match (&dest.json, &dest.junit) {
         (Some(primary), _) | (None, Some(primary)) => {
-            match check_destination(primary).and_then(|()| Store::beside(primary)) {
+            // A destination refused (a device, a link) is not written; a
+            // records directory refused only moves the records.
+            let refused = check_destination(primary).err();
+            let report_lost = refused.is_some();
+            let beside = match refused {
+                Some(e) => Err(e),
+                None => Store::beside(primary),
+            };
+            match beside {
                 Ok(store) => Ok(Some((store, None))),
                 Err(e) => {
-                    let error = ReportError::fs("the report's records beside the report", e);
+                    let mut error = ReportError::fs("the report's records beside the report", e);
                     let store = private(&primary.display().to_string())?;
+                    error.report_lost = report_lost;
+                    error.what = format!(
+                        "the report's records beside the report (they were kept in {} instead)",
+                        store.path().display()
+                    );
                     Ok(Some((store, Some(error))))
                 }
             }
@@ -319,13 +346,26 @@ fn check_destination(path: &Path) -> Result<(), FsError> {
 
 /// This process's run directory, whether a wrapper writes the reports,
 /// and an error met on the way that did not stop it.
+///
+/// `USERNS_TEST_RUN_DIR` counts only when the `userns-test run` command
+/// that made it started this process and has not finished the run: a
+/// variable left in the environment (a later CI step, a shell) or passed
+/// on by a test that runs its binary again must not fold this process's
+/// results into a run that is over. Such a process says why and records
+/// as if the variable were not set.
 fn open_run(
     dest: &Destinations,
 ) -> Result<Option<(RunDir, bool, Option<ReportError>)>, ReportError> {
     if let Some(dir) = &dest.run_dir {
-        return RunDir::at(dir)
-            .map(|r| Some((r, true, None)))
-            .map_err(|e| ReportError::fs("the run's records", e));
+        let run = RunDir::at(dir).map_err(|e| ReportError::fs("the run's records", e))?;
+        match wrapped_run_is_ours(&run) {
+            Ok(()) => return Ok(Some((run, true, None))),
+            Err(why) => note(&format!(
+                "{RUN_DIR_VAR}={} is not this process's run ({why}); it was left in the \
+                 environment: this process records and reports as if it were not set",
+                dir.display()
+            )),
+        }
     }
     let Some((store, error)) = store_of(dest)? else {
         return Ok(None);
@@ -335,6 +375,31 @@ fn open_run(
         .run(&key, owner)
         .map(|r| Some((r, false, error)))
         .map_err(|e| ReportError::fs("the run's records", e))
+}
+
+/// Whether the wrapped run `run` is this process's: not finished, and
+/// made by a process that started this one.
+fn wrapped_run_is_ours(run: &RunDir) -> Result<(), String> {
+    if let Ok(Some(when)) = run.finished() {
+        return Err(format!("that run was finished {when}"));
+    }
+    let meta = match run.meta() {
+        Ok(Some(meta)) => meta,
+        Ok(None) => return Err("it holds no run".into()),
+        Err(e) => return Err(e.to_string()),
+    };
+    match meta.owner {
+        Some(owner) => lineage::is_ancestor(owner),
+        None => Err("it names no process".into()),
+    }
+}
+
+/// A note on stderr, straight to the descriptor (libtest's capture would
+/// hide `eprintln!` in a test).
+pub(crate) fn note(text: &str) {
+    use std::io::Write;
+    let line = format!("userns-test: note: {}\n", crate::text::one_line(text));
+    let _ = std::io::stderr().write_all(line.as_bytes());
 }
 
 /// Writes `report` where `dest` asks: the JSON and JUnit files, the step
@@ -366,36 +431,19 @@ fn write_files(
 ) -> (Vec<ReportError>, String) {
     let mut errors = Vec::new();
     let mut out = String::new();
-    if let Some(path) = &dest.json {
-        let bytes = serde_json::to_vec(report).unwrap_or_default();
-        if let Err(e) = replace_file(path, &bytes) {
-            errors.push(ReportError::fs("the JSON report", e));
-        }
+    // Two runs aimed at one report: neither may overwrite the other's
+    // silently. The one writing while the other still runs does not write
+    // the shared files, and says so.
+    let others = if dest.json.is_some() || dest.junit.is_some() {
+        run.live_others()
+    } else {
+        Vec::new()
+    };
+    if let Some(other) = others.first() {
+        errors.push(conflict(dest, other));
+        return (errors, out);
     }
-    if let Some(path) = &dest.junit {
-        #[cfg(feature = "junit")]
-        match junit::to_xml(report) {
-            Ok(xml) => {
-                if let Err(e) = replace_file(path, xml.as_bytes()) {
-                    errors.push(ReportError::fs("the JUnit report", e));
-                }
-            }
-            Err(e) => errors.push(ReportError {
-                what: "the JUnit report".into(),
-                path: Some(path.clone()),
-                problem: e.to_string(),
-            }),
-        }
-        #[cfg(not(feature = "junit"))]
-        errors.push(ReportError {
-            what: "the JUnit report".into(),
-            path: Some(path.clone()),
-            problem: "userns-test was built without its `junit` feature; enable it with \
-                      `userns-test = { version = \"0.1\", features = [\"junit\"] }` or unset \
-                      USERNS_TEST_JUNIT"
-                .into(),
-        });
-    }
+    errors.extend(write_report_files(dest, report));
     if annotate && dest.annotations {
         for rc in report.root_causes.iter().filter(|rc| rc.skipped > 0) {
             let annotated = format!("annotation-{}", rc.id);
@@ -440,6 +488,21 @@ fn write_files(
     (errors, out)
 }
 
+/// The error of a report that another live run writes too.
+fn conflict(dest: &Destinations, other: &RunMeta) -> ReportError {
+    ReportError {
+        report_lost: true,
+        what: "the report".into(),
+        path: dest.json.clone().or_else(|| dest.junit.clone()),
+        problem: format!(
+            "another run writes this report too, and is still going: {}; this run's report was \
+             not written, so that neither overwrites the other: run them one at a time, or give \
+             each its own {JSON_VAR}",
+            other.describe()
+        ),
+    }
+}
+
 fn split(path: &Path) -> (&Path, &std::ffi::OsStr) {
     let parent = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
@@ -476,22 +539,34 @@ pub struct WrappedRun {
     /// The run's directory.
     pub run_dir: PathBuf,
     /// A nextest tool configuration (`--tool-config-file
-    /// userns-test:PATH`) that has nextest write its JUnit into the run's
-    /// directory, where `finish` reads the signal of a crashed test.
-    /// `None` where the path cannot be written in TOML safely.
+    /// userns-test:PATH`) that has nextest write its JUnit where `finish`
+    /// reads the signal of a crashed test: in the run's directory, or,
+    /// where that path is not one TOML and nextest can hold (not UTF-8, a
+    /// quote), in a private directory under `$TMPDIR`. `None` where no
+    /// such place could be made (the crashes are then reported without
+    /// nextest's words).
     pub nextest_config: Option<PathBuf>,
+    /// What went wrong on the way without stopping the run: the records
+    /// went to a private store because the one beside the report could
+    /// not be used.
+    pub warning: Option<ReportError>,
 }
 
 /// Starts a run for `userns-test run`: a new run directory (in the store
-/// of `dest`'s reports, or a private one), owned by this process.
+/// of `dest`'s reports; where that cannot be used, another user having
+/// planted it, in a private one, with a warning), owned by this process.
+/// Refused while another run of the same report is going: both would
+/// write it.
 pub fn begin_wrapped_run(
     dest: &Destinations,
-    command: &[String],
+    command: &[std::ffi::OsString],
 ) -> Result<WrappedRun, ReportError> {
-    let store = match store_of(dest)? {
-        Some((s, None)) => s,
-        Some((_, Some(error))) => return Err(error),
-        None => Store::private("wrapped").map_err(|e| ReportError::fs("the run's records", e))?,
+    let (store, warning) = match store_of(dest)? {
+        Some(found) => found,
+        None => (
+            Store::private("wrapped").map_err(|e| ReportError::fs("the run's records", e))?,
+            None,
+        ),
     };
     let key = RunKey {
         kind: "wrapped".into(),
@@ -501,33 +576,86 @@ pub fn begin_wrapped_run(
             crate::safe_fs::random_u64() as u32
         ),
     };
-    let run = store
-        .run(&key, Some(this_process()))
-        .map_err(|e| ReportError::fs("the run's records", e))?;
+    let made = store
+        .claimed(dest.lock_timeout, || -> Result<RunDir, ReportError> {
+            let live = store
+                .runs()
+                .map_err(|e| ReportError::fs("the run's records", e))?
+                .into_iter()
+                .find(|(meta, _)| {
+                    meta.owner
+                        .is_some_and(|o| o != this_process() && store::alive(meta, o) == Some(true))
+                });
+            if let Some((other, _)) = live {
+                return Err(ReportError {
+                    report_lost: true,
+                    what: "the report".into(),
+                    path: dest.json.clone().or_else(|| dest.junit.clone()),
+                    problem: format!(
+                        "another run writes this report and is still going: {}; run the two \
+                         one at a time, or give each its own {JSON_VAR}",
+                        other.describe()
+                    ),
+                });
+            }
+            store
+                .run(&key, Some(this_process()))
+                .map_err(|e| ReportError::fs("the run's records", e))
+        })
+        .map_err(|e| ReportError::fs("the report (waiting for its claim lock)", e))?;
+    let run = made?;
     let mut meta = RunMeta::now(key, Some(this_process()));
-    meta.command = command.to_vec();
+    meta.command = command
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let nextest_config = nextest_config(&run, &mut meta);
     run.rewrite_meta(&meta)
         .map_err(|e| ReportError::fs("the run's records", e))?;
-    let junit = run.file_path("nextest-junit.xml");
-    let junit_text = junit.to_string_lossy();
-    // A TOML literal string holds anything but `'` and line breaks.
-    let nextest_config = if junit_text.contains(['\'', '\n', '\r']) {
-        None
-    } else {
-        let toml = format!(
-            "# Written by `userns-test run`: nextest's JUnit, read after the run for the\n\
-             # signal or status of a test whose process crashed.\n\
-             [profile.default.junit]\npath = '{junit_text}'\n"
-        );
-        run.dir()
-            .replace("nextest.toml", toml.as_bytes())
-            .ok()
-            .map(|()| run.file_path("nextest.toml"))
-    };
     Ok(WrappedRun {
         run_dir: run.path().to_owned(),
         nextest_config,
+        warning,
     })
+}
+
+/// Writes the nextest tool configuration of a wrapped run: its JUnit into
+/// the run's directory where TOML and nextest (which takes UTF-8 paths)
+/// can name it, else into a private directory under `$TMPDIR` (recorded
+/// in `meta`, for `finish`).
+fn nextest_config(run: &RunDir, meta: &mut RunMeta) -> Option<PathBuf> {
+    // A TOML literal string holds anything but `'` and line breaks.
+    let fits = |p: &Path| p.to_str().is_some_and(|t| !t.contains(['\'', '\n', '\r']));
+    let toml = |junit: &str| {
+        format!(
+            "# Written by `userns-test run`: nextest's JUnit, read after the run for the\n\
+             # signal or status of a test whose process crashed.\n\
+             [profile.default.junit]\npath = '{junit}'\n"
+        )
+    };
+    if fits(&run.file_path("nextest.toml")) {
+        let junit = run.file_path("nextest-junit.xml");
+        let text = toml(junit.to_str()?);
+        return run
+            .dir()
+            .replace("nextest.toml", text.as_bytes())
+            .ok()
+            .map(|()| run.file_path("nextest.toml"));
+    }
+    let base = crate::safe_fs::private_temp_base().ok()?;
+    let dir = base
+        .private_subdir("nextest")
+        .ok()?
+        .private_subdir(store::safe_name(&meta.key.dir_name()))
+        .ok()?;
+    if !fits(&dir.path().join("nextest.toml")) {
+        return None;
+    }
+    let junit = dir.path().join("nextest-junit.xml");
+    dir.replace("nextest.toml", toml(junit.to_str()?).as_bytes())
+        .ok()?;
+    meta.nextest_junit = Some(junit);
+    Some(dir.path().join("nextest.toml"))
 }
 
 /// How `userns-test finish` closes a run.
@@ -541,21 +669,39 @@ pub struct FinishOptions {
     /// nextest's JUnit of the run, for the signal of a crashed test; by
     /// default the one `userns-test run` had nextest write.
     pub nextest_junit: Option<PathBuf>,
+    /// What the finishing step knows of the run that the records cannot
+    /// show (`userns-test run` cancelled by SIGTERM), for the report's
+    /// notes.
+    pub notes: Vec<String>,
+}
+
+/// What `finish` did.
+#[derive(Debug)]
+pub enum Finish {
+    /// The run's report, finished, and the errors of destinations that
+    /// could not be written.
+    Done(Box<Report>, Vec<ReportError>),
+    /// There is no run of this job to finish: none was recorded, the
+    /// newest one was finished already, or it belongs to another CI job.
+    /// Why, in words; nothing was written.
+    NoRun(String),
 }
 
 /// Finishes a run's report after its test command ended: every test
 /// without an outcome is settled (crashed, or not run), and the JSON,
 /// JUnit, step summary sections and annotations not written yet are.
-/// Returns the report and the errors of destinations that could not be
-/// written; `Err` when there is no run to finish.
-pub fn finish(
-    dest: &Destinations,
-    options: &FinishOptions,
-) -> Result<(Report, Vec<ReportError>), ReportError> {
+///
+/// A run is finished once: a second `finish` of it (a later job on the
+/// same machine whose build failed, so that no test recorded anything)
+/// must not present that run's outcomes, or its pass, as its own. Without
+/// an explicit run directory, the newest run of the store is taken only if
+/// it is not finished yet and, in CI, was recorded by this same CI job.
+pub fn finish(dest: &Destinations, options: &FinishOptions) -> Result<Finish, ReportError> {
     let run = match options.run_dir.as_ref().or(dest.run_dir.as_ref()) {
         Some(dir) => RunDir::at(dir).map_err(|e| ReportError::fs("the run's records", e))?,
         None => {
             let (store, _) = store_of(dest)?.ok_or_else(|| ReportError {
+                report_lost: true,
                 what: "the report".into(),
                 path: None,
                 problem: format!(
@@ -569,15 +715,19 @@ pub fn finish(
                 .into_iter()
                 .next();
             match newest {
-                Some((_, run)) => run,
+                Some((meta, run)) => {
+                    if let Some(why) = not_this_jobs(&meta, &run) {
+                        return Ok(Finish::NoRun(why));
+                    }
+                    run
+                }
                 None => {
-                    return Err(ReportError {
-                        what: "the report".into(),
-                        path: Some(store.path().to_owned()),
-                        problem: "no run recorded there: run the tests with the same report \
-                                  variables first"
-                            .into(),
-                    });
+                    return Ok(Finish::NoRun(format!(
+                        "no run recorded in {}: no test process under userns-test recorded \
+                         anything with these report variables (did the build fail, or did the \
+                         tests run with other variables?)",
+                        store.path().display()
+                    )));
                 }
             }
         }
@@ -591,6 +741,7 @@ pub fn finish(
         && store::alive(meta, owner) == Some(true)
     {
         return Err(ReportError {
+            report_lost: true,
             what: "the report".into(),
             path: Some(run.path().to_owned()),
             problem: format!(
@@ -603,6 +754,7 @@ pub fn finish(
     let junit = options
         .nextest_junit
         .clone()
+        .or_else(|| meta.as_ref().and_then(|m| m.nextest_junit.clone()))
         .or_else(|| Some(run.file_path("nextest-junit.xml")));
     let finished = Finished {
         exit_code: options.exit_code,
@@ -611,13 +763,120 @@ pub fn finish(
     let lock = run
         .lock(dest.lock_timeout)
         .map_err(|e| ReportError::fs("the report (waiting for the run's lock)", e))?;
-    let report = assemble::assemble(&run, Some(&finished))
+    if let Ok(Some(when)) = run.finished() {
+        return Ok(Finish::NoRun(format!(
+            "the run in {} was finished already, {when}: a run is finished once",
+            run.path().display()
+        )));
+    }
+    let mut report = assemble::assemble(&run, Some(&finished))
         .map_err(|e| ReportError::fs("the report (reading the run)", e))?;
+    report.run.notes.extend(options.notes.iter().cloned());
     let mut binaries: Vec<String> = report.tests.iter().map(|t| t.binary.clone()).collect();
     binaries.dedup();
-    let errors = write_outputs(dest, &run, &report, &binaries, true);
+    let mut errors = write_outputs(dest, &run, &report, &binaries, true);
+    let how = match options.exit_code {
+        Some(code) => format!("the test command exited with {code}"),
+        None => "the test command's exit status not given".to_owned(),
+    };
+    if let Err(e) = run.mark_finished(&how) {
+        errors.push(ReportError::fs(
+            "the run's records (marking it finished)",
+            e,
+        ));
+    }
     drop(lock);
-    Ok((report, errors))
+    Ok(Finish::Done(Box::new(report), errors))
+}
+
+/// Why the newest run `meta` of a store is not this job's to finish, if it
+/// is not: finished already, or recorded by another CI job.
+fn not_this_jobs(meta: &RunMeta, run: &RunDir) -> Option<String> {
+    let described = format!(
+        "the newest run recorded for this report ({} {}, started {})",
+        meta.key.kind, meta.key.id, meta.started_at
+    );
+    if let Ok(Some(when)) = run.finished() {
+        return Some(format!(
+            "{described} was finished already, {when}; no test process recorded anything since \
+             (did the build fail, or were no tests under userns-test run?)"
+        ));
+    }
+    let here = store::ci_job();
+    if here.is_some() && meta.ci_job != here {
+        return Some(format!(
+            "{described} belongs to another CI job ({}), not this one ({}); no test process of \
+             this job recorded anything (did the build fail?)",
+            meta.ci_job.as_deref().unwrap_or("none"),
+            here.as_deref().unwrap_or("none")
+        ));
+    }
+    None
+}
+
+/// Writes a report of no tests, saying `why`, where `dest` asks for the
+/// JSON and JUnit reports: so that a job whose tests never ran does not
+/// upload an earlier run's report as its own. The step summary is left
+/// alone (nothing ran to summarise); `why` goes on stderr anyway.
+pub fn write_no_run(dest: &Destinations, why: &str, exit_code: Option<i32>) -> Vec<ReportError> {
+    let facts = HostFacts::get();
+    let report = Report {
+        schema: SCHEMA.to_owned(),
+        run: RunInfo {
+            kind: "none".into(),
+            id: String::new(),
+            started_at: None,
+            finished: true,
+            exit_code,
+            notes: vec![why.to_owned()],
+        },
+        runner: Runner::current(facts),
+        host: serde_json::to_value(facts).unwrap_or(serde_json::Value::Null),
+        abilities: Vec::new(),
+        root_causes: Vec::new(),
+        counts: Counts::of(&[]),
+        tests: Vec::new(),
+    };
+    write_report_files(dest, &report)
+}
+
+/// Writes `report` to the JSON and JUnit files `dest` asks for; the errors
+/// of those that could not be written.
+fn write_report_files(dest: &Destinations, report: &Report) -> Vec<ReportError> {
+    let mut errors = Vec::new();
+    if let Some(path) = &dest.json {
+        let bytes = serde_json::to_vec(report).unwrap_or_default();
+        if let Err(e) = replace_file(path, &bytes) {
+            errors.push(ReportError::fs("the JSON report", e));
+        }
+    }
+    if let Some(path) = &dest.junit {
+        #[cfg(feature = "junit")]
+        match junit::to_xml(report) {
+            Ok(xml) => {
+                if let Err(e) = replace_file(path, xml.as_bytes()) {
+                    errors.push(ReportError::fs("the JUnit report", e));
+                }
+            }
+            Err(e) => errors.push(ReportError {
+                report_lost: true,
+                what: "the JUnit report".into(),
+                path: Some(path.clone()),
+                problem: e.to_string(),
+            }),
+        }
+        #[cfg(not(feature = "junit"))]
+        errors.push(ReportError {
+            report_lost: true,
+            what: "the JUnit report".into(),
+            path: Some(path.clone()),
+            problem: "userns-test was built without its `junit` feature; enable it with \
+                      `userns-test = { version = \"0.1\", features = [\"junit\"] }` or unset \
+                      USERNS_TEST_JUNIT"
+                .into(),
+        });
+    }
+    errors
 }
 
 /// What nextest's JUnit says of each test: `(binary id, name)` to passed,

@@ -49,6 +49,8 @@ pub(crate) enum Planned<'a> {
 pub(crate) struct Session {
     role: Role,
     binary: String,
+    /// The binary's files in the run ([`super::store::binary_key`]).
+    key: String,
     dest: Destinations,
     run: RunDir,
     /// The report is written by a `userns-test run` wrapper after the run.
@@ -86,8 +88,18 @@ pub(crate) struct Recorder {
 }
 
 impl Recorder {
+    /// Whether this is the process that made the recorder: a process a test
+    /// forked shares the ledger's mapping, and must not write into it (its
+    /// "passed" would overwrite its parent's outcome).
+    fn in_own_process(&self) -> bool {
+        std::process::id() == self.me.0
+    }
+
     /// Test `case` starts.
     pub(crate) fn started(&self, case: usize) {
+        if !self.in_own_process() {
+            return;
+        }
         if let (Some(ledger), Some(&slot)) = (&self.ledger, self.slots.get(case)) {
             ledger.start(slot, self.attempt, self.me);
         }
@@ -95,7 +107,7 @@ impl Recorder {
 
     /// Test `case` ended as `record` says.
     pub(crate) fn finished(&self, case: usize, record: &TestRecord) {
-        if self.start_only {
+        if self.start_only || !self.in_own_process() {
             return;
         }
         if let (Some(ledger), Some(&slot)) = (&self.ledger, self.slots.get(case)) {
@@ -147,6 +159,15 @@ impl Session {
         if !dest.any() && dest.run_dir.is_none() {
             return None;
         }
+        // A copy of this binary that a test started inside the run (to test
+        // a command-line interface, a fork-based helper) is not one of the
+        // run's processes: its records would overwrite the run's own.
+        if super::lineage::nested_copy().is_some() {
+            return None;
+        }
+        if let super::lineage::NextestRun::Leaked(why) = super::lineage::nextest_run() {
+            super::note(why);
+        }
         let (run, deferred, error) = match super::open_run(dest) {
             Ok(Some(r)) => r,
             Ok(None) => return None,
@@ -155,6 +176,7 @@ impl Session {
         Some(Ok(Session {
             role,
             binary: binary.to_owned(),
+            key: super::store::binary_key(binary),
             dest: dest.clone(),
             run,
             deferred,
@@ -264,11 +286,11 @@ impl Session {
             plain_harness: self.plain_harness,
         };
         // Details first: a ledger is read only with its details.
-        if let Err(e) = self.run.write_details(&details) {
+        if let Err(e) = self.run.write_details(&self.key, &details) {
             self.fs_error("the binary's details", e);
             return Recorder::default();
         }
-        let ledger = match self.run.create_ledger(&self.binary, &bytes) {
+        let ledger = match self.run.create_ledger(&self.key, &bytes) {
             Ok(l) => Arc::new(l),
             Err(e) => {
                 self.fs_error("the binary's ledger", e);
@@ -296,7 +318,7 @@ impl Session {
         let [case] = cases else {
             return Recorder::default();
         };
-        let ledger = match self.run.ledger(&self.binary) {
+        let ledger = match self.run.ledger(&self.key) {
             Ok(l) => l,
             Err(e) => {
                 self.fs_error("the binary's ledger", e);
@@ -329,7 +351,7 @@ impl Session {
             pid: me,
             duration_us: 0,
         };
-        if let Err(e) = self.run.write_orphan(&orphan) {
+        if let Err(e) = self.run.write_orphan(&self.key, &orphan) {
             self.fs_error("the test's record", e);
         }
         Recorder::default()
@@ -372,7 +394,7 @@ impl Session {
             };
             match &t.outcome {
                 TestOutcome::Failed { message } => {
-                    outcomes.messages.insert(i as u32, message.clone());
+                    outcomes.messages.insert(i as u32, cut_message(message));
                 }
                 TestOutcome::Ignored { reason } if !reason.is_empty() => {
                     ignore_reasons.insert(i as u32, reason.clone());
@@ -394,10 +416,10 @@ impl Session {
             config_error: record.config_error.clone(),
             plain_harness: self.plain_harness,
         };
-        if let Err(e) = self.run.write_details(&details) {
+        if let Err(e) = self.run.write_details(&self.key, &details) {
             self.fs_error("the binary's details", e);
         }
-        if let Err(e) = self.run.write_outcomes(&self.binary, &outcomes) {
+        if let Err(e) = self.run.write_outcomes(&self.key, &outcomes) {
             self.fs_error("the binary's outcomes", e);
         }
         ledger.close();
@@ -415,7 +437,7 @@ impl Session {
             _ => None,
         };
         let message = match &t.outcome {
-            TestOutcome::Failed { message } => Some(message.clone()),
+            TestOutcome::Failed { message } => Some(cut_message(message)),
             _ => None,
         };
         let (state, mut flags) = slot_state(t);
@@ -450,7 +472,7 @@ impl Session {
             if state == SlotState::FilteredOut {
                 return;
             }
-            if let Err(e) = self.run.write_orphan(&orphan) {
+            if let Err(e) = self.run.write_orphan(&self.key, &orphan) {
                 self.fs_error("the test's record", e);
                 return;
             }
@@ -476,7 +498,7 @@ impl Session {
                 attempt: ledger.view(slot).attempt,
                 ..detail
             };
-            match self.run.write_test_detail(&self.binary, slot, &detail) {
+            match self.run.write_test_detail(&self.key, slot, &detail) {
                 Ok(()) => flags |= FLAG_DETAIL,
                 Err(e) => self.fs_error("the test's detail", e),
             }
@@ -534,6 +556,16 @@ impl Session {
         self.errors.extend(errors);
         drop(lock);
     }
+}
+
+/// The most of a failure message a record keeps. An `assert_eq!` on two
+/// large vectors prints megabytes; the test's own output has it whole, and
+/// the report (a step summary is at most 1 MiB) needs its start.
+pub(crate) const MESSAGE_LIMIT: usize = 64 << 10;
+
+/// `message`, cut to [`MESSAGE_LIMIT`] bytes with a note of the cut.
+pub(crate) fn cut_message(message: &str) -> String {
+    crate::text::cut(message, MESSAGE_LIMIT, "the test's own output").into_owned()
 }
 
 fn index_of(table: &mut Vec<Unmet>, unmet: &Unmet) -> u16 {

@@ -5,14 +5,17 @@
 //!
 //! ```text
 //! run.json                  the run: kind, id, start, boot, PID namespace
-//! <binary>.ledger           one slot per test, updated as tests run
-//! <binary>.details.json     verdicts, requirement sets, skip reasons
-//! <binary>.outcomes.json    failure messages (a complete run, at its end)
-//! <binary>.tests/<i>.json   what one nextest test process adds to slot i
+//! <key>.ledger              one slot per test, updated as tests run
+//! <key>.details.json        verdicts, requirement sets, skip reasons
+//! <key>.outcomes.json       failure messages (a complete run, at its end)
+//! <key>.tests/<i>.json      what one nextest test process adds to slot i
 //! orphans/                  tests of processes that found no ledger
 //! markers/                  what was written once per run (summaries, annotations)
 //! lock                      serialises assembling the report
 //! ```
+//!
+//! `<key>` is a binary's name with its executable's identity
+//! ([`binary_key`]): one binary's files are never another's.
 //!
 //! Every file is created, replaced and read through [`crate::safe_fs`]:
 //! nothing another user planted is followed or trusted.
@@ -74,9 +77,34 @@ pub struct RunMeta {
     /// The wrapped command (`userns-test run`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub command: Vec<String>,
+    /// The CI job the run's first process ran in ([`ci_job`]), so that a
+    /// later job on the same machine does not finish it as its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ci_job: Option<String>,
+    /// Where nextest writes its JUnit for a wrapped run, when not in the
+    /// run's directory (a path TOML cannot hold).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nextest_junit: Option<PathBuf>,
 }
 
 impl RunMeta {
+    /// The run in words, for messages: `cargo 123-456 (pid 123, started
+    /// ..., `cargo test`)`.
+    pub(crate) fn describe(&self) -> String {
+        let mut out = format!("{} run {}", self.key.kind, self.key.id);
+        if let Some((pid, _)) = self.owner {
+            out.push_str(&format!(" (pid {pid}"));
+        } else {
+            out.push_str(" (");
+        }
+        out.push_str(&format!(", started {}", self.started_at));
+        if !self.command.is_empty() {
+            out.push_str(&format!(", `{}`", self.command.join(" ")));
+        }
+        out.push(')');
+        out
+    }
+
     /// This process's view of a new run.
     pub(crate) fn now(key: RunKey, owner: Option<(u32, u64)>) -> RunMeta {
         let now = SystemTime::now();
@@ -90,8 +118,32 @@ impl RunMeta {
             pid_namespace: pid_namespace(),
             owner,
             command: Vec::new(),
+            ci_job: ci_job(),
+            nextest_junit: None,
         }
     }
+}
+
+/// This CI job's identity, from the variables each CI service sets for
+/// one job (one attempt of it): GitHub Actions' run, attempt and job;
+/// GitLab's, Buildkite's, CircleCI's, Azure Pipelines' and Travis' job
+/// ids; Jenkins' build tag. `None` outside CI.
+pub(crate) fn ci_job() -> Option<String> {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    if let (Some(run), Some(job)) = (var("GITHUB_RUN_ID"), var("GITHUB_JOB")) {
+        let attempt = var("GITHUB_RUN_ATTEMPT").unwrap_or_else(|| "1".into());
+        return Some(format!("github {run}/{attempt}/{job}"));
+    }
+    [
+        ("CI_JOB_ID", "gitlab"),
+        ("BUILDKITE_JOB_ID", "buildkite"),
+        ("CIRCLE_WORKFLOW_JOB_ID", "circleci"),
+        ("SYSTEM_JOBID", "azure"),
+        ("TRAVIS_JOB_ID", "travis"),
+        ("BUILD_TAG", "jenkins"),
+    ]
+    .iter()
+    .find_map(|(k, service)| var(k).map(|v| format!("{service} {v}")))
 }
 
 /// What the process that created a binary's ledger knew: verdicts,
@@ -207,6 +259,16 @@ impl Store {
         self.dir.path()
     }
 
+    /// Holds the store's claim lock while `f` runs: starting a wrapped run
+    /// (checking that no other run is live, then creating it) is one step
+    /// for any two `userns-test run`s of one report.
+    pub(crate) fn claimed<T>(&self, bound: Duration, f: impl FnOnce() -> T) -> Result<T, FsError> {
+        let lock = self.dir.lock("claim", bound)?;
+        let out = f();
+        drop(lock);
+        Ok(out)
+    }
+
     /// The directory of run `key`, created (with its `run.json`) by the
     /// first process of the run, which also removes runs long gone.
     pub fn run(&self, key: &RunKey, owner: Option<(u32, u64)>) -> Result<RunDir, FsError> {
@@ -240,7 +302,12 @@ impl Store {
         Ok(runs)
     }
 
-    /// Removes runs older than a day, and all but the newest few.
+    /// Removes runs that are over and old: older than a day, or beyond the
+    /// newest few. A run is over only when its owner (cargo, nextest, the
+    /// wrapper) is known to be gone, or it is of another boot; a run whose
+    /// owner lives, or cannot be seen from here (another PID namespace),
+    /// is never removed, whatever the clock says (a clock stepped forward
+    /// makes any run look old).
     fn remove_old_runs(&self, current: &str) {
         let Ok(runs) = self.runs() else {
             return;
@@ -250,7 +317,7 @@ impl Store {
             .map_or(0, |d| d.as_millis() as u64);
         for (i, (meta, run)) in runs.iter().enumerate() {
             let name = run.dir.path().file_name().unwrap_or_default();
-            if name == current {
+            if name == current || !is_over(meta) {
                 continue;
             }
             let age = Duration::from_millis(now.saturating_sub(meta.started_unix_ms));
@@ -259,6 +326,16 @@ impl Store {
             }
         }
     }
+}
+
+/// Whether the run of `meta` is certainly over: its owner is gone, or it
+/// ran before this boot.
+pub(crate) fn is_over(meta: &RunMeta) -> bool {
+    if meta.boot_id.is_some() && meta.boot_id != boot_id() {
+        return true;
+    }
+    meta.owner
+        .is_some_and(|owner| alive(meta, owner) == Some(false))
 }
 
 /// A binary's name and its ledger, or why it cannot be used.
@@ -303,6 +380,32 @@ impl RunDir {
     /// The directory.
     pub fn path(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// The other runs of this run's store (the same report destination)
+    /// whose owner is still running: a report written now would be
+    /// overwritten by theirs, or overwrite it.
+    pub(crate) fn live_others(&self) -> Vec<RunMeta> {
+        let path = self.dir.path();
+        let (Some(name), Some(store_path)) = (path.file_name(), path.parent()) else {
+            return Vec::new();
+        };
+        let (Some(store_name), Some(outer)) = (store_path.file_name(), store_path.parent()) else {
+            return Vec::new();
+        };
+        let Ok(dir) = Dir::for_writing(outer).and_then(|d| d.private_subdir(store_name)) else {
+            return Vec::new();
+        };
+        let Ok(runs) = (Store { dir }).runs() else {
+            return Vec::new();
+        };
+        runs.into_iter()
+            .filter(|(meta, run)| {
+                run.dir.path().file_name() != Some(name)
+                    && meta.owner.is_some_and(|o| alive(meta, o) == Some(true))
+            })
+            .map(|(meta, _)| meta)
+            .collect()
     }
 
     /// The run's metadata, if written yet.
@@ -370,12 +473,9 @@ impl RunDir {
         Ok(out)
     }
 
-    /// Writes `binary`'s details.
-    pub(crate) fn write_details(&self, details: &BinaryDetails) -> Result<(), FsError> {
-        self.write_json(
-            &format!("{}.details.json", safe_name(&details.binary)),
-            details,
-        )
+    /// Writes the details of the binary of `key` ([`binary_key`]).
+    pub(crate) fn write_details(&self, key: &str, details: &BinaryDetails) -> Result<(), FsError> {
+        self.write_json(&format!("{}.details.json", safe_name(key)), details)
     }
 
     /// `binary`'s details, if written.
@@ -428,16 +528,12 @@ impl RunDir {
         read_json_in(&dir, &format!("{index}.json"), SMALL_FILE)
     }
 
-    /// Writes an orphan test's state.
-    pub(crate) fn write_orphan(&self, orphan: &Orphan) -> Result<(), FsError> {
+    /// Writes an orphan test's state (of the binary of `key`).
+    pub(crate) fn write_orphan(&self, key: &str, orphan: &Orphan) -> Result<(), FsError> {
         let dir = self.dir.private_subdir("orphans")?;
         let bytes = serde_json::to_vec(orphan).unwrap_or_default();
         dir.replace(
-            format!(
-                "{}.{}.json",
-                safe_name(&orphan.binary),
-                safe_name(&orphan.name)
-            ),
+            format!("{}.{}.json", safe_name(key), safe_name(&orphan.name)),
             &bytes,
         )
     }
@@ -458,24 +554,30 @@ impl RunDir {
             .count())
     }
 
-    /// Every orphan test of the run.
-    pub(crate) fn orphans(&self) -> Result<Vec<Orphan>, FsError> {
+    /// Every orphan test of the run, and why each record that could not be
+    /// read was not (one bad record loses its test, never the run).
+    pub(crate) fn orphans(&self) -> Result<(Vec<Orphan>, Vec<String>), FsError> {
         if self.dir.stat("orphans")?.is_none() {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), Vec::new()));
         }
         let dir = self.dir.private_subdir("orphans")?;
         let mut out = Vec::new();
+        let mut unreadable = Vec::new();
         for (name, is_dir) in dir.entries()? {
             let name = name.to_string_lossy().into_owned();
             if is_dir || name.starts_with('.') || !name.ends_with(".json") {
                 continue;
             }
-            if let Some(o) = read_json_in::<Orphan>(&dir, &name, SMALL_FILE)? {
-                out.push(o);
+            match read_json_in::<Orphan>(&dir, &name, SMALL_FILE) {
+                Ok(Some(o)) => out.push(o),
+                Ok(None) => {}
+                Err(e) => unreadable.push(format!(
+                    "a test's record could not be read ({e}): that test is missing"
+                )),
             }
         }
         out.sort_by(|a, b| (&a.binary, &a.name).cmp(&(&b.binary, &b.name)));
-        Ok(out)
+        Ok((out, unreadable))
     }
 
     /// `true` the first time `what` is marked in this run (a step
@@ -490,6 +592,21 @@ impl RunDir {
             }) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
             Err(e) => Err(e),
         }
+    }
+
+    /// Marks the run finished (by `userns-test finish` or `run`), with
+    /// when and how: `false` when it already was.
+    pub(crate) fn mark_finished(&self, how: &str) -> Result<bool, FsError> {
+        let text = format!("at {} ({how})", super::model::rfc3339(SystemTime::now()));
+        self.dir.publish_new("finished", text.as_bytes())
+    }
+
+    /// When and how the run was finished, if it was.
+    pub(crate) fn finished(&self) -> Result<Option<String>, FsError> {
+        Ok(self
+            .dir
+            .read("finished", SMALL_FILE)?
+            .map(|b| String::from_utf8_lossy(&b).into_owned()))
     }
 
     /// Whether `what` was marked in this run.
@@ -562,6 +679,25 @@ fn read_json_in<T: serde::de::DeserializeOwned>(
         })
 }
 
+/// The name a binary's files have in a run: its name for reports and its
+/// executable's identity (a hash of the executable's path, which holds
+/// cargo's build hash), so that two binaries of one name (a package's
+/// unit tests and an integration test named after the package) never
+/// share records. Every process of one binary computes the same.
+pub(crate) fn binary_key(binary: &str) -> String {
+    static EXE: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    let exe = *EXE.get_or_init(|| {
+        let path = std::env::current_exe().unwrap_or_default();
+        fnv1a(std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str())) as u32
+    });
+    format!("{binary}@{exe:08x}")
+}
+
+/// The binary's name for reports, from its [`binary_key`].
+pub(crate) fn binary_of_key(key: &str) -> &str {
+    key.rsplit_once('@').map_or(key, |(name, _)| name)
+}
+
 fn ledger_name(binary: &str) -> String {
     format!("{}.ledger", safe_name(binary))
 }
@@ -624,12 +760,9 @@ fn pid_namespace() -> Option<String> {
         .map(|p| p.to_string_lossy().into_owned())
 }
 
-/// Field 22 of `/proc/PID/stat` (start time in clock ticks after boot),
-/// read after the parenthesised command name.
+/// The start time of process `pid` (clock ticks after boot), if it runs.
 pub(crate) fn process_start_time(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(19)?.parse().ok()
+    super::lineage::Process::read(pid).map(|p| p.start)
 }
 
 /// This process, with its start time.

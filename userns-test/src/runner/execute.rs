@@ -1,6 +1,7 @@
 //! Run: each test as a libtest-mimic trial that follows its plan, runs
-//! the body (catching its panic, naming its thread in the panic message)
-//! and records the outcome as the test starts and ends.
+//! the body on a thread of its own (catching its panic, naming its thread
+//! in the panic message) and records the outcome as the test starts and
+//! ends.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex};
@@ -151,11 +152,33 @@ fn finish(r: TestRecord, push: impl Fn(TestRecord)) -> Result<Completion, Failed
 
 fn execute_recorded(case: &'static TestCase) -> TestRecord {
     let started = Instant::now();
-    let outcome = match execute(case) {
+    let outcome = match on_a_thread_of_its_own(case) {
         Ok(()) => TestOutcome::Passed,
         Err(message) => TestOutcome::Failed { message },
     };
     record(case, outcome, started.elapsed())
+}
+
+/// Runs the body on a new thread named after the test, as libtest does
+/// for every test whatever `--test-threads` says: what a test does to its
+/// own thread (a Landlock domain, NoNewPrivs, a seccomp filter,
+/// `unshare(CLONE_FS)`, thread-locals) ends with it, instead of reaching
+/// the next test of a reused worker, or the main thread, which writes the
+/// summary and the reports after the run.
+fn on_a_thread_of_its_own(case: &'static TestCase) -> Result<(), String> {
+    let spawned = std::thread::Builder::new()
+        .name(case.name().to_owned())
+        .spawn(move || execute(case));
+    match spawned {
+        // `execute` catches the body's panic: the thread ends normally.
+        Ok(handle) => handle
+            .join()
+            .unwrap_or_else(|_| Err("test panicked outside its body".into())),
+        Err(e) => Err(format!(
+            "userns-test: could not create a thread to run the test on: {e} (a thread or \
+             process limit: RLIMIT_NPROC, pids.max, threads-max); the test did not run"
+        )),
+    }
 }
 
 thread_local! {

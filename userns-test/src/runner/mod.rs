@@ -35,7 +35,6 @@ mod probe;
 mod select;
 mod summary;
 
-use std::cell::LazyCell;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -107,9 +106,13 @@ pub fn run_main_noting(binary: &str, never_run: &[&str]) -> ExitCode {
     for e in &errors {
         eprintln!("userns-test: {e}");
     }
-    match (errors.is_empty(), conclusion.has_failed()) {
-        // A report that could not be written fails a run that passed.
-        (false, false) => ExitCode::from(1),
+    match (
+        errors.iter().any(|e| e.report_lost),
+        conclusion.has_failed(),
+    ) {
+        // A report that could not be written fails a run that passed (one
+        // written whole another way is only said).
+        (true, false) => ExitCode::from(1),
         _ => conclusion.exit_code(),
     }
 }
@@ -133,14 +136,8 @@ fn run_recorded(
     let needed = selection.needed();
     let denied = settings.map(|s| s.deny.clone()).unwrap_or_default();
 
-    // 2. Probe. Whether tests run on this thread is asked at most once,
-    // and only where it matters (a process probing one ability never
-    // asks).
-    let one_thread = LazyCell::new(|| probe::runs_on_one_thread(args));
-    probe::probe_in_parallel(
-        needed.iter().copied().filter(|a| !denied.contains(a)),
-        || *one_thread,
-    );
+    // 2. Probe.
+    probe::probe_in_parallel(needed.iter().copied().filter(|a| !denied.contains(a)));
 
     // 3. Decide, for the selected tests only: planning asks for verdicts,
     // and a test the filters exclude must not cost a probe.
@@ -184,7 +181,7 @@ fn run_recorded(
             job(case, plan, flag_unmet, run_unmet, slot)
         })
         .collect();
-    probe::read_facts_during_run(args, || *one_thread);
+    probe::read_facts_during_run(args);
     let conclusion = if args.format == Some(FormatSetting::Json) && !args.list {
         // libtest's JSON, with an ignored test's reason (libtest-mimic
         // writes none).

@@ -63,6 +63,12 @@ pub enum Host {
     /// In a mount namespace of its own, a tmpfs over `/dev` with only
     /// `/dev/null`: no `/dev/kvm`, `/dev/net/tun` or `/dev/fuse`.
     NoDevices,
+    /// uid/gid 65534 (as [`Host::Unprivileged`]), in a mount namespace of
+    /// its own whose `/dev` is a tmpfs: `null`, `zero`, `urandom` open to
+    /// all, and `/dev/kvm`, `/dev/net/tun`, `/dev/fuse` root's alone
+    /// (0600), as a devtmpfs without udev leaves them, whatever modes this
+    /// machine's own nodes have (udev makes tun and fuse 0666).
+    ClosedDevices,
     /// seccomp: `ioctl(TUNSETIFF)` and `ioctl(KVM_CREATE_VM)` fail EPERM.
     IoctlRefused,
     /// `setpriv --no-new-privs`.
@@ -324,6 +330,18 @@ impl Host {
                 "mount -t tmpfs none /dev && mknod -m 666 /dev/null c 1 3",
                 &program,
             ),
+            Host::ClosedDevices => {
+                let mut c = in_mount_namespace(
+                    "mount -t tmpfs -o mode=755 none /dev && cd /dev && \
+                     mknod -m 666 null c 1 3 && mknod -m 666 zero c 1 5 && \
+                     mknod -m 666 urandom c 1 9 && mkdir net && \
+                     mknod -m 600 kvm c 10 232 && mknod -m 600 net/tun c 10 200 && \
+                     mknod -m 600 fuse c 10 229",
+                    "setpriv",
+                );
+                c.args(unprivileged).arg(&program);
+                c
+            }
             Host::NoCgroup2 => in_mount_namespace(&on_each_cgroup2("umount"), &program),
             Host::CgroupReadOnly => {
                 in_mount_namespace(&on_each_cgroup2("mount -o remount,ro,bind"), &program)
@@ -817,4 +835,53 @@ pub fn crash_suite(args: &[&str], env: &[(&str, &str)]) -> Output {
         .current_dir("/")
         .output()
         .expect("run the crash fixture suite")
+}
+
+/// Bytes as text, lossily (a child's output).
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The JSON document in the file at `path`.
+pub fn read_json(path: &Path) -> serde_json::Value {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+/// `(outcome, message, crashed)` of test `name` in a JSON report.
+pub fn outcome_of(report: &serde_json::Value, name: &str) -> (String, String, bool) {
+    let t = report["tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} in {report:#}"));
+    (
+        t["outcome"].as_str().unwrap().to_owned(),
+        t["message"].as_str().unwrap_or("").to_owned(),
+        t["crashed"].as_bool().unwrap_or(false),
+    )
+}
+
+/// The `userns-test` command with `args` and `env` (bubblewrap pointed at
+/// nothing), in this workspace.
+pub fn userns_test(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(cli());
+    hermetic(&mut cmd)
+        .args(args)
+        .env("USERNS_TEST_BWRAP", "/nonexistent/bwrap")
+        .envs(env.iter().copied())
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .output()
+        .expect("run userns-test")
+}
+
+/// The features these tests were built with, for a cargo command that
+/// must not rebuild anything.
+pub fn feature_args() -> Vec<&'static str> {
+    if cfg!(feature = "junit") {
+        vec!["--features", "userns-test/junit"]
+    } else {
+        Vec::new()
+    }
 }

@@ -24,6 +24,7 @@ fn reversed() {}
 #[requires_userns(user)]
 async fn reversed_async() {}
 
+// Not listed: cargo passes `--cfg test` to harness = false targets too.
 #[cfg(test)]
 mod tests {
     #[userns_test::requires_userns(user)]
