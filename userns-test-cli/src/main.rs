@@ -24,8 +24,10 @@ use std::time::Duration;
 use serde::Serialize;
 
 mod merge;
+mod report;
 mod wrap;
-use userns_test::report::{Destinations, FinishOptions};
+use report::FinishOptions;
+use userns_test::__cli::Destinations;
 use userns_test::root_cause::RootCauses;
 use userns_test::text::one_line;
 use userns_test::{Ability, HostFacts, Settings, Verdict, probe_with};
@@ -204,9 +206,9 @@ EXIT CODES:
 
 /// The JSON document of `doctor --json`.
 #[derive(Serialize)]
-struct DoctorReport<'a> {
+struct DoctorReport {
     schema: &'static str,
-    host: &'a HostFacts,
+    host: serde_json::Value,
     abilities: Vec<serde_json::Value>,
 }
 
@@ -343,7 +345,7 @@ fn finish(mut parser: lexopt::Parser) -> Result<ExitCode, String> {
         }
     }
     let dest = destinations()?;
-    let code = wrap::finish_and_report(&dest, &options, quiet)?;
+    let code = wrap::finish_and_report(&dest, &options, quiet, Vec::new())?;
     Ok(wrap::exit_code(code))
 }
 
@@ -400,10 +402,7 @@ fn run_wrapped(mut parser: lexopt::Parser, nextest: bool) -> Result<ExitCode, St
     let dest = destinations()?;
     let grace = cancel_grace()?;
     let wrapped =
-        userns_test::report::begin_wrapped_run(&dest, &command).map_err(|e| e.to_string())?;
-    if let Some(warning) = &wrapped.warning {
-        eprintln!("userns-test: {warning}");
-    }
+        userns_test::__cli::begin_wrapped_run(&dest, &command).map_err(|e| e.to_string())?;
     let mut args = command.clone();
     // `cargo nextest run`: have nextest write its JUnit where `finish`
     // reads the signal of a crashed test.
@@ -419,11 +418,7 @@ fn run_wrapped(mut parser: lexopt::Parser, nextest: bool) -> Result<ExitCode, St
         args.insert(3, flag);
     }
     let run_dir = wrapped.run_dir.clone().into_os_string();
-    let ended = wrap::run_command(
-        &args,
-        &[(userns_test::report::RUN_DIR_VAR, &run_dir)],
-        grace,
-    )?;
+    let ended = wrap::run_command(&args, &[(userns_test::__cli::RUN_DIR_VAR, &run_dir)], grace)?;
     let mut notes = Vec::new();
     if let Some((sig, killed)) = ended.cancelled {
         let killed = if killed {
@@ -449,7 +444,14 @@ fn run_wrapped(mut parser: lexopt::Parser, nextest: bool) -> Result<ExitCode, St
         nextest_junit: None,
         notes,
     };
-    match wrap::finish_and_report(&dest, &options, false) {
+    // A refusal met when the run began (the records kept elsewhere) is said
+    // with the reports' errors, once, whatever they share.
+    match wrap::finish_and_report(
+        &dest,
+        &options,
+        false,
+        wrapped.warning.into_iter().collect(),
+    ) {
         Ok(status) => Ok(wrap::exit_code(status)),
         Err(e) => {
             eprintln!("userns-test: {e}");
@@ -586,11 +588,8 @@ fn doctor(args: DoctorArgs) -> Result<ExitCode, String> {
     if args.json {
         let report = DoctorReport {
             schema: "userns-test/doctor/1",
-            host: facts,
-            abilities: verdicts
-                .iter()
-                .map(userns_test::report::verdict_json)
-                .collect(),
+            host: report::model::facts_json(facts),
+            abilities: verdicts.iter().map(report::verdict_json).collect(),
         };
         let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
         println!("{text}");

@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use userns_test::report::markdown::{cell, host_line, names_cell};
-use userns_test::report::{Outcome, Report, SCHEMA};
+use crate::report::markdown::{cell, host_line, names_cell};
+use crate::report::model::{Outcome, Report, SCHEMA};
 
 /// The `schema` of `merge --format json`.
 pub const MERGE_SCHEMA: &str = "userns-test/merge/3";
@@ -207,7 +207,7 @@ pub struct MergedCause {
     /// `<cause id>-<8 hex digits>`, as in the reports.
     pub id: String,
     /// The cause: `{id, message}`.
-    pub cause: userns_test::report::CauseText,
+    pub cause: crate::report::model::CauseText,
     /// The fix.
     pub remedy: String,
     /// The runners (column labels) where it applies.
@@ -352,15 +352,16 @@ pub fn merge(reports: &[(PathBuf, Report)], keep_shards: bool) -> Matrix {
             results: columns
                 .iter()
                 .map(|(_, members)| {
-                    let shards: Vec<(&PathBuf, &Report, &userns_test::report::TestEntry)> = members
-                        .iter()
-                        .filter_map(|&m| {
-                            let (path, r) = &reports[m];
-                            index[m]
-                                .get(&(binary, name))
-                                .map(|&i| (path, r, &r.tests[i]))
-                        })
-                        .collect();
+                    let shards: Vec<(&PathBuf, &Report, &crate::report::model::TestEntry)> =
+                        members
+                            .iter()
+                            .filter_map(|&m| {
+                                let (path, r) = &reports[m];
+                                index[m]
+                                    .get(&(binary, name))
+                                    .map(|&i| (path, r, &r.tests[i]))
+                            })
+                            .collect();
                     combine(&shards)
                 })
                 .collect(),
@@ -408,7 +409,7 @@ pub fn merge(reports: &[(PathBuf, Report)], keep_shards: bool) -> Matrix {
 }
 
 /// One runner's result for a test from its shards' entries.
-fn combine(shards: &[(&PathBuf, &Report, &userns_test::report::TestEntry)]) -> Option<CellResult> {
+fn combine(shards: &[(&PathBuf, &Report, &crate::report::model::TestEntry)]) -> Option<CellResult> {
     let best = shards.iter().max_by_key(|(_, _, t)| rank(t.outcome))?;
     // Shards disagree when they both decided it: one ran it and another
     // skipped it, or one passed and another failed. A shard that did not

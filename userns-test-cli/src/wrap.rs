@@ -19,7 +19,9 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
-use userns_test::report::{Destinations, Finish, FinishOptions, Report};
+use userns_test::__cli::{Destinations, ReportError};
+
+use crate::report::{Finish, FinishOptions, Report};
 
 /// The signals that cancel a run.
 const CANCEL: [Signal; 4] = [
@@ -323,14 +325,15 @@ pub(crate) fn finish_and_report(
     dest: &Destinations,
     options: &FinishOptions,
     quiet: bool,
+    earlier: Vec<ReportError>,
 ) -> Result<i32, String> {
     let code = options.exit_code.unwrap_or(0);
-    match userns_test::report::finish(dest, options).map_err(|e| e.to_string())? {
+    match crate::report::finish(dest, options).map_err(|e| e.to_string())? {
         Finish::Done(report, errors) => {
             if !quiet {
-                eprint!("\n{}", userns_test::report::summary::render(&report));
+                eprint!("\n{}", crate::report::summary::render(&report));
             }
-            let errors = userns_test::report::said_once(errors);
+            let errors = userns_test::__cli::said_once(earlier.into_iter().chain(errors).collect());
             for e in &errors {
                 eprintln!("userns-test: {e}");
             }
@@ -340,8 +343,8 @@ pub(crate) fn finish_and_report(
         }
         Finish::NoRun(why) => {
             eprintln!("userns-test: nothing to finish: {why}");
-            let errors = userns_test::report::write_no_run(dest, &why, options.exit_code);
-            for e in userns_test::report::said_once(errors) {
+            let errors = crate::report::write_no_run(dest, &why, options.exit_code);
+            for e in userns_test::__cli::said_once(earlier.into_iter().chain(errors).collect()) {
                 eprintln!("userns-test: {e}");
             }
             Ok(if code != 0 { code } else { 2 })

@@ -7,8 +7,6 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde::{Deserialize, Serialize};
-
 /// An operation a test needs the host to allow.
 ///
 /// Namespace abilities are probed the unprivileged way: in a child that
@@ -347,19 +345,6 @@ impl fmt::Display for Ability {
     }
 }
 
-impl Serialize for Ability {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.name())
-    }
-}
-
-impl<'de> Deserialize<'de> for Ability {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let name = String::deserialize(d)?;
-        name.parse().map_err(serde::de::Error::custom)
-    }
-}
-
 /// A name that is not an [`Ability`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnknownAbility {
@@ -505,12 +490,6 @@ mod tests {
         assert_eq!("landlock(abi >= 4)".parse(), Ok(Ability::LandlockAbi(4)));
         assert!("program(bin/x)".parse::<Ability>().is_err());
         assert!("landlock(abi>=0)".parse::<Ability>().is_err());
-        let json = serde_json::to_string(&Ability::Program("pasta")).unwrap();
-        assert_eq!(json, "\"program(pasta)\"");
-        assert_eq!(
-            serde_json::from_str::<Ability>(&json).unwrap(),
-            Ability::Program("pasta")
-        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use serde::{Serialize, Serializer};
+use crate::json::Json;
 
 /// What about this host explains a failure. Every cause is found from
 /// evidence: the failed step and its errno, the host facts, what other
@@ -600,12 +600,12 @@ fn landlock_abi_kernel(abi: u8) -> Option<&'static str> {
     })
 }
 
-impl Serialize for Cause {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeStruct;
-        let mut st = s.serialize_struct("Cause", 2)?;
-        st.serialize_field("id", self.id())?;
-        st.serialize_field("message", &self.to_string())?;
-        st.end()
+impl Cause {
+    /// The cause as reports show it: `{"id": ..., "message": ...}`.
+    pub fn to_json(&self) -> Json {
+        Json::object([
+            ("id", Json::from(self.id())),
+            ("message", self.to_string().into()),
+        ])
     }
 }

@@ -7,7 +7,7 @@ use std::fs;
 use std::path::Path;
 use std::sync::OnceLock;
 
-use serde::Serialize;
+use crate::json::Json;
 
 /// The identity map of the initial user namespace.
 const INITIAL_UID_MAP: &str = "0 0 4294967295";
@@ -19,7 +19,7 @@ const INITIAL_UID_MAP: &str = "0 0 4294967295";
 /// unknown fact never counts as good news: `root` is unavailable when
 /// `/proc/self/uid_map` cannot be read, and no cause is named from a fact
 /// that is not known.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HostFacts {
     /// `uname -r`, from `/proc/sys/kernel/osrelease`.
     pub kernel_release: Option<String>,
@@ -36,7 +36,6 @@ pub struct HostFacts {
     /// Effective gid of this process.
     pub egid: u32,
     /// Supplementary groups of this process.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<u32>,
     /// `kernel.apparmor_restrict_unprivileged_userns` (Ubuntu 23.10+).
     pub apparmor_restrict_unprivileged_userns: Option<u64>,
@@ -49,7 +48,6 @@ pub struct HostFacts {
     pub max_user_namespaces: Option<u64>,
     /// Every `user.max_*_namespaces` this kernel has, by sysctl name (e.g.
     /// `user.max_net_namespaces`), as seen from this user namespace.
-    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub namespace_limits: std::collections::BTreeMap<String, u64>,
     /// `kernel.cap_last_cap`.
     pub cap_last_cap: Option<u32>,
@@ -107,12 +105,11 @@ pub struct HostFacts {
     /// Sources that exist but could not be read, with the error (e.g.
     /// `/proc/self/uid_map`: `Too many open files (os error 24)`): the facts
     /// from them are unknown.
-    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub unreadable: std::collections::BTreeMap<String, Unreadable>,
 }
 
 /// Why a source of facts could not be read.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unreadable {
     /// The errno, when the error had one.
     pub errno: Option<i32>,
@@ -121,6 +118,78 @@ pub struct Unreadable {
 }
 
 impl HostFacts {
+    /// The facts as reports and `doctor --json` show them: every field by
+    /// its name, an unknown one `null`; `groups`, `namespace_limits` and
+    /// `unreadable` only when not empty.
+    pub fn to_json(&self) -> Json {
+        let map = |m: &std::collections::BTreeMap<String, u64>| {
+            Json::object(m.iter().map(|(k, v)| (k.as_str(), Json::from(*v))))
+        };
+        let mut out = Json::object([
+            ("kernel_release", Json::from(self.kernel_release.as_deref())),
+            ("distro", self.distro.as_deref().into()),
+            ("hostname", self.hostname.as_deref().into()),
+            ("uid", self.uid.into()),
+            ("euid", self.euid.into()),
+            ("gid", self.gid.into()),
+            ("egid", self.egid.into()),
+        ]);
+        if !self.groups.is_empty() {
+            out = out.with("groups", self.groups.clone());
+        }
+        out = out
+            .with(
+                "apparmor_restrict_unprivileged_userns",
+                self.apparmor_restrict_unprivileged_userns,
+            )
+            .with(
+                "apparmor_restrict_unprivileged_unconfined",
+                self.apparmor_restrict_unprivileged_unconfined,
+            )
+            .with("unprivileged_userns_clone", self.unprivileged_userns_clone)
+            .with("max_user_namespaces", self.max_user_namespaces);
+        if !self.namespace_limits.is_empty() {
+            out = out.with("namespace_limits", map(&self.namespace_limits));
+        }
+        out = out
+            .with("cap_last_cap", self.cap_last_cap)
+            .with("seccomp_mode", self.seccomp_mode)
+            .with("no_new_privs", self.no_new_privs)
+            .with("cap_effective", self.cap_effective)
+            .with("cap_bounding", self.cap_bounding)
+            .with("lsms", self.lsms.clone())
+            .with("apparmor_label", self.apparmor_label.as_deref())
+            .with("uid_map", self.uid_map.as_deref())
+            .with("in_user_namespace", self.in_user_namespace)
+            .with("container", self.container.as_deref())
+            .with("proc_overmounts", self.proc_overmounts.clone())
+            .with("proc_read_only", self.proc_read_only)
+            .with("cgroup_v2_mount", self.cgroup_v2_mount.as_deref())
+            .with("cgroup_v1", self.cgroup_v1)
+            .with("root_fstype", self.root_fstype.as_deref())
+            .with("proc_writable", self.proc_writable)
+            .with("dumpable", self.dumpable)
+            .with("rlimit_nproc", self.rlimit_nproc)
+            .with("rlimit_nofile", self.rlimit_nofile)
+            .with("chrooted", self.chrooted)
+            .with("ci_runner", self.ci_runner.as_deref());
+        if !self.unreadable.is_empty() {
+            out = out.with(
+                "unreadable",
+                Json::object(self.unreadable.iter().map(|(k, u)| {
+                    (
+                        k.as_str(),
+                        Json::object([
+                            ("errno", Json::from(u.errno)),
+                            ("error", (&u.error).into()),
+                        ]),
+                    )
+                })),
+            );
+        }
+        out
+    }
+
     /// The facts, read once per process.
     pub fn get() -> &'static HostFacts {
         static FACTS: OnceLock<HostFacts> = OnceLock::new();

@@ -4,11 +4,10 @@
 
 use std::fmt;
 
-use serde::Serialize;
+use crate::json::Json;
 
 /// How a step failed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Failure {
     /// A system call failed with this errno.
     Errno {
@@ -29,7 +28,6 @@ pub enum Failure {
         /// Its exit status.
         code: i32,
         /// The first line it wrote to stderr, if any.
-        #[serde(skip_serializing_if = "Option::is_none")]
         stderr: Option<String>,
     },
     /// The probe did not finish in time; it was killed and reaped.
@@ -67,6 +65,32 @@ pub enum Failure {
 }
 
 impl Failure {
+    /// The failure as reports show it: `{"kind": "<variant in
+    /// snake_case>", <its fields>}`.
+    pub fn to_json(&self) -> Json {
+        let t = |kind: &str| Json::tagged("kind", kind);
+        match self {
+            Failure::Errno { number, name } => {
+                t("errno").with("number", *number).with("name", name)
+            }
+            Failure::Signal { number, name } => {
+                t("signal").with("number", *number).with("name", name)
+            }
+            Failure::ExitStatus { code, stderr } => t("exit_status")
+                .with("code", *code)
+                .with_some("stderr", stderr.as_deref()),
+            Failure::TimedOut { after_ms } => t("timed_out").with("after_ms", *after_ms),
+            Failure::Missing { what } => t("missing").with("what", what),
+            Failure::Mismatch { found } => t("mismatch").with("found", found),
+            Failure::Unreadable { path, errno, error } => t("unreadable")
+                .with("path", path)
+                .with("errno", *errno)
+                .with("error", error),
+            Failure::Denied => t("denied"),
+            Failure::Configuration { message } => t("configuration").with("message", message),
+        }
+    }
+
     /// A failure from an errno value.
     pub fn errno(number: i32) -> Failure {
         Failure::Errno {

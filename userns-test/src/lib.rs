@@ -88,6 +88,8 @@
 pub mod ability;
 pub mod cause;
 pub mod failure;
+#[doc(hidden)]
+pub mod json;
 pub mod step;
 
 // Host facts and probes -> verdicts -> diagnosis -> root causes -> policy.
@@ -98,13 +100,14 @@ pub mod probe;
 pub mod root_cause;
 pub mod verdict;
 
-// The gate, the runner and the reports.
+// The gate, the runner, and the records the reports are made from.
 mod gate;
 pub mod in_userns;
+pub mod outcome;
 mod plain;
+#[doc(hidden)]
 pub mod record;
 pub mod registry;
-pub mod report;
 pub mod runner;
 mod safe_fs;
 mod shared;
@@ -193,4 +196,24 @@ pub mod __private {
     pub use crate::registry::{IntoOutcome, TestCase, TestResult, libtest_name};
     pub use crate::runner::run_main_noting as run_main;
     pub use inventory;
+}
+
+/// Not public API: what the `userns-test` command (package
+/// `userns-test-cli`) uses to read a run's records and write reports
+/// safely. It changes with the command; nothing outside this workspace
+/// should use it.
+#[doc(hidden)]
+pub mod __cli {
+    pub use crate::json::Json;
+    pub use crate::record::ledger::{
+        FLAG_DETAIL, FLAG_RAN_DESPITE_UNMET, Ledger, LedgerKind, NONE, SlotState, SlotView,
+    };
+    pub use crate::record::store::{
+        RunDir, RunKey, RunMeta, Store, alive, binary_of_key, ci_job, is_over, this_process,
+    };
+    pub use crate::record::{
+        Destinations, JSON_VAR, JUNIT_VAR, RUN_DIR_VAR, ReportError, WrappedRun, append_file,
+        begin_wrapped_run, replace_file, said_once, store_of,
+    };
+    pub use crate::safe_fs::{Dir, FsError, Problem};
 }

@@ -22,11 +22,11 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::Ability;
+use crate::outcome::{RunRecord, TestOutcome, TestRecord};
 use crate::policy::Unmet;
-use crate::record::{RunRecord, TestOutcome, TestRecord};
+use crate::record::session::{Planned, Recorder, Session, record_verdicts};
+use crate::record::{Destinations, ReportError, Role};
 use crate::registry::{TestCase, collected, libtest_name_of};
-use crate::report::session::{Planned, Recorder, Session, record_verdicts};
-use crate::report::{Destinations, ReportError, Role};
 
 /// What this process has seen of its annotated tests.
 struct PlainRun {
@@ -86,7 +86,7 @@ fn begin(path: &str) -> PlainRun {
     let binary = cases
         .first()
         .and_then(|c| c.binary())
-        .unwrap_or_else(crate::report::binary_name);
+        .unwrap_or_else(crate::record::binary_name);
     let destinations = Destinations::from_env();
     let mut errors = destinations.problems.clone();
     let mut session = match Session::begin(role, &binary, &destinations) {
@@ -353,7 +353,7 @@ fn conclude() {
     if let Some(session) = run.session.take() {
         errors.extend(session.end(&record, &record_verdicts(&record)));
     }
-    for e in crate::report::said_once(errors) {
+    for e in crate::record::said_once(errors) {
         let _ = writeln!(std::io::stderr(), "userns-test: {e}");
     }
 }

@@ -61,10 +61,9 @@ use std::os::unix::fs::MetadataExt;
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde::{Deserialize, Serialize};
-
 use crate::Ability;
 use crate::policy::{BWRAP_VAR, DENY_VAR, REQUIRE_VAR, Settings, TIMEOUT_VAR};
+use crate::record::store::fnv1a;
 use crate::safe_fs::{Dir, private_temp_base};
 use crate::verdict::{Status, Verdict};
 
@@ -85,13 +84,79 @@ pub(crate) struct Shared {
     hash: u64,
 }
 
-/// One shared verdict on disk.
-#[derive(Serialize, Deserialize)]
-struct SharedVerdict {
-    key: String,
-    ability: Ability,
-    note: Option<String>,
-    probe_us: u64,
+/// The first line of a shared verdict's file.
+const VERDICT_HEADER: &str = "userns-test shared verdict 1";
+
+/// One shared verdict on disk: a header line, the ability, the probe's
+/// time and note, then the key it holds for, verbatim (this crate's own
+/// small format; the key's lines are `name=value`, escaped).
+fn verdict_text(key: &str, verdict: &Verdict) -> String {
+    let note = verdict
+        .note
+        .as_deref()
+        .unwrap_or("")
+        .escape_debug()
+        .to_string();
+    format!(
+        "{VERDICT_HEADER}\nability {}\nprobe_us {}\nnote {}{note}\n{key}",
+        verdict.ability.name(),
+        verdict.duration.as_micros().min(u64::MAX as u128),
+        if verdict.note.is_some() { "+" } else { "-" },
+    )
+}
+
+/// The verdict on `ability` in `text`, if it holds one for exactly `key`.
+fn parse_verdict(text: &str, key: &str, ability: Ability) -> Option<Verdict> {
+    let rest = text.strip_prefix(VERDICT_HEADER)?.strip_prefix('\n')?;
+    let (ability_line, rest) = rest.split_once('\n')?;
+    let (probe_line, rest) = rest.split_once('\n')?;
+    let (note_line, stored_key) = rest.split_once('\n')?;
+    if stored_key != key || ability_line.strip_prefix("ability ")? != ability.name() {
+        return None;
+    }
+    let probe_us: u64 = probe_line.strip_prefix("probe_us ")?.parse().ok()?;
+    let note = match note_line.strip_prefix("note ")?.split_at_checked(1)? {
+        ("-", "") => None,
+        ("+", escaped) => Some(unescape_debug(escaped)?),
+        _ => return None,
+    };
+    Some(Verdict {
+        ability,
+        status: Status::Available,
+        note,
+        duration: Duration::from_micros(probe_us),
+    })
+}
+
+/// The inverse of `str::escape_debug` for what it writes (`\\`, `\"`,
+/// `\'`, `\n`, `\r`, `\t`, `\0`, `\u{..}`).
+fn unescape_debug(s: &str) -> Option<String> {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        out.push(match chars.next()? {
+            '\\' => '\\',
+            '"' => '"',
+            '\'' => '\'',
+            'n' => '\n',
+            'r' => '\r',
+            't' => '\t',
+            '0' => '\0',
+            'u' => {
+                if chars.next()? != '{' {
+                    return None;
+                }
+                let hex: String = chars.by_ref().take_while(|&c| c != '}').collect();
+                char::from_u32(u32::from_str_radix(&hex, 16).ok()?)?
+            }
+            _ => return None,
+        });
+    }
+    Some(out)
 }
 
 /// Whether the verdict on `ability` is worth sharing: its probe costs
@@ -112,8 +177,8 @@ impl Shared {
                 }
                 // nextest's run, when nextest started this process (the
                 // variable alone may be a leftover of an earlier run).
-                let crate::report::lineage::NextestRun::Run { id, .. } =
-                    crate::report::lineage::nextest_run()
+                let crate::record::lineage::NextestRun::Run { id, .. } =
+                    crate::record::lineage::nextest_run()
                 else {
                     return None;
                 };
@@ -141,7 +206,7 @@ impl Shared {
     }
 
     fn file_name(&self, ability: Ability) -> String {
-        format!("{:016x}-{}.json", self.hash, ability.name())
+        format!("{:016x}-{}", self.hash, ability.name())
     }
 
     /// The available verdict another process of the run found for
@@ -149,13 +214,7 @@ impl Shared {
     /// file of this uid, reached without a link.
     pub(crate) fn lookup(&self, ability: Ability) -> Option<Verdict> {
         let bytes = self.dir.read(self.file_name(ability), MAX_FILE).ok()??;
-        let shared: SharedVerdict = serde_json::from_slice(&bytes).ok()?;
-        (shared.key == self.key && shared.ability == ability).then(|| Verdict {
-            ability,
-            status: Status::Available,
-            note: shared.note,
-            duration: Duration::from_micros(shared.probe_us),
-        })
+        parse_verdict(std::str::from_utf8(&bytes).ok()?, &self.key, ability)
     }
 
     /// Shares `verdict` with the run's other processes, if it is an
@@ -164,15 +223,10 @@ impl Shared {
         if !verdict.is_available() {
             return;
         }
-        let shared = SharedVerdict {
-            key: self.key.clone(),
-            ability: verdict.ability,
-            note: verdict.note.clone(),
-            probe_us: verdict.duration.as_micros().min(u64::MAX as u128) as u64,
-        };
-        if let Ok(json) = serde_json::to_vec(&shared) {
-            let _ = self.dir.replace(self.file_name(verdict.ability), &json);
-        }
+        let text = verdict_text(&self.key, verdict);
+        let _ = self
+            .dir
+            .replace(self.file_name(verdict.ability), text.as_bytes());
     }
 }
 
@@ -292,17 +346,31 @@ fn read(path: &str) -> Option<String> {
     fs::read_to_string(path).ok()
 }
 
-/// FNV-1a, 64 bits: a file name for a key, stable across builds and
-/// Rust versions (the key itself is compared in full).
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shared_verdicts_read_back_only_under_their_key() {
+        let v = Verdict {
+            ability: Ability::Bwrap,
+            status: Status::Available,
+            note: Some("/usr/bin/bwrap is \"setuid\"\n\u{202e}".into()),
+            duration: Duration::from_micros(3058),
+        };
+        let key = "crate=0.1.0\nrun=r\n";
+        let text = verdict_text(key, &v);
+        assert_eq!(parse_verdict(&text, key, Ability::Bwrap), Some(v.clone()));
+        assert_eq!(
+            parse_verdict(&text, "crate=0.1.0\nrun=s\n", Ability::Bwrap),
+            None
+        );
+        assert_eq!(parse_verdict(&text, key, Ability::BwrapNet), None);
+        let plain = Verdict { note: None, ..v };
+        let text = verdict_text(key, &plain);
+        assert_eq!(parse_verdict(&text, key, Ability::Bwrap), Some(plain));
+        assert_eq!(parse_verdict("garbage", key, Ability::Bwrap), None);
+    }
 
     #[test]
     fn run_ids_become_one_path_component() {

@@ -3,11 +3,10 @@
 
 use std::fmt;
 
-use serde::Serialize;
+use crate::json::Json;
 
 /// One operation of a probe, named the way `strace` or a man page would.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
     /// Creating the probe child: `clone(2)` with these flags.
     Clone {
@@ -133,6 +132,49 @@ pub enum Step {
 }
 
 impl Step {
+    /// The step as reports show it: `{"kind": "<variant in snake_case>",
+    /// <its fields>}`.
+    pub fn to_json(&self) -> Json {
+        let t = |kind: &str| Json::tagged("kind", kind);
+        match self {
+            Step::Clone { flags } => t("clone").with("flags", flags),
+            Step::Unshare { flags } => t("unshare").with("flags", flags),
+            Step::OpenForWriting { path } => t("open_for_writing").with("path", path),
+            Step::Write { path, data } => t("write").with("path", path).with("data", data),
+            Step::Mount { what } => t("mount").with("what", what),
+            Step::SetHostname => t("set_hostname"),
+            Step::CapBsetDrop { cap } => t("cap_bset_drop").with("cap", *cap),
+            Step::SetNoNewPrivs => t("set_no_new_privs"),
+            Step::SeccompSetModeFilter => t("seccomp_set_mode_filter"),
+            Step::LandlockAbiVersion => t("landlock_abi_version"),
+            Step::LandlockCreateRuleset => t("landlock_create_ruleset"),
+            Step::LandlockRestrictSelf => t("landlock_restrict_self"),
+            Step::Socket { domain } => t("socket").with("domain", domain),
+            Step::LoopbackAddAddress => t("loopback_add_address"),
+            Step::LoopbackUp => t("loopback_up"),
+            Step::Handshake => t("handshake"),
+            Step::FindProgram { program } => t("find_program").with("program", program),
+            Step::Exec { program } => t("exec").with("program", program),
+            Step::Run { program, command } => {
+                t("run").with("program", program).with("command", command)
+            }
+            Step::ReadSubids { path, user } => {
+                t("read_subids").with("path", path).with("user", user)
+            }
+            Step::CheckUid => t("check_uid"),
+            Step::CheckPrivilege => t("check_privilege"),
+            Step::GetNoNewPrivs => t("get_no_new_privs"),
+            Step::OpenDevice { path } => t("open_device").with("path", path),
+            Step::Ioctl { request } => t("ioctl").with("request", request),
+            Step::Mkdir { path } => t("mkdir").with("path", path),
+            Step::PivotRoot { new_root } => t("pivot_root").with("new_root", new_root),
+            Step::FindCgroup => t("find_cgroup"),
+            Step::ReadFile { path } => t("read_file").with("path", path),
+            Step::StopProgramFilter => t("stop_program_filter"),
+            Step::ReadEnvironment { variable } => t("read_environment").with("variable", variable),
+        }
+    }
+
     /// Whether this step creates namespaces (`clone` or `unshare` with
     /// namespace flags), and with `CLONE_NEWUSER` among them when `user`.
     pub fn creates_namespace(&self, user: bool) -> bool {

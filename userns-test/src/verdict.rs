@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use serde::Serialize;
+use crate::json::Json;
 
 use crate::Ability;
 use crate::cause::Cause;
@@ -11,24 +11,20 @@ use crate::failure::Failure;
 use crate::step::Step;
 
 /// The answer of one probe.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verdict {
     /// The ability probed.
     pub ability: Ability,
     /// Available, or not and why.
-    #[serde(flatten)]
     pub status: Status,
     /// A fact the probe learned on the way, e.g. `Landlock ABI 6`.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
     /// How long the probe took.
-    #[serde(serialize_with = "serialize_micros", rename = "probe_us")]
     pub duration: Duration,
 }
 
 /// Whether an ability is available.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "verdict", rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Status {
     /// The operation worked on this host.
     Available,
@@ -38,7 +34,7 @@ pub enum Status {
 
 /// Why an ability is unavailable: what was tried, what failed, the cause
 /// found in the host facts, and the narrowest remedy.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reason {
     /// The operation that failed.
     pub step: Step,
@@ -73,6 +69,33 @@ impl fmt::Display for Reason {
 }
 
 impl Verdict {
+    /// The verdict as reports and `doctor --json` show it: `ability`,
+    /// `verdict` (`available` or `unavailable`), for an unavailable one
+    /// `step`, `failure`, `cause`, `remedy`, `failed` (the one line
+    /// `<step> failed: <failure>`) and `root_cause` (its id), then `note`
+    /// and `probe_us`.
+    pub fn to_json(&self) -> Json {
+        let mut out = Json::object([("ability", Json::from(self.ability.name()))]);
+        out = match &self.status {
+            Status::Available => out.with("verdict", "available"),
+            Status::Unavailable(r) => out
+                .with("verdict", "unavailable")
+                .with("step", r.step.to_json())
+                .with("failure", r.failure.to_json())
+                .with("cause", r.cause.to_json())
+                .with("remedy", &r.remedy)
+                .with("failed", r.short())
+                .with(
+                    "root_cause",
+                    crate::root_cause::id(r.cause.id(), &r.cause.to_string(), &r.remedy),
+                ),
+        };
+        out.with_some("note", self.note.as_deref()).with(
+            "probe_us",
+            self.duration.as_micros().min(u64::MAX as u128) as u64,
+        )
+    }
+
     /// Whether the host allows the ability.
     pub fn is_available(&self) -> bool {
         matches!(self.status, Status::Available)
@@ -102,8 +125,4 @@ impl fmt::Display for Verdict {
             Status::Unavailable(r) => write!(f, "{}: no: {r}", self.ability),
         }
     }
-}
-
-fn serialize_micros<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_u64(d.as_micros().min(u64::MAX as u128) as u64)
 }

@@ -53,16 +53,11 @@ fn test_attribute_above_is_an_error_under_the_default_harness() {
     let target = exe.ancestors().nth(3).unwrap().to_path_buf();
     let dir = target.join(format!("userns-test-scratch/order-{}", std::process::id()));
     std::fs::create_dir_all(dir.join("tests")).unwrap();
-    let features = if cfg!(feature = "junit") {
-        r#", features = ["junit"]"#
-    } else {
-        ""
-    };
     std::fs::write(
         dir.join("Cargo.toml"),
         format!(
             "[package]\nname = \"order-check\"\nversion = \"0.0.0\"\nedition = \"2024\"\n\
-             [workspace]\n[dev-dependencies]\nuserns-test = {{ path = {:?}{features} }}\n\
+             [workspace]\n[dev-dependencies]\nuserns-test = {{ path = {:?} }}\n\
              tokio = {{ version = \"1.40\", default-features = false, features = \
              [\"rt\", \"macros\"] }}\n",
             env!("CARGO_MANIFEST_DIR")

@@ -292,6 +292,25 @@ fn plain_mode_writes_reports() {
         false,
     );
     assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
+    // The test side records; the command writes the report, as plain mode
+    // says once at the end.
+    assert!(!report.exists());
+    assert!(
+        run.stderr
+            .contains("are written by the `userns-test` command from this run's records"),
+        "{}",
+        run.stderr
+    );
+    let finish = common::userns_test(
+        &["finish", "--quiet"],
+        &[("USERNS_TEST_REPORT_JSON", report_str)],
+    );
+    assert_eq!(
+        finish.status.code(),
+        Some(0),
+        "{}",
+        common::text(&finish.stderr)
+    );
     let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
     let outcome = |name: &str| -> serde_json::Value {
         doc["tests"]
@@ -348,6 +367,16 @@ fn plain_mode_writes_reports() {
     .output()
     .unwrap();
     assert_eq!(failing.status.code(), Some(101));
+    let finish = common::userns_test(
+        &["finish", "--quiet"],
+        &[("USERNS_TEST_REPORT_JSON", report_str)],
+    );
+    assert_eq!(
+        finish.status.code(),
+        Some(1),
+        "{}",
+        common::text(&finish.stderr)
+    );
     let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
     let t = doc["tests"]
         .as_array()

@@ -14,16 +14,19 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use common::{Host, cli, crash_suite, hermetic, sibling_test_binary, sticky_scratch};
+use common::{Host, cli, hermetic, sibling_test_binary, sticky_scratch};
 use userns_test::requires_userns;
 
 const BINARY: &str = "userns-test::runner_suite";
 
-/// Runs the runner fixture suite on `host` with `env`; bubblewrap is
-/// pointed at a path with nothing there, so `sandbox::runs_box` is skipped
-/// everywhere.
+/// Runs the runner fixture suite on `host` with `env`, under `userns-test
+/// run` (which writes the reports); bubblewrap is pointed at a path with
+/// nothing there, so `sandbox::runs_box` is skipped everywhere.
 fn suite(host: &Host, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = host.command(sibling_test_binary("runner_suite"), args);
+    let fixture = sibling_test_binary("runner_suite");
+    let mut all = vec!["run", "--", fixture.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let mut cmd = host.command(cli(), &all);
     hermetic(&mut cmd)
         .env("USERNS_TEST_BWRAP", "/nonexistent/bwrap")
         .envs(env.iter().copied())
@@ -160,7 +163,11 @@ fn reports_from_several_hosts_merge_into_one_matrix() {
     assert_eq!(seccomp["schema"], "userns-test/report/2");
     assert_eq!(seccomp["runner"]["label"], "docker-seccomp");
     assert_eq!(seccomp["host"]["seccomp_mode"], 2);
-    assert_eq!(seccomp["run"]["finished"], false, "no finish step ran");
+    assert_eq!(
+        seccomp["run"]["finished"], true,
+        "finished by `userns-test run`"
+    );
+    assert_eq!(seccomp["run"]["kind"], "wrapped");
     let net = seccomp["abilities"]
         .as_array()
         .unwrap()
@@ -378,7 +385,6 @@ fn merge_rejects_unusable_reports_by_name() {
 /// skipped messages (attribute and text), failures, properties, `time` and
 /// `timestamp` on the root and every suite.
 #[test]
-#[cfg(feature = "junit")]
 fn junit_is_read_back_by_an_independent_parser() {
     let dir = sticky_scratch("reports-junit");
     let path = dir.join("junit.xml");
@@ -489,32 +495,9 @@ fn junit_is_read_back_by_an_independent_parser() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Without the `junit` feature, asking for JUnit fails the run with the
-/// fix, after the tests ran, and writes no file.
-#[test]
-#[cfg(not(feature = "junit"))]
-fn junit_without_the_feature_names_the_fix() {
-    let dir = sticky_scratch("reports-junit-off");
-    let path = dir.join("junit.xml");
-    let out = suite(
-        &Host::Plain,
-        &[],
-        &[("USERNS_TEST_JUNIT", path.to_str().unwrap())],
-    );
-    let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(text(&out.stdout).contains("test result: ok."), "{stderr}");
-    assert!(
-        stderr.contains("built without its `junit` feature")
-            && stderr.contains(r#"features = ["junit"]"#),
-        "{stderr}"
-    );
-    assert!(!path.exists());
-    let _ = std::fs::remove_dir_all(&dir);
-}
-
 /// A destination that cannot be written: the results are still printed,
-/// the error names the file, the run fails.
+/// the error names the file, the run fails (`userns-test run`'s 2: the
+/// tests passed, the report could not be written).
 #[test]
 fn unwritable_destination_fails_the_run_and_keeps_the_results() {
     let out = suite(
@@ -523,7 +506,7 @@ fn unwritable_destination_fails_the_run_and_keeps_the_results() {
         &[("USERNS_TEST_REPORT_JSON", "/proc/userns-test/report.json")],
     );
     let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(text(&out.stdout).contains("test result: ok."));
     assert!(
         stderr.contains("could not write") && stderr.contains("/proc/userns-test"),
@@ -632,7 +615,6 @@ fn hostile_bwrap(dir: &Path) -> PathBuf {
 /// line of stderr but the crate's own annotations starts a workflow
 /// command, and no escape sequence reaches the terminal.
 #[test]
-#[cfg(feature = "junit")]
 fn hostile_text_reaches_no_consumer_as_markup_or_command() {
     let dir = sticky_scratch("reports-hostile");
     let summary = dir.join("summary.md");
@@ -640,8 +622,9 @@ fn hostile_text_reaches_no_consumer_as_markup_or_command() {
     let json = dir.join("report.json");
     let bwrap = hostile_bwrap(&dir);
     let label = "ci <script>alert(1)</script> | *x*";
-    let out = crash_suite(
-        &["--test-threads=1"],
+    let crash = sibling_test_binary("crash_suite");
+    let out = common::userns_test(
+        &["run", "--", crash.to_str().unwrap(), "--test-threads=1"],
         &[
             ("USERNS_TEST_FIXTURE_HOSTILE", "1"),
             ("USERNS_TEST_BWRAP", bwrap.to_str().unwrap()),

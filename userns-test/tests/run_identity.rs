@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use common::{
-    cli, crash_suite, feature_args, hermetic, nextest_installed, outcome_of, private_scratch,
-    read_json, sibling_test_binary, text, userns_test,
+    cli, crash_suite, hermetic, nextest_installed, outcome_of, private_scratch, read_json,
+    sibling_test_binary, text, userns_test,
 };
 
 fn fork_suite(args: &[&str], env: &[(&str, &str)]) -> Output {
@@ -22,6 +22,16 @@ fn fork_suite(args: &[&str], env: &[(&str, &str)]) -> Output {
         .current_dir("/")
         .output()
         .expect("run the fork fixture suite")
+}
+
+/// `userns-test finish` with `env` (the test side records; the command
+/// writes the report): its exit status, and the report.
+fn finish(json: &Path, env: &[(&str, &str)]) -> (Option<i32>, serde_json::Value) {
+    let mut all = vec![("USERNS_TEST_REPORT_JSON", json.to_str().unwrap())];
+    all.extend_from_slice(env);
+    let out = userns_test(&["finish", "--quiet"], &all);
+    assert!(json.exists(), "{}", text(&out.stderr));
+    (out.status.code(), read_json(json))
 }
 
 /// The one run directory of `store` (a report's `.NAME.parts`).
@@ -56,7 +66,8 @@ fn a_forked_child_prints_and_records_nothing() {
         "{}",
         text(&out.stderr)
     );
-    let report = read_json(&json);
+    let (code, report) = finish(&json, &[]);
+    assert_eq!(code, Some(0));
     assert_eq!(outcome_of(&report, "forks_a_child_that_exits").0, "passed");
     assert_eq!(report["counts"]["passed"], 5, "{report:#}");
     let _ = std::fs::remove_dir_all(&dir);
@@ -85,7 +96,9 @@ fn a_copy_of_the_binary_records_nothing() {
 
     let direct = fork_suite(&[], &env);
     assert_eq!(direct.status.code(), Some(101), "{}", text(&direct.stderr));
-    check("direct", &read_json(&json));
+    let (code, report) = finish(&json, &[]);
+    assert_eq!(code, Some(1), "a failed test");
+    check("direct", &report);
 
     let fixture = sibling_test_binary("fork_suite");
     let wrapped = userns_test(&["run", "--", fixture.to_str().unwrap()], &env);
@@ -102,7 +115,6 @@ fn a_copy_of_the_binary_records_nothing() {
     if nextest_installed() {
         let mut args = vec!["nextest", "--workspace", "-E", "binary(fork_suite)"];
         args.extend(["--no-fail-fast", "--color", "never"]);
-        args.extend(feature_args());
         let nextest = userns_test(&args, &env);
         assert_eq!(
             nextest.status.code(),
@@ -135,8 +147,7 @@ fn a_target_runner_keeps_one_run() {
         "--test",
         "crash_suite",
         "--no-fail-fast",
-    ])
-    .args(feature_args());
+    ]);
     let out = hermetic(&mut cmd)
         .env("USERNS_TEST_REPORT_JSON", &json)
         .env("USERNS_TEST_FIXTURE_HOSTILE", "1")
@@ -145,7 +156,7 @@ fn a_target_runner_keeps_one_run() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(101), "{}", text(&out.stderr));
-    let report = read_json(&json);
+    let (_, report) = finish(&json, &[]);
     assert_eq!(report["run"]["kind"], "cargo", "{report:#}");
     let binaries: std::collections::BTreeSet<&str> = report["tests"]
         .as_array()
@@ -191,7 +202,7 @@ fn a_leftover_run_dir_is_not_this_run() {
         "{}",
         text(&later.stderr)
     );
-    let report = read_json(&json);
+    let (_, report) = finish(&json, &[]);
     assert_eq!(report["run"]["kind"], "process", "{report:#}");
     assert_eq!(outcome_of(&report, "h_hostile_message").0, "failed");
     let _ = std::fs::remove_dir_all(&dir);
@@ -199,33 +210,49 @@ fn a_leftover_run_dir_is_not_this_run() {
 
 /// Starting runs never removes one that may be live: a run owned by this
 /// (living) test process survives ten newer runs and a clock that says it
-/// is three days old. (The newer runs' reports are refused meanwhile: the
-/// live run writes the same report.)
+/// is three days old; and finishing a newer run meanwhile is refused (the
+/// live run writes the same report).
 #[test]
 fn a_live_run_is_never_removed() {
     let dir = private_scratch("identity-live");
     let json = dir.join("report.json");
-    let dest = userns_test::report::Destinations::from_lookup(|k| {
+    let dest = userns_test::__cli::Destinations::from_lookup(|k| {
         (k == "USERNS_TEST_REPORT_JSON").then(|| json.clone().into_os_string())
     });
     let live =
-        userns_test::report::begin_wrapped_run(&dest, &["cargo".into(), "test".into()]).unwrap();
+        userns_test::__cli::begin_wrapped_run(&dest, &["cargo".into(), "test".into()]).unwrap();
     // The clock stepped: the live run started three days ago.
-    let meta_path = live.run_dir.join("run.json");
-    let mut meta = read_json(&meta_path);
+    let meta_path = live.run_dir.join("run");
     let three_days = 3 * 24 * 3600 * 1000;
-    meta["started_unix_ms"] = (meta["started_unix_ms"].as_u64().unwrap() - three_days).into();
-    std::fs::write(&meta_path, serde_json::to_vec(&meta).unwrap()).unwrap();
+    let stepped: String = std::fs::read_to_string(&meta_path)
+        .unwrap()
+        .lines()
+        .map(|l| match l.strip_prefix("started_unix_ms ") {
+            Some(ms) => format!(
+                "started_unix_ms {}\n",
+                ms.parse::<u64>().unwrap() - three_days
+            ),
+            None => format!("{l}\n"),
+        })
+        .collect();
+    std::fs::write(&meta_path, stepped).unwrap();
     for i in 0..10 {
         let out = crash_suite(&[], &[("USERNS_TEST_REPORT_JSON", json.to_str().unwrap())]);
-        assert_eq!(out.status.code(), Some(1), "run {i}: {}", text(&out.stderr));
-        assert!(
-            text(&out.stderr).contains("another run writes this report too, and is still going"),
-            "{}",
-            text(&out.stderr)
-        );
+        assert_eq!(out.status.code(), Some(0), "run {i}: {}", text(&out.stderr));
         assert!(live.run_dir.is_dir(), "run {i} removed the live run");
     }
+    // Finishing the newest run while the live one goes on: it would write
+    // the report the live run writes too; refused, naming it.
+    let out = userns_test(
+        &["finish", "--quiet"],
+        &[("USERNS_TEST_REPORT_JSON", json.to_str().unwrap())],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("another run writes this report too, and is still going"),
+        "{}",
+        text(&out.stderr)
+    );
     assert!(!json.exists(), "a report was written over the live run's");
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -268,7 +295,11 @@ fn a_package_and_its_namesake_test_are_two_binaries() {
             .output()
             .unwrap();
         assert_eq!(out.status.code(), Some(101), "{}", text(&out.stderr));
-        let report = read_json(&json);
+        let report = if wrapped {
+            read_json(&json)
+        } else {
+            finish(&json, &[]).1
+        };
         let mut seen: Vec<(String, String, String)> = report["tests"]
             .as_array()
             .unwrap()

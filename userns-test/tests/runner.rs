@@ -334,7 +334,7 @@ fn nextest_processes_of_one_run_share_available_verdicts() {
         .unwrap()
         .filter_map(|e| {
             let name = e.unwrap().file_name().into_string().unwrap();
-            let ability = name.strip_suffix(".json")?.split_once('-')?.1;
+            let ability = name.split_once('-')?.1;
             Some(ability.to_owned())
         })
         .collect();
@@ -428,8 +428,23 @@ fn nextest_processes_of_one_run_share_available_verdicts() {
     assert_eq!(probes(), before + 1, "a leaked run id reused a verdict");
     // It reports as a run of its own, its test run (not left `unknown` in
     // nextest's run that is over).
-    let own = std::fs::read(tmp.join("leak.json")).expect("its own report");
-    let own: serde_json::Value = serde_json::from_slice(&own).unwrap();
+    let finish = common::userns_test(
+        &["finish", "--quiet"],
+        &[
+            (
+                "USERNS_TEST_REPORT_JSON",
+                tmp.join("leak.json").to_str().unwrap(),
+            ),
+            ("TMPDIR", tmp.to_str().unwrap()),
+        ],
+    );
+    assert_eq!(
+        finish.status.code(),
+        Some(0),
+        "{}",
+        common::text(&finish.stderr)
+    );
+    let own = common::read_json(&tmp.join("leak.json"));
     assert_eq!(own["run"]["kind"], "process", "{own:#}");
     assert_eq!(own["counts"]["passed"], 1, "{own:#}");
     assert!(
@@ -717,6 +732,9 @@ fn jailer_summary_says_each_root_cause_once() {
 #[test]
 fn uncollected_functions_are_named_in_every_run() {
     let mut cmd = Command::new(sibling_test_binary("uncollected_suite"));
+    // One at a time: the runner captures nothing, so a test's own output
+    // could land inside another's result line.
+    cmd.arg("--test-threads=1");
     let run: Run = hermetic(&mut cmd).output().unwrap().into();
     assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
     assert!(run.ran("collected"));
@@ -778,8 +796,17 @@ fn each_test_runs_on_a_thread_of_its_own() {
             host.contains(", kernel ") && !host.contains("kernel unknown"),
             "{host}"
         );
-        let json: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(&report).expect("the report")).unwrap();
+        let finish = common::userns_test(
+            &["finish", "--quiet"],
+            &[("USERNS_TEST_REPORT_JSON", report.to_str().unwrap())],
+        );
+        assert_eq!(
+            finish.status.code(),
+            Some(0),
+            "{}",
+            common::text(&finish.stderr)
+        );
+        let json = common::read_json(&report);
         assert_eq!(json["counts"]["passed"], 4, "{json:#}");
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -909,6 +936,9 @@ fn json_events_carry_the_skip_reason_as_libtest_does() {
 #[test]
 fn parameterised_requirements_skip_with_their_reasons() {
     let mut cmd = Command::new(sibling_test_binary("uncollected_suite"));
+    // One at a time: the runner captures nothing, so a test's own output
+    // could land inside another's result line.
+    cmd.arg("--test-threads=1");
     let run: Run = hermetic(&mut cmd).output().unwrap().into();
     assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
     let line = run.line("test needs_a_missing_program ").unwrap();

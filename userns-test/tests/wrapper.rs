@@ -12,8 +12,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{
-    as_user, cli, crash_suite, feature_args, hermetic, nextest_installed, outcome_of,
-    private_scratch, read_json, sibling_test_binary, sticky_scratch, text, unused_uid, userns_test,
+    as_user, cli, crash_suite, hermetic, nextest_installed, outcome_of, private_scratch, read_json,
+    sibling_test_binary, sticky_scratch, text, unused_uid, userns_test,
 };
 use userns_test::requires_userns;
 
@@ -49,7 +49,6 @@ fn a_crash_with_exit_status_zero_is_not_green() {
     if nextest_installed() {
         let mut args = vec!["nextest", "--workspace", "--color", "never", "-E"];
         args.push("binary(crash_suite) & test(c_exits_zero)");
-        args.extend(feature_args());
         let nextest = userns_test(&args, &env);
         assert_eq!(nextest.status.code(), Some(1), "{}", text(&nextest.stderr));
         let (outcome, message, crashed) = outcome_of(&read_json(&json), "c_exits_zero");
@@ -300,7 +299,6 @@ fn a_second_run_of_one_report_is_refused() {
 /// directory with a UTF-8 path), the tests run, and the report is written
 /// with the crash signals nextest saw.
 #[test]
-#[cfg(feature = "junit")]
 fn a_report_path_that_is_not_utf8() {
     use std::os::unix::ffi::OsStrExt;
     if !nextest_installed() {
@@ -313,8 +311,7 @@ fn a_report_path_that_is_not_utf8() {
     let json = dir.join("report.json");
     let mut cmd = Command::new(cli());
     cmd.args(["nextest", "--workspace", "-E", "binary(crash_suite)"])
-        .args(["--no-fail-fast", "--color", "never"])
-        .args(feature_args());
+        .args(["--no-fail-fast", "--color", "never"]);
     let out = hermetic(&mut cmd)
         .env("USERNS_TEST_REPORT_JSON", &json)
         .env("USERNS_TEST_FIXTURE_CRASH", "1")
@@ -345,8 +342,7 @@ fn a_huge_failure_message_is_cut_not_the_run() {
     let json = dir.join("report.json");
     let mut cmd = Command::new("cargo");
     cmd.args(["nextest", "run", "--workspace", "-E", "binary(fork_suite)"])
-        .args(["--no-fail-fast", "--color", "never"])
-        .args(feature_args());
+        .args(["--no-fail-fast", "--color", "never"]);
     let out = hermetic(&mut cmd)
         .env("USERNS_TEST_REPORT_JSON", &json)
         .env("FORK_SUITE_HUGE", "1")

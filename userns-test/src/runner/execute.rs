@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use libtest_mimic::{Completion, Failed, Trial};
 
 use super::plan::Plan;
-use crate::record::{TestOutcome, TestRecord};
+use crate::outcome::{TestOutcome, TestRecord};
+use crate::record::session::Recorder;
 use crate::registry::TestCase;
-use crate::report::session::Recorder;
 
 pub(super) fn record(case: &TestCase, outcome: TestOutcome, duration: Duration) -> TestRecord {
     TestRecord {

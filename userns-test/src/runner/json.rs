@@ -3,35 +3,44 @@
 //! libtest-mimic writes an ignored test's event without the `message` that
 //! libtest gives it, and a skip's reason is what the runner exists to
 //! report. The same tests, threads and order of events as libtest-mimic's
-//! run; every event is serialized by serde_json, `type` first as libtest
-//! writes it.
+//! run; every event is written by this crate's JSON writer
+//! ([`crate::json`]), `type` first as libtest writes it.
 
-/// One libtest JSON event.
-#[derive(Debug, Default, Serialize)]
+/// One libtest JSON event: `type` and `event`, then the fields that are
+/// set, in libtest's order.
+#[derive(Debug, Default)]
 struct Event<'a> {
-    #[serde(rename = "type")]
     kind: &'static str,
     event: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
     name: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     test_count: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     message: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     stdout: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     passed: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     failed: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     ignored: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     measured: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     filtered_out: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     exec_time: Option<f64>,
+}
+
+impl Event<'_> {
+    fn to_json(&self) -> Json {
+        Json::object([
+            ("type", Json::from(self.kind)),
+            ("event", self.event.into()),
+        ])
+        .with_some("name", self.name)
+        .with_some("test_count", self.test_count)
+        .with_some("message", self.message.as_deref())
+        .with_some("stdout", self.stdout.as_deref())
+        .with_some("passed", self.passed)
+        .with_some("failed", self.failed)
+        .with_some("ignored", self.ignored)
+        .with_some("measured", self.measured)
+        .with_some("filtered_out", self.filtered_out)
+        .with_some("exec_time", self.exec_time)
+    }
 }
 
 use std::io::Write;
@@ -39,9 +48,9 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use libtest_mimic::{Arguments, Completion, Conclusion, Trial};
-use serde::Serialize;
 
 use super::execute::Job;
+use crate::json::Json;
 
 /// Runs `jobs` as libtest-mimic would, printing libtest's JSON events.
 pub(super) fn run(args: &Arguments, jobs: Vec<Job>) -> Conclusion {
@@ -178,9 +187,7 @@ fn ignored<'a>(name: &'a str, reason: &str) -> Event<'a> {
 
 /// One event, one line, on stdout.
 fn emit(event: &Event) {
-    let Ok(line) = serde_json::to_string(event) else {
-        return;
-    };
+    let line = event.to_json().to_text();
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{line}");
     let _ = out.flush();

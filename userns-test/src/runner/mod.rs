@@ -42,10 +42,10 @@ use std::time::Duration;
 use libtest_mimic::{Arguments, Conclusion, FormatSetting, Trial};
 
 use crate::gate;
-pub use crate::record::{RunRecord, TestOutcome, TestRecord};
+pub use crate::outcome::{RunRecord, TestOutcome, TestRecord};
+use crate::record::session::{Recorder, Session, record_verdicts};
+use crate::record::{Destinations, ReportError, Role};
 use crate::registry::TestCase;
-use crate::report::session::{Recorder, Session, record_verdicts};
-use crate::report::{Destinations, ReportError, Role};
 use execute::{Job, Slot, job, record};
 use plan::{Plan, plan, planned_verdicts};
 use select::Selection;
@@ -56,7 +56,7 @@ pub use summary::write_summary;
 /// executable (or nextest's binary id); [`main!`](crate::main) names it
 /// `package::target` instead.
 pub fn run_main() -> ExitCode {
-    run_main_named(&crate::report::binary_name())
+    run_main_named(&crate::record::binary_name())
 }
 
 /// The `main` of a `harness = false` target named `binary` in reports.
@@ -102,7 +102,7 @@ pub fn run_main_noting(binary: &str, never_run: &[&str]) -> ExitCode {
     if let Some(session) = session {
         errors.extend(session.end(&record, &record_verdicts(&record)));
     }
-    let errors = crate::report::said_once(errors);
+    let errors = crate::record::said_once(errors);
     for e in &errors {
         eprintln!("userns-test: {e}");
     }

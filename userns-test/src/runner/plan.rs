@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use crate::Ability;
 use crate::gate;
+use crate::outcome::TestOutcome;
 use crate::policy::{Decision, Settings, Unmet};
-use crate::record::TestOutcome;
+use crate::record::session::Planned;
 use crate::registry::TestCase;
-use crate::report::session::Planned;
 
 /// What the runner decided for one test before the run.
 pub(super) enum Plan {
@@ -64,19 +64,20 @@ pub(super) fn plan(case: &TestCase, settings: Result<&Settings, &crate::ConfigEr
 pub(super) fn planned_verdicts(
     needed: &BTreeSet<Ability>,
     denied: &BTreeSet<Ability>,
-) -> Vec<serde_json::Value> {
+) -> Vec<crate::json::Json> {
     needed
         .iter()
         .map(|&a| {
             if denied.contains(&a) {
-                crate::report::verdict_json(&crate::verdict::Verdict {
+                crate::verdict::Verdict {
                     ability: a,
                     status: crate::verdict::Status::Unavailable(crate::policy::denied_reason()),
                     note: None,
                     duration: Duration::ZERO,
-                })
+                }
+                .to_json()
             } else {
-                crate::report::verdict_json(gate::probe(a))
+                gate::probe(a).to_json()
             }
         })
         .collect()

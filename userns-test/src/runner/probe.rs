@@ -6,7 +6,7 @@ use libtest_mimic::Arguments;
 
 use crate::Ability;
 use crate::gate;
-use crate::report::Role;
+use crate::record::Role;
 
 /// The verdicts are cached per process; asking from one thread per
 /// ability probes them concurrently (the first on this thread).

@@ -560,16 +560,8 @@ pub fn available(doc: &serde_json::Value, ability: &str) -> bool {
 /// this binary.
 pub fn sibling_test_binary(name: &str) -> PathBuf {
     built(name, || {
-        // The fixture is built with the features these tests were built
-        // with, so `cargo test --all-features` tests the JUnit writer and
-        // plain `cargo test` the error without it.
-        let features: &[&str] = if cfg!(feature = "junit") {
-            &["--features", "junit"]
-        } else {
-            &[]
-        };
         cargo_build(
-            &[&["--test", name][..], features].concat(),
+            &["--test", name],
             concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"),
             name,
         )
@@ -874,14 +866,4 @@ pub fn userns_test(args: &[&str], env: &[(&str, &str)]) -> Output {
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
         .output()
         .expect("run userns-test")
-}
-
-/// The features these tests were built with, for a cargo command that
-/// must not rebuild anything.
-pub fn feature_args() -> Vec<&'static str> {
-    if cfg!(feature = "junit") {
-        vec!["--features", "userns-test/junit"]
-    } else {
-        Vec::new()
-    }
 }

@@ -4,14 +4,14 @@
 //! is asked for), with one subdirectory per run:
 //!
 //! ```text
-//! run.json                  the run: kind, id, start, boot, PID namespace
+//! run                       the run: kind, id, start, boot, PID namespace, owner
 //! <key>.ledger              one slot per test, updated as tests run
-//! <key>.details.json        verdicts, requirement sets, skip reasons
+//! <key>.details.json        verdicts, requirement sets, skip reasons (JSON)
 //! <key>.outcomes.json       failure messages (a complete run, at its end)
 //! <key>.tests/<i>.json      what one nextest test process adds to slot i
 //! orphans/                  tests of processes that found no ledger
 //! markers/                  what was written once per run (summaries, annotations)
-//! lock                      serialises assembling the report
+//! lock, claim               the command's locks (finishing a run, starting one)
 //! ```
 //!
 //! `<key>` is a binary's name with its executable's identity
@@ -24,24 +24,24 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde::{Deserialize, Serialize};
-
 use super::ledger::{Damaged, Ledger};
-use super::model::LackDetail;
+use crate::json::Json;
 use crate::safe_fs::{Dir, FsError};
 
 /// A run's metadata file is small; anything larger is not ours.
 const SMALL_FILE: u64 = 1 << 20;
 /// A binary's details hold one entry per distinct reason and per ignored
 /// or failed test: generous.
-const LARGE_FILE: u64 = 256 << 20;
+pub const LARGE_FILE: u64 = 256 << 20;
 /// Runs kept besides the current one.
 const RUNS_KEPT: usize = 8;
 /// Runs older than this are removed when a new run starts.
 const STALE_RUN: Duration = Duration::from_secs(24 * 60 * 60);
+/// The first line of a run's metadata file.
+const META_HEADER: &str = "userns-test run 1";
 
 /// Which run a process belongs to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunKey {
     /// `nextest`, `cargo`, `process` or `wrapped`.
     pub kind: String,
@@ -52,13 +52,13 @@ pub struct RunKey {
 impl RunKey {
     /// The run directory's name: `<kind>-<id>`, with anything but
     /// `[A-Za-z0-9_.-]` written `%XX`.
-    pub(crate) fn dir_name(&self) -> String {
+    pub fn dir_name(&self) -> String {
         format!("{}-{}", safe_name(&self.kind), safe_name(&self.id))
     }
 }
 
 /// What a run's first process wrote about it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunMeta {
     /// The run.
     pub key: RunKey,
@@ -75,22 +75,19 @@ pub struct RunMeta {
     /// its start time: while it lives, the run is not over.
     pub owner: Option<(u32, u64)>,
     /// The wrapped command (`userns-test run`).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub command: Vec<String>,
     /// The CI job the run's first process ran in ([`ci_job`]), so that a
     /// later job on the same machine does not finish it as its own.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ci_job: Option<String>,
     /// Where nextest writes its JUnit for a wrapped run, when not in the
     /// run's directory (a path TOML cannot hold).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nextest_junit: Option<PathBuf>,
 }
 
 impl RunMeta {
     /// The run in words, for messages: `cargo 123-456 (pid 123, started
     /// ..., `cargo test`)`.
-    pub(crate) fn describe(&self) -> String {
+    pub fn describe(&self) -> String {
         let mut out = format!("{} run {}", self.key.kind, self.key.id);
         if let Some((pid, _)) = self.owner {
             out.push_str(&format!(" (pid {pid}"));
@@ -106,11 +103,11 @@ impl RunMeta {
     }
 
     /// This process's view of a new run.
-    pub(crate) fn now(key: RunKey, owner: Option<(u32, u64)>) -> RunMeta {
+    pub fn now(key: RunKey, owner: Option<(u32, u64)>) -> RunMeta {
         let now = SystemTime::now();
         RunMeta {
             key,
-            started_at: super::model::rfc3339(now),
+            started_at: crate::text::rfc3339(now),
             started_unix_ms: now
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as u64),
@@ -122,13 +119,127 @@ impl RunMeta {
             nextest_junit: None,
         }
     }
+
+    /// The file's text: a header line, then one `name value` line per
+    /// field (values escaped: see [`escape`]).
+    fn to_text(&self) -> String {
+        let mut out = format!("{META_HEADER}\n");
+        let mut line = |name: &str, value: &str| {
+            out.push_str(name);
+            out.push(' ');
+            out.push_str(&escape(value));
+            out.push('\n');
+        };
+        line("kind", &self.key.kind);
+        line("id", &self.key.id);
+        line("started_at", &self.started_at);
+        line("started_unix_ms", &self.started_unix_ms.to_string());
+        if let Some(b) = &self.boot_id {
+            line("boot_id", b);
+        }
+        if let Some(p) = &self.pid_namespace {
+            line("pid_namespace", p);
+        }
+        if let Some((pid, start)) = self.owner {
+            line("owner", &format!("{pid} {start}"));
+        }
+        for c in &self.command {
+            line("command", c);
+        }
+        if let Some(j) = &self.ci_job {
+            line("ci_job", j);
+        }
+        if let Some(p) = &self.nextest_junit {
+            line("nextest_junit", &p.to_string_lossy());
+        }
+        out
+    }
+
+    /// The metadata in `text`, if it is a run's (fields this version does
+    /// not know are passed over).
+    fn parse(text: &str) -> Option<RunMeta> {
+        let mut lines = text.lines();
+        if lines.next()? != META_HEADER {
+            return None;
+        }
+        let mut meta = RunMeta {
+            key: RunKey {
+                kind: String::new(),
+                id: String::new(),
+            },
+            started_at: String::new(),
+            started_unix_ms: 0,
+            boot_id: None,
+            pid_namespace: None,
+            owner: None,
+            command: Vec::new(),
+            ci_job: None,
+            nextest_junit: None,
+        };
+        let (mut kind, mut id) = (false, false);
+        for l in lines {
+            let (name, value) = l.split_once(' ').unwrap_or((l, ""));
+            let value = unescape(value)?;
+            match name {
+                "kind" => (meta.key.kind, kind) = (value, true),
+                "id" => (meta.key.id, id) = (value, true),
+                "started_at" => meta.started_at = value,
+                "started_unix_ms" => meta.started_unix_ms = value.parse().ok()?,
+                "boot_id" => meta.boot_id = Some(value),
+                "pid_namespace" => meta.pid_namespace = Some(value),
+                "owner" => {
+                    let (p, s) = value.split_once(' ')?;
+                    meta.owner = Some((p.parse().ok()?, s.parse().ok()?));
+                }
+                "command" => meta.command.push(value),
+                "ci_job" => meta.ci_job = Some(value),
+                "nextest_junit" => meta.nextest_junit = Some(PathBuf::from(value)),
+                _ => {}
+            }
+        }
+        (kind && id).then_some(meta)
+    }
+}
+
+/// A value on one line: `\` as `\\`, line feed as `\n`, carriage return as
+/// `\r`.
+fn escape(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The inverse of [`escape`]; `None` for an escape it never writes.
+fn unescape(value: &str) -> Option<String> {
+    let mut out = String::with_capacity(value.len());
+    let mut chars = value.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        out.push(match chars.next()? {
+            '\\' => '\\',
+            'n' => '\n',
+            'r' => '\r',
+            _ => return None,
+        });
+    }
+    Some(out)
 }
 
 /// This CI job's identity, from the variables each CI service sets for
 /// one job (one attempt of it): GitHub Actions' run, attempt and job;
 /// GitLab's, Buildkite's, CircleCI's, Azure Pipelines' and Travis' job
 /// ids; Jenkins' build tag. `None` outside CI.
-pub(crate) fn ci_job() -> Option<String> {
+pub fn ci_job() -> Option<String> {
     let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     if let (Some(run), Some(job)) = (var("GITHUB_RUN_ID"), var("GITHUB_JOB")) {
         let attempt = var("GITHUB_RUN_ATTEMPT").unwrap_or_else(|| "1".into());
@@ -146,14 +257,59 @@ pub(crate) fn ci_job() -> Option<String> {
     .find_map(|(k, service)| var(k).map(|v| format!("{service} {v}")))
 }
 
+/// One unmet ability as the records keep it: what failed, the cause, and
+/// the fix (a reason, in words).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LackDetail {
+    /// The ability.
+    pub ability: String,
+    /// `<step> failed: <failure>`.
+    pub failed: String,
+    /// The cause's id and its words.
+    pub cause: (String, String),
+    /// The fix.
+    pub remedy: String,
+}
+
+impl LackDetail {
+    /// From an unmet ability and its reason.
+    pub fn new(ability: crate::Ability, reason: &crate::verdict::Reason) -> LackDetail {
+        LackDetail {
+            ability: ability.name().to_owned(),
+            failed: reason.short(),
+            cause: (reason.cause.id().to_owned(), reason.cause.to_string()),
+            remedy: reason.remedy.clone(),
+        }
+    }
+
+    fn to_json(&self) -> Json {
+        Json::object([
+            ("ability", Json::from(&self.ability)),
+            ("failed", (&self.failed).into()),
+            (
+                "cause",
+                Json::object([
+                    ("id", Json::from(&self.cause.0)),
+                    ("message", (&self.cause.1).into()),
+                ]),
+            ),
+            ("remedy", (&self.remedy).into()),
+        ])
+    }
+}
+
+fn lacks(list: &[LackDetail]) -> Json {
+    Json::Array(list.iter().map(LackDetail::to_json).collect())
+}
+
 /// What the process that created a binary's ledger knew: verdicts,
 /// requirement sets and skip reasons, indexed from the slots.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct BinaryDetails {
+#[derive(Debug, Clone, Default)]
+pub(crate) struct BinaryDetails {
     /// The binary.
     pub binary: String,
-    /// The verdicts its tests needed (`doctor --json` objects).
-    pub abilities: Vec<serde_json::Value>,
+    /// The verdicts its tests needed ([`crate::Verdict::to_json`]).
+    pub abilities: Vec<Json>,
     /// Requirement sets, indexed by a slot's `requires`.
     pub requirement_sets: Vec<Vec<String>>,
     /// Skip reasons, indexed by a slot's `reason`: each unmet ability.
@@ -161,43 +317,103 @@ pub struct BinaryDetails {
     /// `#[ignore = "why"]` reasons, by slot index.
     pub ignore_reasons: BTreeMap<u32, String>,
     /// The environment error, when the configuration is malformed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_error: Option<String>,
     /// Whether the binary ran under libtest's own harness (plain mode),
     /// where only annotated tests are recorded.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub plain_harness: bool,
 }
 
+impl BinaryDetails {
+    fn to_json(&self) -> Json {
+        let out = Json::object([
+            ("binary", Json::from(&self.binary)),
+            ("abilities", Json::Array(self.abilities.clone())),
+            (
+                "requirement_sets",
+                Json::Array(
+                    self.requirement_sets
+                        .iter()
+                        .map(|s| s.clone().into())
+                        .collect(),
+                ),
+            ),
+            (
+                "reasons",
+                Json::Array(self.reasons.iter().map(|r| lacks(r)).collect()),
+            ),
+            (
+                "ignore_reasons",
+                Json::object(
+                    self.ignore_reasons
+                        .iter()
+                        .map(|(i, r)| (i.to_string(), Json::from(r))),
+                ),
+            ),
+        ]);
+        let out = out.with_some("config_error", self.config_error.as_deref());
+        if self.plain_harness {
+            out.with("plain_harness", true)
+        } else {
+            out
+        }
+    }
+}
+
 /// What a complete run adds at its end: failure messages by slot.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct BinaryOutcomes {
+#[derive(Debug, Clone, Default)]
+pub(crate) struct BinaryOutcomes {
     /// Failure messages, by slot index.
     pub messages: BTreeMap<u32, String>,
 }
 
+impl BinaryOutcomes {
+    fn to_json(&self) -> Json {
+        Json::object([(
+            "messages",
+            Json::object(
+                self.messages
+                    .iter()
+                    .map(|(i, m)| (i.to_string(), Json::from(m))),
+            ),
+        )])
+    }
+}
+
 /// What one nextest test process adds to its slot.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct TestDetail {
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TestDetail {
     /// nextest's attempt (retries).
     pub attempt: u16,
     /// The failure message.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     /// Unmet requirements found by this process (which then skipped or,
     /// under `USERNS_TEST_REQUIRE`, failed the test).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub lacking: Vec<LackDetail>,
     /// The verdicts this process used, when they differ from the listing's.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub abilities: Vec<serde_json::Value>,
+    pub abilities: Vec<Json>,
+}
+
+impl TestDetail {
+    /// Its fields, added to `out` (an object).
+    fn add_to(&self, out: Json) -> Json {
+        let mut out = out
+            .with("attempt", self.attempt)
+            .with_some("message", self.message.as_deref());
+        if !self.lacking.is_empty() {
+            out = out.with("lacking", lacks(&self.lacking));
+        }
+        if !self.abilities.is_empty() {
+            out = out.with("abilities", Json::Array(self.abilities.clone()));
+        }
+        out
+    }
 }
 
 /// A test whose process found no ledger for its binary (a nextest older
 /// than 0.9.138 does not tell the listing its run), written at its start
 /// and again at its end.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Orphan {
+#[derive(Debug, Clone)]
+pub(crate) struct Orphan {
     /// The binary.
     pub binary: String,
     /// The test.
@@ -207,12 +423,29 @@ pub struct Orphan {
     /// `started`, or its outcome.
     pub state: String,
     /// Its message, unmet requirements and the verdicts it used.
-    #[serde(flatten)]
     pub detail: TestDetail,
     /// The process, with its start time.
     pub pid: (u32, u64),
     /// Microseconds.
     pub duration_us: u64,
+}
+
+impl Orphan {
+    fn to_json(&self) -> Json {
+        let out = Json::object([
+            ("binary", Json::from(&self.binary)),
+            ("name", (&self.name).into()),
+            ("requires", self.requires.clone().into()),
+            ("state", (&self.state).into()),
+        ]);
+        self.detail
+            .add_to(out)
+            .with(
+                "pid",
+                Json::Array(vec![self.pid.0.into(), self.pid.1.into()]),
+            )
+            .with("duration_us", self.duration_us)
+    }
 }
 
 /// The private directory holding a report's runs.
@@ -262,14 +495,14 @@ impl Store {
     /// Holds the store's claim lock while `f` runs: starting a wrapped run
     /// (checking that no other run is live, then creating it) is one step
     /// for any two `userns-test run`s of one report.
-    pub(crate) fn claimed<T>(&self, bound: Duration, f: impl FnOnce() -> T) -> Result<T, FsError> {
+    pub fn claimed<T>(&self, bound: Duration, f: impl FnOnce() -> T) -> Result<T, FsError> {
         let lock = self.dir.lock("claim", bound)?;
         let out = f();
         drop(lock);
         Ok(out)
     }
 
-    /// The directory of run `key`, created (with its `run.json`) by the
+    /// The directory of run `key`, created (with its `run` file) by the
     /// first process of the run, which also removes runs long gone.
     pub fn run(&self, key: &RunKey, owner: Option<(u32, u64)>) -> Result<RunDir, FsError> {
         let name = key.dir_name();
@@ -330,7 +563,7 @@ impl Store {
 
 /// Whether the run of `meta` is certainly over: its owner is gone, or it
 /// ran before this boot.
-pub(crate) fn is_over(meta: &RunMeta) -> bool {
+pub fn is_over(meta: &RunMeta) -> bool {
     if meta.boot_id.is_some() && meta.boot_id != boot_id() {
         return true;
     }
@@ -338,8 +571,12 @@ pub(crate) fn is_over(meta: &RunMeta) -> bool {
         .is_some_and(|owner| alive(meta, owner) == Some(false))
 }
 
+/// An orphan test's record by file name: its bytes, or why they could not
+/// be read.
+pub type OrphanFile = (String, Result<Vec<u8>, FsError>);
+
 /// A binary's name and its ledger, or why it cannot be used.
-pub(crate) type BinaryLedger = (String, Result<Ledger, FsError>);
+pub type BinaryLedger = (String, Result<Ledger, FsError>);
 
 /// One run's directory.
 pub struct RunDir {
@@ -385,7 +622,7 @@ impl RunDir {
     /// The other runs of this run's store (the same report destination)
     /// whose owner is still running: a report written now would be
     /// overwritten by theirs, or overwrite it.
-    pub(crate) fn live_others(&self) -> Vec<RunMeta> {
+    pub fn live_others(&self) -> Vec<RunMeta> {
         let path = self.dir.path();
         let (Some(name), Some(store_path)) = (path.file_name(), path.parent()) else {
             return Vec::new();
@@ -410,19 +647,32 @@ impl RunDir {
 
     /// The run's metadata, if written yet.
     pub fn meta(&self) -> Result<Option<RunMeta>, FsError> {
-        self.read_json("run.json", SMALL_FILE)
+        let Some(bytes) = self.dir.read("run", SMALL_FILE)? else {
+            return Ok(None);
+        };
+        let text = String::from_utf8_lossy(&bytes);
+        RunMeta::parse(&text).map(Some).ok_or_else(|| FsError {
+            path: self.dir.path().join("run"),
+            problem: crate::safe_fs::Problem::Io {
+                doing: "reading",
+                error: std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "not a run's metadata of this version",
+                ),
+            },
+        })
     }
 
-    /// Writes `run.json` unless another process of the run did first.
+    /// Writes the `run` file unless another process of the run did first.
     pub(crate) fn publish_meta(&self, meta: &RunMeta) -> Result<(), FsError> {
-        let bytes = serde_json::to_vec_pretty(meta).unwrap_or_default();
-        self.dir.publish_new("run.json", &bytes).map(drop)
+        self.dir
+            .publish_new("run", meta.to_text().as_bytes())
+            .map(drop)
     }
 
-    /// Replaces `run.json` (the wrapper adds its command).
+    /// Replaces the `run` file (the wrapper adds its command).
     pub(crate) fn rewrite_meta(&self, meta: &RunMeta) -> Result<(), FsError> {
-        let bytes = serde_json::to_vec_pretty(meta).unwrap_or_default();
-        self.dir.replace("run.json", &bytes)
+        self.dir.replace("run", meta.to_text().as_bytes())
     }
 
     pub(crate) fn dir(&self) -> &Dir {
@@ -447,7 +697,7 @@ impl RunDir {
 
     fn open_ledger_file(&self, name: &str) -> Result<Ledger, FsError> {
         let file = self.dir.open_rw(name, false)?;
-        Ledger::map(&file).map_err(|Damaged(why)| FsError {
+        Ledger::open(file).map_err(|Damaged(why)| FsError {
             path: self.dir.path().join(name),
             problem: crate::safe_fs::Problem::Io {
                 doing: "using the ledger",
@@ -458,7 +708,7 @@ impl RunDir {
 
     /// Every binary with a ledger here, by binary name, each ledger mapped
     /// or the reason it cannot be.
-    pub(crate) fn ledgers(&self) -> Result<Vec<BinaryLedger>, FsError> {
+    pub fn ledgers(&self) -> Result<Vec<BinaryLedger>, FsError> {
         let mut out = Vec::new();
         for (name, is_dir) in self.dir.entries()? {
             let name = name.to_string_lossy().into_owned();
@@ -475,114 +725,104 @@ impl RunDir {
 
     /// Writes the details of the binary of `key` ([`binary_key`]).
     pub(crate) fn write_details(&self, key: &str, details: &BinaryDetails) -> Result<(), FsError> {
-        self.write_json(&format!("{}.details.json", safe_name(key)), details)
+        self.write_json(
+            &format!("{}.details.json", safe_name(key)),
+            &details.to_json(),
+        )
     }
 
-    /// `binary`'s details, if written.
-    pub(crate) fn details(&self, binary: &str) -> Result<Option<BinaryDetails>, FsError> {
-        self.read_json(&format!("{}.details.json", safe_name(binary)), LARGE_FILE)
+    /// The details of the binary of `key` (JSON), if written.
+    pub fn details(&self, key: &str) -> Result<Option<Vec<u8>>, FsError> {
+        self.dir
+            .read(format!("{}.details.json", safe_name(key)), LARGE_FILE)
     }
 
-    /// Writes what a complete run of `binary` adds at its end.
+    /// Writes what a complete run of the binary of `key` adds at its end.
     pub(crate) fn write_outcomes(
         &self,
-        binary: &str,
+        key: &str,
         outcomes: &BinaryOutcomes,
     ) -> Result<(), FsError> {
-        self.write_json(&format!("{}.outcomes.json", safe_name(binary)), outcomes)
+        self.write_json(
+            &format!("{}.outcomes.json", safe_name(key)),
+            &outcomes.to_json(),
+        )
     }
 
-    /// What a complete run of `binary` added at its end, if it got there.
-    pub(crate) fn outcomes(&self, binary: &str) -> Result<Option<BinaryOutcomes>, FsError> {
-        self.read_json(&format!("{}.outcomes.json", safe_name(binary)), LARGE_FILE)
-    }
-
-    fn tests_dir(&self, binary: &str) -> Result<Dir, FsError> {
+    /// What a complete run of the binary of `key` added at its end (JSON),
+    /// if it got there.
+    pub fn outcomes(&self, key: &str) -> Result<Option<Vec<u8>>, FsError> {
         self.dir
-            .private_subdir(format!("{}.tests", safe_name(binary)))
+            .read(format!("{}.outcomes.json", safe_name(key)), LARGE_FILE)
+    }
+
+    fn tests_dir(&self, key: &str) -> Result<Dir, FsError> {
+        self.dir.private_subdir(format!("{}.tests", safe_name(key)))
     }
 
     /// Writes what the test process of slot `index` adds.
     pub(crate) fn write_test_detail(
         &self,
-        binary: &str,
+        key: &str,
         index: usize,
         detail: &TestDetail,
     ) -> Result<(), FsError> {
-        let dir = self.tests_dir(binary)?;
-        let bytes = serde_json::to_vec(detail).unwrap_or_default();
-        dir.replace(format!("{index}.json"), &bytes)
+        let dir = self.tests_dir(key)?;
+        let text = detail.add_to(Json::object::<&str>([])).to_text();
+        dir.replace(format!("{index}.json"), text.as_bytes())
     }
 
-    /// What the test process of slot `index` added, if anything.
-    pub(crate) fn test_detail(
-        &self,
-        binary: &str,
-        index: usize,
-    ) -> Result<Option<TestDetail>, FsError> {
-        let name = format!("{}.tests", safe_name(binary));
+    /// What the test process of slot `index` added (JSON), if anything.
+    pub fn test_detail(&self, key: &str, index: usize) -> Result<Option<Vec<u8>>, FsError> {
+        let name = format!("{}.tests", safe_name(key));
         if self.dir.stat(&name)?.is_none() {
             return Ok(None);
         }
-        let dir = self.dir.private_subdir(&name)?;
-        read_json_in(&dir, &format!("{index}.json"), SMALL_FILE)
+        self.dir
+            .private_subdir(&name)?
+            .read(format!("{index}.json"), SMALL_FILE)
     }
 
     /// Writes an orphan test's state (of the binary of `key`).
     pub(crate) fn write_orphan(&self, key: &str, orphan: &Orphan) -> Result<(), FsError> {
         let dir = self.dir.private_subdir("orphans")?;
-        let bytes = serde_json::to_vec(orphan).unwrap_or_default();
         dir.replace(
             format!("{}.{}.json", safe_name(key), safe_name(&orphan.name)),
-            &bytes,
+            orphan.to_json().to_text().as_bytes(),
         )
     }
 
-    /// How many orphan tests the run has recorded so far.
-    pub(crate) fn orphan_count(&self) -> Result<usize, FsError> {
+    /// Every orphan test's record (JSON) by file name, or why it could not
+    /// be read.
+    pub fn orphans(&self) -> Result<Vec<OrphanFile>, FsError> {
         if self.dir.stat("orphans")?.is_none() {
-            return Ok(0);
-        }
-        let dir = self.dir.private_subdir("orphans")?;
-        Ok(dir
-            .entries()?
-            .into_iter()
-            .filter(|(name, is_dir)| {
-                let name = name.to_string_lossy();
-                !is_dir && !name.starts_with('.') && name.ends_with(".json")
-            })
-            .count())
-    }
-
-    /// Every orphan test of the run, and why each record that could not be
-    /// read was not (one bad record loses its test, never the run).
-    pub(crate) fn orphans(&self) -> Result<(Vec<Orphan>, Vec<String>), FsError> {
-        if self.dir.stat("orphans")?.is_none() {
-            return Ok((Vec::new(), Vec::new()));
+            return Ok(Vec::new());
         }
         let dir = self.dir.private_subdir("orphans")?;
         let mut out = Vec::new();
-        let mut unreadable = Vec::new();
         for (name, is_dir) in dir.entries()? {
             let name = name.to_string_lossy().into_owned();
             if is_dir || name.starts_with('.') || !name.ends_with(".json") {
                 continue;
             }
-            match read_json_in::<Orphan>(&dir, &name, SMALL_FILE) {
-                Ok(Some(o)) => out.push(o),
-                Ok(None) => {}
-                Err(e) => unreadable.push(format!(
-                    "a test's record could not be read ({e}): that test is missing"
-                )),
-            }
+            let bytes = dir.read(&name, SMALL_FILE).and_then(|b| {
+                b.ok_or_else(|| FsError {
+                    path: dir.path().join(&name),
+                    problem: crate::safe_fs::Problem::Io {
+                        doing: "reading",
+                        error: std::io::ErrorKind::NotFound.into(),
+                    },
+                })
+            });
+            out.push((name, bytes));
         }
-        out.sort_by(|a, b| (&a.binary, &a.name).cmp(&(&b.binary, &b.name)));
-        Ok((out, unreadable))
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
     }
 
     /// `true` the first time `what` is marked in this run (a step
     /// summary written, an annotation emitted), `false` after.
-    pub(crate) fn mark_once(&self, what: &str) -> Result<bool, FsError> {
+    pub fn mark_once(&self, what: &str) -> Result<bool, FsError> {
         let markers = self.dir.private_subdir("markers")?;
         match markers.create_new(safe_name(what), 0o600) {
             Ok(_) => Ok(true),
@@ -596,13 +836,13 @@ impl RunDir {
 
     /// Marks the run finished (by `userns-test finish` or `run`), with
     /// when and how: `false` when it already was.
-    pub(crate) fn mark_finished(&self, how: &str) -> Result<bool, FsError> {
-        let text = format!("at {} ({how})", super::model::rfc3339(SystemTime::now()));
+    pub fn mark_finished(&self, how: &str) -> Result<bool, FsError> {
+        let text = format!("at {} ({how})", crate::text::rfc3339(SystemTime::now()));
         self.dir.publish_new("finished", text.as_bytes())
     }
 
     /// When and how the run was finished, if it was.
-    pub(crate) fn finished(&self) -> Result<Option<String>, FsError> {
+    pub fn finished(&self) -> Result<Option<String>, FsError> {
         Ok(self
             .dir
             .read("finished", SMALL_FILE)?
@@ -610,7 +850,7 @@ impl RunDir {
     }
 
     /// Whether `what` was marked in this run.
-    pub(crate) fn has_mark(&self, what: &str) -> Result<bool, FsError> {
+    pub fn has_mark(&self, what: &str) -> Result<bool, FsError> {
         if self.dir.stat("markers")?.is_none() {
             return Ok(false);
         }
@@ -619,7 +859,7 @@ impl RunDir {
     }
 
     /// How many markers starting with `prefix` exist.
-    pub(crate) fn count_marks(&self, prefix: &str) -> Result<usize, FsError> {
+    pub fn count_marks(&self, prefix: &str) -> Result<usize, FsError> {
         if self.dir.stat("markers")?.is_none() {
             return Ok(0);
         }
@@ -633,24 +873,12 @@ impl RunDir {
     }
 
     /// The run's lock, held while a report is assembled and written.
-    pub(crate) fn lock(
-        &self,
-        bound: Duration,
-    ) -> Result<nix::fcntl::Flock<std::fs::File>, FsError> {
+    pub fn lock(&self, bound: Duration) -> Result<nix::fcntl::Flock<std::fs::File>, FsError> {
         self.dir.lock("lock", bound)
     }
 
-    fn write_json(&self, name: &str, value: &impl Serialize) -> Result<(), FsError> {
-        let bytes = serde_json::to_vec(value).unwrap_or_default();
-        self.dir.replace(name, &bytes)
-    }
-
-    fn read_json<T: serde::de::DeserializeOwned>(
-        &self,
-        name: &str,
-        limit: u64,
-    ) -> Result<Option<T>, FsError> {
-        read_json_in(&self.dir, name, limit)
+    fn write_json(&self, name: &str, value: &Json) -> Result<(), FsError> {
+        self.dir.replace(name, value.to_text().as_bytes())
     }
 
     /// A path inside the run directory, for files other programs write
@@ -658,25 +886,6 @@ impl RunDir {
     pub fn file_path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
-}
-
-fn read_json_in<T: serde::de::DeserializeOwned>(
-    dir: &Dir,
-    name: &str,
-    limit: u64,
-) -> Result<Option<T>, FsError> {
-    let Some(bytes) = dir.read(name, limit)? else {
-        return Ok(None);
-    };
-    serde_json::from_slice(&bytes)
-        .map(Some)
-        .map_err(|e| FsError {
-            path: dir.path().join(name),
-            problem: crate::safe_fs::Problem::Io {
-                doing: "reading",
-                error: std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()),
-            },
-        })
 }
 
 /// The name a binary's files have in a run: its name for reports and its
@@ -694,7 +903,7 @@ pub(crate) fn binary_key(binary: &str) -> String {
 }
 
 /// The binary's name for reports, from its [`binary_key`].
-pub(crate) fn binary_of_key(key: &str) -> &str {
+pub fn binary_of_key(key: &str) -> &str {
     key.rsplit_once('@').map_or(key, |(name, _)| name)
 }
 
@@ -705,7 +914,7 @@ fn ledger_name(binary: &str) -> String {
 /// A file name for any string: bytes outside `[A-Za-z0-9_.-]` become
 /// `%XX`, so distinct names stay distinct (`a::b` and `a__b` differ), and
 /// a leading `.` too, so no name is hidden or `..`.
-pub(crate) fn safe_name(s: &str) -> String {
+pub fn safe_name(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for (i, b) in s.bytes().enumerate() {
         if b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-') || (b == b'.' && i > 0) {
@@ -742,7 +951,7 @@ pub(crate) fn unsafe_name(s: &str) -> String {
 }
 
 /// FNV-1a, 64 bits.
-pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
+pub fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     })
@@ -761,12 +970,12 @@ fn pid_namespace() -> Option<String> {
 }
 
 /// The start time of process `pid` (clock ticks after boot), if it runs.
-pub(crate) fn process_start_time(pid: u32) -> Option<u64> {
+pub fn process_start_time(pid: u32) -> Option<u64> {
     super::lineage::Process::read(pid).map(|p| p.start)
 }
 
 /// This process, with its start time.
-pub(crate) fn this_process() -> (u32, u64) {
+pub fn this_process() -> (u32, u64) {
     let pid = std::process::id();
     (pid, process_start_time(pid).unwrap_or(0))
 }
@@ -774,7 +983,7 @@ pub(crate) fn this_process() -> (u32, u64) {
 /// Whether the process `(pid, start)` still runs, as far as this process
 /// can tell: `None` when it cannot (the run's pids are of another boot or
 /// PID namespace, or the start time is unknown).
-pub(crate) fn alive(meta: &RunMeta, (pid, start): (u32, u64)) -> Option<bool> {
+pub fn alive(meta: &RunMeta, (pid, start): (u32, u64)) -> Option<bool> {
     if pid == 0 || start == 0 {
         return None;
     }

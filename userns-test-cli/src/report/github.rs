@@ -4,7 +4,7 @@
 //! acts on a terminal shown as an escape.
 
 use super::model::{Report, RootCause};
-use crate::text;
+use userns_test::text;
 
 /// GitHub shows the first 10 notices, warnings and errors of a step.
 pub const ANNOTATIONS_PER_STEP: usize = 10;

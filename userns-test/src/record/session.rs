@@ -1,22 +1,17 @@
-//! What one process of a run contributes to the run's report, and when it
-//! writes the report itself.
+//! What one process of a run records, for the `userns-test` command to
+//! make reports from.
 //!
 //! - A complete run (`cargo test`, a direct execution) makes its binary's
 //!   ledger before its first test, marks each test as it starts and ends,
-//!   writes the failure messages at its end, and then, unless a
-//!   `userns-test run` wrapper will, assembles and writes the reports.
+//!   and writes the failure messages at its end.
 //! - nextest's listing makes the ledger with the skips it decided (nextest
-//!   starts no process for a test listed as ignored) and writes the report,
-//!   in which every other test is still `unknown`.
-//! - A nextest test process marks its slot, runs, records its outcome, and
-//!   counts itself done. The process that completes the listing's count
-//!   writes the report and the binary's step summary; so do the 1st, 2nd,
-//!   4th, 8th, ... failing tests (nextest stops at the first failure by
-//!   default); none writes it when a wrapper will. The run's report work
-//!   stays linear in its tests. A run that never completes the count (a
-//!   crash, an `-E` filter, a stop after a failure) keeps the last report
-//!   written, true but with outcomes still `unknown`, until `userns-test
-//!   finish`.
+//!   starts no process for a test listed as ignored).
+//! - A nextest test process marks its slot started, runs, and records its
+//!   outcome (a failure's message or its own skip reasons in a small file
+//!   first, then the slot's final state).
+//!
+//! No process writes a report: the `userns-test` command does, after the
+//! run (`userns-test run`, `userns-test nextest`, `userns-test finish`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,11 +19,13 @@ use std::time::Duration;
 use super::ledger::{
     self, Entry, FLAG_DETAIL, FLAG_RAN_DESPITE_UNMET, Ledger, LedgerKind, NONE, SlotState,
 };
-use super::model::{LackDetail, verdict_json};
-use super::store::{BinaryDetails, BinaryOutcomes, Orphan, RunDir, TestDetail, this_process};
-use super::{Destinations, ReportError, Role, write_outputs};
+use super::store::{
+    BinaryDetails, BinaryOutcomes, LackDetail, Orphan, RunDir, TestDetail, this_process,
+};
+use super::{Destinations, ReportError, Role};
+use crate::json::Json;
+use crate::outcome::{RunRecord, TestOutcome, TestRecord};
 use crate::policy::Unmet;
-use crate::record::{RunRecord, TestOutcome, TestRecord};
 use crate::registry::TestCase;
 
 /// What the runner decided for one test before the run, as the report
@@ -156,7 +153,10 @@ impl Session {
         binary: &str,
         dest: &Destinations,
     ) -> Option<Result<Session, ReportError>> {
-        if !dest.any() && dest.run_dir.is_none() {
+        // Records are kept for the command: under `userns-test run`, or
+        // for a later `userns-test finish` where a report file is asked
+        // for (a step summary alone needs the wrapper).
+        if dest.json.is_none() && dest.junit.is_none() && dest.run_dir.is_none() {
             return None;
         }
         // A copy of this binary that a test started inside the run (to test
@@ -207,7 +207,7 @@ impl Session {
         &mut self,
         cases: &[&'static TestCase],
         planned: &[Planned<'_>],
-        verdicts: &[serde_json::Value],
+        verdicts: &[Json],
         config_error: Option<&str>,
     ) -> Recorder {
         let me = this_process();
@@ -224,7 +224,6 @@ impl Session {
         let mut ignore_reasons = std::collections::BTreeMap::new();
         let mut entries = Vec::with_capacity(cases.len());
         let mut case_reasons = Vec::with_capacity(cases.len());
-        let mut expected = 0u32;
         for (i, (case, plan)) in cases.iter().zip(planned).enumerate() {
             let requires = match sets.iter().position(|s| s.as_slice() == case.requires) {
                 Some(p) => p,
@@ -249,12 +248,7 @@ impl Session {
                     reason = index_of(&mut reasons, unmet);
                     SlotState::Pending
                 }
-                _ => {
-                    if self.role == Role::NextestListing {
-                        expected += 1;
-                    }
-                    SlotState::Pending
-                }
+                _ => SlotState::Pending,
             };
             if let Some(why) = case.ignore {
                 ignore_reasons.insert(i as u32, why.to_owned());
@@ -272,7 +266,7 @@ impl Session {
         } else {
             LedgerKind::Complete
         };
-        let bytes = ledger::build(kind, &entries, expected, me);
+        let bytes = ledger::build(kind, &entries, me);
         let details = BinaryDetails {
             binary: self.binary.clone(),
             abilities: verdicts.to_vec(),
@@ -359,24 +353,16 @@ impl Session {
 
     /// Records what the run produced and, unless a wrapper will, writes
     /// the reports. Returns every error met on the way.
-    pub(crate) fn end(
-        mut self,
-        record: &RunRecord,
-        verdicts: &[serde_json::Value],
-    ) -> Vec<ReportError> {
+    pub(crate) fn end(mut self, record: &RunRecord, verdicts: &[Json]) -> Vec<ReportError> {
         match self.role {
             Role::Complete => self.end_complete(record, verdicts),
-            Role::NextestListing => {
-                if !self.deferred && self.ledger.is_some() {
-                    self.write_report(None);
-                }
-            }
+            Role::NextestListing => {}
             Role::NextestTest => self.end_test(record, verdicts),
         }
         self.errors
     }
 
-    fn end_complete(&mut self, record: &RunRecord, verdicts: &[serde_json::Value]) {
+    fn end_complete(&mut self, record: &RunRecord, verdicts: &[Json]) {
         let Some(ledger) = self.ledger.clone() else {
             return;
         };
@@ -424,11 +410,11 @@ impl Session {
         }
         ledger.close();
         if !self.deferred {
-            self.write_report(Some(true));
+            self.point_to_the_command();
         }
     }
 
-    fn end_test(&mut self, record: &RunRecord, verdicts: &[serde_json::Value]) {
+    fn end_test(&mut self, record: &RunRecord, verdicts: &[Json]) {
         let [t] = record.tests.as_slice() else {
             return;
         };
@@ -474,16 +460,6 @@ impl Session {
             }
             if let Err(e) = self.run.write_orphan(&self.key, &orphan) {
                 self.fs_error("the test's record", e);
-                return;
-            }
-            // No listing counts the run's tests: the 1st, 2nd, 4th, ...
-            // orphan writes the report, and so does every failure; the
-            // report stays "not finished" until `userns-test finish`.
-            if !self.deferred {
-                let count = self.run.orphan_count().unwrap_or(0);
-                if count.is_power_of_two() || state == SlotState::Failed {
-                    self.write_report(None);
-                }
             }
             return;
         };
@@ -504,57 +480,29 @@ impl Session {
             }
         }
         ledger.finish(slot, state, flags, NONE, micros(t.duration));
-        let done = ledger.count_done();
-        let failures = if state == SlotState::Failed {
-            ledger.count_failed()
-        } else {
-            0
-        };
-        if self.deferred {
-            return;
-        }
-        // The process that completes the listing's count writes the
-        // report; after it, retries and tests run with --run-ignored do,
-        // at overflows 1, 2, 4, 8, ... And so do failing tests, the 1st,
-        // 2nd, 4th, 8th, ...: nextest stops at the first failure by
-        // default, and the report then shows it. The report work of the
-        // run stays linear in its tests.
-        let expected = ledger.expected();
-        let completes = done == expected;
-        let over = done.saturating_sub(expected);
-        if completes || (done > expected && over.is_power_of_two()) || failures.is_power_of_two() {
-            self.write_report(completes.then_some(true));
-        }
     }
 
-    /// Assembles the run's report under its lock and writes it; with
-    /// `summary`, also this binary's step summary (once per run) and, for
-    /// a complete run, the annotations of its skips.
-    fn write_report(&mut self, summary: Option<bool>) {
-        let bound = self.dest.lock_timeout;
-        let lock = match self.run.lock(bound) {
-            Ok(l) => l,
-            Err(e) => {
-                self.fs_error("the report (waiting for the run's lock)", e);
-                return;
-            }
-        };
-        let report = match super::assemble::assemble(&self.run, None) {
-            Ok(r) => r,
-            Err(e) => {
-                self.fs_error("the report (reading the run)", e);
-                return;
-            }
-        };
-        let annotate = self.role == Role::Complete;
-        let binaries: Vec<String> = if summary.is_some() {
-            vec![self.binary.clone()]
-        } else {
-            Vec::new()
-        };
-        let errors = write_outputs(&self.dest, &self.run, &report, &binaries, annotate);
-        self.errors.extend(errors);
-        drop(lock);
+    /// Once per run that no wrapper finishes: where the reports asked for
+    /// will come from (the test side writes none).
+    fn point_to_the_command(&mut self) {
+        if !(self.dest.json.is_some() || self.dest.junit.is_some()) {
+            return;
+        }
+        if let Ok(true) = self.run.mark_once("pointed-to-finish") {
+            super::note(&format!(
+                "the reports asked for ({}) are written by the `userns-test` command from this \
+                 run's records: run `userns-test finish` after the tests (with the same \
+                 variables), or run them through `userns-test run -- ...`",
+                [
+                    self.dest.json.as_ref().map(|_| super::JSON_VAR),
+                    self.dest.junit.as_ref().map(|_| super::JUNIT_VAR),
+                ]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(", ")
+            ));
+        }
     }
 }
 
@@ -580,7 +528,7 @@ fn index_of(table: &mut Vec<Unmet>, unmet: &Unmet) -> u16 {
 }
 
 /// The verdicts of a record as report objects (denied ones included).
-pub(crate) fn record_verdicts(record: &RunRecord) -> Vec<serde_json::Value> {
+pub(crate) fn record_verdicts(record: &RunRecord) -> Vec<Json> {
     let mut verdicts = record.verdicts.clone();
     verdicts.extend(record.denied.iter().map(|&a| crate::verdict::Verdict {
         ability: a,
@@ -589,5 +537,8 @@ pub(crate) fn record_verdicts(record: &RunRecord) -> Vec<serde_json::Value> {
         duration: Duration::ZERO,
     }));
     verdicts.sort_by_key(|v| v.ability);
-    verdicts.iter().map(verdict_json).collect()
+    verdicts
+        .iter()
+        .map(crate::verdict::Verdict::to_json)
+        .collect()
 }

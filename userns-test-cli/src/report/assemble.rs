@@ -12,14 +12,17 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
-use super::ledger::{FLAG_RAN_DESPITE_UNMET, LedgerKind, NONE, SlotState, SlotView};
+use serde::Deserialize;
+use userns_test::__cli::{
+    FLAG_DETAIL, FLAG_RAN_DESPITE_UNMET, FsError, Ledger, LedgerKind, NONE, Problem, RunDir,
+    RunKey, RunMeta, SlotState, SlotView, alive, binary_of_key,
+};
+use userns_test::HostFacts;
+
 use super::model::{
     CauseText, Counts, Lack, LackDetail, Outcome, Report, RootCause, RunInfo, Runner, SCHEMA,
     TestEntry,
 };
-use super::store::{BinaryDetails, Orphan, RunDir, RunMeta, alive};
-use crate::facts::HostFacts;
-use crate::safe_fs::FsError;
 
 /// How much of the run is over.
 #[derive(Debug, Clone, Default)]
@@ -45,8 +48,8 @@ pub enum NextestSaw {
 /// still go on.
 pub fn assemble(run: &RunDir, finished: Option<&Finished>) -> Result<Report, FsError> {
     let meta = run.meta()?.unwrap_or_else(|| {
-        super::store::RunMeta::now(
-            super::store::RunKey {
+        RunMeta::now(
+            RunKey {
                 kind: "unknown".into(),
                 id: run.path().display().to_string(),
             },
@@ -65,13 +68,13 @@ pub fn assemble(run: &RunDir, finished: Option<&Finished>) -> Result<Report, FsE
         let ledger = match ledger {
             Ok(l) => l,
             Err(e) => {
-                let binary = super::store::binary_of_key(&key);
+                let binary = binary_of_key(&key);
                 notes.push(format!("the tests of {binary} are missing: {e}"));
                 continue;
             }
         };
-        let details = run.details(&key)?.unwrap_or_else(|| {
-            let binary = super::store::binary_of_key(&key);
+        let details = read_details(run, &key)?.unwrap_or_else(|| {
+            let binary = binary_of_key(&key);
             notes.push(format!(
                 "{binary}: its details were never written (its process ended first): \
                  requirements and skip reasons are missing"
@@ -105,7 +108,7 @@ pub fn assemble(run: &RunDir, finished: Option<&Finished>) -> Result<Report, FsE
                  #[test] functions"
             ));
         }
-        let outcomes = match run.outcomes(&key) {
+        let outcomes = match parsed::<BinaryOutcomes>(run.outcomes(&key), run, "the outcomes") {
             Ok(o) => o,
             Err(e) => {
                 notes.push(format!(
@@ -141,8 +144,8 @@ pub fn assemble(run: &RunDir, finished: Option<&Finished>) -> Result<Report, FsE
                 .unwrap_or_default();
             // A detail that cannot be read (damaged, too large) loses that
             // test's message, never the run's report.
-            let detail = if slot.flags & super::ledger::FLAG_DETAIL != 0 {
-                match run.test_detail(&key, i) {
+            let detail = if slot.flags & FLAG_DETAIL != 0 {
+                match parsed::<TestDetail>(run.test_detail(&key, i), run, "a test's detail") {
                     Ok(d) => d,
                     Err(e) => {
                         notes.push(format!(
@@ -241,7 +244,7 @@ pub fn assemble(run: &RunDir, finished: Option<&Finished>) -> Result<Report, FsE
             tests.push(entry);
         }
     }
-    let (orphans, unreadable) = run.orphans()?;
+    let (orphans, unreadable) = read_orphans(run)?;
     notes.extend(unreadable);
     for orphan in orphans {
         tests.push(orphan_entry(&orphan, &meta, finished));
@@ -270,7 +273,7 @@ pub fn assemble(run: &RunDir, finished: Option<&Finished>) -> Result<Report, FsE
     abilities.sort_by_cached_key(|a| {
         let known = a["ability"]
             .as_str()
-            .and_then(|n| n.parse::<crate::Ability>().ok());
+            .and_then(|n| n.parse::<userns_test::Ability>().ok());
         (known.is_none(), known)
     });
     let facts = HostFacts::get();
@@ -286,7 +289,7 @@ pub fn assemble(run: &RunDir, finished: Option<&Finished>) -> Result<Report, FsE
         schema: SCHEMA.to_owned(),
         run: info,
         runner: Runner::current(facts),
-        host: serde_json::to_value(facts).unwrap_or(serde_json::Value::Null),
+        host: super::model::facts_json(facts),
         abilities,
         root_causes,
         counts: Counts::of(&tests),
@@ -426,7 +429,7 @@ enum BinaryState {
 }
 
 impl BinaryState {
-    fn of(ledger: &super::ledger::Ledger, meta: &RunMeta, _finished: bool) -> BinaryState {
+    fn of(ledger: &Ledger, meta: &RunMeta, _finished: bool) -> BinaryState {
         if ledger.kind() == LedgerKind::Listing {
             return BinaryState::Listed;
         }
@@ -442,7 +445,7 @@ impl BinaryState {
         }
     }
 
-    fn note(&self, binary: &str, ledger: &super::ledger::Ledger) -> Option<String> {
+    fn note(&self, binary: &str, ledger: &Ledger) -> Option<String> {
         match self {
             BinaryState::Crashed { pid } => Some(format!(
                 "the process of {binary} (pid {pid}) ended without finishing its tests: those it \
@@ -587,4 +590,103 @@ fn orphan_entry(o: &Orphan, meta: &RunMeta, finished: Option<&Finished>) -> Test
         }
     };
     entry
+}
+
+// The test side's records, read back: JSON written by `userns_test::json`
+// (a writer of its own, so that no test target links serde_json), parsed
+// here strictly. The shapes are the ones `userns_test::record::store`
+// writes.
+
+/// What the process that created a binary's ledger knew.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BinaryDetails {
+    pub binary: String,
+    pub abilities: Vec<serde_json::Value>,
+    pub requirement_sets: Vec<Vec<String>>,
+    pub reasons: Vec<Vec<LackDetail>>,
+    pub ignore_reasons: BTreeMap<u32, String>,
+    #[serde(default)]
+    pub config_error: Option<String>,
+    #[serde(default)]
+    pub plain_harness: bool,
+}
+
+/// What a complete run adds at its end: failure messages by slot.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BinaryOutcomes {
+    pub messages: BTreeMap<u32, String>,
+}
+
+/// What one nextest test process adds to its slot.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TestDetail {
+    /// nextest's attempt (retries): recorded, not shown yet.
+    #[serde(default)]
+    #[allow(dead_code)]
+    pub attempt: u16,
+    #[serde(default)]
+    pub message: Option<String>,
+    #[serde(default)]
+    pub lacking: Vec<LackDetail>,
+    #[serde(default)]
+    pub abilities: Vec<serde_json::Value>,
+}
+
+/// A test whose process found no ledger for its binary.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct Orphan {
+    pub binary: String,
+    pub name: String,
+    pub requires: Vec<String>,
+    pub state: String,
+    #[serde(flatten)]
+    pub detail: TestDetail,
+    pub pid: (u32, u64),
+    pub duration_us: u64,
+}
+
+/// `bytes` (a record of `run`, `what`), parsed; a parse error named as the
+/// file's problem.
+fn parsed<T: serde::de::DeserializeOwned>(
+    bytes: Result<Option<Vec<u8>>, FsError>,
+    run: &RunDir,
+    what: &str,
+) -> Result<Option<T>, FsError> {
+    let Some(bytes) = bytes? else {
+        return Ok(None);
+    };
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| FsError {
+            path: run.path().to_owned(),
+            problem: Problem::Io {
+                doing: "reading a record",
+                error: std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{what}: {e}")),
+            },
+        })
+}
+
+fn read_details(run: &RunDir, key: &str) -> Result<Option<BinaryDetails>, FsError> {
+    parsed(run.details(key), run, "a binary's details")
+}
+
+/// Every orphan test of the run, and why each record that could not be
+/// read was not (one bad record loses its test, never the run).
+fn read_orphans(run: &RunDir) -> Result<(Vec<Orphan>, Vec<String>), FsError> {
+    let mut out = Vec::new();
+    let mut unreadable = Vec::new();
+    for (name, bytes) in run.orphans()? {
+        match parsed::<Orphan>(bytes.map(Some), run, &name) {
+            Ok(Some(o)) => out.push(o),
+            Ok(None) => {}
+            Err(e) => unreadable.push(format!(
+                "a test's record could not be read ({e}): that test is missing"
+            )),
+        }
+    }
+    out.sort_by(|a, b| (&a.binary, &a.name).cmp(&(&b.binary, &b.name)));
+    Ok((out, unreadable))
 }

@@ -4,12 +4,11 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use crate::facts::HostFacts;
-use crate::verdict::{Reason, Verdict};
+use userns_test::HostFacts;
+use userns_test::verdict::Verdict;
 
 /// The `schema` of a JSON report.
 pub const SCHEMA: &str = "userns-test/report/2";
@@ -267,19 +266,6 @@ pub struct LackDetail {
 }
 
 impl LackDetail {
-    /// From an unmet ability and its reason.
-    pub fn new(ability: crate::Ability, reason: &Reason) -> LackDetail {
-        LackDetail {
-            ability: ability.name().to_owned(),
-            failed: reason.short(),
-            cause: CauseText {
-                id: reason.cause.id().to_owned(),
-                message: reason.cause.to_string(),
-            },
-            remedy: reason.remedy.clone(),
-        }
-    }
-
     /// The id of this lack's root cause.
     pub fn root_cause_id(&self) -> String {
         root_cause_id(&self.cause, &self.remedy)
@@ -289,20 +275,18 @@ impl LackDetail {
 /// `<cause id>-<8 hex digits of a hash of the cause's words and the fix>`:
 /// the same on every runner for the same cause and fix.
 pub fn root_cause_id(cause: &CauseText, remedy: &str) -> String {
-    crate::root_cause::id(&cause.id, &cause.message, remedy)
+    userns_test::root_cause::id(&cause.id, &cause.message, remedy)
 }
 
-/// A verdict as reports and `doctor --json` show it: its serde form plus
-/// `failed`, the one-line `<step> failed: <errno>` of an unavailable one,
-/// and the id of its root cause.
+/// A verdict as reports and `doctor --json` show it (see
+/// `userns_test::Verdict::to_json`), as a JSON value.
 pub fn verdict_json(v: &Verdict) -> serde_json::Value {
-    let mut value = serde_json::to_value(v).unwrap_or(serde_json::Value::Null);
-    if let (Some(reason), Some(map)) = (v.reason(), value.as_object_mut()) {
-        let lack = LackDetail::new(v.ability, reason);
-        map.insert("failed".into(), lack.failed.clone().into());
-        map.insert("root_cause".into(), lack.root_cause_id().into());
-    }
-    value
+    serde_json::from_str(&v.to_json().to_text()).unwrap_or(serde_json::Value::Null)
+}
+
+/// The host facts as reports show them (see `HostFacts::to_json`).
+pub fn facts_json(facts: &HostFacts) -> serde_json::Value {
+    serde_json::from_str(&facts.to_json().to_text()).unwrap_or(serde_json::Value::Null)
 }
 
 /// The CI variables recorded in a report, when present.
@@ -375,43 +359,9 @@ impl Runner {
     }
 }
 
-/// `t` as RFC 3339 in UTC with milliseconds, e.g.
-/// `2026-11-29T18:04:05.123Z`.
-pub fn rfc3339(t: SystemTime) -> String {
-    let d = t.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
-    let secs = d.as_secs();
-    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
-    // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        d.subsec_millis()
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rfc3339_dates() {
-        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
-        let t = UNIX_EPOCH + Duration::from_millis(1_764_439_445_123);
-        assert_eq!(rfc3339(t), "2025-11-29T18:04:05.123Z");
-        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
-        assert_eq!(rfc3339(leap), "2000-02-29T00:00:00.000Z");
-    }
 
     #[test]
     fn root_cause_ids_are_stable_and_distinct() {

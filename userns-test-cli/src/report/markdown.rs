@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use super::model::{Outcome, Report, TestEntry};
-use crate::text;
+use userns_test::text;
 
 /// How many test names a root cause lists before "and N more".
 pub const NAMES_SHOWN: usize = 20;
