@@ -28,8 +28,8 @@ mod report;
 mod wrap;
 use report::FinishOptions;
 use userns_test::__cli::Destinations;
-use userns_test::root_cause::RootCauses;
-use userns_test::text::one_line;
+use userns_test::__cli::RootCauses;
+use userns_test::__cli::one_line;
 use userns_test::{Ability, HostFacts, Settings, Verdict, probe_with};
 
 /// `USERNS_TEST_CANCEL_GRACE_MS`
@@ -362,7 +362,7 @@ fn destinations() -> Result<Destinations, String> {
 /// `USERNS_TEST_CANCEL_GRACE_MS`: how long a cancelled run's processes
 /// may take to end before they are killed.
 fn cancel_grace() -> Result<Duration, String> {
-    use userns_test::policy::{DurationUnit, duration};
+    use userns_test::__cli::{DurationUnit, duration};
     match std::env::var_os(GRACE_VAR) {
         None => Ok(wrap::DEFAULT_GRACE),
         Some(v) => duration(
@@ -420,8 +420,8 @@ fn run_wrapped(mut parser: lexopt::Parser, nextest: bool) -> Result<ExitCode, St
     let run_dir = wrapped.run_dir.clone().into_os_string();
     let ended = wrap::run_command(&args, &[(userns_test::__cli::RUN_DIR_VAR, &run_dir)], grace)?;
     let mut notes = Vec::new();
-    if let Some((sig, killed)) = ended.cancelled {
-        let killed = if killed {
+    if let Some(cancelled) = &ended.cancelled {
+        let killed = if cancelled.killed {
             format!(
                 ", and those still running {} s later were killed",
                 grace.as_secs_f64()
@@ -430,12 +430,13 @@ fn run_wrapped(mut parser: lexopt::Parser, nextest: bool) -> Result<ExitCode, St
             String::new()
         };
         notes.push(format!(
-            "the run was cancelled by {sig}: it was passed on to the test command's \
-             processes{killed}; tests still running then crashed, those not started did not run"
+            "the run was cancelled by {}: it was passed on to the test command's \
+             processes{killed}; tests still running then crashed, those not started did not run",
+            cancelled.name
         ));
     }
     let code = match ended.cancelled {
-        Some((sig, _)) => 128 + sig as i32,
+        Some(cancelled) => 128 + cancelled.signal,
         None => ended.code,
     };
     let options = FinishOptions {

@@ -785,7 +785,10 @@ fn expand_in_userns(
 
         // Before `main`, in that process: the namespaces are entered while
         // it is single-threaded (nothing happens in any other process).
+        // Linux only: `.init_array` is an ELF section, and no other system
+        // has user namespaces.
         #(#cfgs)*
+        #[cfg(target_os = "linux")]
         #[used]
         #[doc(hidden)]
         #[allow(non_upper_case_globals)]

@@ -254,6 +254,11 @@ pub enum Cause {
     DeniedByEnvironment,
     /// The crate's configuration in the environment is malformed.
     BadConfiguration,
+    /// The host is not Linux: user namespaces are a Linux kernel feature.
+    UnsupportedSystem {
+        /// The system, as it names itself (`macOS 14.5`, `windows`).
+        os: String,
+    },
     /// Refused with no evidence to explain it: some LSM or policy.
     Unexplained,
 }
@@ -310,6 +315,7 @@ impl Cause {
             Cause::KilledFromOutside => "killed",
             Cause::DeniedByEnvironment => "denied_by_environment",
             Cause::BadConfiguration => "bad_configuration",
+            Cause::UnsupportedSystem { .. } => "unsupported_system",
             Cause::Unexplained => "unexplained",
         }
     }
@@ -577,6 +583,10 @@ impl fmt::Display for Cause {
             Cause::KilledFromOutside => f.write_str("something outside the probe killed it"),
             Cause::DeniedByEnvironment => f.write_str("USERNS_TEST_DENY lists the ability"),
             Cause::BadConfiguration => f.write_str("the environment configuration is malformed"),
+            Cause::UnsupportedSystem { os } => write!(
+                f,
+                "user namespaces are a Linux kernel feature; this host runs {os}"
+            ),
             Cause::Unexplained => f.write_str(
                 "no host fact, filter or limit explains it: an LSM (AppArmor, SELinux, Landlock, \
                  a BPF program) or a policy refused it; look for apparmor=\"DENIED\" or avc: \

@@ -198,6 +198,104 @@ impl HostFacts {
 
     /// Reads the facts now, bypassing the per-process cache.
     pub fn read() -> HostFacts {
+        read_host()
+    }
+
+    /// The value of the `user.max_{kind}_namespaces` sysctl (`kind`: `net`,
+    /// `mnt`, ...), when known.
+    pub fn namespace_limit(&self, kind: &str) -> Option<u64> {
+        self.namespace_limits
+            .get(&format!("user.max_{kind}_namespaces"))
+            .copied()
+    }
+
+    /// Why `path` could not be read, if it could not.
+    pub fn unreadable(&self, path: &str) -> Option<&Unreadable> {
+        self.unreadable.get(path)
+    }
+
+    /// Whether `cap` (a capability number) is in the effective set.
+    pub fn has_effective_cap(&self, cap: u32) -> Option<bool> {
+        self.cap_effective
+            .map(|set| cap < 64 && set & (1 << cap) != 0)
+    }
+
+    /// How many capabilities the bounding set holds.
+    pub fn bounding_set_size(&self) -> Option<u32> {
+        self.cap_bounding.map(u64::count_ones)
+    }
+
+    /// Whether AppArmor is among the active LSMs, or (without securityfs)
+    /// the restriction sysctl exists.
+    pub fn apparmor_active(&self) -> bool {
+        match &self.lsms {
+            Some(lsms) => lsms.iter().any(|l| l == "apparmor"),
+            None => {
+                self.apparmor_restrict_unprivileged_userns.is_some()
+                    || self.apparmor_label.is_some()
+            }
+        }
+    }
+
+    /// Whether Ubuntu's restriction of unprivileged user namespaces is
+    /// switched on. It applies to unconfined processes only, so it is a
+    /// likely cause, not proof.
+    pub fn apparmor_restricts_userns(&self) -> bool {
+        self.apparmor_restrict_unprivileged_userns == Some(1)
+    }
+
+    /// Whether this process runs under a seccomp filter.
+    pub fn under_seccomp_filter(&self) -> bool {
+        self.seccomp_mode == Some(2)
+    }
+
+    /// A one-line identity: distro, kernel, container.
+    pub fn summary(&self) -> String {
+        let mut parts = vec![
+            self.distro
+                .clone()
+                .unwrap_or_else(|| "unknown distro".into()),
+        ];
+        // Off Linux there is no kernel release to read, and on Windows no
+        // uid: said only where they exist.
+        let linux = cfg!(all(
+            target_os = "linux",
+            any(
+                target_arch = "x86_64",
+                target_arch = "aarch64",
+                target_arch = "riscv64"
+            ),
+            not(userns_test_unsupported_os)
+        ));
+        if linux || self.kernel_release.is_some() {
+            parts.push(format!(
+                "kernel {}",
+                self.kernel_release.as_deref().unwrap_or("unknown")
+            ));
+        }
+        if linux || self.uid != u32::MAX {
+            parts.push(format!("uid {}", self.uid));
+        }
+        if let Some(c) = &self.container {
+            parts.push(format!("container: {c}"));
+        }
+        if self.in_user_namespace == Some(true) {
+            parts.push("inside a user namespace".into());
+        }
+        if let Some(r) = &self.ci_runner {
+            parts.push(format!("CI: {r}"));
+        }
+        parts.join(", ")
+    }
+}
+
+/// The namespace types with a `user.max_*_namespaces` sysctl.
+pub(crate) const NAMESPACE_KINDS: [&str; 8] =
+    ["user", "mnt", "net", "pid", "ipc", "uts", "cgroup", "time"];
+
+linux! {
+    /// The facts of a Linux host.
+    fn read_host() -> HostFacts {
         let mut unreadable = std::collections::BTreeMap::new();
         let mut text = |path: &str| -> Option<String> {
             match fs::read_to_string(path) {
@@ -289,111 +387,116 @@ impl HostFacts {
         facts
     }
 
-    /// The value of the `user.max_{kind}_namespaces` sysctl (`kind`: `net`,
-    /// `mnt`, ...), when known.
-    pub fn namespace_limit(&self, kind: &str) -> Option<u64> {
-        self.namespace_limits
-            .get(&format!("user.max_{kind}_namespaces"))
-            .copied()
+    /// Opens `/proc/self/comm` for writing (writing nothing): allowed to every
+    /// dumpable process on its own file unless a policy refuses writes to
+    /// `/proc`.
+    fn proc_writable() -> Option<bool> {
+        match fs::OpenOptions::new().write(true).open("/proc/self/comm") {
+            Ok(_) => Some(true),
+            Err(e) => match e.raw_os_error() {
+                Some(libc::EACCES | libc::EPERM | libc::EROFS) if dumpable() != Some(false) => {
+                    Some(false)
+                }
+                // Not dumpable: the file belongs to root, which says nothing
+                // about a policy; other errors (EMFILE, ENOENT) say nothing.
+                _ => None,
+            },
+        }
     }
 
-    /// Why `path` could not be read, if it could not.
-    pub fn unreadable(&self, path: &str) -> Option<&Unreadable> {
-        self.unreadable.get(path)
+    fn dumpable() -> Option<bool> {
+        // SAFETY: PR_GET_DUMPABLE takes no pointer and changes nothing.
+        let r = unsafe { libc::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0) };
+        (r >= 0).then_some(r == 1)
     }
 
-    /// Whether `cap` (a capability number) is in the effective set.
-    pub fn has_effective_cap(&self, cap: u32) -> Option<bool> {
-        self.cap_effective
-            .map(|set| cap < 64 && set & (1 << cap) != 0)
+    fn soft_limit(resource: nix::sys::resource::Resource) -> Option<u64> {
+        nix::sys::resource::getrlimit(resource)
+            .ok()
+            .map(|(soft, _)| soft)
+            .filter(|&soft| soft != libc::RLIM_INFINITY)
     }
 
-    /// How many capabilities the bounding set holds.
-    pub fn bounding_set_size(&self) -> Option<u32> {
-        self.cap_bounding.map(u64::count_ones)
+    /// The three ids of `getresuid`/`getresgid` (which cannot fail on Linux;
+    /// `u32::MAX`, an id no one has, if they ever did).
+    fn ids(r: nix::Result<(u32, u32, u32)>) -> (u32, u32, u32) {
+        r.unwrap_or((u32::MAX, u32::MAX, u32::MAX))
+    }
+}
+
+elsewhere! {
+    /// The facts of a host that is not Linux: the system's name, the host
+    /// name and the CI runner where the environment gives them; nothing of
+    /// what only Linux has (`/proc`, sysctls, capabilities).
+    fn read_host() -> HostFacts {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let [uid, euid, gid, egid] = unix_ids();
+        HostFacts {
+            distro: Some(system_name()),
+            hostname: var("HOSTNAME").or_else(|| var("COMPUTERNAME")),
+            uid,
+            euid,
+            gid,
+            egid,
+            ci_runner: ci_runner(var),
+            ..HostFacts::default()
+        }
     }
 
-    /// Whether AppArmor is among the active LSMs, or (without securityfs)
-    /// the restriction sysctl exists.
-    pub fn apparmor_active(&self) -> bool {
-        match &self.lsms {
-            Some(lsms) => lsms.iter().any(|l| l == "apparmor"),
-            None => {
-                self.apparmor_restrict_unprivileged_userns.is_some()
-                    || self.apparmor_label.is_some()
+    /// The real and effective uid and gid, on Unix (`uid_t` and `gid_t` are
+    /// 32-bit unsigned there; the calls cannot fail).
+    #[cfg(unix)]
+    fn unix_ids() -> [u32; 4] {
+        unsafe extern "C" {
+            fn getuid() -> u32;
+            fn geteuid() -> u32;
+            fn getgid() -> u32;
+            fn getegid() -> u32;
+        }
+        // SAFETY: calls without arguments that read this process's ids.
+        unsafe { [getuid(), geteuid(), getgid(), getegid()] }
+    }
+
+    /// No uids on this system: one no one has (see [`HostFacts::summary`]).
+    #[cfg(not(unix))]
+    fn unix_ids() -> [u32; 4] {
+        [u32::MAX; 4]
+    }
+
+    /// The operating system as it names itself: `macOS 14.5` (from its
+    /// `SystemVersion.plist`), else the target's name (`windows`, `freebsd`);
+    /// on Linux built with `--cfg userns_test_unsupported_os`, or on an
+    /// architecture the probes do not support, says so.
+    pub(crate) fn system_name() -> String {
+        if cfg!(all(target_os = "linux", userns_test_unsupported_os)) {
+            return "Linux, but this build is one for other systems (--cfg \
+                    userns_test_unsupported_os)"
+                .into();
+        }
+        if cfg!(target_os = "linux") {
+            // The probe child's raw system calls are written for these.
+            return format!(
+                "Linux on {}, an architecture userns-test's probes do not support (they run \
+                 on x86_64, aarch64 and riscv64)",
+                std::env::consts::ARCH
+            );
+        }
+        if cfg!(target_os = "macos")
+            && let Ok(plist) =
+                fs::read_to_string("/System/Library/CoreServices/SystemVersion.plist")
+        {
+            let value = |key: &str| {
+                let after = plist.split(&format!("<key>{key}</key>")).nth(1)?;
+                let start = after.find("<string>")? + "<string>".len();
+                let end = after[start..].find("</string>")? + start;
+                Some(after[start..end].trim().to_owned())
+            };
+            if let (Some(name), Some(version)) = (value("ProductName"), value("ProductVersion")) {
+                return format!("{name} {version}");
             }
         }
+        std::env::consts::OS.to_owned()
     }
-
-    /// Whether Ubuntu's restriction of unprivileged user namespaces is
-    /// switched on. It applies to unconfined processes only, so it is a
-    /// likely cause, not proof.
-    pub fn apparmor_restricts_userns(&self) -> bool {
-        self.apparmor_restrict_unprivileged_userns == Some(1)
-    }
-
-    /// Whether this process runs under a seccomp filter.
-    pub fn under_seccomp_filter(&self) -> bool {
-        self.seccomp_mode == Some(2)
-    }
-
-    /// A one-line identity: distro, kernel, container.
-    pub fn summary(&self) -> String {
-        let mut parts = vec![
-            self.distro
-                .clone()
-                .unwrap_or_else(|| "unknown distro".into()),
-            format!(
-                "kernel {}",
-                self.kernel_release.as_deref().unwrap_or("unknown")
-            ),
-            format!("uid {}", self.uid),
-        ];
-        if let Some(c) = &self.container {
-            parts.push(format!("container: {c}"));
-        }
-        if self.in_user_namespace == Some(true) {
-            parts.push("inside a user namespace".into());
-        }
-        if let Some(r) = &self.ci_runner {
-            parts.push(format!("CI: {r}"));
-        }
-        parts.join(", ")
-    }
-}
-
-/// The namespace types with a `user.max_*_namespaces` sysctl.
-pub(crate) const NAMESPACE_KINDS: [&str; 8] =
-    ["user", "mnt", "net", "pid", "ipc", "uts", "cgroup", "time"];
-
-/// Opens `/proc/self/comm` for writing (writing nothing): allowed to every
-/// dumpable process on its own file unless a policy refuses writes to
-/// `/proc`.
-fn proc_writable() -> Option<bool> {
-    match fs::OpenOptions::new().write(true).open("/proc/self/comm") {
-        Ok(_) => Some(true),
-        Err(e) => match e.raw_os_error() {
-            Some(libc::EACCES | libc::EPERM | libc::EROFS) if dumpable() != Some(false) => {
-                Some(false)
-            }
-            // Not dumpable: the file belongs to root, which says nothing
-            // about a policy; other errors (EMFILE, ENOENT) say nothing.
-            _ => None,
-        },
-    }
-}
-
-fn dumpable() -> Option<bool> {
-    // SAFETY: PR_GET_DUMPABLE takes no pointer and changes nothing.
-    let r = unsafe { libc::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0) };
-    (r >= 0).then_some(r == 1)
-}
-
-fn soft_limit(resource: nix::sys::resource::Resource) -> Option<u64> {
-    nix::sys::resource::getrlimit(resource)
-        .ok()
-        .map(|(soft, _)| soft)
-        .filter(|&soft| soft != libc::RLIM_INFINITY)
 }
 
 /// The CI runner's name and job, from the variables each CI service sets.
@@ -428,12 +531,6 @@ fn ci_runner(var: impl Fn(&str) -> Option<String>) -> Option<String> {
         return with_job(Some("CircleCI".into()), var("CIRCLE_JOB"));
     }
     None
-}
-
-/// The three ids of `getresuid`/`getresgid` (which cannot fail on Linux;
-/// `u32::MAX`, an id no one has, if they ever did).
-fn ids(r: nix::Result<(u32, u32, u32)>) -> (u32, u32, u32) {
-    r.unwrap_or((u32::MAX, u32::MAX, u32::MAX))
 }
 
 fn read_trimmed(path: impl AsRef<Path>) -> Option<String> {

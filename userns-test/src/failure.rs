@@ -142,18 +142,32 @@ impl fmt::Display for Failure {
     }
 }
 
-/// `EPERM`, `ENOSPC`, ...; `errno N` for numbers nix does not know.
-pub(crate) fn errno_name(number: i32) -> String {
-    let e = nix::errno::Errno::from_raw(number);
-    match e {
-        nix::errno::Errno::UnknownErrno => format!("errno {number}"),
-        e => format!("{e:?}"),
+linux! {
+    /// `EPERM`, `ENOSPC`, ...; `errno N` for numbers nix does not know.
+    pub(crate) fn errno_name(number: i32) -> String {
+        let e = nix::errno::Errno::from_raw(number);
+        match e {
+            nix::errno::Errno::UnknownErrno => format!("errno {number}"),
+            e => format!("{e:?}"),
+        }
+    }
+
+    /// `SIGSYS`, `SIGKILL`, ...; `signal N` for real-time and unknown ones.
+    pub(crate) fn signal_name(number: i32) -> String {
+        nix::sys::signal::Signal::try_from(number)
+            .map(|s| s.as_str().to_owned())
+            .unwrap_or_else(|_| format!("signal {number}"))
     }
 }
 
-/// `SIGSYS`, `SIGKILL`, ...; `signal N` for real-time and unknown ones.
-pub(crate) fn signal_name(number: i32) -> String {
-    nix::sys::signal::Signal::try_from(number)
-        .map(|s| s.as_str().to_owned())
-        .unwrap_or_else(|_| format!("signal {number}"))
+elsewhere! {
+    /// `errno N`: the names are Linux's, and no probe runs here.
+    pub(crate) fn errno_name(number: i32) -> String {
+        format!("errno {number}")
+    }
+
+    /// `signal N`: the names are Linux's, and no probe runs here.
+    pub(crate) fn signal_name(number: i32) -> String {
+        format!("signal {number}")
+    }
 }

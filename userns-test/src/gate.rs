@@ -9,7 +9,6 @@ use crate::Ability;
 use crate::diagnosis::{self, Live};
 use crate::policy::{ConfigError, Decision, Settings};
 use crate::probe::{Observation, ProbeOptions, observe};
-use crate::shared::{Shared, worth_sharing};
 use crate::verdict::{Status, Verdict};
 
 /// The settings, read once per process.
@@ -34,18 +33,50 @@ pub fn settings() -> Result<&'static Settings, &'static ConfigError> {
 pub fn probe(ability: Ability) -> &'static Verdict {
     static VERDICTS: Cells<Verdict> = Cells::new();
     VERDICTS.of(ability).get_or_init(|| match settings() {
-        // The cheap probes cost less than the key a shared verdict needs.
-        Ok(s) if !worth_sharing(ability) => assess(ability, s),
-        Ok(s) => match Shared::get(s) {
-            Some(shared) => shared.lookup(ability).unwrap_or_else(|| {
-                let verdict = assess(ability, s);
-                shared.record(&verdict);
-                verdict
-            }),
-            None => assess(ability, s),
-        },
+        Ok(s) => assess_or_share(ability, s),
         Err(e) => misconfigured_verdict(ability, e),
     })
+}
+
+/// The verdict another process of this run found, where one may be
+/// reused, else this process's own (then offered to the others).
+#[cfg(all(
+    target_os = "linux",
+    any(
+        target_arch = "x86_64",
+        target_arch = "aarch64",
+        target_arch = "riscv64"
+    ),
+    not(userns_test_unsupported_os)
+))]
+fn assess_or_share(ability: Ability, s: &'static Settings) -> Verdict {
+    use crate::shared::{Shared, worth_sharing};
+    // The cheap probes cost less than the key a shared verdict needs.
+    if !worth_sharing(ability) {
+        return assess(ability, s);
+    }
+    match Shared::get(s) {
+        Some(shared) => shared.lookup(ability).unwrap_or_else(|| {
+            let verdict = assess(ability, s);
+            shared.record(&verdict);
+            verdict
+        }),
+        None => assess(ability, s),
+    }
+}
+
+/// Off Linux a verdict costs nothing to find: nothing is shared.
+#[cfg(not(all(
+    target_os = "linux",
+    any(
+        target_arch = "x86_64",
+        target_arch = "aarch64",
+        target_arch = "riscv64"
+    ),
+    not(userns_test_unsupported_os)
+)))]
+fn assess_or_share(ability: Ability, s: &'static Settings) -> Verdict {
+    assess(ability, s)
 }
 
 /// What probing `ability` observed, at most once per process. Diagnoses

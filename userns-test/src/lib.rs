@@ -34,8 +34,8 @@
 //! first. The cause is found from evidence ([`diagnosis`]): the
 //! [`HostFacts`], what the probes of related abilities observed, and
 //! control calls that tell a seccomp filter's refusal from the kernel's.
-//! Abilities refused for one reason share one root cause ([`root_cause`]),
-//! which summaries and reports show once.
+//! Abilities refused for one reason share one root cause, which summaries
+//! and reports show once.
 //!
 //! # Policy
 //! Set by the environment (see [`policy`]): by default an unmet
@@ -71,25 +71,75 @@
 //! In a `harness = false` target, [`main!`] runs every annotated test of
 //! the binary with `libtest-mimic`: skips are decided before the run and
 //! reported as *ignored, with the reason* (so `cargo nextest run` shows
-//! SKIP), and a summary of the host's abilities and the skips by reason
-//! follows the run ([`runner`]). With `USERNS_TEST_REPORT_JSON`,
-//! `USERNS_TEST_JUNIT` (with the `junit` feature) or in GitHub Actions it
-//! also records each test as it starts and ends, so a test whose process
-//! crashes is reported as crashed, and writes reports ([`report`]) that say
-//! only what was observed. The `userns-test` command (the
-//! `userns-test-cli` package) runs a test command and writes its reports
-//! complete afterwards (`userns-test run`, `userns-test nextest`), or
-//! completes them after a run (`userns-test finish`), and puts many
-//! runners' reports into one tests x runners matrix (`userns-test merge`).
+//! SKIP), and a summary of the host's abilities and the skips by cause
+//! follows the run ([`runner`]).
+//!
+//! Reports (JSON, JUnit, Markdown, GitHub annotations) are written by the
+//! `userns-test` command (the `userns-test-cli` package), never by a test
+//! process: `userns-test run -- cargo test` (or `userns-test nextest`)
+//! runs the tests and writes them complete afterwards, with
+//! `USERNS_TEST_REPORT_JSON` and `USERNS_TEST_JUNIT` naming the files. The
+//! test processes only record, in small formats of their own, each test as
+//! it starts and ends, so that a test whose process crashes is reported as
+//! crashed, and a report says only what was observed.
+//!
+//! # Other systems
+//! The crate builds everywhere a test suite does. Off Linux (and on Linux
+//! architectures other than x86_64, aarch64 and riscv64) nothing is probed:
+//! every ability is unavailable with one cause, the system, and one fix
+//! (run these tests on a Linux runner), so annotated tests are skipped
+//! there and fail under `USERNS_TEST_REQUIRE`. Its Linux-only dependencies
+//! (`nix`, `libc`) are not built there.
+//!
+//! # What is stable
+//! The attributes, [`main!`], the functions re-exported at the root and
+//! the types they return are this crate's API. The modules `__private`
+//! (code the attributes generate) and `__cli` (what the `userns-test`
+//! command reads and writes) are not: they change with the macros and the
+//! command of the same version.
 
 #![warn(missing_docs)]
+// Off Linux, what reads Linux's evidence (`/proc`, sysctls, the probes'
+// namespace constants) is compiled, so that it stays portable code, and
+// left unused: every verdict there has one cause. The Linux build checks
+// it for dead code.
+#![cfg_attr(
+    not(all(
+        target_os = "linux",
+        any(
+            target_arch = "x86_64",
+            target_arch = "aarch64",
+            target_arch = "riscv64"
+        ),
+        not(userns_test_unsupported_os)
+    )),
+    allow(dead_code)
+)]
+
+/// Items of the Linux build, where the probes run: x86_64, aarch64 and
+/// riscv64 (the probe child's raw system calls are written for these;
+/// glibc and musl alike). Other architectures build what other systems
+/// build. Not when built with
+/// `--cfg userns_test_unsupported_os`: that builds, on Linux, what every
+/// other system builds, so CI checks it compiles with the standard library
+/// alone.
+macro_rules! linux {
+    ($($item:item)*) => {
+        $( #[cfg(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "riscv64"), not(userns_test_unsupported_os)))] $item )*
+    };
+}
+
+/// Items of every other build: every ability unavailable, one cause.
+macro_rules! elsewhere {
+    ($($item:item)*) => {
+        $( #[cfg(not(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "riscv64"), not(userns_test_unsupported_os))))] $item )*
+    };
+}
 
 // The vocabulary every layer shares.
 pub mod ability;
 pub mod cause;
 pub mod failure;
-#[doc(hidden)]
-pub mod json;
 pub mod step;
 
 // Host facts and probes -> verdicts -> diagnosis -> root causes -> policy.
@@ -97,21 +147,23 @@ pub mod diagnosis;
 pub mod facts;
 pub mod policy;
 pub mod probe;
-pub mod root_cause;
+mod root_cause;
 pub mod verdict;
 
-// The gate, the runner, and the records the reports are made from.
+// The gate, the runner, and the records the command makes reports from.
 mod gate;
 pub mod in_userns;
-pub mod outcome;
+mod json;
+mod outcome;
 mod plain;
-#[doc(hidden)]
-pub mod record;
-pub mod registry;
+mod record;
+mod registry;
 pub mod runner;
 mod safe_fs;
-mod shared;
-pub mod text;
+linux! {
+    mod shared;
+}
+mod text;
 
 pub use ability::{Ability, UnknownAbility};
 pub use cause::Cause;
@@ -186,12 +238,20 @@ pub use userns_test_macros::main;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::gate::{SkipReturn, gate, skip_expected_panic};
-    pub use crate::in_userns::child::{
-        child_main as in_userns_child_main, is_child_for as in_userns_child,
-        run_body as in_userns_body,
-    };
-    pub use crate::in_userns::enter::enter as in_userns_enter;
-    pub use crate::in_userns::parent::run as in_userns_run;
+    linux! {
+        pub use crate::in_userns::child::{
+            child_main as in_userns_child_main, is_child_for as in_userns_child,
+            run_body as in_userns_body,
+        };
+        pub use crate::in_userns::enter::enter as in_userns_enter;
+        pub use crate::in_userns::parent::run as in_userns_run;
+    }
+    elsewhere! {
+        pub use crate::in_userns::unsupported::{
+            child_main as in_userns_child_main, enter as in_userns_enter,
+            is_child_for as in_userns_child, run as in_userns_run, run_body as in_userns_body,
+        };
+    }
     pub use crate::plain::Running;
     pub use crate::registry::{IntoOutcome, TestCase, TestResult, libtest_name};
     pub use crate::runner::run_main_noting as run_main;
@@ -199,12 +259,13 @@ pub mod __private {
 }
 
 /// Not public API: what the `userns-test` command (package
-/// `userns-test-cli`) uses to read a run's records and write reports
-/// safely. It changes with the command; nothing outside this workspace
-/// should use it.
+/// `userns-test-cli`) uses to read a run's records, group causes and write
+/// reports safely. It changes with the command; nothing outside this
+/// workspace should use it.
 #[doc(hidden)]
 pub mod __cli {
     pub use crate::json::Json;
+    pub use crate::policy::{DurationUnit, duration};
     pub use crate::record::ledger::{
         FLAG_DETAIL, FLAG_RAN_DESPITE_UNMET, Ledger, LedgerKind, NONE, SlotState, SlotView,
     };
@@ -215,5 +276,7 @@ pub mod __cli {
         Destinations, JSON_VAR, JUNIT_VAR, RUN_DIR_VAR, ReportError, WrappedRun, append_file,
         begin_wrapped_run, replace_file, said_once, store_of,
     };
+    pub use crate::root_cause::{RootCause, RootCauses, id as root_cause_id, write_block};
     pub use crate::safe_fs::{Dir, FsError, Problem};
+    pub use crate::text::{lines, one_line, rfc3339};
 }

@@ -112,7 +112,7 @@ fn begin(path: &str) -> PlainRun {
     PLAIN_PID.store(std::process::id(), Ordering::Release);
     // SAFETY: registers a function without arguments, once per process.
     unsafe {
-        libc::atexit(at_exit);
+        atexit(at_exit);
     }
     PlainRun {
         role,
@@ -394,4 +394,10 @@ pub fn write_plain_summary(
 fn color() -> bool {
     use std::io::IsTerminal;
     std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+// The C library's `atexit`, which every platform's C runtime has (the
+// `libc` crate is a Linux-only dependency of this crate).
+unsafe extern "C" {
+    fn atexit(callback: extern "C" fn()) -> std::ffi::c_int;
 }

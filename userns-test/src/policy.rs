@@ -246,25 +246,59 @@ impl Unmet {
     /// cause and remedy once per group in its summary: a diagnosis repeated
     /// on a thousand lines is noise, and printing it took most of a large
     /// suite's run time.
+    ///
+    /// Abilities that failed the same way are named together (`needs user,
+    /// mount: the system is macOS 14.5`): one failure, said once.
     pub fn brief(&self) -> String {
-        let mut out = String::new();
-        for (i, (ability, reason)) in self.reasons.iter().enumerate() {
-            if i > 0 {
-                out.push_str(" | ");
-            }
-            out.push_str(&format!("needs {ability}: {}", reason.short()));
-        }
-        out
+        grouped(&self.reasons, |r| r.short())
+            .into_iter()
+            .map(|(abilities, short)| format!("needs {abilities}: {short}"))
+            .collect::<Vec<_>>()
+            .join(" | ")
     }
 }
 
+/// `reasons` grouped by `key`, in the order each key first appears, with
+/// the abilities of each group joined by `, `.
+fn grouped<K: PartialEq>(
+    reasons: &[(Ability, Reason)],
+    key: impl Fn(&Reason) -> K,
+) -> Vec<(String, K)> {
+    let mut groups: Vec<(Vec<&str>, K)> = Vec::new();
+    for (ability, reason) in reasons {
+        let k = key(reason);
+        match groups.iter_mut().find(|(_, g)| *g == k) {
+            Some((names, _)) => names.push(ability.name()),
+            None => groups.push((vec![ability.name()], k)),
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(names, k)| (names.join(", "), k))
+        .collect()
+}
+
+/// Every unmet ability with what failed; each cause and fix once, after
+/// the failures it explains.
 impl fmt::Display for Unmet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, (ability, reason)) in self.reasons.iter().enumerate() {
+        let by_cause = grouped(&self.reasons, |r| (r.cause.to_string(), r.remedy.clone()));
+        for (i, (_, (cause, remedy))) in by_cause.iter().enumerate() {
             if i > 0 {
                 f.write_str(" | ")?;
             }
-            write!(f, "needs {ability}: {reason}")?;
+            let of_cause: Vec<(Ability, Reason)> = self
+                .reasons
+                .iter()
+                .filter(|(_, r)| r.cause.to_string() == *cause && r.remedy == *remedy)
+                .cloned()
+                .collect();
+            let failures = grouped(&of_cause, |r| r.short())
+                .into_iter()
+                .map(|(abilities, short)| format!("needs {abilities}: {short}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            write!(f, "{failures}; cause: {cause}; fix: {remedy}")?;
         }
         Ok(())
     }

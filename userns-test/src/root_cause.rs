@@ -229,7 +229,7 @@ mod tests {
                 step: Step::Unshare {
                     flags: "CLONE_NEWUSER".into(),
                 },
-                failure: Failure::errno(libc::EPERM),
+                failure: Failure::errno(1),
                 cause,
                 remedy: remedy.into(),
             }),

@@ -89,6 +89,8 @@ pub enum Step {
     },
     /// Checking the real uid and the user namespace.
     CheckUid,
+    /// Checking the operating system (user namespaces are Linux's).
+    CheckSystem,
     /// Checking the uids and the effective capabilities (`unprivileged`).
     CheckPrivilege,
     /// `prctl(PR_GET_NO_NEW_PRIVS)`.
@@ -162,6 +164,7 @@ impl Step {
                 t("read_subids").with("path", path).with("user", user)
             }
             Step::CheckUid => t("check_uid"),
+            Step::CheckSystem => t("check_system"),
             Step::CheckPrivilege => t("check_privilege"),
             Step::GetNoNewPrivs => t("get_no_new_privs"),
             Step::OpenDevice { path } => t("open_device").with("path", path),
@@ -215,6 +218,7 @@ impl fmt::Display for Step {
             Step::Run { command, .. } => write!(f, "running `{command}`"),
             Step::ReadSubids { path, user } => write!(f, "looking up {user} in {path}"),
             Step::CheckUid => f.write_str("checking the real uid and user namespace"),
+            Step::CheckSystem => f.write_str("checking the operating system"),
             Step::CheckPrivilege => {
                 f.write_str("checking the uids and capabilities in the initial user namespace")
             }
@@ -233,29 +237,31 @@ impl fmt::Display for Step {
     }
 }
 
-/// Renders namespace and clone flags as `CLONE_NEWUSER|CLONE_NEWNET`.
-pub(crate) fn clone_flag_names(flags: libc::c_int) -> String {
-    const NAMES: [(libc::c_int, &str); 11] = [
-        (libc::CLONE_VM, "CLONE_VM"),
-        (libc::CLONE_VFORK, "CLONE_VFORK"),
-        (libc::CLONE_PIDFD, "CLONE_PIDFD"),
-        (libc::CLONE_NEWUSER, "CLONE_NEWUSER"),
-        (libc::CLONE_NEWNS, "CLONE_NEWNS"),
-        (libc::CLONE_NEWNET, "CLONE_NEWNET"),
-        (libc::CLONE_NEWPID, "CLONE_NEWPID"),
-        (libc::CLONE_NEWIPC, "CLONE_NEWIPC"),
-        (libc::CLONE_NEWUTS, "CLONE_NEWUTS"),
-        (libc::CLONE_NEWCGROUP, "CLONE_NEWCGROUP"),
-        (libc::CLONE_NEWTIME, "CLONE_NEWTIME"),
-    ];
-    let names: Vec<&str> = NAMES
-        .iter()
-        .filter(|(bit, _)| flags & bit != 0)
-        .map(|(_, n)| *n)
-        .collect();
-    if names.is_empty() {
-        "0".into()
-    } else {
-        names.join("|")
+linux! {
+    /// Renders namespace and clone flags as `CLONE_NEWUSER|CLONE_NEWNET`.
+    pub(crate) fn clone_flag_names(flags: libc::c_int) -> String {
+        const NAMES: [(libc::c_int, &str); 11] = [
+            (libc::CLONE_VM, "CLONE_VM"),
+            (libc::CLONE_VFORK, "CLONE_VFORK"),
+            (libc::CLONE_PIDFD, "CLONE_PIDFD"),
+            (libc::CLONE_NEWUSER, "CLONE_NEWUSER"),
+            (libc::CLONE_NEWNS, "CLONE_NEWNS"),
+            (libc::CLONE_NEWNET, "CLONE_NEWNET"),
+            (libc::CLONE_NEWPID, "CLONE_NEWPID"),
+            (libc::CLONE_NEWIPC, "CLONE_NEWIPC"),
+            (libc::CLONE_NEWUTS, "CLONE_NEWUTS"),
+            (libc::CLONE_NEWCGROUP, "CLONE_NEWCGROUP"),
+            (libc::CLONE_NEWTIME, "CLONE_NEWTIME"),
+        ];
+        let names: Vec<&str> = NAMES
+            .iter()
+            .filter(|(bit, _)| flags & bit != 0)
+            .map(|(_, n)| *n)
+            .collect();
+        if names.is_empty() {
+            "0".into()
+        } else {
+            names.join("|")
+        }
     }
 }

@@ -51,6 +51,9 @@ impl Reason {
     pub fn short(&self) -> String {
         match self.failure {
             Failure::Denied | Failure::Unreadable { .. } => self.failure.to_string(),
+            Failure::Mismatch { ref found } if self.step == Step::CheckSystem => {
+                format!("the system is {found}")
+            }
             _ => format!("{} failed: {}", self.step, self.failure),
         }
     }

@@ -88,12 +88,16 @@ fn parses_config() {
 #[test]
 fn chooses_path_by_privilege() {
     let root = userns_test::probe(userns_test::Ability::Root);
-    let uid = nix::unistd::getuid().as_raw();
-    assert_eq!(
-        root.is_available(),
-        uid == 0
-            && !userns_test::HostFacts::get()
-                .in_user_namespace
-                .unwrap_or(false)
-    );
+    let host_root = nix::unistd::getuid().is_root()
+        && !userns_test::HostFacts::get()
+            .in_user_namespace
+            .unwrap_or(false);
+    match root.reason() {
+        None => assert!(host_root, "root available to a process that is not"),
+        // Off Linux no ability is available, root included.
+        Some(reason) => assert!(
+            !host_root || matches!(reason.cause, userns_test::Cause::UnsupportedSystem { .. }),
+            "root unavailable to host root: {reason}"
+        ),
+    }
 }

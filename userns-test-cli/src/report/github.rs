@@ -4,7 +4,7 @@
 //! acts on a terminal shown as an escape.
 
 use super::model::{Report, RootCause};
-use userns_test::text;
+use userns_test::__cli::one_line;
 
 /// GitHub shows the first 10 notices, warnings and errors of a step.
 pub const ANNOTATIONS_PER_STEP: usize = 10;
@@ -47,7 +47,7 @@ pub fn escape_data(s: &str) -> String {
         .replace('%', "%25")
         .replace('\r', "%0D")
         .replace('\n', "%0A");
-    text::one_line(&escaped).into_owned()
+    one_line(&escaped).into_owned()
 }
 
 /// Escapes a workflow command's property value (`title=`): also `:` and

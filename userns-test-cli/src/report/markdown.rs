@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use super::model::{Outcome, Report, TestEntry};
-use userns_test::text;
+use userns_test::__cli::one_line;
 
 /// How many test names a root cause lists before "and N more".
 pub const NAMES_SHOWN: usize = 20;
@@ -25,7 +25,7 @@ pub fn cell(s: &str) -> String {
         if part.0 > 0 {
             out.push_str("<br>");
         }
-        for c in text::one_line(part.1).chars() {
+        for c in one_line(part.1).chars() {
             match c {
                 '<' => out.push_str("&lt;"),
                 '>' => out.push_str("&gt;"),
@@ -44,11 +44,16 @@ pub fn cell(s: &str) -> String {
 /// The host in one line, from a report.
 pub fn host_line(report: &Report) -> String {
     let r = &report.runner;
-    let mut parts = vec![
-        r.distro.clone().unwrap_or_else(|| "unknown distro".into()),
-        format!("kernel {}", r.kernel.as_deref().unwrap_or("unknown")),
-    ];
-    if let Some(uid) = report.host["uid"].as_u64() {
+    let mut parts = vec![r.distro.clone().unwrap_or_else(|| "unknown distro".into())];
+    // Neither is said where the host has none to read (a kernel release
+    // off Linux, a uid on Windows: u32::MAX, an id no one has).
+    if let Some(kernel) = &r.kernel {
+        parts.push(format!("kernel {kernel}"));
+    }
+    if let Some(uid) = report.host["uid"]
+        .as_u64()
+        .filter(|&u| u != u64::from(u32::MAX))
+    {
         parts.push(format!("uid {uid}"));
     }
     if let Some(c) = &r.container {

@@ -275,7 +275,7 @@ impl LackDetail {
 /// `<cause id>-<8 hex digits of a hash of the cause's words and the fix>`:
 /// the same on every runner for the same cause and fix.
 pub fn root_cause_id(cause: &CauseText, remedy: &str) -> String {
-    userns_test::root_cause::id(&cause.id, &cause.message, remedy)
+    userns_test::__cli::root_cause_id(&cause.id, &cause.message, remedy)
 }
 
 /// A verdict as reports and `doctor --json` show it (see

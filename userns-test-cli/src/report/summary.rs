@@ -2,14 +2,14 @@
 //! what `userns-test finish` and `userns-test run` print after the tests.
 //! Every root cause once, with the abilities and tests it takes and its
 //! fix; crashed and failed tests; what is not known. Foreign text is shown
-//! with `userns_test::text::one_line`, so nothing in it acts on the terminal or
+//! with `userns_test::__cli::one_line`, so nothing in it acts on the terminal or
 //! the log.
 
 use std::fmt::Write as _;
 
 use super::markdown::host_line;
 use super::model::{Outcome, Report, TestEntry};
-use userns_test::text::one_line;
+use userns_test::__cli::one_line;
 
 /// The summary of `report`.
 pub fn render(report: &Report) -> String {
@@ -68,7 +68,7 @@ pub fn render(report: &Report) -> String {
         let skipped = report.counts.skipped;
         let _ = writeln!(out, "userns-test: {skipped} skipped, by cause:");
         for (i, rc) in report.root_causes.iter().enumerate() {
-            userns_test::root_cause::write_block(
+            userns_test::__cli::write_block(
                 &mut out,
                 i + 1,
                 &rc.cause.message,

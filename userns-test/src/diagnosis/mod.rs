@@ -4,18 +4,20 @@
 //! A probe says which step failed and how; the cause comes from evidence,
 //! never from a fact alone: the errno at that step, the host facts, what
 //! the probes of *other* abilities observed (`user` available means no
-//! filter refuses user namespaces), and control calls (see
-//! [`crate::probe::control`]) that tell a seccomp filter's refusal from
-//! the kernel's. A sysctl that restricts user namespaces is named only
+//! filter refuses user namespaces), and control calls (the probe's call
+//! again, with an argument the kernel rejects first) that tell a seccomp
+//! filter's refusal from the kernel's. A sysctl that restricts user namespaces is named only
 //! after the operation itself failed in the way that sysctl makes it fail.
 //!
 //! The words of a cause and its remedy depend on the host, never on which
-//! ability hit it: abilities refused for one reason share one root cause
-//! (see [`crate::root_cause`]).
+//! ability hit it: abilities refused for one reason share one root cause,
+//! which summaries and reports show once.
 
-mod programs;
+linux! {
+    mod programs;
+    mod system_calls;
+}
 mod remedy;
-mod system_calls;
 
 use crate::Ability;
 use crate::cause::Cause;
@@ -60,7 +62,17 @@ pub(crate) struct FileStatus {
 }
 
 impl FileStatus {
-    /// Reads `path`'s status and its mount.
+    /// Reads `path`'s status and its mount (Linux only: off Linux no
+    /// probe runs a program or opens a device).
+    #[cfg(all(
+        target_os = "linux",
+        any(
+            target_arch = "x86_64",
+            target_arch = "aarch64",
+            target_arch = "riscv64"
+        ),
+        not(userns_test_unsupported_os)
+    ))]
     fn read(path: &str) -> Option<FileStatus> {
         use std::os::unix::fs::MetadataExt;
         let meta = std::fs::metadata(path).ok()?;
@@ -104,10 +116,11 @@ impl FileStatus {
 
     /// `crw------- 0:0`-style, for messages.
     pub(crate) fn describe(&self) -> String {
-        let kind = match self.mode & libc::S_IFMT {
-            libc::S_IFCHR => 'c',
-            libc::S_IFBLK => 'b',
-            libc::S_IFDIR => 'd',
+        // The file-type bits of `st_mode` (S_IFMT), as every Unix has them.
+        let kind = match self.mode & 0o170000 {
+            0o020000 => 'c',
+            0o060000 => 'b',
+            0o040000 => 'd',
             _ => '-',
         };
         let mut text = String::from(kind);
@@ -149,13 +162,33 @@ pub(crate) fn reason(ability: Ability, failed: &Failed, evidence: &dyn Evidence)
 
 /// The cause of `failed`, from the evidence.
 pub(crate) fn cause(ability: Ability, failed: &Failed, evidence: &dyn Evidence) -> Cause {
+    match &failed.failure {
+        Failure::Mismatch { found } if failed.step == Step::CheckSystem => {
+            Cause::UnsupportedSystem { os: found.clone() }
+        }
+        Failure::TimedOut { .. } => Cause::TimedOut,
+        Failure::Denied => Cause::DeniedByEnvironment,
+        Failure::Configuration { .. } => Cause::BadConfiguration,
+        _ => kernel_cause(ability, failed, evidence),
+    }
+}
+
+/// The cause of a failure the kernel answered (an errno, a signal, a file
+/// of `/proc` that could not be read).
+#[cfg(all(
+    target_os = "linux",
+    any(
+        target_arch = "x86_64",
+        target_arch = "aarch64",
+        target_arch = "riscv64"
+    ),
+    not(userns_test_unsupported_os)
+))]
+fn kernel_cause(ability: Ability, failed: &Failed, evidence: &dyn Evidence) -> Cause {
     let Failed { step, failure } = failed;
     match failure {
         Failure::Signal { number, .. } if *number == libc::SIGSYS => Cause::SeccompKill,
         Failure::Signal { .. } => Cause::KilledFromOutside,
-        Failure::TimedOut { .. } => Cause::TimedOut,
-        Failure::Denied => Cause::DeniedByEnvironment,
-        Failure::Configuration { .. } => Cause::BadConfiguration,
         Failure::Unreadable {
             errno: Some(errno @ (libc::EMFILE | libc::ENFILE | libc::ENOMEM)),
             ..
@@ -167,6 +200,25 @@ pub(crate) fn cause(ability: Ability, failed: &Failed, evidence: &dyn Evidence) 
                 None => Cause::Unexplained,
             }
         }),
+    }
+}
+
+/// Off Linux no probe reaches a kernel: nothing to explain beyond the
+/// failure itself.
+#[cfg(not(all(
+    target_os = "linux",
+    any(
+        target_arch = "x86_64",
+        target_arch = "aarch64",
+        target_arch = "riscv64"
+    ),
+    not(userns_test_unsupported_os)
+)))]
+fn kernel_cause(_: Ability, failed: &Failed, _: &dyn Evidence) -> Cause {
+    match &failed.failure {
+        Failure::Signal { .. } => Cause::KilledFromOutside,
+        Failure::Unreadable { path, .. } => Cause::Unreadable { path: path.clone() },
+        _ => Cause::Unexplained,
     }
 }
 
@@ -203,18 +255,95 @@ impl Evidence for Live<'_> {
         (self.observe)(ability)
     }
 
+    #[cfg(all(
+        target_os = "linux",
+        any(
+            target_arch = "x86_64",
+            target_arch = "aarch64",
+            target_arch = "riscv64"
+        ),
+        not(userns_test_unsupported_os)
+    ))]
     fn filter_check(&self, ability: Ability, step: &Step) -> FilterCheck {
         crate::probe::control::check(ability, step, self.timeout)
     }
 
+    #[cfg(all(
+        target_os = "linux",
+        any(
+            target_arch = "x86_64",
+            target_arch = "aarch64",
+            target_arch = "riscv64"
+        ),
+        not(userns_test_unsupported_os)
+    ))]
     fn program_privileged(&self, path: &str) -> Option<bool> {
         programs::privileged(path)
     }
 
+    #[cfg(all(
+        target_os = "linux",
+        any(
+            target_arch = "x86_64",
+            target_arch = "aarch64",
+            target_arch = "riscv64"
+        ),
+        not(userns_test_unsupported_os)
+    ))]
     fn file_status(&self, path: &str) -> Option<FileStatus> {
         FileStatus::read(path)
     }
+
+    // Off Linux there is no call to control, no program or device to
+    // examine: each says it does not know.
+    #[cfg(not(all(
+        target_os = "linux",
+        any(
+            target_arch = "x86_64",
+            target_arch = "aarch64",
+            target_arch = "riscv64"
+        ),
+        not(userns_test_unsupported_os)
+    )))]
+    fn filter_check(&self, _: Ability, _: &Step) -> FilterCheck {
+        FilterCheck::Unknown
+    }
+
+    #[cfg(not(all(
+        target_os = "linux",
+        any(
+            target_arch = "x86_64",
+            target_arch = "aarch64",
+            target_arch = "riscv64"
+        ),
+        not(userns_test_unsupported_os)
+    )))]
+    fn program_privileged(&self, _: &str) -> Option<bool> {
+        None
+    }
+
+    #[cfg(not(all(
+        target_os = "linux",
+        any(
+            target_arch = "x86_64",
+            target_arch = "aarch64",
+            target_arch = "riscv64"
+        ),
+        not(userns_test_unsupported_os)
+    )))]
+    fn file_status(&self, _: &str) -> Option<FileStatus> {
+        None
+    }
 }
 
-#[cfg(test)]
+#[cfg(all(
+    test,
+    target_os = "linux",
+    any(
+        target_arch = "x86_64",
+        target_arch = "aarch64",
+        target_arch = "riscv64"
+    ),
+    not(userns_test_unsupported_os)
+))]
 mod tests;

@@ -304,6 +304,10 @@ pub(crate) fn remedy<'a>(cause: &Cause, facts: &dyn Fn() -> &'a HostFacts) -> St
         Cause::KilledFromOutside => "run the probe again; find what kills processes here".into(),
         Cause::DeniedByEnvironment => "remove the ability from USERNS_TEST_DENY".into(),
         Cause::BadConfiguration => "fix the variable named above".into(),
+        Cause::UnsupportedSystem { .. } => "run these tests on a Linux runner (x86_64, aarch64 or \
+             riscv64: a Linux CI job, container or VM); here they are skipped, and \
+             USERNS_TEST_REQUIRE fails them"
+            .into(),
         Cause::Unexplained => "read the audit log (`dmesg`, `journalctl -k`) for a denial naming \
              this test binary, and allow the operation in that policy"
             .into(),

@@ -34,7 +34,7 @@ pub(crate) fn child_test() -> Option<&'static str> {
 /// The variables alone do not make this process a child: a shell or a
 /// parent run may have left them in the environment. The parent's proof
 /// is the channel it handed over as descriptor 3, holding the key of the
-/// environment (see [`super::record`]); without it this is a normal run.
+/// environment (see `record.rs`); without it this is a normal run.
 pub extern "C" fn enter() {
     static ONCE: AtomicBool = AtomicBool::new(false);
     if ONCE.swap(true, Ordering::SeqCst) {

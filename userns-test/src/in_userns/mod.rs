@@ -26,10 +26,15 @@
 //! 5. parent: the child's stdout and stderr through `print!`/`eprint!`
 //!    (so libtest captures them), and its outcome as the test's.
 
-pub(crate) mod child;
-pub(crate) mod enter;
-pub(crate) mod parent;
-mod record;
+linux! {
+    pub(crate) mod child;
+    pub(crate) mod enter;
+    pub(crate) mod parent;
+    mod record;
+}
+elsewhere! {
+    pub(crate) mod unsupported;
+}
 
 use crate::ability::Ability;
 

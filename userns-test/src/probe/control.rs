@@ -11,12 +11,14 @@
 //! calling thread's filters), so a filter that kills on the call kills the
 //! child, not the test process.
 
-use std::time::Duration;
+linux! {
+    use std::time::Duration;
 
-use super::child::{ChildEnd, run_child};
-use super::program::{Control, Op};
-use crate::Ability;
-use crate::step::Step;
+    use super::child::{ChildEnd, run_child};
+    use super::program::{Control, Op};
+    use crate::Ability;
+    use crate::step::Step;
+}
 
 /// What a control call says about the failed step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,10 +35,20 @@ pub enum FilterCheck {
     Unknown,
 }
 
+// Linux only: elsewhere no probe runs, so there is nothing to control.
 /// Runs the control call for `step` of `ability`'s probe: the probe's own
 /// steps up to that one, then the control instead of it.
+#[cfg(all(
+    target_os = "linux",
+    any(
+        target_arch = "x86_64",
+        target_arch = "aarch64",
+        target_arch = "riscv64"
+    ),
+    not(userns_test_unsupported_os)
+))]
 pub fn check(ability: Ability, step: &Step, timeout: Duration) -> FilterCheck {
-    let (flags, ops) = super::program(ability);
+    let (flags, ops) = super::perform::program(ability);
     // The probe child itself failed to be created with namespace flags
     // (pid's clone): the control is a clone with the same flags.
     if let Step::Clone { .. } = step {
@@ -60,6 +72,15 @@ pub fn check(ability: Ability, step: &Step, timeout: Duration) -> FilterCheck {
     run(ops, flags, timeout)
 }
 
+#[cfg(all(
+    target_os = "linux",
+    any(
+        target_arch = "x86_64",
+        target_arch = "aarch64",
+        target_arch = "riscv64"
+    ),
+    not(userns_test_unsupported_os)
+))]
 fn run(ops: Vec<Op>, flags: libc::c_int, timeout: Duration) -> FilterCheck {
     let last = ops.len() - 1;
     let Some(Op::Control(control)) = ops.last() else {

@@ -73,12 +73,9 @@ pub(crate) unsafe fn syscall6(
     decode(ret)
 }
 
-#[cfg(not(any(
-    target_arch = "x86_64",
-    target_arch = "aarch64",
-    target_arch = "riscv64"
-)))]
-compile_error!("userns-test's probe child supports x86_64, aarch64 and riscv64 Linux");
+// Other architectures build the crate without its probes (see `linux!`
+// in lib.rs): every ability is unavailable there, with the architecture
+// named as the cause.
 
 macro_rules! sys {
     ($nr:expr) => { syscall6($nr, 0, 0, 0, 0, 0, 0) };

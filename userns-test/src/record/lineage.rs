@@ -17,8 +17,24 @@
 //!   ([`Launcher::Nested`]): it records nothing;
 //! - a process started by another test binary of the same build (a test
 //!   running a fixture binary) is a run of its own, not cargo's.
+//!
+//! Off Linux there is no `/proc` to walk: the variables are taken as they
+//! are (nextest's run id is nextest's run, a `userns-test run` directory
+//! is the wrapping command's), and each test binary outside both is a run
+//! of its own. That is what can be known there, and no more.
 
 use std::sync::OnceLock;
+
+/// Whether this build can see its ancestors (Linux's `/proc`).
+const LINEAGE_VISIBLE: bool = cfg!(all(
+    target_os = "linux",
+    any(
+        target_arch = "x86_64",
+        target_arch = "aarch64",
+        target_arch = "riscv64"
+    ),
+    not(userns_test_unsupported_os)
+));
 
 /// How far up the walk goes: a deeper chain is not a process tree.
 const MAX_DEPTH: usize = 64;
@@ -78,6 +94,12 @@ struct Exe {
 }
 
 impl Exe {
+    #[cfg(not(unix))]
+    fn of(_: Option<u32>) -> Option<Exe> {
+        None
+    }
+
+    #[cfg(unix)]
     fn of(pid: Option<u32>) -> Option<Exe> {
         use std::os::unix::fs::MetadataExt;
         let link = match pid {
@@ -117,7 +139,10 @@ pub(crate) enum Found {
 /// `sudo -E`, valgrind, qemu, a script) are passed through.
 fn walk(wanted: impl Fn(&Process) -> bool) -> Found {
     let own = OnceLock::new();
+    #[cfg(unix)]
     let mut pid = std::os::unix::process::parent_id();
+    #[cfg(not(unix))]
+    let mut pid = 0;
     for _ in 0..MAX_DEPTH {
         if pid == 0 {
             break;
@@ -158,6 +183,10 @@ pub(crate) fn nextest_run() -> &'static NextestRun {
         else {
             return NextestRun::None;
         };
+        if !LINEAGE_VISIBLE {
+            // Its owner unknown: (0, 0) is no process, never "alive".
+            return NextestRun::Run { id, owner: (0, 0) };
+        }
         match walk(|p| p.comm == "cargo-nextest") {
             Found::It(p) => NextestRun::Run { id, owner: p.id() },
             // A test of the run started its own binary again: the copy
@@ -229,6 +258,9 @@ pub(crate) fn nested_copy() -> Option<u32> {
 /// before any copy of this executable or other test binary: `Err` names
 /// what was met instead.
 pub(crate) fn is_ancestor(owner: (u32, u64)) -> Result<(), String> {
+    if !LINEAGE_VISIBLE {
+        return Ok(());
+    }
     match walk(|p| p.id() == owner) {
         Found::It(_) => Ok(()),
         Found::Copy(p) => Err(format!(
@@ -246,7 +278,16 @@ pub(crate) fn is_ancestor(owner: (u32, u64)) -> Result<(), String> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(
+    test,
+    target_os = "linux",
+    any(
+        target_arch = "x86_64",
+        target_arch = "aarch64",
+        target_arch = "riscv64"
+    ),
+    not(userns_test_unsupported_os)
+))]
 mod tests {
     use super::*;
 

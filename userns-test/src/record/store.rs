@@ -873,7 +873,7 @@ impl RunDir {
     }
 
     /// The run's lock, held while a report is assembled and written.
-    pub fn lock(&self, bound: Duration) -> Result<nix::fcntl::Flock<std::fs::File>, FsError> {
+    pub fn lock(&self, bound: Duration) -> Result<std::fs::File, FsError> {
         self.dir.lock("lock", bound)
     }
 
@@ -897,12 +897,13 @@ pub(crate) fn binary_key(binary: &str) -> String {
     static EXE: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
     let exe = *EXE.get_or_init(|| {
         let path = std::env::current_exe().unwrap_or_default();
-        fnv1a(std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str())) as u32
+        // The path's own bytes on Unix; a stable encoding elsewhere.
+        fnv1a(path.as_os_str().as_encoded_bytes()) as u32
     });
     format!("{binary}@{exe:08x}")
 }
 
-/// The binary's name for reports, from its [`binary_key`].
+/// The binary's name for reports, from its key (see `binary_key`).
 pub fn binary_of_key(key: &str) -> &str {
     key.rsplit_once('@').map_or(key, |(name, _)| name)
 }

@@ -1,32 +1,41 @@
-//! The runner of `harness = false` targets (`userns_test::main!()`), one
-//! pipeline read top to bottom, as libtest-mimic's `run_tests` is:
+//! The runner of `harness = false` targets ([`main!`](crate::main)):
+//! every annotated test of the binary, selected by the libtest arguments;
+//! the abilities the selected tests need, probed once, in parallel,
+//! before any test runs; each test run, skipped (reported as *ignored,
+//! with its reason*, so `cargo nextest run` shows SKIP) or failed
+//! (`USERNS_TEST_REQUIRE`); then, on stderr after libtest-mimic's own
+//! summary, the host, the ability matrix and each cause of the skips once.
 //!
-//! 1. **select** (`select.rs`): every annotated test of the binary
-//!    ([`crate::registry`]), selected by the libtest arguments (filters,
-//!    `--exact`, `--skip`);
-//! 2. **probe** (`probe.rs`): the union of the abilities the selected tests
-//!    need, once, in parallel, before any test runs;
-//! 3. **decide** (`plan.rs`): per test, run, skip (reported as *ignored,
-//!    with its reason*), or fail (`USERNS_TEST_REQUIRE`);
-//! 4. **run** (`execute.rs`): libtest-mimic runs the trials, each recording
-//!    its outcome as it starts and ends (libtest-mimic's `run` returns
-//!    counts only, and its JSON format drops ignore reasons);
-//! 5. **record**: one [`RunRecord`] of the tests and the verdicts;
-//! 6. **summarize** (`summary.rs`) and report: the host, the ability matrix
-//!    and each root cause once, on stderr after libtest's own summary
-//!    (which stays the last line on stdout); the reports, when asked.
-//!
-//! nextest's processes are the same pipeline with a role
-//! ([`Role`]): its listing decides and records the skips (unmet tests are
-//! flagged ignored, so nextest shows SKIP, never PASS) and runs nothing; a
-//! one-test process selects only its test and prints the summary only
-//! when that test fails (nextest shows a passing test's output to no one).
-//!
-//! Under `--ignored`/`--include-ignored` unmet tests are flagged too, and
-//! run, saying so. In a plain run they are not flagged but return
-//! `Completion::ignored_with(reason)`, so the pretty output shows
-//! `ignored (needs net: ...)`: libtest-mimic prints no reason for a test it
-//! did not call.
+//! Under nextest (one process per test) a passing test's process prints
+//! no summary: nextest shows its output to no one. Under `--ignored` or
+//! `--include-ignored` a test whose requirements are unmet runs anyway,
+//! saying so.
+
+// One pipeline read top to bottom, as libtest-mimic's `run_tests` is:
+// 1. select (`select.rs`): every annotated test of the binary (the
+//    registry), selected by the libtest arguments (filters, `--exact`,
+//    `--skip`);
+// 2. probe (`probe.rs`): the union of the abilities the selected tests
+//    need, once, in parallel, before any test runs;
+// 3. decide (`plan.rs`): per test, run, skip (ignored, with its reason),
+//    or fail (`USERNS_TEST_REQUIRE`);
+// 4. run (`execute.rs`): libtest-mimic runs the trials, each recording its
+//    outcome as it starts and ends (libtest-mimic's `run` returns counts
+//    only, and its JSON format drops ignore reasons);
+// 5. record: one `RunRecord` of the tests and the verdicts;
+// 6. summarize (`summary.rs`): the host, the ability matrix and each root
+//    cause once, on stderr after libtest's own summary (which stays the
+//    last line on stdout).
+//
+// nextest's processes are the same pipeline with a role (`Role`): its
+// listing decides and records the skips (unmet tests are flagged ignored,
+// so nextest shows SKIP, never PASS) and runs nothing; a one-test process
+// selects only its test and prints the summary only when that test fails.
+//
+// In a plain run unmet tests are not flagged but return
+// `Completion::ignored_with(reason)`, so the pretty output shows
+// `ignored (needs net: ...)`: libtest-mimic prints no reason for a test it
+// did not call.
 
 mod execute;
 mod json;
@@ -42,7 +51,7 @@ use std::time::Duration;
 use libtest_mimic::{Arguments, Conclusion, FormatSetting, Trial};
 
 use crate::gate;
-pub use crate::outcome::{RunRecord, TestOutcome, TestRecord};
+use crate::outcome::{RunRecord, TestOutcome, TestRecord};
 use crate::record::session::{Recorder, Session, record_verdicts};
 use crate::record::{Destinations, ReportError, Role};
 use crate::registry::TestCase;
@@ -50,7 +59,7 @@ use execute::{Job, Slot, job, record};
 use plan::{Plan, plan, planned_verdicts};
 use select::Selection;
 
-pub use summary::write_summary;
+pub(crate) use summary::write_summary;
 
 /// The `main` of a `harness = false` target, named in reports after its
 /// executable (or nextest's binary id); [`main!`](crate::main) names it
@@ -71,7 +80,7 @@ pub fn run_main_named(binary: &str) -> ExitCode {
 pub fn run_main_noting(binary: &str, never_run: &[&str]) -> ExitCode {
     // This process was executed again to run one `#[in_userns]` test in
     // its namespaces: that test only, nothing of a run around it.
-    crate::in_userns::child::child_main();
+    crate::__private::in_userns_child_main();
     let args = Arguments::from_args();
     let role = Role::current(&args);
     let one_test = role == Some(Role::NextestTest);
@@ -117,13 +126,8 @@ pub fn run_main_noting(binary: &str, never_run: &[&str]) -> ExitCode {
     }
 }
 
-/// Runs `cases` under `args`: the whole flow, without the final summary
-/// and without reports.
-pub fn run(args: &Arguments, cases: &[&'static TestCase]) -> (Conclusion, RunRecord) {
-    run_recorded(args, cases, None)
-}
-
-/// [`run`], recording each test's start and end in `session`'s ledger.
+/// Runs `cases` under `args`, the whole flow without the final summary,
+/// recording each test's start and end in `session`'s ledger, if any.
 fn run_recorded(
     args: &Arguments,
     cases: &[&'static TestCase],

@@ -1,27 +1,17 @@
-//! `userns-test run` and `userns-test finish`: running a test command so
-//! that its reports come out complete and true, whatever happens to it.
-//!
-//! - The command's exit status is never 0 when the report has a failed,
-//!   crashed or unknown test: a test that calls `std::process::exit(0)`
-//!   makes libtest, and so cargo, exit 0 ([`exit_status`]).
-//! - Cancelled (SIGTERM from CI, SIGINT, SIGHUP), the wrapper passes the
-//!   signal on to the whole process tree of the command, waits a bounded
-//!   time (`--grace`), kills what is left, and still writes the reports:
-//!   the tests that were running are crashed, the others not run. Nothing
-//!   of the tree is left running: this process is a child subreaper, so
-//!   the test binaries that cargo leaves behind when it dies come to it.
+//! The wrapped command on Linux: cancelling signals read from a signalfd
+//! (blocked, so none is lost between the spawn and the wait), the command
+//! watched through a pidfd, its whole tree signalled and reaped by this
+//! process as a child subreaper.
 
 use std::ffi::OsString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
-use userns_test::__cli::{Destinations, ReportError};
 
-use crate::report::{Finish, FinishOptions, Report};
+use super::{Cancelled, Ended};
 
 /// The signals that cancel a run.
 const CANCEL: [Signal; 4] = [
@@ -30,20 +20,6 @@ const CANCEL: [Signal; 4] = [
     Signal::SIGHUP,
     Signal::SIGQUIT,
 ];
-
-/// How long the command's tree may take to end after a cancelling signal,
-/// by default: within GitHub Actions' 7.5 s between its SIGINT and its
-/// SIGTERM on a cancelled step.
-pub(crate) const DEFAULT_GRACE: Duration = Duration::from_secs(5);
-
-/// How the wrapped command ended.
-pub(crate) struct Ended {
-    /// Its exit status, or 128 + the signal that ended it.
-    pub code: i32,
-    /// The signal that cancelled the run, if one did, and whether the tree
-    /// had to be killed after the grace period.
-    pub cancelled: Option<(Signal, bool)>,
-}
 
 /// Runs `args` with `env` added, passing cancelling signals on to its
 /// tree, and returns how it ended once nothing of the tree is left.
@@ -155,7 +131,14 @@ pub(crate) fn run_command(
         .code()
         .or_else(|| status.signal().map(|s| 128 + s))
         .unwrap_or(1);
-    Ok(Ended { code, cancelled })
+    Ok(Ended {
+        code,
+        cancelled: cancelled.map(|(sig, killed)| Cancelled {
+            signal: sig as i32,
+            name: sig.as_str(),
+            killed,
+        }),
+    })
 }
 
 /// `pidfd_open(pid)`.
@@ -283,76 +266,4 @@ fn reap_all() {
             return;
         }
     }
-}
-
-/// The exit status of `userns-test run`/`finish`: the command's, unless it
-/// is 0 while the report holds a failed, crashed or unknown test (a test
-/// that called `std::process::exit(0)` ends its binary with 0): then 1, with
-/// why on stderr.
-pub(crate) fn exit_status(code: Option<i32>, report: &Report) -> i32 {
-    let c = &report.counts;
-    match code {
-        Some(code) if code != 0 => return code,
-        _ if c.failed == 0 && c.unknown == 0 => return 0,
-        _ => {}
-    }
-    let crashed = report.tests.iter().filter(|t| t.crashed).count();
-    let mut what = Vec::new();
-    if c.failed > 0 {
-        what.push(match crashed {
-            0 => format!("{} failed", c.failed),
-            n => format!("{} failed ({n} crashed)", c.failed),
-        });
-    }
-    if c.unknown > 0 {
-        what.push(format!("{} unknown", c.unknown));
-    }
-    let command = match code {
-        Some(_) => "the test command exited with 0, but ",
-        None => "",
-    };
-    eprintln!(
-        "userns-test: {command}the report has {}: exiting with 1",
-        what.join(" and ")
-    );
-    1
-}
-
-/// `userns-test finish`'s end, for `run` too: prints the summary (unless
-/// `quiet`) and the errors; writes a report of no tests where there was no
-/// run of this job to finish. Returns the exit status.
-pub(crate) fn finish_and_report(
-    dest: &Destinations,
-    options: &FinishOptions,
-    quiet: bool,
-    earlier: Vec<ReportError>,
-) -> Result<i32, String> {
-    let code = options.exit_code.unwrap_or(0);
-    match crate::report::finish(dest, options).map_err(|e| e.to_string())? {
-        Finish::Done(report, errors) => {
-            if !quiet {
-                eprint!("\n{}", crate::report::summary::render(&report));
-            }
-            let errors = userns_test::__cli::said_once(earlier.into_iter().chain(errors).collect());
-            for e in &errors {
-                eprintln!("userns-test: {e}");
-            }
-            let status = exit_status(options.exit_code, &report);
-            let lost = errors.iter().any(|e| e.report_lost);
-            Ok(if !lost || status != 0 { status } else { 2 })
-        }
-        Finish::NoRun(why) => {
-            eprintln!("userns-test: nothing to finish: {why}");
-            let errors = crate::report::write_no_run(dest, &why, options.exit_code);
-            for e in userns_test::__cli::said_once(earlier.into_iter().chain(errors).collect()) {
-                eprintln!("userns-test: {e}");
-            }
-            Ok(if code != 0 { code } else { 2 })
-        }
-    }
-}
-
-/// The process's exit code for `code` (0 to 255).
-pub(crate) fn exit_code(code: i32) -> ExitCode {
-    ExitCode::from(u8::try_from(code.clamp(0, 255)).unwrap_or(2))
 }
