@@ -75,14 +75,12 @@ fn plain(path: &str) -> &'static Mutex<PlainRun> {
 
 fn begin(path: &str) -> PlainRun {
     let name = libtest_name_of(path);
-    let mut all: Vec<&'static TestCase> = collected().collect();
-    all.sort_unstable_by(|a, b| a.name().cmp(b.name()));
-    // nextest runs each test in a process of its own.
+    // nextest runs each test in a process of its own: only that one.
     let role = Role::of(false, false).unwrap_or(Role::Complete);
-    let cases: Vec<&'static TestCase> = match role {
-        Role::NextestTest => all.into_iter().filter(|c| c.name() == name).collect(),
-        _ => all,
-    };
+    let mut cases: Vec<&'static TestCase> = collected()
+        .filter(|c| role != Role::NextestTest || c.name() == name)
+        .collect();
+    cases.sort_unstable_by(|a, b| a.name().cmp(b.name()));
     let binary = cases
         .first()
         .and_then(|c| c.binary())

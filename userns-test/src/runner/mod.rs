@@ -37,6 +37,7 @@
 // `ignored (needs net: ...)`: libtest-mimic prints no reason for a test it
 // did not call.
 
+mod args;
 mod execute;
 mod json;
 mod plan;
@@ -81,9 +82,14 @@ pub fn run_main_noting(binary: &str, never_run: &[&str]) -> ExitCode {
     // This process was executed again to run one `#[in_userns]` test in
     // its namespaces: that test only, nothing of a run around it.
     crate::__private::in_userns_child_main();
-    let args = Arguments::from_args();
+    let mut args = args::from_env();
     let role = Role::current(&args);
     let one_test = role == Some(Role::NextestTest);
+    // One test: run it from the main thread (on a thread of its own, as
+    // every test), without a pool of workers to start and join for it.
+    if one_test && args.test_threads.is_none() {
+        args.test_threads = Some(1);
+    }
     let cases = select::collect(&args, one_test);
 
     let destinations = Destinations::from_env();
