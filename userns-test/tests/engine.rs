@@ -4,8 +4,8 @@
 //! that nothing is left behind.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use userns_test::{Ability, ProbeOptions, Verdict, probe_with, requires_userns};
 
@@ -19,6 +19,15 @@ const NAMESPACE_ABILITIES: [Ability; 5] = [
 
 /// Whether util-linux can create a user namespace here: the ground truth
 /// for `user`, independent of this crate.
+/// The tests of this file measure or load the whole process (its memory,
+/// descriptors, children, threads), which libtest shares between tests
+/// running at once: a 1 GiB block another test holds is "RSS growth" to
+/// the leak test. Each holds this for its whole run.
+fn alone() -> MutexGuard<'static, ()> {
+    static PROCESS: Mutex<()> = Mutex::new(());
+    PROCESS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn kernel_allows_user_namespaces() -> bool {
     std::process::Command::new("unshare")
         .args(["--user", "--map-root-user", "true"])
@@ -36,6 +45,7 @@ fn verdicts() -> Vec<(Ability, bool)> {
 
 #[test]
 fn probes_from_a_process_with_32_busy_threads() {
+    let _alone = alone();
     let quiet = verdicts();
     let stop = Arc::new(AtomicBool::new(false));
     let busy: Vec<_> = (0..32)
@@ -62,6 +72,7 @@ fn probes_from_a_process_with_32_busy_threads() {
 
 #[test]
 fn probes_from_a_process_holding_1_gib() {
+    let _alone = alone();
     let mut block = vec![0u8; 1 << 30];
     for page in block.chunks_mut(4096) {
         page[0] = 1;
@@ -132,6 +143,7 @@ fn temp_entries() -> BTreeSet<String> {
 /// no sysctl and no file of the host.
 #[requires_userns(user)]
 fn repeated_probes_leave_nothing_behind() {
+    let _alone = alone();
     let options = ProbeOptions::default();
     // Warm up: lazily opened files, the allocator's arenas.
     for a in NAMESPACE_ABILITIES {
@@ -159,6 +171,7 @@ fn repeated_probes_leave_nothing_behind() {
 /// 64 threads asking at once: one probe per ability, one shared verdict.
 #[test]
 fn cached_probe_is_shared_by_concurrent_callers() {
+    let _alone = alone();
     let asked = [Ability::Uts, Ability::Ipc, Ability::Seccomp, Ability::Root];
     let results: Vec<Vec<&'static Verdict>> = std::thread::scope(|s| {
         // Each thread asks in its own order, so threads race on the same
