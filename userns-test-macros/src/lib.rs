@@ -43,9 +43,59 @@ const ABILITIES: [(&str, &str); 25] = [
 ];
 
 /// The parameterised requirements, with an example of each.
-const PARAMETERISED: [(&str, &str); 2] = [
+const PARAMETERISED: [(&str, &str); 4] = [
     ("program", "program(\"pasta\")"),
     ("landlock", "landlock(abi >= 4)"),
+    ("cap", "cap(sys_ptrace)"),
+    ("kernel", "kernel(>= 6.1)"),
+];
+
+/// The capabilities by number, as `capabilities(7)` names them (lowercase,
+/// without `CAP_`); a proc-macro crate can export nothing else, so the
+/// library keeps its own copy, `capability::NAMES`, held equal to this one
+/// by its `tests/macro_errors.rs` through `__capability_names!`.
+const CAPABILITIES: [&str; 41] = [
+    "chown",
+    "dac_override",
+    "dac_read_search",
+    "fowner",
+    "fsetid",
+    "kill",
+    "setgid",
+    "setuid",
+    "setpcap",
+    "linux_immutable",
+    "net_bind_service",
+    "net_broadcast",
+    "net_admin",
+    "net_raw",
+    "ipc_lock",
+    "ipc_owner",
+    "sys_module",
+    "sys_rawio",
+    "sys_chroot",
+    "sys_ptrace",
+    "sys_pacct",
+    "sys_admin",
+    "sys_boot",
+    "sys_nice",
+    "sys_resource",
+    "sys_time",
+    "sys_tty_config",
+    "mknod",
+    "lease",
+    "audit_write",
+    "audit_control",
+    "setfcap",
+    "mac_override",
+    "mac_admin",
+    "syslog",
+    "wake_alarm",
+    "block_suspend",
+    "audit_read",
+    "perfmon",
+    "bpf",
+    "checkpoint_restore",
 ];
 
 /// One parsed requirement: the `userns_test::Ability` it names.
@@ -127,6 +177,15 @@ struct NamespaceArg {
 #[proc_macro]
 pub fn __ability_names(_: TokenStream) -> TokenStream {
     let names = ABILITIES.iter().map(|(n, _)| n);
+    quote!([#(#names),*]).into()
+}
+
+/// The capability names known to this macro, in number order, for the
+/// library's consistency test. Not public API.
+#[doc(hidden)]
+#[proc_macro]
+pub fn __capability_names(_: TokenStream) -> TokenStream {
+    let names = CAPABILITIES.iter();
     quote!([#(#names),*]).into()
 }
 
@@ -248,7 +307,9 @@ fn parse_namespaces(args: TokenStream2) -> syn::Result<Vec<NamespaceArg>> {
             continue;
         }
         let Some((name, _, _)) = NAMESPACES.iter().find(|(n, _, _)| *n == text) else {
-            let message = if ABILITIES.iter().any(|(n, _)| *n == text) || text == "program" {
+            let message = if ABILITIES.iter().any(|(n, _)| *n == text)
+                || PARAMETERISED.iter().any(|(n, _)| *n == text)
+            {
                 format!(
                     "`{text}` is an ability, not a namespace: add #[requires_userns({text})] \
                      for it; namespaces: {}",
@@ -453,13 +514,59 @@ fn requirement(item: &Meta) -> syn::Result<Requirement> {
             })
         }
         ("landlock", Meta::List(list)) => {
-            let abi = parse_abi(list.tokens.clone())?;
+            let (bound, abi) = parse_abi(list.tokens.clone())?;
+            let (key, tokens) = match bound {
+                AbiBound::AtLeast => (
+                    format!("landlock(abi>={abi})"),
+                    quote_spanned!(span=> ::userns_test::Ability::LandlockAbi(#abi)),
+                ),
+                AbiBound::Exactly => (
+                    format!("landlock(abi=={abi})"),
+                    quote_spanned!(span=> ::userns_test::Ability::LandlockAbiExactly(#abi)),
+                ),
+                AbiBound::Below => (
+                    format!("landlock(abi<{abi})"),
+                    quote_spanned!(span=> ::userns_test::Ability::LandlockAbiBelow(#abi)),
+                ),
+            };
+            Ok(Requirement { key, span, tokens })
+        }
+        ("cap", Meta::List(list)) => {
+            let cap = parse_capability(list.tokens.clone())?;
             Ok(Requirement {
-                key: format!("landlock(abi>={abi})"),
+                key: format!("cap({})", CAPABILITIES[usize::from(cap)]),
                 span,
-                tokens: quote_spanned!(span=> ::userns_test::Ability::LandlockAbi(#abi)),
+                tokens: quote_spanned!(span=> ::userns_test::Ability::Cap(#cap)),
             })
         }
+        ("kernel", Meta::List(list)) => {
+            let (major, minor, patch, with_patch) = parse_kernel(list.tokens.clone())?;
+            let shown = if with_patch {
+                format!("{major}.{minor}.{patch}")
+            } else {
+                format!("{major}.{minor}")
+            };
+            Ok(Requirement {
+                key: format!("kernel(>={shown})"),
+                span,
+                tokens: quote_spanned!(span=> ::userns_test::Ability::Kernel(
+                    ::userns_test::KernelVersion {
+                        major: #major,
+                        minor: #minor,
+                        patch: #patch,
+                        with_patch: #with_patch,
+                    }
+                )),
+            })
+        }
+        ("cap", _) => Err(syn::Error::new(
+            span,
+            "cap needs a capability, e.g. cap(sys_ptrace)",
+        )),
+        ("kernel", _) => Err(syn::Error::new(
+            span,
+            "kernel needs a minimum release, e.g. kernel(>= 6.1)",
+        )),
         ("program", _) => Err(syn::Error::new(
             span,
             "program needs the program, e.g. program(\"pasta\")",
@@ -500,12 +607,21 @@ fn unknown(text: &str, span: Span) -> syn::Error {
     syn::Error::new(span, message)
 }
 
-/// `abi >= N`, N from 1 to 255.
-fn parse_abi(tokens: TokenStream2) -> syn::Result<u8> {
+/// How `landlock(...)` bounds the ABI.
+enum AbiBound {
+    AtLeast,
+    Exactly,
+    Below,
+}
+
+/// `abi >= N`, `abi == N` or `abi < N`, N from 1 to 255 (from 2 for `<`:
+/// below 1 is no Landlock, which `landlock` being unavailable says).
+fn parse_abi(tokens: TokenStream2) -> syn::Result<(AbiBound, u8)> {
     let problem = |span: Span| {
         syn::Error::new(
             span,
-            "landlock(...) takes a minimum ABI version, e.g. landlock(abi >= 4)",
+            "landlock(...) takes an ABI bound: landlock(abi >= 4), landlock(abi == 4) or \
+             landlock(abi < 4)",
         )
     };
     let parser = |input: syn::parse::ParseStream<'_>| {
@@ -513,13 +629,100 @@ fn parse_abi(tokens: TokenStream2) -> syn::Result<u8> {
         if word != "abi" {
             return Err(problem(word.span()));
         }
-        let _: Token![>=] = input.parse().map_err(|e| problem(e.span()))?;
+        let bound = if input.peek(Token![>=]) {
+            let _: Token![>=] = input.parse()?;
+            AbiBound::AtLeast
+        } else if input.peek(Token![==]) {
+            let _: Token![==] = input.parse()?;
+            AbiBound::Exactly
+        } else if input.peek(Token![<]) && !input.peek(Token![<=]) {
+            let _: Token![<] = input.parse()?;
+            AbiBound::Below
+        } else {
+            return Err(problem(input.span()));
+        };
         let n: syn::LitInt = input.parse().map_err(|e| problem(e.span()))?;
+        let least = if matches!(bound, AbiBound::Below) {
+            2
+        } else {
+            1
+        };
         match n.base10_parse::<u8>() {
-            Ok(abi) if abi >= 1 => Ok(abi),
+            Ok(abi) if abi >= least => Ok((bound, abi)),
+            _ if least == 2 => Err(syn::Error::new(
+                n.span(),
+                "landlock(abi < N) takes N from 2 up (below 1 is no Landlock at all: a test \
+                 for that can check that `landlock` is unavailable)",
+            )),
             _ => Err(syn::Error::new(
                 n.span(),
                 "a Landlock ABI version is a number from 1 (Linux 5.13) up",
+            )),
+        }
+    };
+    parser.parse2(tokens)
+}
+
+/// A capability's name: `sys_ptrace`, `cap_sys_ptrace` or
+/// `CAP_SYS_PTRACE`; its number.
+fn parse_capability(tokens: TokenStream2) -> syn::Result<u8> {
+    let word: Ident = syn::parse2(tokens.clone()).map_err(|_| {
+        syn::Error::new(
+            tokens.span(),
+            "cap(...) takes a capability's name, e.g. cap(sys_ptrace) or cap(CAP_NET_RAW)",
+        )
+    })?;
+    let text = word.to_string();
+    let lower = text.to_ascii_lowercase();
+    let bare = lower.strip_prefix("cap_").unwrap_or(&lower);
+    if let Some(i) = CAPABILITIES.iter().position(|c| *c == bare) {
+        return Ok(i as u8);
+    }
+    let message = match closest_in(bare, &CAPABILITIES) {
+        Some(s) => format!("unknown capability `{text}`; did you mean `{s}`?"),
+        None => format!(
+            "unknown capability `{text}`; capabilities: {}",
+            CAPABILITIES.join(", ")
+        ),
+    };
+    Err(syn::Error::new(word.span(), message))
+}
+
+/// `>= X.Y` or `>= X.Y.Z`: the numbers, and whether the patch level was
+/// written.
+fn parse_kernel(tokens: TokenStream2) -> syn::Result<(u16, u16, u16, bool)> {
+    let problem = |span: Span| {
+        syn::Error::new(
+            span,
+            "kernel(...) takes a minimum release, e.g. kernel(>= 6.1) or kernel(>= 5.15.2)",
+        )
+    };
+    let parser = |input: syn::parse::ParseStream<'_>| {
+        let _: Token![>=] = input.parse().map_err(|e| problem(e.span()))?;
+        let rest: TokenStream2 = input.parse()?;
+        let span = rest.span();
+        let text: String = rest
+            .to_string()
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect();
+        let parts: Vec<&str> = text.split('.').collect();
+        let numbers: Option<Vec<u16>> = parts
+            .iter()
+            .map(|p| {
+                (!p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+                    .then(|| p.parse().ok())
+                    .flatten()
+            })
+            .collect();
+        match numbers.as_deref() {
+            Some([major, minor]) => Ok((*major, *minor, 0, false)),
+            Some([major, minor, patch]) => Ok((*major, *minor, *patch, true)),
+            _ => Err(syn::Error::new(
+                span,
+                format!(
+                    "`{text}` is not a kernel release: write X.Y or X.Y.Z, e.g. kernel(>= 6.1)"
+                ),
             )),
         }
     };

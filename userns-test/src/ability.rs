@@ -186,6 +186,114 @@ pub enum Ability {
     /// Probe: the [`Landlock`](Ability::Landlock) steps; the ABI they read
     /// is at least this one.
     LandlockAbi(u8),
+    /// Landlock with exactly this ABI version.
+    ///
+    /// Probe: as [`LandlockAbi`](Ability::LandlockAbi); the ABI they read
+    /// is this one.
+    LandlockAbiExactly(u8),
+    /// A kernel whose Landlock ABI is below this version, or that has no
+    /// Landlock at all: for a fallback path that runs where a feature is
+    /// missing.
+    ///
+    /// Probe: the Landlock version query answers with a lower ABI, or says
+    /// Landlock is not built in (`ENOSYS`) or not enabled (`EOPNOTSUPP`). A
+    /// query refused by a filter, or that could not run, is "no": what
+    /// the kernel has is then unknown.
+    LandlockAbiBelow(u8),
+    /// The capability (its number, as `capabilities(7)` gives it) in this
+    /// process's effective set, in the user namespace the test runs in:
+    /// what a test checks before `ptrace`, raw sockets or `mount` as root.
+    ///
+    /// Probe: read the thread's capability sets (`CapEff`, `CapPrm`,
+    /// `CapBnd`) and `cap_last_cap`; no child process. Not the same as
+    /// [`CapSysAdmin`](Ability::CapSysAdmin), which is `CAP_SYS_ADMIN` in
+    /// a new user namespace of the test's own.
+    Cap(u8),
+    /// A running kernel of at least this release.
+    ///
+    /// Probe: the release (`/proc/sys/kernel/osrelease`), its leading
+    /// numbers compared numerically. Prefer an ability that probes the
+    /// feature itself where there is one (`landlock(abi >= N)`,
+    /// `overlay`): distributions backport features to older releases.
+    Kernel(KernelVersion),
+}
+
+/// A kernel release as `kernel(>= X.Y.Z)` names it: its three leading
+/// numbers (`6.1` is `6.1.0`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KernelVersion {
+    /// `6` in `6.1.5`.
+    pub major: u16,
+    /// `1` in `6.1.5`.
+    pub minor: u16,
+    /// `5` in `6.1.5`; 0 where not given.
+    pub patch: u16,
+    /// Whether the patch level was written (`6.1.0` rather than `6.1`),
+    /// so the name reads as written.
+    pub with_patch: bool,
+}
+
+impl KernelVersion {
+    /// `X.Y` or `X.Y.Z`, decimal numbers up to 65535 and nothing else.
+    pub fn parse(text: &str) -> Option<KernelVersion> {
+        let parts: Vec<&str> = text.split('.').collect();
+        if !(2..=3).contains(&parts.len()) {
+            return None;
+        }
+        let mut numbers = [0u16; 3];
+        for (n, part) in numbers.iter_mut().zip(&parts) {
+            if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            *n = part.parse().ok()?;
+        }
+        Some(KernelVersion {
+            major: numbers[0],
+            minor: numbers[1],
+            patch: numbers[2],
+            with_patch: parts.len() == 3,
+        })
+    }
+
+    /// The leading numbers of a release string as the kernel gives it:
+    /// `6.18.44-fc-v1252` is 6.18.44, `5.14.0-427.el9.x86_64` is 5.14.0,
+    /// `6.1` is 6.1.0.
+    pub fn of_release(release: &str) -> Option<KernelVersion> {
+        let mut numbers = [0u16; 3];
+        let mut given = 0;
+        for (n, part) in numbers.iter_mut().zip(release.split('.')) {
+            let digits: String = part.chars().take_while(char::is_ascii_digit).collect();
+            if digits.is_empty() {
+                break;
+            }
+            *n = digits.parse().ok()?;
+            given += 1;
+            if digits.len() != part.len() {
+                break;
+            }
+        }
+        (given >= 2).then_some(KernelVersion {
+            major: numbers[0],
+            minor: numbers[1],
+            patch: numbers[2],
+            with_patch: true,
+        })
+    }
+
+    /// The three numbers, for comparing.
+    pub fn numbers(self) -> (u16, u16, u16) {
+        (self.major, self.minor, self.patch)
+    }
+}
+
+impl fmt::Display for KernelVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.with_patch {
+            write!(f, "{}.{}.{}", self.major, self.minor, self.patch)
+        } else {
+            write!(f, "{}.{}", self.major, self.minor)
+        }
+    }
 }
 
 impl Ability {
@@ -251,6 +359,13 @@ impl Ability {
             Ability::CgroupDelegation => "cgroup_delegation",
             Ability::Program(p) => intern(format!("program({p})")),
             Ability::LandlockAbi(abi) => intern(format!("landlock(abi>={abi})")),
+            Ability::LandlockAbiExactly(abi) => intern(format!("landlock(abi=={abi})")),
+            Ability::LandlockAbiBelow(abi) => intern(format!("landlock(abi<{abi})")),
+            Ability::Cap(cap) => match crate::capability::name(cap) {
+                Some(name) => intern(format!("cap({name})")),
+                None => intern(format!("cap({cap})")),
+            },
+            Ability::Kernel(version) => intern(format!("kernel(>={version})")),
         }
     }
 
@@ -290,6 +405,12 @@ impl Ability {
             Ability::CgroupDelegation => "create and join a child cgroup v2 with cpu, memory, pids",
             Ability::Program(_) => "execute a program",
             Ability::LandlockAbi(_) => "restrict with Landlock of at least an ABI",
+            Ability::LandlockAbiExactly(_) => "restrict with Landlock of exactly an ABI",
+            Ability::LandlockAbiBelow(_) => {
+                "a kernel whose Landlock is older than an ABI, or absent"
+            }
+            Ability::Cap(_) => "a capability in this process's effective set",
+            Ability::Kernel(_) => "a kernel release of at least a version",
         }
     }
 
@@ -363,7 +484,8 @@ impl fmt::Display for UnknownAbility {
                 let names: Vec<&str> = Ability::ALL.iter().map(|a| a.name()).collect();
                 write!(
                     f,
-                    "; known abilities: {}, program(NAME), landlock(abi>=N)",
+                    "; known abilities: {}, program(NAME), landlock(abi>=N), landlock(abi==N), \
+                     landlock(abi<N), cap(NAME), kernel(>=X.Y)",
                     names.join(", ")
                 )
             }
@@ -377,7 +499,10 @@ impl FromStr for Ability {
     type Err = UnknownAbility;
 
     /// A name as `name()` writes it: `net`, `program(pasta)` (or
-    /// `program("pasta")`), `landlock(abi>=4)` (spaces allowed).
+    /// `program("pasta")`), `landlock(abi>=4)`, `landlock(abi==4)`,
+    /// `landlock(abi<4)`, `cap(sys_ptrace)` (or `cap(CAP_SYS_PTRACE)`),
+    /// `kernel(>=6.1)`; spaces are allowed, as the attribute writes them
+    /// (`landlock(abi >= 4)`).
     fn from_str(name: &str) -> Result<Self, Self::Err> {
         if let Some(found) = Ability::ALL.into_iter().find(|a| a.name() == name) {
             return Ok(found);
@@ -387,26 +512,47 @@ impl FromStr for Ability {
             suggestion: closest_name(name),
         };
         let compact: String = name.chars().filter(|c| !c.is_whitespace()).collect();
-        if let Some(program) = compact
-            .strip_prefix("program(")
-            .and_then(|r| r.strip_suffix(')'))
-        {
-            let program = program.trim_matches('"');
-            return match valid_program(program) {
-                Ok(()) => Ok(Ability::Program(intern(program.to_owned()))),
-                Err(_) => Err(unknown()),
-            };
+        if let Some(found) = Ability::ALL.into_iter().find(|a| a.name() == compact) {
+            return Ok(found);
         }
-        if let Some(abi) = compact
-            .strip_prefix("landlock(abi>=")
-            .and_then(|r| r.strip_suffix(')'))
-        {
-            return match abi.parse::<u8>() {
-                Ok(abi) if abi >= 1 => Ok(Ability::LandlockAbi(abi)),
-                _ => Err(unknown()),
-            };
+        let Some((family, argument)) = compact.strip_suffix(')').and_then(|r| r.split_once('('))
+        else {
+            return Err(unknown());
+        };
+        parameterised(family, argument).ok_or_else(unknown)
+    }
+}
+
+/// `family(argument)`, when it is one of the parameterised abilities.
+fn parameterised(family: &str, argument: &str) -> Option<Ability> {
+    match family {
+        "program" => {
+            let program = argument.trim_matches('"');
+            valid_program(program).ok()?;
+            Some(Ability::Program(intern(program.to_owned())))
         }
-        Err(unknown())
+        "landlock" => {
+            let abi = |n: &str| n.parse::<u8>().ok().filter(|&abi| abi >= 1);
+            if let Some(n) = argument.strip_prefix("abi>=") {
+                Some(Ability::LandlockAbi(abi(n)?))
+            } else if let Some(n) = argument.strip_prefix("abi==") {
+                Some(Ability::LandlockAbiExactly(abi(n)?))
+            } else if let Some(n) = argument.strip_prefix("abi<") {
+                // `abi < 1` would be "no Landlock": `landlock` unavailable.
+                Some(Ability::LandlockAbiBelow(abi(n).filter(|&n| n >= 2)?))
+            } else {
+                None
+            }
+        }
+        "cap" => {
+            let cap = crate::capability::from_name(argument)
+                .or_else(|| argument.parse::<u8>().ok().filter(|&n| n < 64))?;
+            Some(Ability::Cap(cap))
+        }
+        "kernel" => Some(Ability::Kernel(KernelVersion::parse(
+            argument.strip_prefix(">=")?,
+        )?)),
+        _ => None,
     }
 }
 
@@ -427,9 +573,20 @@ pub fn valid_program(program: &str) -> Result<(), &'static str> {
 
 /// The valid ability name closest to `word`, if it is close enough to be a
 /// typo (edit distance at most a third of its length, at least 1), or one
-/// contains the other (`netns` -> `net`).
+/// contains the other (`netns` -> `net`). A parameterised word gets a
+/// suggestion only of the same parameter (`landlok(abi>=4)` ->
+/// `landlock(abi>=4)`, `cap(sys_ptrce)` -> `cap(sys_ptrace)`), never a
+/// wider name: a typo in a denied `landlock(abi>=4)` must not become
+/// `landlock`.
 pub(crate) fn closest_name(word: &str) -> Option<&'static str> {
-    let word = word.to_ascii_lowercase();
+    let word: String = word
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .to_ascii_lowercase();
+    if let Some((family, rest)) = word.split_once('(') {
+        return closest_parameterised(family, rest);
+    }
     let limit = (word.len() / 3).max(1);
     Ability::ALL
         .iter()
@@ -439,6 +596,36 @@ pub(crate) fn closest_name(word: &str) -> Option<&'static str> {
         })
         .min_by_key(|&(d, _)| d)
         .map(|(_, name)| name)
+}
+
+/// The parameterised families, for suggestions.
+const FAMILIES: [&str; 4] = ["program", "landlock", "cap", "kernel"];
+
+fn closest_parameterised(family: &str, rest: &str) -> Option<&'static str> {
+    let argument = rest.strip_suffix(')').unwrap_or(rest);
+    let families: Vec<&str> = FAMILIES
+        .iter()
+        .copied()
+        .filter(|f| edit_distance(family, f) <= (f.len() / 3).max(1))
+        .collect();
+    for f in families {
+        if let Some(a) = parameterised(f, argument) {
+            return Some(a.name());
+        }
+        // `cap(...)` with a misspelt capability: the closest name.
+        if f == "cap" {
+            let bare = argument.strip_prefix("cap_").unwrap_or(argument);
+            let close = crate::capability::NAMES
+                .iter()
+                .map(|n| (edit_distance(bare, n), *n))
+                .filter(|&(d, n)| d <= (n.len() / 3).max(1))
+                .min_by_key(|&(d, _)| d);
+            if let Some((_, n)) = close {
+                return Some(intern(format!("cap({n})")));
+            }
+        }
+    }
+    None
 }
 
 /// Optimal-string-alignment distance: edits plus adjacent transpositions,
@@ -490,6 +677,63 @@ mod tests {
         assert_eq!("landlock(abi >= 4)".parse(), Ok(Ability::LandlockAbi(4)));
         assert!("program(bin/x)".parse::<Ability>().is_err());
         assert!("landlock(abi>=0)".parse::<Ability>().is_err());
+        for (text, ability) in [
+            ("landlock(abi == 3)", Ability::LandlockAbiExactly(3)),
+            ("landlock(abi<4)", Ability::LandlockAbiBelow(4)),
+            ("cap(sys_ptrace)", Ability::Cap(19)),
+            ("cap(CAP_NET_RAW)", Ability::Cap(13)),
+            ("cap( cap_sys_admin )", Ability::Cap(21)),
+            (
+                "kernel(>= 6.1)",
+                Ability::Kernel(KernelVersion::parse("6.1").unwrap()),
+            ),
+            (
+                "kernel(>=5.10.3)",
+                Ability::Kernel(KernelVersion::parse("5.10.3").unwrap()),
+            ),
+        ] {
+            assert_eq!(text.parse(), Ok(ability), "{text}");
+            assert_eq!(ability.name().parse(), Ok(ability), "{ability}");
+        }
+        assert_eq!(Ability::Cap(19).name(), "cap(sys_ptrace)");
+        assert_eq!(
+            Ability::Kernel(KernelVersion::parse("6.1").unwrap()).name(),
+            "kernel(>=6.1)"
+        );
+        for bad in [
+            "landlock(abi<1)",
+            "cap(sys_ptrce)",
+            "cap(64)",
+            "kernel(>=6)",
+            "kernel(>=6.1.2.3)",
+            "kernel(6.1)",
+            "kernel(>=6.x)",
+        ] {
+            assert!(bad.parse::<Ability>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn kernel_releases_compare_by_their_numbers() {
+        let v = |s| KernelVersion::of_release(s).unwrap().numbers();
+        assert_eq!(v("6.18.44-fc-v1252"), (6, 18, 44));
+        assert_eq!(v("5.14.0-427.el9.x86_64"), (5, 14, 0));
+        assert_eq!(v("6.1"), (6, 1, 0));
+        assert_eq!(v("4.19.0+"), (4, 19, 0));
+        assert!(v("6.10.0") > v("6.9.12"));
+        assert_eq!(KernelVersion::of_release("garbage"), None);
+        assert_eq!(KernelVersion::of_release("6"), None);
+    }
+
+    /// A typo in a parameterised name is never answered with a wider one.
+    #[test]
+    fn suggestions_never_widen() {
+        assert_eq!(closest_name("landlok(abi>=4)"), Some("landlock(abi>=4)"));
+        assert_eq!(closest_name("landlock(abi>=4"), Some("landlock(abi>=4)"));
+        assert_eq!(closest_name("cap(sys_ptrce)"), Some("cap(sys_ptrace)"));
+        assert_eq!(closest_name("landlock(abi=>4)"), None);
+        let e = "landlock(abi>4)".parse::<Ability>().unwrap_err();
+        assert_eq!(e.suggestion, None);
     }
 
     #[test]

@@ -53,7 +53,11 @@ pub enum Cause {
     SeccompRefusesNamespaces,
     /// A seccomp filter refuses some namespace types by their flag while
     /// it allows user namespaces (systemd's `RestrictNamespaces=`).
-    SeccompRefusesNamespaceTypes,
+    SeccompRefusesNamespaceTypes {
+        /// The types refused, by name and flag: `network namespaces
+        /// (CLONE_NEWNET)`.
+        types: String,
+    },
     /// A seccomp filter refuses a system call the operation needs.
     SeccompRefusesCall {
         /// The call, e.g. `mount` or `socket(AF_NETLINK)`.
@@ -149,6 +153,61 @@ pub enum Cause {
         /// What was found, e.g. `uid 0 (euid 0) in the initial user
         /// namespace`.
         found: String,
+    },
+    /// A capability the test needs is not in the bounding set: a
+    /// container's default set, or a parent that dropped it. Nothing in
+    /// this process can get it back.
+    CapabilityNotInBoundingSet {
+        /// `CAP_SYS_PTRACE`.
+        capability: String,
+        /// How many capabilities the bounding set holds.
+        bounding_set_size: Option<u32>,
+    },
+    /// A capability in the bounding set but not the permitted one: a
+    /// process not running as root (and without file capabilities), or
+    /// root whose launcher dropped it.
+    CapabilityNotPermitted {
+        /// `CAP_SYS_PTRACE`.
+        capability: String,
+        /// The effective uid.
+        uid: u32,
+        /// Whether NoNewPrivs is set (file capabilities are then not
+        /// granted by an exec).
+        no_new_privs: bool,
+    },
+    /// A capability permitted but not effective: the process has not
+    /// raised it.
+    CapabilityNotEffective {
+        /// `CAP_SYS_PTRACE`.
+        capability: String,
+    },
+    /// The running kernel does not know the capability.
+    CapabilityUnknownToKernel {
+        /// `CAP_CHECKPOINT_RESTORE`.
+        capability: String,
+        /// The kernel's `cap_last_cap`.
+        last: u32,
+    },
+    /// uid 0 in the initial user namespace, without every capability the
+    /// kernel knows.
+    RootWithoutCapabilities {
+        /// The capabilities missing from the effective set.
+        missing: Vec<String>,
+    },
+    /// The running kernel is older than the test needs.
+    KernelTooOld {
+        /// Its release, as `uname -r` gives it.
+        release: String,
+        /// The release wanted, at least.
+        wanted: String,
+    },
+    /// The kernel's Landlock ABI is newer than the test is for (a fallback
+    /// path for older kernels, or one exact ABI).
+    LandlockAbiTooNew {
+        /// The ABI the kernel reports.
+        found: u8,
+        /// The ABI the test needs it to be below.
+        below: u8,
     },
     /// A device node is not there (no driver, or not given to the
     /// container).
@@ -274,7 +333,7 @@ impl Cause {
             Cause::UserNamespaceLimit { .. } => "user_namespace_limit",
             Cause::NamespaceLimit { .. } => "namespace_limit",
             Cause::SeccompRefusesNamespaces => "seccomp_refuses_namespaces",
-            Cause::SeccompRefusesNamespaceTypes => "seccomp_refuses_namespace_types",
+            Cause::SeccompRefusesNamespaceTypes { .. } => "seccomp_refuses_namespace_types",
             Cause::SeccompRefusesCall { .. } => "seccomp_refuses_call",
             Cause::SeccompFilter => "seccomp_filter",
             Cause::SeccompKill => "seccomp_kill",
@@ -295,6 +354,13 @@ impl Cause {
             Cause::NotExecutable { .. } => "not_executable",
             Cause::NoNewPrivs => "no_new_privs",
             Cause::Privileged { .. } => "privileged",
+            Cause::CapabilityNotInBoundingSet { .. } => "capability_not_in_bounding_set",
+            Cause::CapabilityNotPermitted { .. } => "capability_not_permitted",
+            Cause::CapabilityNotEffective { .. } => "capability_not_effective",
+            Cause::CapabilityUnknownToKernel { .. } => "capability_unknown_to_kernel",
+            Cause::RootWithoutCapabilities { .. } => "root_without_capabilities",
+            Cause::KernelTooOld { .. } => "kernel_too_old",
+            Cause::LandlockAbiTooNew { .. } => "landlock_abi_too_new",
             Cause::DeviceMissing { .. } => "device_missing",
             Cause::DeviceNotAccessible { .. } => "device_not_accessible",
             Cause::DeviceRefused { .. } => "device_refused",
@@ -388,10 +454,10 @@ impl fmt::Display for Cause {
                 "a seccomp filter refuses creating namespaces, user namespaces included (Docker's \
                  default profile does this without CAP_SYS_ADMIN)",
             ),
-            Cause::SeccompRefusesNamespaceTypes => f.write_str(
-                "a seccomp filter refuses some namespace types by their clone flag while it \
-                 allows user namespaces (as systemd's RestrictNamespaces= does); the failed \
-                 step names the flag",
+            Cause::SeccompRefusesNamespaceTypes { types } => write!(
+                f,
+                "a seccomp filter refuses {types} by the clone flag while it allows user \
+                 namespaces (as systemd's RestrictNamespaces= does)"
             ),
             Cause::SeccompRefusesCall { call } => write!(
                 f,
@@ -495,9 +561,79 @@ impl fmt::Display for Cause {
             Cause::Privileged { found } => {
                 write!(
                     f,
-                    "this process is privileged ({found}) where a normal user is needed"
+                    "this process is privileged as the host sees it ({found}) where a normal \
+                     user is needed"
                 )
             }
+            Cause::CapabilityNotInBoundingSet {
+                capability,
+                bounding_set_size,
+            } => {
+                write!(f, "{capability} is not in the capability bounding set")?;
+                if let Some(n) = bounding_set_size {
+                    write!(f, " ({n} capabilities are)")?;
+                }
+                f.write_str(
+                    ": a container's default set (Docker and Podman keep 14 of 41) or a parent \
+                     that dropped it; no process below can get it back",
+                )
+            }
+            Cause::CapabilityNotPermitted {
+                capability,
+                uid,
+                no_new_privs,
+            } if *uid != 0 => {
+                write!(
+                    f,
+                    "{capability} is not permitted to uid {uid}: capabilities come with uid 0, \
+                     or with file capabilities on the executable"
+                )?;
+                if *no_new_privs {
+                    f.write_str(" (NoNewPrivs is set, so an exec would not grant those either)")?;
+                }
+                Ok(())
+            }
+            Cause::CapabilityNotPermitted { capability, .. } => write!(
+                f,
+                "{capability} is in the bounding set but not permitted to this uid 0 process: \
+                 what started it dropped it (capsh, setpriv, a service's capability settings)"
+            ),
+            Cause::CapabilityNotEffective { capability } => write!(
+                f,
+                "{capability} is permitted but not effective: the process has not raised it"
+            ),
+            Cause::CapabilityUnknownToKernel { capability, last } => {
+                write!(
+                    f,
+                    "the running kernel does not know {capability}: its capabilities end at {last}"
+                )?;
+                if let Some(release) = capability_kernel(capability) {
+                    write!(f, " ({capability} came with Linux {release})")?;
+                }
+                Ok(())
+            }
+            Cause::RootWithoutCapabilities { missing } => write!(
+                f,
+                "uid 0 without every capability the kernel knows (missing {}): a container's \
+                 or a service's reduced set, in which a test that needs root fails where it \
+                 uses them",
+                missing.join(", ")
+            ),
+            Cause::KernelTooOld { release, wanted } => {
+                write!(f, "the running kernel is {release}, older than {wanted}")
+            }
+            Cause::LandlockAbiTooNew { found, below } => match landlock_abi_kernel(*below) {
+                Some(release) => write!(
+                    f,
+                    "the kernel's Landlock ABI is {found}, where the test is for kernels below \
+                     ABI {below} (before Linux {release})"
+                ),
+                None => write!(
+                    f,
+                    "the kernel's Landlock ABI is {found}, where the test is for kernels below \
+                     ABI {below}"
+                ),
+            },
             Cause::DeviceMissing { path } => {
                 write!(
                     f,
@@ -596,8 +732,11 @@ impl fmt::Display for Cause {
     }
 }
 
-/// The Linux release that brought Landlock ABI `abi`, where known.
-fn landlock_abi_kernel(abi: u8) -> Option<&'static str> {
+/// The Linux release that brought Landlock ABI `abi`, where known: the
+/// kernel's `Documentation/userspace-api/landlock.rst` and the Landlock
+/// maintainers' pull requests (ABI 8, `LANDLOCK_RESTRICT_SELF_TSYNC`, was
+/// merged for 7.0). A later ABI is said to be newer than this crate knows.
+pub(crate) fn landlock_abi_kernel(abi: u8) -> Option<&'static str> {
     Some(match abi {
         1 => "5.13",
         2 => "5.19",
@@ -606,6 +745,20 @@ fn landlock_abi_kernel(abi: u8) -> Option<&'static str> {
         5 => "6.10",
         6 => "6.12",
         7 => "6.15",
+        8 => "7.0",
+        _ => return None,
+    })
+}
+
+/// The Linux release that brought capability `constant` (`CAP_BPF`), for
+/// the capabilities a kernel still in use may lack.
+pub(crate) fn capability_kernel(constant: &str) -> Option<&'static str> {
+    Some(match constant {
+        "CAP_WAKE_ALARM" => "3.0",
+        "CAP_BLOCK_SUSPEND" => "3.5",
+        "CAP_AUDIT_READ" => "3.16",
+        "CAP_PERFMON" | "CAP_BPF" => "5.8",
+        "CAP_CHECKPOINT_RESTORE" => "5.9",
         _ => return None,
     })
 }

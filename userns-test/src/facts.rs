@@ -59,6 +59,8 @@ pub struct HostFacts {
     pub cap_effective: Option<u64>,
     /// `CapBnd:` of `/proc/self/status`.
     pub cap_bounding: Option<u64>,
+    /// `CapPrm:` of `/proc/self/status`.
+    pub cap_permitted: Option<u64>,
     /// The active LSMs, from `/sys/kernel/security/lsm` (needs securityfs).
     pub lsms: Option<Vec<String>>,
     /// This process's AppArmor label (`unconfined`, a profile name, ...).
@@ -157,6 +159,7 @@ impl HostFacts {
             .with("no_new_privs", self.no_new_privs)
             .with("cap_effective", self.cap_effective)
             .with("cap_bounding", self.cap_bounding)
+            .with("cap_permitted", self.cap_permitted)
             .with("lsms", self.lsms.clone())
             .with("apparmor_label", self.apparmor_label.as_deref())
             .with("uid_map", self.uid_map.as_deref())
@@ -218,6 +221,20 @@ impl HostFacts {
     pub fn has_effective_cap(&self, cap: u32) -> Option<bool> {
         self.cap_effective
             .map(|set| cap < 64 && set & (1 << cap) != 0)
+    }
+
+    /// The uid the parent user namespace sees for `uid` of this one, from
+    /// `uid_map` (`None` where the map is unknown or does not map it). In
+    /// the initial user namespace that is `uid` itself.
+    pub fn outside_uid(&self, uid: u32) -> Option<u32> {
+        self.uid_map.as_deref()?.lines().find_map(|line| {
+            let mut f = line.split_whitespace().map(|v| v.parse::<u64>().ok());
+            let (inside, outside, count) = (f.next()??, f.next()??, f.next()??);
+            let uid = u64::from(uid);
+            (uid >= inside && uid < inside + count)
+                .then(|| u32::try_from(outside + (uid - inside)).ok())
+                .flatten()
+        })
     }
 
     /// How many capabilities the bounding set holds.
@@ -357,6 +374,7 @@ linux! {
             no_new_privs: status_field(status, "NoNewPrivs:").map(|v| v.trim() == "1"),
             cap_effective: status_field(status, "CapEff:").and_then(parse_hex),
             cap_bounding: status_field(status, "CapBnd:").and_then(parse_hex),
+            cap_permitted: status_field(status, "CapPrm:").and_then(parse_hex),
             lsms: trimmed(text("/sys/kernel/security/lsm"))
                 .map(|l| l.split(',').map(str::to_owned).collect()),
             apparmor_label: read_apparmor_label(),
@@ -540,14 +558,14 @@ fn read_trimmed(path: impl AsRef<Path>) -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
-fn status_field<'a>(status: &'a str, key: &str) -> Option<&'a str> {
+pub(crate) fn status_field<'a>(status: &'a str, key: &str) -> Option<&'a str> {
     status
         .lines()
         .find_map(|l| l.strip_prefix(key))
         .map(str::trim)
 }
 
-fn parse_hex(v: &str) -> Option<u64> {
+pub(crate) fn parse_hex(v: &str) -> Option<u64> {
     u64::from_str_radix(v.trim(), 16).ok()
 }
 

@@ -31,11 +31,20 @@ pub fn settings() -> Result<&'static Settings, &'static ConfigError> {
 /// [`decide`] for the policy). A malformed `USERNS_TEST_PROBE_TIMEOUT_MS`
 /// or `USERNS_TEST_BWRAP` makes every verdict unavailable with that error.
 pub fn probe(ability: Ability) -> &'static Verdict {
-    static VERDICTS: Cells<Verdict> = Cells::new();
     VERDICTS.of(ability).get_or_init(|| match settings() {
         Ok(s) => assess_or_share(ability, s),
         Err(e) => misconfigured_verdict(ability, e),
     })
+}
+
+/// This process's verdicts, one cell per ability.
+static VERDICTS: Cells<Verdict> = Cells::new();
+
+/// The verdict on `ability` if this process has already found it: what
+/// decided a test, without probing anew (a probe now would see what the
+/// test has done to the process since).
+pub(crate) fn probed(ability: Ability) -> Option<&'static Verdict> {
+    VERDICTS.of(ability).get()
 }
 
 /// The verdict another process of this run found, where one may be
@@ -149,6 +158,29 @@ pub fn probe_with(ability: Ability, options: &ProbeOptions) -> Verdict {
         observe: &observe_once,
     };
     diagnosis::assess(observe_once(ability), &evidence)
+}
+
+/// The Landlock ABI version the running kernel reports
+/// (`landlock_create_ruleset(NULL, 0, LANDLOCK_CREATE_RULESET_VERSION)`,
+/// asked in the `landlock` probe's child, once per process): `None` where
+/// it did not answer (Landlock not built or not enabled, the call refused
+/// by a filter), so that a test can compute what to expect of the kernel
+/// it runs on instead of parsing a verdict's note.
+///
+/// ```
+/// match userns_test::landlock_abi() {
+///     Some(abi) if abi >= 4 => println!("network rules work here"),
+///     Some(abi) => println!("Landlock ABI {abi}: filesystem rules only"),
+///     None => println!("no Landlock here"),
+/// }
+/// ```
+pub fn landlock_abi() -> Option<u8> {
+    probe(Ability::Landlock)
+        .note
+        .as_deref()?
+        .strip_prefix("Landlock ABI ")?
+        .parse()
+        .ok()
 }
 
 /// The verdicts on every ability, probing those not probed yet.

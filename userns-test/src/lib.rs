@@ -138,6 +138,7 @@ macro_rules! elsewhere {
 
 // The vocabulary every layer shares.
 pub mod ability;
+pub mod capability;
 pub mod cause;
 pub mod failure;
 pub mod step;
@@ -165,11 +166,11 @@ linux! {
 }
 mod text;
 
-pub use ability::{Ability, UnknownAbility};
+pub use ability::{Ability, KernelVersion, UnknownAbility};
 pub use cause::Cause;
 pub use facts::HostFacts;
 pub use failure::Failure;
-pub use gate::{abilities, decide, probe, probe_with, settings, skip};
+pub use gate::{abilities, decide, landlock_abi, probe, probe_with, settings, skip};
 pub use in_userns::Namespace;
 pub use policy::{ConfigError, Decision, Settings, Unmet};
 pub use probe::{Observation, ProbeOptions, observe};

@@ -324,7 +324,15 @@ fn conclude() {
         })
         .collect();
     let settings = crate::gate::settings();
-    let deny = settings.map(|s| s.deny.clone()).unwrap_or_default();
+    let deny: BTreeSet<Ability> = settings
+        .map(|s| {
+            run.needed
+                .iter()
+                .copied()
+                .filter(|a| s.denies(*a))
+                .collect()
+        })
+        .unwrap_or_default();
     let record = RunRecord {
         tests,
         verdicts: run

@@ -37,8 +37,15 @@ pub const SHARE_VAR: &str = "USERNS_TEST_SHARE_VERDICTS";
 pub struct Settings {
     /// Abilities whose absence fails a test instead of skipping it.
     pub require: BTreeSet<Ability>,
-    /// Abilities to treat as unavailable without probing.
+    /// `USERNS_TEST_REQUIRE=all`: every ability, the parameterised ones
+    /// (`program(...)`, `landlock(...)`, `cap(...)`, `kernel(...)`)
+    /// included.
+    pub require_all: bool,
+    /// Abilities to treat as unavailable without probing (see
+    /// [`Settings::denies`] for what a name covers).
     pub deny: BTreeSet<Ability>,
+    /// `USERNS_TEST_DENY=all`.
+    pub deny_all: bool,
     /// How probes run.
     pub probe: ProbeOptions,
     /// Under nextest, whether test processes of one run reuse the
@@ -52,7 +59,9 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             require: BTreeSet::new(),
+            require_all: false,
             deny: BTreeSet::new(),
+            deny_all: false,
             probe: ProbeOptions::default(),
             share_verdicts: true,
         }
@@ -101,10 +110,10 @@ impl Settings {
         };
         let mut settings = Settings::default();
         if let Some(v) = text(REQUIRE_VAR)? {
-            settings.require = parse_abilities(REQUIRE_VAR, &v)?;
+            (settings.require, settings.require_all) = parse_abilities(REQUIRE_VAR, &v)?;
         }
         if let Some(v) = text(DENY_VAR)? {
-            settings.deny = parse_abilities(DENY_VAR, &v)?;
+            (settings.deny, settings.deny_all) = parse_abilities(DENY_VAR, &v)?;
         }
         if let Some(v) = text(TIMEOUT_VAR)? {
             settings.probe.timeout = duration(TIMEOUT_VAR, &v, DurationUnit::Millis, 1, DAY_MS)?;
@@ -135,6 +144,38 @@ impl Settings {
             };
         }
         Ok(settings)
+    }
+}
+
+impl Settings {
+    /// Whether `USERNS_TEST_REQUIRE` covers `ability`: listed, or `all`.
+    pub fn requires(&self, ability: Ability) -> bool {
+        self.require_all || self.require.contains(&ability)
+    }
+
+    /// Whether `USERNS_TEST_DENY` covers `ability`: listed, or `all`, or
+    /// implied by what is listed. Denying `landlock` denies every
+    /// `landlock(...)`; denying `landlock(abi >= 4)` (the host "lacks ABI
+    /// 4") denies `landlock(abi >= N)` and `landlock(abi == N)` for every
+    /// N of 4 and up. Nothing else widens a denial.
+    pub fn denies(&self, ability: Ability) -> bool {
+        if self.deny_all || self.deny.contains(&ability) {
+            return true;
+        }
+        let landlock_family = matches!(
+            ability,
+            Ability::LandlockAbi(_) | Ability::LandlockAbiExactly(_) | Ability::LandlockAbiBelow(_)
+        );
+        if landlock_family && self.deny.contains(&Ability::Landlock) {
+            return true;
+        }
+        let wanted = match ability {
+            Ability::LandlockAbi(n) | Ability::LandlockAbiExactly(n) => n,
+            _ => return false,
+        };
+        self.deny
+            .iter()
+            .any(|d| matches!(*d, Ability::LandlockAbi(m) if m <= wanted))
     }
 }
 
@@ -188,31 +229,61 @@ pub fn duration(
 }
 
 /// `all`, or ability names separated by commas or spaces.
-fn parse_abilities(variable: &'static str, value: &str) -> Result<BTreeSet<Ability>, ConfigError> {
-    let words: Vec<&str> = value
-        .split(|c: char| c == ',' || c.is_whitespace())
-        .filter(|w| !w.is_empty())
-        .collect();
+fn parse_abilities(
+    variable: &'static str,
+    value: &str,
+) -> Result<(BTreeSet<Ability>, bool), ConfigError> {
+    let words = list_words(value);
     if words == ["all"] {
-        return Ok(Ability::ALL.into_iter().collect());
+        return Ok((Ability::ALL.into_iter().collect(), true));
     }
-    words
+    let set = words
         .iter()
         .map(|w| {
             w.parse::<Ability>().map_err(|_| ConfigError {
                 variable,
                 value: value.to_owned(),
-                problem: match (*w == "all", closest_name(w)) {
+                problem: match (w.as_str() == "all", closest_name(w)) {
                     (true, _) => "`all` cannot be combined with ability names".into(),
                     (false, Some(s)) => format!("unknown ability `{w}`; did you mean `{s}`?"),
                     (false, None) => format!(
-                        "unknown ability `{w}`; expected `all` or names from: {}",
+                        "unknown ability `{w}`; expected `all` or names from: {}, \
+                         program(NAME), landlock(abi>=N), landlock(abi==N), landlock(abi<N), \
+                         cap(NAME), kernel(>=X.Y)",
                         Ability::ALL.map(|a| a.name()).join(", ")
                     ),
                 },
             })
         })
-        .collect()
+        .collect::<Result<_, _>>()?;
+    Ok((set, false))
+}
+
+/// The words of a list: separated by commas or spaces outside
+/// parentheses, so that `landlock(abi >= 4), net` is two words, as the
+/// attribute writes them.
+fn list_words(value: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut depth = 0usize;
+    for c in value.chars() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        if depth == 0 && (c == ',' || c.is_whitespace()) {
+            if !word.is_empty() {
+                words.push(std::mem::take(&mut word));
+            }
+        } else {
+            word.push(c);
+        }
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    words
 }
 
 /// What to do with a test, given its requirements.
@@ -329,7 +400,7 @@ impl Decision {
     ) -> Decision {
         let mut reasons = Vec::new();
         for &ability in requirements {
-            let reason = if settings.deny.contains(&ability) {
+            let reason = if settings.denies(ability) {
                 Some(denied_reason())
             } else {
                 verdict(ability).borrow().reason().cloned()
@@ -341,7 +412,7 @@ impl Decision {
         if reasons.is_empty() {
             return Decision::Run;
         }
-        let required = reasons.iter().any(|(a, _)| settings.require.contains(a));
+        let required = reasons.iter().any(|(a, _)| settings.requires(*a));
         let unmet = Unmet { reasons };
         if required {
             Decision::Fail(unmet)
@@ -381,6 +452,54 @@ mod tests {
             [Ability::Program("pasta"), Ability::LandlockAbi(4)]
                 .into_iter()
                 .collect()
+        );
+        // The attribute's spelling, spaces included.
+        let spaced = settings(&[(
+            DENY_VAR,
+            "landlock(abi >= 4), cap(sys_ptrace) kernel(>= 6.1)",
+        )])
+        .unwrap();
+        assert_eq!(spaced.deny.len(), 3, "{:?}", spaced.deny);
+        assert!(spaced.deny.contains(&Ability::Cap(19)));
+    }
+
+    /// `all` covers the parameterised abilities; a denial covers what it
+    /// implies and nothing wider.
+    #[test]
+    fn coverage_of_parameterised_abilities() {
+        let all = settings(&[(REQUIRE_VAR, "all")]).unwrap();
+        for a in [
+            Ability::LandlockAbi(9),
+            Ability::Program("pasta"),
+            Ability::Cap(19),
+            Ability::Kernel(crate::KernelVersion::parse("6.1").unwrap()),
+        ] {
+            assert!(all.requires(a), "{a}");
+        }
+        let deny = settings(&[(DENY_VAR, "landlock(abi >= 4)")]).unwrap();
+        assert!(deny.denies(Ability::LandlockAbi(4)));
+        assert!(deny.denies(Ability::LandlockAbi(9)));
+        assert!(deny.denies(Ability::LandlockAbiExactly(5)));
+        assert!(!deny.denies(Ability::LandlockAbi(3)));
+        assert!(!deny.denies(Ability::LandlockAbiExactly(3)));
+        assert!(!deny.denies(Ability::Landlock));
+        assert!(!deny.denies(Ability::LandlockAbiBelow(4)));
+        let deny = settings(&[(DENY_VAR, "landlock")]).unwrap();
+        for a in [
+            Ability::LandlockAbi(1),
+            Ability::LandlockAbiExactly(2),
+            Ability::LandlockAbiBelow(3),
+        ] {
+            assert!(deny.denies(a), "{a}");
+        }
+        assert!(!deny.denies(Ability::Seccomp));
+        // A misspelt parameterised name is refused, never widened.
+        let e = settings(&[(DENY_VAR, "landlock(abi>4)")]).unwrap_err();
+        assert!(!e.to_string().contains("did you mean `landlock`"), "{e}");
+        let e = settings(&[(DENY_VAR, "landlok(abi >= 4)")]).unwrap_err();
+        assert!(
+            e.to_string().contains("did you mean `landlock(abi>=4)`"),
+            "{e}"
         );
     }
 

@@ -93,6 +93,19 @@ pub enum Step {
     CheckSystem,
     /// Checking the uids and the effective capabilities (`unprivileged`).
     CheckPrivilege,
+    /// Checking that every capability the kernel knows is effective
+    /// (`root`).
+    CheckCapabilities,
+    /// Checking one capability in the thread's effective set (`cap(...)`).
+    CheckCapability {
+        /// `CAP_SYS_PTRACE`.
+        capability: String,
+    },
+    /// Comparing the running kernel's release (`kernel(...)`).
+    CheckKernel {
+        /// The release wanted, at least: `6.1`.
+        wanted: String,
+    },
     /// `prctl(PR_GET_NO_NEW_PRIVS)`.
     GetNoNewPrivs,
     /// Opening a device node read-write (`/dev/kvm`, `/dev/net/tun`,
@@ -166,6 +179,11 @@ impl Step {
             Step::CheckUid => t("check_uid"),
             Step::CheckSystem => t("check_system"),
             Step::CheckPrivilege => t("check_privilege"),
+            Step::CheckCapabilities => t("check_capabilities"),
+            Step::CheckCapability { capability } => {
+                t("check_capability").with("capability", capability)
+            }
+            Step::CheckKernel { wanted } => t("check_kernel").with("wanted", wanted),
             Step::GetNoNewPrivs => t("get_no_new_privs"),
             Step::OpenDevice { path } => t("open_device").with("path", path),
             Step::Ioctl { request } => t("ioctl").with("request", request),
@@ -222,6 +240,11 @@ impl fmt::Display for Step {
             Step::CheckPrivilege => {
                 f.write_str("checking the uids and capabilities in the initial user namespace")
             }
+            Step::CheckCapabilities => f.write_str("checking every capability is effective"),
+            Step::CheckCapability { capability } => {
+                write!(f, "checking {capability} in the effective set")
+            }
+            Step::CheckKernel { wanted } => write!(f, "checking the kernel is at least {wanted}"),
             Step::GetNoNewPrivs => f.write_str("prctl(PR_GET_NO_NEW_PRIVS)"),
             Step::OpenDevice { path } => write!(f, "opening {path} read-write"),
             Step::Ioctl { request } => write!(f, "ioctl({request})"),

@@ -98,7 +98,7 @@ fn a_thread_blocked_in_waitpid_wall() {
 /// A probe child killed by a seccomp filter (SIGSYS) while a thread of the
 /// test process reaps every child it can: the signal is still known (the
 /// probe runs again under a supervisor that no waiter can disturb).
-#[requires_userns(root)]
+#[requires_userns(cap(sys_admin), cap(setuid), cap(setgid))]
 fn a_seccomp_kill_under_a_reaping_thread() {
     same_as_clean(&Host::KillOnUnshare, "reaping-blocking");
     let (verdicts, _) = probe_in(&Host::KillOnUnshare, "reaping-blocking", &[]);
@@ -170,7 +170,7 @@ fn two_hundred_timeouts_leave_nothing() {
 /// as `execvp` would hang on it. The search runs in the probe's child,
 /// under the probe's bound, so `program(true)` and `bwrap` are "no, timed
 /// out" within it, and the process goes on.
-#[requires_userns(root)]
+#[requires_userns(cap(sys_admin), cap(setuid), cap(setgid))]
 fn a_hung_path_entry_cannot_hang_a_probe() {
     let dir = common::private_scratch("hung-path");
     let hung = dir.join("hung");

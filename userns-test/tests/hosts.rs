@@ -1,7 +1,9 @@
 //! Verdicts on hermetic hosts, each compared with the ground truth: the same
 //! operation done on the same host by util-linux or bubblewrap, not by this
-//! crate. Building these hosts needs root, so each test requires `root`
-//! (through this crate) and is skipped with the reason elsewhere.
+//! crate. Building these hosts needs root's powers (namespaces and mounts,
+//! switching to other uids), so each test requires `cap(sys_admin),
+//! cap(setuid), cap(setgid)` (through this crate) and is skipped with the
+//! reason elsewhere.
 
 mod common;
 
@@ -41,7 +43,7 @@ fn cause(doc: &serde_json::Value, ability: &str) -> String {
         .to_owned()
 }
 
-#[requires_userns(root)]
+#[requires_userns(cap(sys_admin), cap(setuid), cap(setgid))]
 fn root_host() {
     let doc = verdicts_match_ground_truth(&Host::Plain);
     for ability in ["user", "mount", "net", "pid", "cap_setpcap"] {
@@ -52,7 +54,7 @@ fn root_host() {
     }
 }
 
-#[requires_userns(root)]
+#[requires_userns(cap(sys_admin), cap(setuid), cap(setgid))]
 fn unprivileged_uid_without_capabilities() {
     let doc = verdicts_match_ground_truth(&Host::Unprivileged);
     let setpcap = verdict(&doc, "cap_setpcap");
@@ -64,7 +66,7 @@ fn unprivileged_uid_without_capabilities() {
 /// `user.max_user_namespaces=0` inside a user namespace this test owns:
 /// every namespace ability fails with ENOSPC at the first step, and the
 /// cause names the sysctl; cap_setpcap (no new namespace) is unaffected.
-#[requires_userns(root, user)]
+#[requires_userns(cap(sys_admin), cap(setuid), cap(setgid), user)]
 fn user_namespaces_disabled_by_sysctl() {
     let doc = verdicts_match_ground_truth(&Host::NoUserNamespaces);
     for ability in ["user", "mount", "net", "nested"] {
@@ -83,7 +85,7 @@ fn user_namespaces_disabled_by_sysctl() {
 /// with EPERM, and the cause is the filter refusing every namespace, user
 /// namespaces included: one root cause for the system-call probes and
 /// bubblewrap ("No permissions to create new namespace").
-#[requires_userns(root)]
+#[requires_userns(cap(sys_admin), cap(setuid), cap(setgid))]
 fn docker_like_seccomp() {
     let doc = verdicts_match_ground_truth(&Host::DockerSeccomp);
     assert_eq!(doc["host"]["seccomp_mode"], 2);
@@ -116,7 +118,7 @@ fn docker_like_seccomp() {
 /// A filter that kills on `unshare`: the probe child dies of SIGSYS, the
 /// probing process (doctor) lives and reports it; the abilities probed
 /// without `unshare` (bubblewrap uses clone) are judged on their own.
-#[requires_userns(root)]
+#[requires_userns(cap(sys_admin), cap(setuid), cap(setgid))]
 fn seccomp_kill_on_unshare() {
     let doc = verdicts_match_ground_truth(&Host::KillOnUnshare);
     let user = verdict(&doc, "user");
@@ -128,7 +130,7 @@ fn seccomp_kill_on_unshare() {
 
 /// CAP_SETPCAP outside the bounding set (a rootless container's shape):
 /// only cap_setpcap is lost, with the bounding-set size in the cause.
-#[requires_userns(root)]
+#[requires_userns(cap(sys_admin), cap(setuid), cap(setgid))]
 fn setpcap_dropped_from_bounding_set() {
     let doc = verdicts_match_ground_truth(&Host::NoSetpcap);
     assert_eq!(cause(&doc, "cap_setpcap"), "capability_missing");
@@ -211,7 +213,7 @@ fn bwrap_missing_unexecutable_and_failing_are_distinct() {
 /// Landlock denies writes under `/proc` (the Ubuntu-24.04-like symptom):
 /// every namespace ability stops at its first map write with EACCES, and
 /// the cause says `/proc` is not writable; cap_setpcap is unaffected.
-#[requires_userns(root, landlock)]
+#[requires_userns(cap(sys_admin), cap(setuid), cap(setgid), landlock)]
 fn proc_not_writable_under_landlock() {
     let doc = verdicts_match_ground_truth(&Host::ProcNotWritable);
     for ability in ["user", "mount", "net", "pid", "nested"] {
@@ -225,7 +227,7 @@ fn proc_not_writable_under_landlock() {
 
 /// Netlink sockets and SIOCSIFFLAGS refused: `net` and `bwrap_net` are
 /// "no" at the loopback step, `user` and `bwrap` still "yes".
-#[requires_userns(root)]
+#[requires_userns(cap(sys_admin), cap(setuid), cap(setgid))]
 fn netlink_refused() {
     let doc = verdicts_match_ground_truth(&Host::NetlinkRefused);
     let net = verdict(&doc, "net");
@@ -248,7 +250,7 @@ fn netlink_refused() {
 
 /// Mount system calls refused: `mount`, `pid` (mounts proc) and bwrap are
 /// "no"; `user`, `cap_sys_admin` (unshare only) and `net` are "yes".
-#[requires_userns(root)]
+#[requires_userns(cap(sys_admin), cap(setuid), cap(setgid))]
 fn mount_refused() {
     let doc = verdicts_match_ground_truth(&Host::MountRefused);
     for ability in ["mount", "pid"] {
@@ -271,7 +273,7 @@ fn mount_refused() {
 
 /// A seccomp filter refusing PR_CAPBSET_DROP, CAP_SETPCAP effective:
 /// only cap_setpcap is lost, blamed on the filter.
-#[requires_userns(root)]
+#[requires_userns(cap(sys_admin), cap(setuid), cap(setgid))]
 fn capbset_drop_refused_by_seccomp() {
     let doc = verdicts_match_ground_truth(&Host::CapbsetDropRefused);
     let v = verdict(&doc, "cap_setpcap");
@@ -285,7 +287,7 @@ fn capbset_drop_refused_by_seccomp() {
 /// Nested: inside `bwrap --disable-userns` no user namespace may be made
 /// (ENOSPC, the limit of the enclosing namespace); inside `unshare -Ur`
 /// every namespace ability, nested included, is available.
-#[requires_userns(root, bwrap)]
+#[requires_userns(cap(sys_admin), cap(setuid), cap(setgid), bwrap)]
 fn nested_inside_bwrap_and_unshare() {
     let doc = verdicts_match_ground_truth(&Host::InsideBwrapDisableUserns);
     for ability in ["user", "nested", "net"] {
@@ -307,7 +309,7 @@ fn nested_inside_bwrap_and_unshare() {
 /// namespace in its own process and succeeds, but a probe must not change
 /// the caller, so it needs a child the limit forbids; "no, the process
 /// limit" is the verdict that tells the truth about the probe.
-#[requires_userns(root)]
+#[requires_userns(cap(sys_admin), cap(setuid), cap(setgid))]
 fn process_limit_reached() {
     let names: Vec<&str> = GROUND_TRUTH.iter().map(|(n, _)| *n).collect();
     let doc = doctor(&Host::ProcessLimit, &names.join(","));
@@ -318,10 +320,22 @@ fn process_limit_reached() {
         assert!(available(&doc, name), "{:#}", verdict(&doc, name));
     }
     assert_ne!(cause(&doc, "cgroup_delegation"), "process_limit");
-    for name in names
-        .into_iter()
-        .filter(|n| !["unprivileged", "new_privs", "cgroup_delegation"].contains(n))
-    {
+    // Read from this process, without a child: who it is, its
+    // capabilities, the kernel's release.
+    for name in ["root", "cap(sys_admin)", "cap(net_raw)"] {
+        assert_ne!(
+            cause(&doc, name),
+            "process_limit",
+            "{:#}",
+            verdict(&doc, name)
+        );
+    }
+    assert!(available(&doc, "kernel(>=5.10)"));
+    for name in names.into_iter().filter(|n| {
+        !["unprivileged", "new_privs", "cgroup_delegation", "root"].contains(n)
+            && !n.starts_with("cap(")
+            && !n.starts_with("kernel(")
+    }) {
         let v = verdict(&doc, name);
         assert_eq!(v["verdict"], "unavailable", "{v:#}");
         assert_eq!(v["failure"]["name"], "EAGAIN", "{v:#}");
@@ -360,7 +374,7 @@ fn one_root_cause(doc: &serde_json::Value, abilities: &[&str], id: &str) -> Stri
 /// some namespace types by flag. User namespaces work there, so the cause
 /// is that filter, not Docker's whole-namespace refusal, for the
 /// system-call probes and for bubblewrap alike.
-#[requires_userns(root)]
+#[requires_userns(cap(sys_admin), cap(setuid), cap(setgid))]
 fn namespace_types_refused_by_flag() {
     let doc = verdicts_match_ground_truth(&Host::RestrictNamespaces);
     for ability in ["user", "cap_sys_admin", "mount", "time", "nested", "bwrap"] {
@@ -372,6 +386,17 @@ fn namespace_types_refused_by_flag() {
         "seccomp_refuses_namespace_types",
     );
     assert!(!message.contains("Docker"), "{message}");
+    // The cause names every type the filter refuses, once.
+    for t in [
+        "network namespaces (CLONE_NEWNET)",
+        "PID namespaces (CLONE_NEWPID)",
+        "IPC namespaces (CLONE_NEWIPC)",
+        "UTS namespaces (CLONE_NEWUTS)",
+        "cgroup namespaces (CLONE_NEWCGROUP)",
+    ] {
+        assert!(message.contains(t), "{t}: {message}");
+    }
+    assert!(!message.contains("mount namespaces"), "{message}");
     assert_eq!(verdict(&doc, "net")["step"]["flags"], "CLONE_NEWNET");
 }
 
@@ -379,7 +404,7 @@ fn namespace_types_refused_by_flag() {
 /// system-call probes and bubblewrap (whose message only says "nesting
 /// depth or max_*_namespaces") name the one limit that is 0, never
 /// `user.max_user_namespaces`.
-#[requires_userns(root, user)]
+#[requires_userns(cap(sys_admin), cap(setuid), cap(setgid), user)]
 fn per_type_namespace_limits() {
     let doc = verdicts_match_ground_truth(&Host::NoNetNamespaces);
     let message = one_root_cause(&doc, &["net", "bwrap_net"], "namespace_limit");
@@ -404,7 +429,7 @@ fn per_type_namespace_limits() {
 
 /// A container profile that allows the namespaces but refuses
 /// `sethostname`: `uts` names that call, and nothing else is lost.
-#[requires_userns(root)]
+#[requires_userns(cap(sys_admin), cap(setuid), cap(setgid))]
 fn sethostname_refused() {
     let doc = verdicts_match_ground_truth(&Host::SethostnameRefused);
     let v = verdict(&doc, "uts");
@@ -421,7 +446,7 @@ fn sethostname_refused() {
 /// built, since this machine's own modes may be udev's 0666), their ioctl
 /// refused by a filter; each a cause of its own, named with the device or
 /// the call.
-#[requires_userns(root)]
+#[requires_userns(cap(sys_admin), cap(setuid), cap(setgid))]
 fn device_abilities_name_what_refused() {
     let doc = verdicts_match_ground_truth(&Host::NoDevices);
     for (ability, device) in [
@@ -459,7 +484,7 @@ fn device_abilities_name_what_refused() {
 
 /// Mounts refused by a filter: fuse, overlay and pivot_root (whose tmpfs
 /// mount comes first) share the mount root cause with `mount`.
-#[requires_userns(root)]
+#[requires_userns(cap(sys_admin), cap(setuid), cap(setgid))]
 fn mount_abilities_share_the_refused_mount() {
     let doc = verdicts_match_ground_truth(&Host::MountRefused);
     one_root_cause(
@@ -469,15 +494,68 @@ fn mount_abilities_share_the_refused_mount() {
     );
 }
 
-/// Who the process is: root is not `unprivileged`; uid 65534 is; a
-/// process with NoNewPrivs set lacks `new_privs`.
-#[requires_userns(root)]
+/// Who the process is, as the host sees it: root is not `unprivileged`,
+/// nor is root inside a user namespace that maps it to root (`unshare
+/// -Ur`); uid 65534 is. `root` needs every capability the kernel knows:
+/// uid 0 with Docker's 14 is not root, and `cap(...)` says which it has
+/// and where the others went. A process with NoNewPrivs set lacks
+/// `new_privs`.
+#[requires_userns(cap(sys_admin), cap(setuid), cap(setgid), cap(setpcap))]
 fn identity_abilities() {
     let doc = verdicts_match_ground_truth(&Host::Plain);
     assert_eq!(cause(&doc, "unprivileged"), "privileged");
     assert!(available(&doc, "new_privs"));
+    assert!(available(&doc, "cap(sys_admin)"));
+    assert!(available(&doc, "kernel(>=5.10)"), "{doc:#}");
+    assert_eq!(cause(&doc, "kernel(>=99.0)"), "kernel_too_old");
+
+    let doc = verdicts_match_ground_truth(&Host::DockerCapabilities);
+    assert_eq!(cause(&doc, "root"), "root_without_capabilities");
+    assert!(
+        verdict(&doc, "root")["cause"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("CAP_SYS_ADMIN"),
+        "{doc:#}"
+    );
+    assert_eq!(
+        cause(&doc, "cap(sys_ptrace)"),
+        "capability_not_in_bounding_set"
+    );
+    assert!(
+        verdict(&doc, "cap(sys_ptrace)")["remedy"]
+            .as_str()
+            .unwrap()
+            .contains("--cap-add SYS_PTRACE"),
+        "{doc:#}"
+    );
+    assert!(available(&doc, "cap(net_raw)"));
+    assert_eq!(cause(&doc, "unprivileged"), "privileged");
+
     let doc = verdicts_match_ground_truth(&Host::Unprivileged);
     assert!(available(&doc, "unprivileged"));
+    assert_eq!(cause(&doc, "root"), "not_root");
+    assert_eq!(cause(&doc, "cap(net_raw)"), "capability_not_permitted");
+
+    // Root in a user namespace of its own that maps it to root: the
+    // host's root still, with every capability in that namespace.
+    let doc = verdicts_match_ground_truth(&Host::InsideUnshare);
+    assert_eq!(cause(&doc, "unprivileged"), "privileged");
+    assert!(
+        verdict(&doc, "unprivileged")["failed"]
+            .as_str()
+            .unwrap()
+            .contains("sends it to uid 0 outside"),
+        "{doc:#}"
+    );
+    assert!(
+        !verdict(&doc, "unprivileged")["remedy"]
+            .as_str()
+            .unwrap()
+            .contains("inside `unshare -r`")
+    );
+    assert!(available(&doc, "cap(sys_admin)"));
+
     let doc = verdicts_match_ground_truth(&Host::NoNewPrivs);
     assert_eq!(cause(&doc, "new_privs"), "no_new_privs");
     assert!(
@@ -489,7 +567,7 @@ fn identity_abilities() {
 /// cgroup delegation: no cgroup2 mount, a read-only one, one this user may
 /// not write; and on this host itself what its cgroup layout says (hybrid:
 /// the controllers are in v1).
-#[requires_userns(root)]
+#[requires_userns(cap(sys_admin), cap(setuid), cap(setgid))]
 fn cgroup_delegation_reasons() {
     let doc = verdicts_match_ground_truth(&Host::NoCgroup2);
     assert_eq!(cause(&doc, "cgroup_delegation"), "cgroup_v2_missing");
@@ -514,7 +592,7 @@ fn cgroup_delegation_reasons() {
 /// `program(...)`: not installed, not executable by its mode, on a
 /// `noexec` mount, refused by Landlock; each its own cause, each against
 /// the same exec done by `env`.
-#[requires_userns(root, landlock)]
+#[requires_userns(cap(sys_admin), cap(setuid), cap(setgid), landlock)]
 fn program_refusals_each_have_their_cause() {
     let missing = "program(userns-test-no-such-program)";
     let doc = doctor(
@@ -544,9 +622,63 @@ fn program_refusals_each_have_their_cause() {
     assert!(available(&doc, "program(env)"));
 }
 
+/// A lookup behaves like the call the test makes: `execvp` (and so
+/// `Command::new`) skips a `PATH` entry whose copy cannot be executed
+/// (EACCES) and runs the next one; so do `program(...)` and `bwrap`. Where
+/// no candidate runs, the first one tried is named with why.
+#[requires_userns(cap(sys_admin), cap(setuid), cap(setgid), bwrap)]
+fn program_lookups_search_path_as_execvp_does() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = common::private_scratch("execvp-path");
+    for name in ["sh", "bwrap"] {
+        std::fs::write(dir.join(name), "#!/bin/sh\nexit 0\n").unwrap();
+        std::fs::set_permissions(dir.join(name), std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:/usr/bin:/bin", dir.display());
+    let doctor_with = |path: &str, only: &str| -> serde_json::Value {
+        let out = Host::Plain
+            .command(cli(), &["doctor", "--json", "--only", only])
+            .env("PATH", path)
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)))
+    };
+    // The ground truth: execvp skips the first `sh`, runs the second.
+    let truth = Host::Plain
+        .command("env", &["sh", "-c", "true"])
+        .env("PATH", &path)
+        .status()
+        .unwrap();
+    assert!(truth.success());
+    let doc = doctor_with(&path, "program(sh),bwrap");
+    assert!(available(&doc, "program(sh)"), "{doc:#}");
+    assert!(
+        !verdict(&doc, "program(sh)")["note"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with(&dir.display().to_string()),
+        "{doc:#}"
+    );
+    assert!(available(&doc, "bwrap"), "{doc:#}");
+    // Only the copy that cannot run: no, naming it and EACCES.
+    let doc = doctor_with(&dir.display().to_string(), "program(sh)");
+    let v = verdict(&doc, "program(sh)");
+    assert_eq!(v["failure"]["name"], "EACCES", "{v:#}");
+    assert!(
+        v["failed"]
+            .as_str()
+            .unwrap()
+            .contains(&dir.display().to_string()),
+        "{v:#}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// `landlock(abi >= N)`: met where the kernel's ABI is N or more, and
 /// otherwise named with the release that brought N.
-#[requires_userns(root, landlock)]
+#[requires_userns(cap(sys_admin), cap(setuid), cap(setgid), landlock)]
 fn landlock_abi_minimum() {
     let doc = doctor(&Host::Plain, "landlock(abi>=1),landlock(abi>=99)");
     assert!(available(&doc, "landlock(abi>=1)"));
@@ -558,7 +690,7 @@ fn landlock_abi_minimum() {
 /// Every host of the matrix against the ground truth, as one table. With
 /// `USERNS_TEST_MATRIX_OUT=path` the table (the README's) is written there:
 /// `USERNS_TEST_MATRIX_OUT=matrix.md cargo test -p userns-test --test hosts verdict_matrix`.
-#[requires_userns(root, user, bwrap, landlock)]
+#[requires_userns(cap(sys_admin), cap(setuid), cap(setgid), user, bwrap, landlock)]
 fn verdict_matrix_matches_ground_truth() {
     let hosts: [(&str, Host); 23] = [
         ("root", Host::Plain),

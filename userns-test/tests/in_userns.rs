@@ -502,7 +502,7 @@ fn macro_and_library_agree_on_implied_requirements() {
 /// runs; under a Docker-like seccomp filter every test is skipped with
 /// the cause, said once in the summary, and `USERNS_TEST_REQUIRE` turns
 /// the skips into failures.
-#[requires_userns(root)]
+#[requires_userns(cap(sys_admin), cap(setuid), cap(setgid))]
 fn example_on_the_host_matrix() {
     const TESTS: [&str; 5] = [
         "serves_http_on_port_80",
@@ -627,4 +627,33 @@ fn under_nextest() {
         Some("FAIL"),
         "{text}"
     );
+}
+
+/// `--include-ignored` runs an `#[in_userns]` test whose namespaces were
+/// found unavailable: its failure says so, with what the probes found and
+/// what failed entering them, and never that the host changed.
+#[requires_userns(cap(sys_admin), cap(setuid), cap(setgid))]
+fn a_forced_run_says_the_namespaces_were_found_unavailable() {
+    let out = run(
+        &Host::DockerSeccomp,
+        "in_userns_runner_suite",
+        &["runs_in_namespaces", "--exact", "--include-ignored"],
+        &[],
+    );
+    assert_eq!(out.code, Some(101), "{}\n{}", out.stdout, out.stderr);
+    let all = format!("{}{}", out.stdout, out.stderr);
+    // The probes' one failure, said once for the three abilities.
+    assert!(
+        all.contains(
+            "runs_in_namespaces was run although its namespaces were found unavailable \
+             (needs user, net, mount: unshare(CLONE_NEWUSER) failed: EPERM (1)), as --ignored \
+             or --include-ignored asks"
+        ),
+        "{all}"
+    );
+    assert!(
+        all.contains("entering its own user, net and mount namespaces failed: unshare(CLONE_NEWUSER): EPERM (1)"),
+        "{all}"
+    );
+    assert!(!all.contains("the host changed"), "{all}");
 }

@@ -113,3 +113,10 @@ fn test_attribute_above_is_an_error_under_the_default_harness() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The macro's capability names are the library's, in number order.
+#[test]
+fn macro_and_library_agree_on_capabilities() {
+    let from_macro: [&str; 41] = userns_test_macros::__capability_names!();
+    assert_eq!(from_macro, userns_test::capability::NAMES);
+}

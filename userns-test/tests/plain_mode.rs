@@ -29,13 +29,13 @@ fn suite(host: &Host, env: &[(&str, &str)], nocapture: bool) -> Run {
 }
 
 /// On a host with every ability the suite needs, every body runs.
-#[requires_userns(net, user, cap_setpcap, root)]
+#[requires_userns(net, user, cap_setpcap, cap(sys_admin), cap(setuid), cap(setgid))]
 fn everything_runs_where_everything_is_available() {
     let run = suite(&Host::Plain, &[], true);
     assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
     for test in [
         "needs_net",
-        "needs_root",
+        "needs_sys_admin",
         "needs_user_and_setpcap",
         "needs_nothing",
     ] {
@@ -153,16 +153,16 @@ fn malformed_environment_is_a_clear_failure() {
 /// A real restriction, not a DENY: as uid 65534 without capabilities the
 /// root test and the bounding-set test are skipped with their causes,
 /// while the user-namespace test runs where the kernel allows it.
-#[requires_userns(root)]
+#[requires_userns(cap(sys_admin), cap(setuid), cap(setgid))]
 fn unprivileged_host_skips_for_real_causes() {
     let run = suite(&Host::Unprivileged, &[], true);
     assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
-    let root = skip_line(&run, "needs_root").expect("needs_root skipped");
+    let sys_admin = skip_line(&run, "needs_sys_admin").expect("needs_sys_admin skipped");
     assert!(
-        root.ends_with(
-            "needs root: checking the real uid and user namespace failed: real uid 65534"
+        sys_admin.ends_with(
+            "needs cap(sys_admin): checking CAP_SYS_ADMIN in the effective set failed: CapEff is 0000000000000000"
         ),
-        "{root}"
+        "{sys_admin}"
     );
     let setpcap =
         skip_line(&run, "needs_user_and_setpcap").expect("needs_user_and_setpcap skipped");
@@ -173,7 +173,7 @@ fn unprivileged_host_skips_for_real_causes() {
     );
     // Their causes, once each, in the summary.
     for cause in [
-        "] the real uid is 65534, not 0",
+        "] CAP_SYS_ADMIN is not permitted to uid 65534",
         "] CAP_SETPCAP is not effective",
     ] {
         assert_eq!(
@@ -194,7 +194,7 @@ fn unprivileged_host_skips_for_real_causes() {
         run.stdout,
         run.stderr
     );
-    // Under REQUIRE=all the same host fails the root test.
+    // Under REQUIRE=all the same host fails the CAP_SYS_ADMIN test.
     let strict = suite(
         &Host::Unprivileged,
         &[("USERNS_TEST_REQUIRE", "all")],
@@ -202,7 +202,7 @@ fn unprivileged_host_skips_for_real_causes() {
     );
     assert_eq!(strict.code, Some(101));
     assert!(
-        strict.stdout.contains("test needs_root ... FAILED"),
+        strict.stdout.contains("test needs_sys_admin ... FAILED"),
         "{}",
         strict.stdout
     );
@@ -211,7 +211,7 @@ fn unprivileged_host_skips_for_real_causes() {
 /// Under a Docker-like seccomp profile the namespace tests are skipped
 /// with the seccomp cause; the untouched ability (cap_setpcap) is not the
 /// reason.
-#[requires_userns(root)]
+#[requires_userns(cap(sys_admin), cap(setuid), cap(setgid))]
 fn seccomp_host_skips_namespace_tests() {
     let run = suite(&Host::DockerSeccomp, &[], true);
     assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
@@ -240,18 +240,18 @@ fn seccomp_host_skips_namespace_tests() {
         user.contains("needs user:") && !user.contains("needs cap_setpcap"),
         "{user}"
     );
-    assert!(run.ran("needs_root"));
+    assert!(run.ran("needs_sys_admin"));
 }
 
 /// After libtest's "test result: ok", plain mode says how many of the
 /// tests libtest called ok were skipped, and the runner's summary follows:
 /// the matrix and each root cause once.
-#[requires_userns(user, root)]
+#[requires_userns(user, cap(sys_admin), cap(setuid), cap(setgid))]
 fn plain_mode_ends_with_the_skips_libtest_calls_ok() {
     let run = suite(&Host::Plain, &[("USERNS_TEST_DENY", "net")], false);
     assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
     assert!(run.stdout.contains("test result: ok. "), "{}", run.stdout);
-    // needs_net and skip_suite::test_env skipped; needs_root,
+    // needs_net and skip_suite::test_env skipped; needs_sys_admin,
     // needs_user_and_setpcap and should_panic_passes ran and passed.
     assert!(
         run.stderr.contains(
@@ -276,7 +276,7 @@ fn plain_mode_ends_with_the_skips_libtest_calls_ok() {
 /// with its outcome (skipped with its root cause, a panic with where it
 /// happened, an expected panic passed, an #[ignore]d test ignored), and a
 /// note that plain #[test] functions are not in it.
-#[requires_userns(user, root)]
+#[requires_userns(user, cap(sys_admin), cap(setuid), cap(setgid))]
 fn plain_mode_writes_reports() {
     let dir = std::env::temp_dir().join(format!("userns-test-plain-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -330,7 +330,7 @@ fn plain_mode_writes_reports() {
             .next(),
         Some("denied_by_environment")
     );
-    assert_eq!(outcome("needs_root")["outcome"], "passed");
+    assert_eq!(outcome("needs_sys_admin")["outcome"], "passed");
     assert_eq!(outcome("should_panic_passes")["outcome"], "passed");
     assert_eq!(outcome("panics_on_purpose")["outcome"], "ignored");
     assert_eq!(outcome("needs_net")["binary"], "userns-test::skip_suite");

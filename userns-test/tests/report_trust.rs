@@ -351,7 +351,7 @@ fn waiting_for_the_lock_is_bounded() {
 /// run follows none of it, writes through none of it, is not blocked by
 /// the lock, names each refusal, still prints its results and still
 /// writes the destinations nobody touched.
-#[requires_userns(root)]
+#[requires_userns(cap(sys_admin), cap(setuid), cap(setgid))]
 fn another_user_can_neither_redirect_forge_nor_block_a_report() {
     let uid = unused_uid();
     let shared = sticky_scratch("trust-attack");
@@ -455,7 +455,7 @@ fn another_user_can_neither_redirect_forge_nor_block_a_report() {
 
 /// A report path naming a device, a FIFO or `/dev/stdout` is refused with
 /// a clear error and left as it is, never replaced by a regular file.
-#[requires_userns(root)]
+#[requires_userns(cap(sys_admin), cap(setuid), cap(setgid))]
 fn devices_and_fifos_are_left_alone() {
     let dir = private_scratch("trust-devices");
     let fifo = dir.join("fifo");

@@ -132,7 +132,7 @@ const SUMMARY_TAGS: [&str; 13] = [
 /// Four hosts, four real reports, one merge: the matrix shows what ran
 /// where, the tests that ran nowhere, and each runner's abilities; every
 /// root cause is in the report once.
-#[requires_userns(root)]
+#[requires_userns(cap(sys_admin), cap(setuid), cap(setgid))]
 fn reports_from_several_hosts_merge_into_one_matrix() {
     // A sticky directory, as /tmp: the unprivileged host (uid 65534) writes
     // its report there too.
@@ -233,7 +233,10 @@ fn reports_from_several_hosts_merge_into_one_matrix() {
     };
     assert_eq!(row("plain"), ["passed"; 4]);
     // The seccomp host is still uid 0.
-    assert_eq!(row("needs_root"), ["passed", "skipped", "passed", "passed"]);
+    assert_eq!(
+        row("needs_sys_admin"),
+        ["passed", "skipped", "passed", "passed"]
+    );
     assert_eq!(row("needs_net"), ["passed", "passed", "skipped", "skipped"]);
     assert_eq!(row("sandbox::runs_box"), ["skipped"; 4]);
     assert_eq!(
@@ -519,7 +522,7 @@ fn unwritable_destination_fails_the_run_and_keeps_the_results() {
 /// root cause once in it, and one annotation per root cause: on a
 /// Docker-like seccomp host four tests of three abilities are skipped for
 /// one cause, and bubblewrap is missing, so two annotations, not four.
-#[requires_userns(root)]
+#[requires_userns(cap(sys_admin), cap(setuid), cap(setgid))]
 fn github_summary_and_one_annotation_per_root_cause() {
     let dir = sticky_scratch("reports-github");
     let summary = dir.join("summary.md");
@@ -716,7 +719,7 @@ fn hostile_text_reaches_no_consumer_as_markup_or_command() {
 }
 
 /// `doctor --require`: 0 when available, 1 when missing, 2 on a bad name.
-#[requires_userns(user, root)]
+#[requires_userns(user, cap(sys_admin), cap(setuid), cap(setgid))]
 fn doctor_require_exit_codes() {
     let ok = Host::Plain.run(cli(), &["doctor", "--require", "user"]);
     assert_eq!(ok.status.code(), Some(0), "{}", text(&ok.stderr));

@@ -109,7 +109,7 @@ fn collects_every_annotated_test_by_module_path() {
             "async_body",
             "mount::creates_ns",
             "needs_net",
-            "needs_root",
+            "needs_sys_admin",
             "net::creates_ns",
             "panics",
             "plain",
@@ -138,13 +138,13 @@ fn collects_every_annotated_test_by_module_path() {
 /// Where everything is available, every body runs; the summary (on stderr)
 /// shows the matrix of exactly the abilities needed, and libtest's summary
 /// stays the last line on stdout.
-#[requires_userns(net, user, mount, root)]
+#[requires_userns(net, user, mount, cap(sys_admin), cap(setuid), cap(setgid))]
 fn runs_everything_and_summarises() {
     let run = suite(&["--nocapture"], &[]);
     assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
     for t in [
         "needs_net",
-        "needs_root",
+        "needs_sys_admin",
         "mount::creates_ns",
         "net::creates_ns",
         "plain",
@@ -173,7 +173,7 @@ fn runs_everything_and_summarises() {
         .take_while(|l| l.starts_with("  "))
         .map(|l| l.split_whitespace().next().unwrap())
         .collect();
-    assert_eq!(matrix, ["user", "mount", "net", "bwrap", "root"]);
+    assert_eq!(matrix, ["user", "mount", "net", "bwrap", "cap(sys_admin)"]);
     assert!(run.stderr.contains("userns-test: no test skipped"));
 }
 
@@ -202,7 +202,7 @@ fn unmet_tests_are_ignored_with_reason_and_grouped() {
     );
     assert!(
         run.stderr
-            .contains("  net    no  denied by USERNS_TEST_DENY; cause [1]\n"),
+            .contains("  net             no  denied by USERNS_TEST_DENY; cause [1]\n"),
         "{}",
         run.stderr
     );
@@ -576,7 +576,7 @@ fn colour_follows_the_terminal_and_the_flag() {
 /// Real restrictions, not DENY: as uid 65534 the root test is skipped with
 /// its real cause; under a Docker-like seccomp filter the namespace tests
 /// are.
-#[requires_userns(root)]
+#[requires_userns(cap(sys_admin), cap(setuid), cap(setgid))]
 fn restricted_hosts_skip_for_real_causes() {
     let unprivileged = suite_on(&Host::Unprivileged, &[], &[]);
     assert_eq!(
@@ -586,8 +586,8 @@ fn restricted_hosts_skip_for_real_causes() {
         unprivileged.stdout,
         unprivileged.stderr
     );
-    assert!(unprivileged.line("test needs_root ").unwrap().contains(
-        "ignored (needs root: checking the real uid and user namespace failed: real uid 65534"
+    assert!(unprivileged.line("test needs_sys_admin ").unwrap().contains(
+        "ignored (needs cap(sys_admin): checking CAP_SYS_ADMIN in the effective set failed: CapEff is 0000000000000000"
     ));
     let seccomp = suite_on(&Host::DockerSeccomp, &[], &[]);
     assert_eq!(
@@ -674,14 +674,17 @@ fn nextest_reports_unmet_tests_as_skip() {
 /// root cause, and the summary says each cause and each fix once (the
 /// matrix refers to it by number), whatever the number of abilities and
 /// tests it takes. Real bubblewrap, so that its refusal is diagnosed too.
-#[requires_userns(root)]
+#[requires_userns(cap(sys_admin), cap(setuid), cap(setgid))]
 fn jailer_summary_says_each_root_cause_once() {
     for (host, cause_words) in [
         (
             Host::DockerSeccomp,
             "a seccomp filter refuses creating namespaces",
         ),
-        (Host::RestrictNamespaces, "refuses some namespace types"),
+        (
+            Host::RestrictNamespaces,
+            "refuses network namespaces (CLONE_NEWNET), PID namespaces",
+        ),
         (Host::NoMountNamespaces, "user.max_mnt_namespaces=0"),
     ] {
         let mut cmd = host.command(example_binary("jailer"), &["--test-threads=1"]);

@@ -191,7 +191,7 @@ fn a_cancelled_run_still_reports_and_leaves_nothing() {
 /// under `$TMPDIR`: `userns-test run` still runs the tests, says where it
 /// recorded instead, and writes the report. With every private place
 /// squatted too it runs nothing and says where it tried.
-#[requires_userns(root)]
+#[requires_userns(cap(sys_admin), cap(setuid), cap(setgid))]
 fn a_hostile_store_falls_back_to_a_private_one() {
     let uid = unused_uid();
     let shared = sticky_scratch("wrapper-squat-shared");

@@ -62,9 +62,44 @@ pub(super) fn cause(
             found: found.clone(),
         },
         (Step::GetNoNewPrivs, Failure::Mismatch { .. }) => Cause::NoNewPrivs,
-        (Step::LandlockAbiVersion, Failure::Mismatch { .. }) => match ability {
-            Ability::LandlockAbi(wanted) => Cause::LandlockAbiTooOld { wanted },
-            _ => Cause::Unexplained,
+        (Step::LandlockAbiVersion, Failure::Mismatch { found }) => {
+            let abi = found
+                .strip_prefix("Landlock ABI ")
+                .and_then(|r| r.split(',').next())
+                .and_then(|n| n.parse::<u8>().ok());
+            match (ability, abi) {
+                (Ability::LandlockAbi(wanted), _) => Cause::LandlockAbiTooOld { wanted },
+                (Ability::LandlockAbiExactly(wanted), Some(found)) if found < wanted => {
+                    Cause::LandlockAbiTooOld { wanted }
+                }
+                (Ability::LandlockAbiExactly(wanted), Some(found)) => Cause::LandlockAbiTooNew {
+                    found,
+                    below: wanted.saturating_add(1),
+                },
+                (Ability::LandlockAbiBelow(below), Some(found)) => {
+                    Cause::LandlockAbiTooNew { found, below }
+                }
+                _ => Cause::Unexplained,
+            }
+        }
+        (Step::CheckCapability { capability }, Failure::Mismatch { .. }) => {
+            capability_cause(capability, ev.facts())
+        }
+        (Step::CheckCapabilities, Failure::Mismatch { .. }) => {
+            let facts = ev.facts();
+            let all = match facts.cap_last_cap {
+                Some(last) if last < 63 => (1u64 << (last + 1)) - 1,
+                _ => u64::MAX,
+            };
+            Cause::RootWithoutCapabilities {
+                missing: crate::capability::constants_in(
+                    all & !facts.cap_effective.unwrap_or(0),
+                ),
+            }
+        }
+        (Step::CheckKernel { wanted }, Failure::Mismatch { found }) => Cause::KernelTooOld {
+            release: found.trim_start_matches("kernel ").to_owned(),
+            wanted: wanted.clone(),
         },
         (Step::FindCgroup, Failure::Missing { .. }) => Cause::CgroupV2Missing {
             v1: ev.facts().cgroup_v1,
@@ -89,6 +124,40 @@ pub(super) fn cause(
         }
         _ => return None,
     })
+}
+
+/// Where a capability the test needs went, from this process's sets: the
+/// kernel does not know it, the bounding set lacks it, the uid is not
+/// given it, or it is permitted and not raised.
+fn capability_cause(capability: &str, facts: &crate::facts::HostFacts) -> Cause {
+    let bit = |set: Option<u64>| {
+        let cap = crate::capability::from_name(capability)?;
+        Some(set? & (1u64 << cap) != 0)
+    };
+    let cap = crate::capability::from_name(capability).map(u32::from);
+    if let (Some(cap), Some(last)) = (cap, facts.cap_last_cap)
+        && cap > last
+    {
+        return Cause::CapabilityUnknownToKernel {
+            capability: capability.to_owned(),
+            last,
+        };
+    }
+    match (bit(facts.cap_bounding), bit(facts.cap_permitted)) {
+        (Some(false), _) => Cause::CapabilityNotInBoundingSet {
+            capability: capability.to_owned(),
+            bounding_set_size: facts.bounding_set_size(),
+        },
+        (_, Some(false)) => Cause::CapabilityNotPermitted {
+            capability: capability.to_owned(),
+            uid: facts.euid,
+            no_new_privs: facts.no_new_privs == Some(true),
+        },
+        (_, Some(true)) => Cause::CapabilityNotEffective {
+            capability: capability.to_owned(),
+        },
+        _ => Cause::Unexplained,
+    }
 }
 
 /// Why `execve` of `path` was refused: its mode, a `noexec` mount, or, where

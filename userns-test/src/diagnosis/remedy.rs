@@ -5,6 +5,45 @@
 use crate::cause::Cause;
 use crate::facts::HostFacts;
 
+/// Whether a `mode crw-rw----, owner 0:36` description gives the group
+/// read and write.
+fn group_can_read_write(mode: &str) -> bool {
+    mode.split_whitespace()
+        .nth(1)
+        .and_then(|bits| bits.get(4..6))
+        .is_some_and(|group| group == "rw")
+}
+
+/// What allows a call a seccomp filter refuses, by what Docker's
+/// published default profile (moby's `profiles/seccomp/default.json`)
+/// does with it: some calls it allows only with CAP_SYS_ADMIN, some never,
+/// and some always, so a filter that refuses those is another one.
+fn seccomp_call_remedy(call: &str) -> String {
+    let name = call.split('(').next().unwrap_or(call);
+    match name {
+        "pivot_root" => "Docker's default seccomp profile refuses pivot_root whatever the \
+             container's capabilities: run the container with a profile that allows it \
+             (`--security-opt seccomp=<profile.json>` with pivot_root added, or \
+             `seccomp=unconfined`); elsewhere, allow it in the filter the tests run under"
+            .into(),
+        "mount" | "umount2" | "unshare" | "setns" | "sethostname" | "clone" | "clone3" => {
+            format!(
+                "Docker's default seccomp profile allows {name} only to a container with \
+                 CAP_SYS_ADMIN (`--cap-add SYS_ADMIN`), or run it with a profile that allows \
+                 {name}; elsewhere, allow it in the filter the tests run under"
+            )
+        }
+        "ioctl" | "socket" | "prctl" | "landlock_create_ruleset" | "landlock_restrict_self" => {
+            format!(
+                "allow {call} in the filter the tests run under: it is not Docker's default \
+                 profile, which allows {name} (a custom profile, systemd's SystemCallFilter=, \
+                 a sandbox around the test run)"
+            )
+        }
+        _ => format!("allow {call} in the seccomp filter the tests run under"),
+    }
+}
+
 /// A glob covering cargo's test binaries next to this one, for AppArmor.
 fn test_binary_glob() -> String {
     std::env::current_exe()
@@ -136,14 +175,11 @@ pub(crate) fn remedy<'a>(cause: &Cause, facts: &dyn Fn() -> &'a HostFacts) -> St
              `seccomp=unconfined`); elsewhere, find the filter's owner (NoNewPrivs and Seccomp \
              in /proc/self/status)"
             .into(),
-        Cause::SeccompRefusesNamespaceTypes => "allow the namespace types the tests need where \
-             the filter is set (systemd: RestrictNamespaces= of the unit running the tests; a \
-             container: its seccomp profile's clone/unshare rules)"
-            .into(),
-        Cause::SeccompRefusesCall { call } => format!(
-            "allow {call} in the seccomp profile the tests run under (a container's profile \
-             allows it with CAP_SYS_ADMIN, or by an explicit rule)"
+        Cause::SeccompRefusesNamespaceTypes { types } => format!(
+            "allow {types} where the filter is set (systemd: RestrictNamespaces= of the unit \
+             running the tests; a container: its seccomp profile's clone/unshare rules)"
         ),
+        Cause::SeccompRefusesCall { call } => seccomp_call_remedy(call),
         Cause::SeccompFilter => "find the filter's owner (the container runtime's seccomp \
              profile, systemd's SystemCallFilter=/RestrictNamespaces=) and allow the call"
             .into(),
@@ -228,17 +264,88 @@ pub(crate) fn remedy<'a>(cause: &Cause, facts: &dyn Fn() -> &'a HostFacts) -> St
              set PR_SET_NO_NEW_PRIVS)"
             .into(),
         Cause::Privileged { .. } => "run the tests as a normal user (e.g. `setpriv --reuid=1000 \
-             --regid=1000 --init-groups cargo test`, or a CI job without sudo/root), or inside \
-             `unshare -r`, where root holds no privilege on the host"
+             --regid=1000 --init-groups cargo test`, or a CI job without sudo/root); a user \
+             namespace that maps uid 0 to root (`unshare -r` run by root) is still root's"
             .into(),
+        Cause::CapabilityNotInBoundingSet { capability, .. } => {
+            let cap = capability.trim_start_matches("CAP_");
+            format!(
+                "start the container with it (`docker run --cap-add {cap}`, the same for Podman; \
+                 a systemd unit: CapabilityBoundingSet=), or run the tests outside it"
+            )
+        }
+        Cause::CapabilityNotPermitted {
+            capability,
+            uid,
+            no_new_privs,
+        } if *uid != 0 => {
+            let lower = capability.to_ascii_lowercase();
+            let file_caps = if *no_new_privs {
+                "; file capabilities need NoNewPrivs off, which it is not here".to_owned()
+            } else {
+                format!(
+                    ", or give the test binary the capability (`sudo setcap {lower}+ep \
+                     target/debug/deps/<test>-*`; every rebuild drops it)"
+                )
+            };
+            format!(
+                "run the tests as root (`sudo -E cargo test`, or \
+                 `CARGO_TARGET_<TRIPLE>_RUNNER='sudo -E'`){file_caps}"
+            )
+        }
+        Cause::CapabilityNotPermitted { capability, .. } => format!(
+            "start the tests without dropping {capability} (the launcher's `capsh --drop`, \
+             `setpriv --inh-caps`/`--bounding-set`, a unit's CapabilityBoundingSet=)"
+        ),
+        Cause::CapabilityNotEffective { capability } => format!(
+            "raise {capability} in the test before it is used (capset(2); the `caps` crate's \
+             `caps::raise`), or set the binary's file capability effective (`setcap ...+ep`)"
+        ),
+        Cause::CapabilityUnknownToKernel { capability, .. } => {
+            match crate::cause::capability_kernel(capability) {
+                Some(release) => {
+                    format!("run the tests on Linux {release} or later, which knows {capability}")
+                }
+                None => format!("run the tests on a kernel that knows {capability}"),
+            }
+        }
+        Cause::RootWithoutCapabilities { .. } => "require what the test uses with cap(...) \
+             instead of root (e.g. `#[requires_userns(cap(sys_admin))]`), or run the tests with \
+             every capability (`docker run --privileged`, no CapabilityBoundingSet=)"
+            .into(),
+        Cause::KernelTooOld { wanted, .. } => format!(
+            "run the tests on Linux {wanted} or later (a newer runner image or VM kernel); where \
+             the feature has an ability of its own (landlock(abi >= N), overlay, fuse), require \
+             that instead: distributions backport features to older releases"
+        ),
+        Cause::LandlockAbiTooNew { below, .. } => match crate::cause::landlock_abi_kernel(*below) {
+            Some(release) => format!(
+                "run this test on a kernel before Linux {release} (an older runner image, or \
+                     a VM with an older kernel): here its fallback path does not run"
+            ),
+            None => "run this test on a kernel with an older Landlock ABI: here its \
+                     fallback path does not run"
+                .into(),
+        },
         Cause::DeviceMissing { path } => format!(
             "make {path} exist: load its driver (kvm_intel/kvm_amd for /dev/kvm, tun, fuse), \
              and in a container pass it (`--device {path}`)"
         ),
-        Cause::DeviceNotAccessible { path, .. } if path == "/dev/kvm" => "add this user to \
-             /dev/kvm's group (`sudo usermod -aG kvm $USER`, then a new login), or run the job \
-             with KVM shared (GitHub's larger runners; `--device /dev/kvm` in a container)"
-            .into(),
+        Cause::DeviceNotAccessible { path, mode } if path == "/dev/kvm" => {
+            if group_can_read_write(mode) {
+                "add this user to /dev/kvm's group (`sudo usermod -aG kvm $USER`, then a new \
+                 login), or run the job with KVM shared (GitHub's larger runners; `--device \
+                 /dev/kvm` in a container)"
+                    .into()
+            } else {
+                "/dev/kvm's group has no access to it either: give the node group access (a udev \
+                 rule `KERNEL==\"kvm\", GROUP=\"kvm\", MODE=\"0660\"`, as systemd's default \
+                 rules do), then add this user to that group (`sudo usermod -aG kvm $USER` and \
+                 a new login); or run the job with KVM shared (`--device /dev/kvm` in a \
+                 container)"
+                    .into()
+            }
+        }
         Cause::DeviceNotAccessible { path, .. } => format!(
             "give this user read-write access to {path} (a udev rule with MODE=\"0666\", the \
              default for /dev/net/tun and /dev/fuse on most distributions)"

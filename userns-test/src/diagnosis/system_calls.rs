@@ -49,6 +49,16 @@ pub(super) fn cause(ability: Ability, step: &Step, errno: i32, ev: &dyn Evidence
                 feature: "FUSE mounts in user namespaces (Linux 4.18)".into(),
             }
         }
+        // Kernels before 5.11 (overlayfs) and 4.18 (FUSE) do not allow the
+        // filesystem type in a user namespace: the mount fails with EPERM,
+        // which no filter or LSM explains better than the release.
+        Step::Mount { what }
+            if errno == libc::EPERM && userns_mount_too_new(what, ev.facts()).is_some() =>
+        {
+            Cause::KernelLacks {
+                feature: userns_mount_too_new(what, ev.facts()).unwrap_or_default(),
+            }
+        }
         Step::Mount { .. } => call_refused(ability, step, "mount", errno, ev),
         Step::PivotRoot { .. } if errno == libc::EINVAL => {
             if ev.facts().root_fstype.as_deref() == Some("rootfs") {
@@ -95,6 +105,15 @@ pub(super) fn cause(ability: Ability, step: &Step, errno: i32, ev: &dyn Evidence
         Step::SeccompSetModeFilter if errno == libc::EINVAL => Cause::KernelLacks {
             feature: "seccomp filters (CONFIG_SECCOMP_FILTER)".into(),
         },
+        // The version query (a NULL attribute, size 0, the VERSION flag)
+        // fails only with ENOSYS (not built) and EOPNOTSUPP (not enabled):
+        // the kernel never answers it with EPERM or EACCES, so a filter
+        // did.
+        Step::LandlockAbiVersion if matches!(errno, libc::EPERM | libc::EACCES) => {
+            Cause::SeccompRefusesCall {
+                call: "landlock_create_ruleset".into(),
+            }
+        }
         Step::LandlockAbiVersion | Step::LandlockCreateRuleset | Step::LandlockRestrictSelf => {
             match errno {
                 libc::EOPNOTSUPP => Cause::LandlockNotEnabled,
@@ -164,7 +183,9 @@ fn user_namespace_refused(ability: Ability, step: &Step, errno: i32, ev: &dyn Ev
                 let user = ev.observation(Ability::User);
                 match (&check, &user.result) {
                     (FilterCheck::Refused(_), Ok(())) => {
-                        return Cause::SeccompRefusesNamespaceTypes;
+                        return Cause::SeccompRefusesNamespaceTypes {
+                            types: refused_namespace_types(ev),
+                        };
                     }
                     // Refused for the reason `user` is: one root cause.
                     (FilterCheck::Reached | FilterCheck::Unknown, Err(failed)) => {
@@ -221,7 +242,9 @@ fn namespace_type_refused(
         e if is_refusal(e) => match ev.filter_check(ability, step) {
             // The user namespace was made in this very child: the filter
             // refuses this type only.
-            FilterCheck::Refused(_) => Cause::SeccompRefusesNamespaceTypes,
+            FilterCheck::Refused(_) => Cause::SeccompRefusesNamespaceTypes {
+                types: refused_namespace_types(ev),
+            },
             FilterCheck::Killed(_) => Cause::SeccompKill,
             FilterCheck::Unknown if ev.facts().under_seccomp_filter() => Cause::SeccompFilter,
             FilterCheck::Reached | FilterCheck::Unknown => Cause::Unexplained,
@@ -340,6 +363,66 @@ fn unchecked_refusal(errno: i32, facts: &HostFacts) -> Cause {
 /// Ubuntu's restriction applies to processes without CAP_SYS_ADMIN.
 pub(super) fn restricted_by_apparmor(facts: &HostFacts) -> bool {
     facts.apparmor_restricts_userns() && facts.has_effective_cap(CAP_SYS_ADMIN) != Some(true)
+}
+
+/// The filesystem of a mount in a user namespace that this kernel release
+/// is too old to allow there: overlayfs before 5.11, FUSE before 4.18.
+fn userns_mount_too_new(what: &str, facts: &HostFacts) -> Option<String> {
+    let release = facts.kernel_release.as_deref()?;
+    let version = crate::KernelVersion::of_release(release)?.numbers();
+    let (fs, needs) = if what.starts_with("overlay") {
+        ("overlayfs", (5, 11))
+    } else if what.starts_with("fuse") {
+        ("FUSE", (4, 18))
+    } else {
+        return None;
+    };
+    (version < (needs.0, needs.1, 0)).then(|| {
+        format!(
+            "{fs} mounts in user namespaces (Linux {}.{}; this kernel is {release})",
+            needs.0, needs.1
+        )
+    })
+}
+
+/// Each namespace type, the ability whose probe creates it first (inside
+/// its own user namespace), its flag and its name.
+const NAMESPACE_TYPES: [(Ability, &str, &str); 7] = [
+    (Ability::CapSysAdmin, "CLONE_NEWNS", "mount"),
+    (Ability::Net, "CLONE_NEWNET", "network"),
+    (Ability::Pid, "CLONE_NEWPID", "PID"),
+    (Ability::Ipc, "CLONE_NEWIPC", "IPC"),
+    (Ability::Uts, "CLONE_NEWUTS", "UTS"),
+    (Ability::Cgroup, "CLONE_NEWCGROUP", "cgroup"),
+    (Ability::Time, "CLONE_NEWTIME", "time"),
+];
+
+/// The namespace types a filter refuses by flag, each named with its
+/// flag (`network namespaces (CLONE_NEWNET) and IPC namespaces
+/// (CLONE_NEWIPC)`): every type whose probe was refused creating it, with
+/// a control call that the filter refuses too. One list for the host,
+/// whichever ability asks, so that one filter is one root cause.
+fn refused_namespace_types(ev: &dyn Evidence) -> String {
+    let names: Vec<String> = NAMESPACE_TYPES
+        .iter()
+        .filter(|(ability, flag, _)| {
+            let observed = ev.observation(*ability);
+            let Err(failed) = &observed.result else {
+                return false;
+            };
+            let creates_it = matches!(&failed.step, Step::Unshare { flags } | Step::Clone { flags }
+                if flags.split('|').any(|f| f == *flag));
+            creates_it
+                && failed.failure.errno_number().is_some_and(is_refusal)
+                && matches!(ev.filter_check(*ability, &failed.step), FilterCheck::Refused(_))
+        })
+        .map(|(_, flag, name)| format!("{name} namespaces ({flag})"))
+        .collect();
+    match names.as_slice() {
+        [] => "some namespace types".into(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
 }
 
 /// `net` for `CLONE_NEWNET`, ...: the namespace kind of the first flag.

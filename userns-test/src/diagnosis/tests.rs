@@ -162,6 +162,10 @@ fn refusal_of_some_types_is_not_dockers() {
             (Ability::Net, FilterCheck::Refused(libc::EPERM)),
             (Ability::Pid, FilterCheck::Refused(libc::EPERM)),
         ],
+        observations: vec![
+            observed(Ability::Net, errno(unshare("CLONE_NEWNET"), libc::EPERM)),
+            observed(Ability::Pid, errno(pid_clone(), libc::EPERM)),
+        ],
         ..Given::default()
     };
     let net = cause(
@@ -169,11 +173,15 @@ fn refusal_of_some_types_is_not_dockers() {
         &errno(unshare("CLONE_NEWNET"), libc::EPERM),
         &ev,
     );
-    assert_eq!(net, Cause::SeccompRefusesNamespaceTypes);
+    // Both types named, by either ability: one filter, one root cause.
+    let both = Cause::SeccompRefusesNamespaceTypes {
+        types: "network namespaces (CLONE_NEWNET) and PID namespaces (CLONE_NEWPID)".into(),
+    };
+    assert_eq!(net, both);
     assert!(!net.to_string().contains("Docker"), "{net}");
     // pid makes both namespaces in one clone; `user` working says which.
     let pid = cause(Ability::Pid, &errno(pid_clone(), libc::EPERM), &ev);
-    assert_eq!(pid, Cause::SeccompRefusesNamespaceTypes);
+    assert_eq!(pid, both);
 }
 
 #[test]
@@ -726,4 +734,272 @@ fn identity_and_programs() {
             user: "alice".into()
         }
     );
+}
+
+/// `cap(...)`: where the capability went, from this process's sets.
+#[test]
+fn a_missing_capability_says_where_it_went() {
+    let step = || Step::CheckCapability {
+        capability: "CAP_SYS_PTRACE".into(),
+    };
+    let missing = || {
+        failed(
+            step(),
+            Failure::Mismatch {
+                found: "not in the effective set".into(),
+            },
+        )
+    };
+    // Docker's default set: 14 capabilities, CAP_SYS_PTRACE not among them.
+    let docker = Given {
+        facts: HostFacts {
+            euid: 0,
+            cap_last_cap: Some(40),
+            cap_bounding: Some(0xa80425fb),
+            cap_permitted: Some(0xa80425fb),
+            cap_effective: Some(0xa80425fb),
+            ..HostFacts::default()
+        },
+        ..Given::default()
+    };
+    let c = cause(Ability::Cap(19), &missing(), &docker);
+    assert_eq!(
+        c,
+        Cause::CapabilityNotInBoundingSet {
+            capability: "CAP_SYS_PTRACE".into(),
+            bounding_set_size: Some(14)
+        }
+    );
+    let fix = remedy::remedy(&c, &|| &docker.facts);
+    assert!(fix.contains("--cap-add SYS_PTRACE"), "{fix}");
+    // A normal user: every capability bounded, none permitted.
+    let user = Given {
+        facts: HostFacts {
+            euid: 1000,
+            uid: 1000,
+            cap_last_cap: Some(40),
+            cap_bounding: Some((1 << 41) - 1),
+            cap_permitted: Some(0),
+            cap_effective: Some(0),
+            no_new_privs: Some(true),
+            ..HostFacts::default()
+        },
+        ..Given::default()
+    };
+    let c = cause(Ability::Cap(19), &missing(), &user);
+    assert!(matches!(
+        c,
+        Cause::CapabilityNotPermitted {
+            uid: 1000,
+            no_new_privs: true,
+            ..
+        }
+    ));
+    assert!(c.to_string().contains("NoNewPrivs"), "{c}");
+    let fix = remedy::remedy(&c, &|| &user.facts);
+    assert!(
+        fix.contains("sudo -E") && fix.contains("NoNewPrivs"),
+        "{fix}"
+    );
+    // Permitted, not raised.
+    let lowered = Given {
+        facts: HostFacts {
+            cap_permitted: Some(1 << 19),
+            cap_bounding: Some(1 << 19),
+            cap_effective: Some(0),
+            cap_last_cap: Some(40),
+            ..HostFacts::default()
+        },
+        ..Given::default()
+    };
+    assert!(matches!(
+        cause(Ability::Cap(19), &missing(), &lowered),
+        Cause::CapabilityNotEffective { .. }
+    ));
+    // A kernel that does not know the capability (a stubbed cap_last_cap:
+    // no kernel before 5.9 is at hand).
+    let old = Given {
+        facts: HostFacts {
+            cap_last_cap: Some(37),
+            ..HostFacts::default()
+        },
+        ..Given::default()
+    };
+    let bpf = failed(
+        Step::CheckCapability {
+            capability: "CAP_BPF".into(),
+        },
+        Failure::Mismatch {
+            found: "the kernel knows capabilities 0 to 37 (cap_last_cap)".into(),
+        },
+    );
+    let c = cause(Ability::Cap(39), &bpf, &old);
+    assert!(c.to_string().contains("Linux 5.8"), "{c}");
+}
+
+/// `root` with a reduced set names what is missing and points at cap(...).
+#[test]
+fn root_without_every_capability() {
+    let ev = Given {
+        facts: HostFacts {
+            cap_last_cap: Some(40),
+            cap_effective: Some(((1 << 41) - 1) & !(1 << 24)),
+            ..HostFacts::default()
+        },
+        ..Given::default()
+    };
+    let f = failed(
+        Step::CheckCapabilities,
+        Failure::Mismatch {
+            found: "uid 0 without CAP_SYS_RESOURCE".into(),
+        },
+    );
+    let c = cause(Ability::Root, &f, &ev);
+    assert_eq!(
+        c,
+        Cause::RootWithoutCapabilities {
+            missing: vec!["CAP_SYS_RESOURCE".into()]
+        }
+    );
+    assert!(remedy::remedy(&c, &|| &ev.facts).contains("cap(...)"));
+}
+
+/// Old kernels refuse overlayfs and FUSE in a user namespace with EPERM:
+/// the release says why, not an LSM. (No 5.10 or 4.17 kernel is at hand:
+/// the release is stubbed; the errno is what those kernels return.)
+#[test]
+fn filesystems_an_old_kernel_refuses_in_a_user_namespace() {
+    let ev = |release: &str| Given {
+        facts: HostFacts {
+            kernel_release: Some(release.into()),
+            ..HostFacts::default()
+        },
+        checks: vec![
+            (Ability::Overlay, FilterCheck::Reached),
+            (Ability::Fuse, FilterCheck::Reached),
+        ],
+        ..Given::default()
+    };
+    let overlay = errno(
+        Step::Mount {
+            what: "overlay on /tmp/m".into(),
+        },
+        libc::EPERM,
+    );
+    let rhel8 = ev("4.18.0-513.el8_9.x86_64");
+    let c = cause(Ability::Overlay, &overlay, &rhel8);
+    assert!(
+        matches!(&c, Cause::KernelLacks { feature } if feature.contains("Linux 5.11") && feature.contains("4.18.0-513")),
+        "{c}"
+    );
+    // On 5.11 and later the same EPERM is a refusal, as before.
+    let new = ev("6.1.0-27-amd64");
+    assert!(matches!(
+        cause(Ability::Overlay, &overlay, &new),
+        Cause::LsmRefusesCall { .. }
+    ));
+    let fuse = errno(
+        Step::Mount {
+            what: "fuse on /tmp".into(),
+        },
+        libc::EPERM,
+    );
+    let c = cause(Ability::Fuse, &fuse, &ev("4.15.0-213-generic"));
+    assert!(
+        matches!(&c, Cause::KernelLacks { feature } if feature.contains("Linux 4.18")),
+        "{c}"
+    );
+}
+
+/// The Landlock version query never fails with EPERM in the kernel: a
+/// filter refused it.
+#[test]
+fn a_refused_landlock_version_query_is_a_filter() {
+    let ev = Given {
+        facts: HostFacts {
+            seccomp_mode: Some(2),
+            ..HostFacts::default()
+        },
+        ..Given::default()
+    };
+    let c = cause(
+        Ability::Landlock,
+        &errno(Step::LandlockAbiVersion, libc::EPERM),
+        &ev,
+    );
+    assert_eq!(
+        c,
+        Cause::SeccompRefusesCall {
+            call: "landlock_create_ruleset".into()
+        }
+    );
+    let fix = remedy::remedy(&c, &|| &ev.facts);
+    assert!(fix.contains("not Docker's default profile"), "{fix}");
+}
+
+/// The fixes for filtered calls say what Docker's published default
+/// profile does with them.
+#[test]
+fn filtered_call_fixes_match_dockers_profile() {
+    let facts = HostFacts::default();
+    let fix =
+        |call: &str| remedy::remedy(&Cause::SeccompRefusesCall { call: call.into() }, &|| &facts);
+    assert!(fix("pivot_root").contains("whatever the container's capabilities"));
+    assert!(fix("mount").contains("only to a container with CAP_SYS_ADMIN"));
+    assert!(fix("ioctl(TUNSETIFF)").contains("not Docker's default profile"));
+}
+
+/// /dev/kvm owned by root:root, 0600: the group has no access to join.
+#[test]
+fn kvm_fix_follows_the_nodes_mode() {
+    let facts = HostFacts::default();
+    let fix = |mode: &str| {
+        remedy::remedy(
+            &Cause::DeviceNotAccessible {
+                path: "/dev/kvm".into(),
+                mode: mode.into(),
+            },
+            &|| &facts,
+        )
+    };
+    assert!(fix("mode crw-rw----, owner 0:36").starts_with("add this user"));
+    let closed = fix("mode crw-------, owner 0:0");
+    assert!(closed.contains("group has no access"), "{closed}");
+}
+
+/// `landlock(abi == N)` and `landlock(abi < N)` name the ABI found.
+#[test]
+fn landlock_bounds() {
+    let ev = Given::default();
+    let mismatch = |found: &str| {
+        failed(
+            Step::LandlockAbiVersion,
+            Failure::Mismatch {
+                found: found.into(),
+            },
+        )
+    };
+    assert_eq!(
+        cause(
+            Ability::LandlockAbiExactly(4),
+            &mismatch("Landlock ABI 7, not 4"),
+            &ev
+        ),
+        Cause::LandlockAbiTooNew { found: 7, below: 5 }
+    );
+    assert_eq!(
+        cause(
+            Ability::LandlockAbiExactly(9),
+            &mismatch("Landlock ABI 7, not 9"),
+            &ev
+        ),
+        Cause::LandlockAbiTooOld { wanted: 9 }
+    );
+    let c = cause(
+        Ability::LandlockAbiBelow(4),
+        &mismatch("Landlock ABI 7, not below 4"),
+        &ev,
+    );
+    assert_eq!(c, Cause::LandlockAbiTooNew { found: 7, below: 4 });
+    assert!(c.to_string().contains("before Linux 6.7"), "{c}");
 }

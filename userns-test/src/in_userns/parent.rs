@@ -76,7 +76,19 @@ pub fn run(path: &str, name: &str, namespaces: &[Namespace]) -> Result<(), Strin
             }
         ));
     }
-    outcome(name, &described, record, &run.child.end, within)
+    // A test run although its namespaces were found unavailable
+    // (`--ignored`, `--include-ignored`): what the probes had found before
+    // the test ran, for the message if entering them fails. Nothing is
+    // probed now: the test may have changed the process since.
+    let unmet = crate::policy::Unmet {
+        reasons: super::required_abilities(namespaces)
+            .into_iter()
+            .filter_map(|a| Some((a, crate::gate::probed(a)?.reason()?.clone())))
+            .collect(),
+    };
+    // One line, each failure once whatever number of abilities it takes.
+    let unavailable = (!unmet.reasons.is_empty()).then(|| unmet.brief());
+    outcome(name, &described, record, &run.child.end, within, unavailable)
 }
 
 /// The plan: this binary, asked for exactly the test, with the test, its
@@ -143,6 +155,7 @@ fn outcome(
     record: Option<Record>,
     end: &ChildEnd,
     within: Duration,
+    unavailable: Option<String>,
 ) -> Result<(), String> {
     match (record, end) {
         (Some(Record::Passed), ChildEnd::Exited(0)) => Ok(()),
@@ -151,6 +164,14 @@ fn outcome(
             panic!("{name} panicked in {described}{at}: {message}")
         }
         (Some(Record::Failed { message }), _) => Err(message),
+        (Some(Record::EnterFailed { step, failure }), _) if unavailable.is_some() => {
+            Err(format!(
+                "userns-test: {name} was run although its namespaces were found unavailable \
+                 ({}), as --ignored or --include-ignored asks; entering {described} failed: \
+                 {step}: {failure}",
+                unavailable.unwrap_or_default()
+            ))
+        }
         (Some(Record::EnterFailed { step, failure }), _) => Err(format!(
             "userns-test: {name}: entering {described} failed: {step}: {failure}. The probes \
              found these namespaces available, so the host changed between them and the test \

@@ -9,7 +9,7 @@ use crate::step::{Step, clone_flag_names};
 
 use super::child::{ALL_DONE, ChildEnd, ChildRun, SpawnError, run_child};
 use super::program::Op;
-use super::{Outcome, ProbeOptions, cgroup, external, failed};
+use super::{Failed, Outcome, ProbeOptions, cgroup, external, failed};
 
 /// What performing `ability`'s operation observed, and a note.
 pub(super) fn perform(ability: Ability, options: &ProbeOptions) -> (Outcome, Option<String>) {
@@ -21,7 +21,10 @@ pub(super) fn perform(ability: Ability, options: &ProbeOptions) -> (Outcome, Opt
         Ability::Subids => (external::subids(options, HostFacts::get()), None),
         Ability::Program(program) => external::program(program, options),
         Ability::CgroupDelegation => cgroup::delegation(options),
-        Ability::LandlockAbi(wanted) => landlock_abi(wanted, options),
+        Ability::LandlockAbi(_) | Ability::LandlockAbiExactly(_) => landlock_abi(ability, options),
+        Ability::LandlockAbiBelow(limit) => landlock_below(limit, options),
+        Ability::Cap(cap) => (cap_outcome(cap, HostFacts::get()), None),
+        Ability::Kernel(wanted) => kernel_outcome(wanted),
         _ => syscall_probe(ability, options),
     }
 }
@@ -146,11 +149,14 @@ pub(super) fn program(ability: Ability) -> (libc::c_int, Vec<Op>) {
             ops.push(Op::tun());
         }
         Ability::Kvm => ops.push(Op::kvm()),
-        Ability::LandlockAbi(_) => {
+        Ability::LandlockAbi(_) | Ability::LandlockAbiExactly(_) => {
             ops.push(Op::LandlockAbi);
             ops.push(Op::NoNewPrivs);
             ops.push(Op::landlock_restrict());
         }
+        // Only the question: a fallback path runs where the answer is
+        // lower, or where there is no Landlock to restrict with.
+        Ability::LandlockAbiBelow(_) => ops.push(Op::LandlockAbi),
         Ability::Bwrap
         | Ability::BwrapNet
         | Ability::Subids
@@ -158,6 +164,8 @@ pub(super) fn program(ability: Ability) -> (libc::c_int, Vec<Op>) {
         | Ability::Unprivileged
         | Ability::NewPrivs
         | Ability::CgroupDelegation
+        | Ability::Cap(_)
+        | Ability::Kernel(_)
         | Ability::Program(_) => {}
     }
     (flags, ops)
@@ -188,48 +196,144 @@ fn tmpfs_on(target: &str) -> Op {
     )
 }
 
-/// Not root and without CAP_SYS_ADMIN in the initial user namespace: a
-/// process inside another user namespace holds no capability there.
+/// Not root and without CAP_SYS_ADMIN, as the host sees this process:
+/// in the initial user namespace, its own uids and capabilities; inside
+/// another, the uid its map sends this process's uid to. A user namespace
+/// that maps uid 0 to uid 0 (`unshare -Ur` run by root) is root's: the
+/// process owns root's files and `getuid()` is 0, so programs that refuse
+/// root refuse it too.
 fn unprivileged_outcome(facts: &HostFacts) -> Outcome {
-    let found = if facts.uid == 0 || facts.euid == 0 {
-        match facts.in_user_namespace {
-            Some(true) => return Ok(()),
-            Some(false) => format!(
-                "uid {} (euid {}) in the initial user namespace",
-                facts.uid, facts.euid
-            ),
-            None => {
-                return root_outcome(facts).and(failed(
-                    Step::CheckPrivilege,
-                    Failure::Mismatch {
-                        found: "uid 0, in an unknown user namespace".into(),
-                    },
-                ));
+    let unreadable = |path: &str, missing: &str| {
+        failed(
+            Step::CheckPrivilege,
+            Failure::Unreadable {
+                path: path.into(),
+                errno: facts.unreadable(path).and_then(|u| u.errno),
+                error: facts
+                    .unreadable(path)
+                    .map_or(missing.into(), |u| u.error.clone()),
+            },
+        )
+    };
+    let found = match facts.in_user_namespace {
+        None => return unreadable("/proc/self/uid_map", "it is missing (no procfs?)"),
+        Some(true) => {
+            let Some(outside) = facts.outside_uid(facts.euid) else {
+                return unreadable("/proc/self/uid_map", "it does not map this process's euid");
+            };
+            if outside != 0 && facts.outside_uid(facts.uid) != Some(0) {
+                return Ok(());
             }
+            format!(
+                "uid {} inside a user namespace whose map ({}) sends it to uid 0 outside: the \
+                 host sees root",
+                facts.euid,
+                facts.uid_map.as_deref().unwrap_or("unknown")
+            )
         }
-    } else {
-        const CAP_SYS_ADMIN: u32 = 21;
-        match (
-            facts.has_effective_cap(CAP_SYS_ADMIN),
-            facts.in_user_namespace,
-        ) {
-            (Some(false), _) | (_, Some(true)) => return Ok(()),
-            (Some(true), _) => "CAP_SYS_ADMIN effective in the initial user namespace".into(),
-            (None, _) => {
-                return failed(
-                    Step::CheckPrivilege,
-                    Failure::Unreadable {
-                        path: "/proc/self/status".into(),
-                        errno: facts.unreadable("/proc/self/status").and_then(|u| u.errno),
-                        error: facts
-                            .unreadable("/proc/self/status")
-                            .map_or("CapEff is missing".into(), |u| u.error.clone()),
-                    },
-                );
+        Some(false) if facts.uid == 0 || facts.euid == 0 => format!(
+            "uid {} (euid {}) in the initial user namespace",
+            facts.uid, facts.euid
+        ),
+        Some(false) => {
+            const CAP_SYS_ADMIN: u32 = 21;
+            match facts.has_effective_cap(CAP_SYS_ADMIN) {
+                Some(false) => return Ok(()),
+                Some(true) => "CAP_SYS_ADMIN effective in the initial user namespace".into(),
+                None => return unreadable("/proc/self/status", "CapEff is missing"),
             }
         }
     };
     failed(Step::CheckPrivilege, Failure::Mismatch { found })
+}
+
+/// `cap` in the effective set of the calling thread (capabilities are
+/// per thread; a test checks its own), as `/proc/thread-self/status`
+/// shows it. Where the kernel does not know the capability, or the set
+/// cannot be read, it is not available.
+fn cap_outcome(cap: u8, facts: &HostFacts) -> Outcome {
+    let step = Step::CheckCapability {
+        capability: crate::capability::constant(cap),
+    };
+    if let Some(last) = facts.cap_last_cap
+        && u32::from(cap) > last
+    {
+        return failed(
+            step,
+            Failure::Mismatch {
+                found: format!("the kernel knows capabilities 0 to {last} (cap_last_cap)"),
+            },
+        );
+    }
+    let path = "/proc/thread-self/status";
+    let status = match std::fs::read_to_string(path) {
+        Ok(status) => status,
+        Err(e) => {
+            return failed(
+                step,
+                Failure::Unreadable {
+                    path: path.into(),
+                    errno: e.raw_os_error(),
+                    error: e.to_string(),
+                },
+            );
+        }
+    };
+    let Some(effective) =
+        crate::facts::status_field(&status, "CapEff:").and_then(crate::facts::parse_hex)
+    else {
+        return failed(
+            step,
+            Failure::Unreadable {
+                path: path.into(),
+                errno: None,
+                error: "CapEff is missing".into(),
+            },
+        );
+    };
+    if effective & (1u64 << cap) != 0 {
+        return Ok(());
+    }
+    failed(
+        step,
+        Failure::Mismatch {
+            found: format!("CapEff is {effective:016x}"),
+        },
+    )
+}
+
+/// The running kernel's release (`uname`, which no filter of `/proc` can
+/// hide) against `wanted`, by its leading numbers.
+fn kernel_outcome(wanted: crate::KernelVersion) -> (Outcome, Option<String>) {
+    let step = Step::CheckKernel {
+        wanted: wanted.to_string(),
+    };
+    let release = match nix::sys::utsname::uname() {
+        Ok(u) => u.release().to_string_lossy().into_owned(),
+        Err(e) => return (failed(step, Failure::errno(e as i32)), None),
+    };
+    let note = Some(format!("kernel {release}"));
+    match crate::KernelVersion::of_release(&release) {
+        Some(v) if v.numbers() >= wanted.numbers() => (Ok(()), note),
+        Some(_) => (
+            failed(
+                step,
+                Failure::Mismatch {
+                    found: format!("kernel {release}"),
+                },
+            ),
+            note,
+        ),
+        None => (
+            failed(
+                step,
+                Failure::Mismatch {
+                    found: format!("kernel release {release:?}, whose version cannot be read"),
+                },
+            ),
+            note,
+        ),
+    }
 }
 
 /// NoNewPrivs of this thread, which a probe child and an `execve` inherit.
@@ -250,28 +354,76 @@ fn new_privs_outcome() -> Outcome {
     }
 }
 
-/// The Landlock probe, then its ABI against `wanted`.
-fn landlock_abi(wanted: u8, options: &ProbeOptions) -> (Outcome, Option<String>) {
-    let (outcome, note) = syscall_probe(Ability::LandlockAbi(wanted), options);
-    let found: Option<u8> = note
-        .as_deref()
-        .and_then(|n| n.strip_prefix("Landlock ABI "))
-        .and_then(|v| v.parse().ok());
-    match (outcome, found) {
-        (Err(f), _) => (Err(f), note),
-        (Ok(()), Some(abi)) if abi >= wanted => (Ok(()), note),
-        (Ok(()), found) => (
+/// The Landlock probe, then its ABI against what `ability` asks (at
+/// least, or exactly, a version).
+fn landlock_abi(ability: Ability, options: &ProbeOptions) -> (Outcome, Option<String>) {
+    let (outcome, note) = syscall_probe(ability, options);
+    let found = abi_of(note.as_deref());
+    let (ok, wanted) = match (ability, found) {
+        (Ability::LandlockAbi(wanted), Some(abi)) => (abi >= wanted, format!("below {wanted}")),
+        (Ability::LandlockAbiExactly(wanted), Some(abi)) => {
+            (abi == wanted, format!("not {wanted}"))
+        }
+        (Ability::LandlockAbi(wanted), None) => (false, format!("below {wanted}")),
+        (_, _) => (false, String::new()),
+    };
+    match outcome {
+        Err(f) => (Err(f), note),
+        Ok(()) if ok => (Ok(()), note),
+        Ok(()) => (
             failed(
                 Step::LandlockAbiVersion,
                 Failure::Mismatch {
                     found: format!(
-                        "Landlock ABI {}, below {wanted}",
+                        "Landlock ABI {}, {wanted}",
                         found.map_or("unknown".into(), |a| a.to_string())
                     ),
                 },
             ),
             note,
         ),
+    }
+}
+
+/// The ABI number in a probe's note (`Landlock ABI 6`).
+fn abi_of(note: Option<&str>) -> Option<u8> {
+    note?.strip_prefix("Landlock ABI ")?.parse().ok()
+}
+
+/// `landlock(abi < limit)`: the version query answers below `limit`, or
+/// says the kernel has no Landlock (not built in: ENOSYS; not enabled at
+/// boot: EOPNOTSUPP). Any other failure leaves what the kernel has
+/// unknown, so the answer is no.
+fn landlock_below(limit: u8, options: &ProbeOptions) -> (Outcome, Option<String>) {
+    let (outcome, note) = syscall_probe(Ability::LandlockAbiBelow(limit), options);
+    match outcome {
+        Err(Failed {
+            step: Step::LandlockAbiVersion,
+            failure: Failure::Errno { number, .. },
+        }) if number == libc::ENOSYS || number == libc::EOPNOTSUPP => {
+            let why = if number == libc::ENOSYS {
+                "no Landlock: not built into this kernel (ENOSYS)"
+            } else {
+                "no Landlock: not enabled at boot (EOPNOTSUPP)"
+            };
+            (Ok(()), Some(why.into()))
+        }
+        Err(f) => (Err(f), note),
+        Ok(()) => match abi_of(note.as_deref()) {
+            Some(abi) if abi < limit => (Ok(()), note),
+            found => (
+                failed(
+                    Step::LandlockAbiVersion,
+                    Failure::Mismatch {
+                        found: format!(
+                            "Landlock ABI {}, not below {limit}",
+                            found.map_or("unknown".into(), |a| a.to_string())
+                        ),
+                    },
+                ),
+                note,
+            ),
+        },
     }
 }
 
@@ -291,7 +443,13 @@ fn syscall_probe(ability: Ability, options: &ProbeOptions) -> (Outcome, Option<S
     let (flags, ops) = program(ability);
     match run_child(&ops, flags, options.timeout, |_, _| ()) {
         Ok((run, ())) => {
-            let landlock = matches!(ability, Ability::Landlock | Ability::LandlockAbi(_));
+            let landlock = matches!(
+                ability,
+                Ability::Landlock
+                    | Ability::LandlockAbi(_)
+                    | Ability::LandlockAbiExactly(_)
+                    | Ability::LandlockAbiBelow(_)
+            );
             let note = (landlock && run.value > 0).then(|| format!("Landlock ABI {}", run.value));
             (child_outcome(&ops, &run), note)
         }
@@ -337,14 +495,16 @@ fn spawn_failure(flags: libc::c_int, e: SpawnError) -> Outcome {
     failed(step, Failure::errno(errno as i32))
 }
 
-/// Root means real uid 0 in the initial user namespace. An unknown uid map
+/// Root means real uid 0 in the initial user namespace, with every
+/// capability the kernel knows effective: uid 0 with a container's
+/// reduced set is not root for a test that needs root. An unknown uid map
 /// is not "not in one": uid 0 inside a user namespace would pass.
 fn root_outcome(facts: &HostFacts) -> Outcome {
     let found = if facts.uid != 0 {
         format!("real uid {}", facts.uid)
     } else {
         match (facts.in_user_namespace, &facts.uid_map) {
-            (Some(false), _) => return Ok(()),
+            (Some(false), _) => return every_capability(facts),
             (Some(true), map) => format!("uid_map {}", map.as_deref().unwrap_or("unknown")),
             (None, _) => {
                 let path = "/proc/self/uid_map";
@@ -365,4 +525,46 @@ fn root_outcome(facts: &HostFacts) -> Outcome {
         }
     };
     failed(Step::CheckUid, Failure::Mismatch { found })
+}
+
+/// Every capability from 0 to `cap_last_cap` in the effective set.
+fn every_capability(facts: &HostFacts) -> Outcome {
+    let (Some(last), Some(effective)) = (facts.cap_last_cap, facts.cap_effective) else {
+        let path = if facts.cap_last_cap.is_none() {
+            "/proc/sys/kernel/cap_last_cap"
+        } else {
+            "/proc/self/status"
+        };
+        return failed(
+            Step::CheckCapabilities,
+            Failure::Unreadable {
+                path: path.into(),
+                errno: facts.unreadable(path).and_then(|u| u.errno),
+                error: facts
+                    .unreadable(path)
+                    .map_or("it could not be read".into(), |u| u.error.clone()),
+            },
+        );
+    };
+    let all = if last >= 63 {
+        u64::MAX
+    } else {
+        (1u64 << (last + 1)) - 1
+    };
+    let missing = all & !effective;
+    if missing == 0 {
+        return Ok(());
+    }
+    let names = crate::capability::constants_in(missing);
+    failed(
+        Step::CheckCapabilities,
+        Failure::Mismatch {
+            found: format!(
+                "uid 0 without {} ({} of the kernel's {} capabilities)",
+                names.join(", "),
+                names.len(),
+                last + 1
+            ),
+        },
+    )
 }

@@ -144,7 +144,9 @@ fn run_recorded(
     // 1. Select.
     let selection = Selection::of(args, cases);
     let needed = selection.needed();
-    let denied = settings.map(|s| s.deny.clone()).unwrap_or_default();
+    let denied: std::collections::BTreeSet<crate::Ability> = settings
+        .map(|s| needed.iter().copied().filter(|a| s.denies(*a)).collect())
+        .unwrap_or_default();
 
     // 2. Probe.
     probe::probe_in_parallel(needed.iter().copied().filter(|a| !denied.contains(a)));

@@ -120,6 +120,53 @@ pub const GROUND_TRUTH: &[(&str, &[&str])] = &[
         ],
     ),
     ("unprivileged", &["sh", "-c", UNPRIVILEGED]),
+    ("root", &["sh", "-c", ROOT]),
+    // The thread's effective set, as a test's own guard reads it.
+    (
+        "cap(sys_admin)",
+        &[
+            "sh",
+            "-c",
+            "[ $(( 0x$(awk '/^CapEff/ {print $2}' /proc/self/status) >> 21 & 1 )) = 1 ]",
+        ],
+    ),
+    (
+        "cap(sys_ptrace)",
+        &[
+            "sh",
+            "-c",
+            "[ $(( 0x$(awk '/^CapEff/ {print $2}' /proc/self/status) >> 19 & 1 )) = 1 ]",
+        ],
+    ),
+    (
+        "cap(net_raw)",
+        &[
+            "sh",
+            "-c",
+            "[ $(( 0x$(awk '/^CapEff/ {print $2}' /proc/self/status) >> 13 & 1 )) = 1 ]",
+        ],
+    ),
+    // The release against a version, by coreutils' version sort.
+    (
+        "kernel(>=5.10)",
+        &[
+            "sh",
+            "-c",
+            "printf '%s\\n' 5.10 \"$(uname -r)\" | sort -V -C",
+        ],
+    ),
+    (
+        "kernel(>=99.0)",
+        &[
+            "sh",
+            "-c",
+            "printf '%s\\n' 99.0 \"$(uname -r)\" | sort -V -C",
+        ],
+    ),
+    (
+        "landlock(abi<4)",
+        &["/usr/bin/python3", "-c", LANDLOCK_BELOW_4],
+    ),
     (
         "new_privs",
         &[
@@ -202,11 +249,36 @@ pub const GROUND_TRUTH: &[(&str, &[&str])] = &[
 /// another user namespace, nothing counts).
 const UNPRIVILEGED: &str = r#"
 map=$(awk '{print $1" "$2" "$3; exit}' /proc/self/uid_map)
-[ "$map" != "0 0 4294967295" ] && exit 0
+if [ "$map" != "0 0 4294967295" ]; then
+  out=$(awk -v u="$(id -u)" '$1 <= u && u < $1 + $3 {print $2 + u - $1; exit}' /proc/self/uid_map)
+  [ -n "$out" ] && [ "$out" != 0 ] || exit 1
+  out=$(awk -v u="$(id -ru)" '$1 <= u && u < $1 + $3 {print $2 + u - $1; exit}' /proc/self/uid_map)
+  [ "$out" != 0 ]; exit
+fi
 [ "$(id -u)" != 0 ] && [ "$(id -ru)" != 0 ] || exit 1
 cap=$(awk '/^CapEff/ {print $2}' /proc/self/status)
 [ $(( 0x$cap >> 21 & 1 )) = 0 ]
 "#;
+
+/// Real uid 0 in the initial user namespace, every capability the kernel
+/// knows (0 to cap_last_cap) effective.
+const ROOT: &str = r#"
+map=$(awk '{print $1" "$2" "$3; exit}' /proc/self/uid_map)
+[ "$map" = "0 0 4294967295" ] && [ "$(id -ru)" = 0 ] || exit 1
+last=$(cat /proc/sys/kernel/cap_last_cap)
+eff=$(awk '/^CapEff/ {print $2}' /proc/self/status)
+[ $(( 0x$eff )) = $(( (1 << (last + 1)) - 1 )) ]
+"#;
+
+/// The Landlock version query: an ABI below 4, or no Landlock (ENOSYS:
+/// not built; EOPNOTSUPP: not enabled). Anything else (a filter's EPERM)
+/// leaves it unknown: no.
+const LANDLOCK_BELOW_4: &str = "import ctypes, sys, errno
+libc = ctypes.CDLL(None, use_errno=True)
+abi = libc.syscall(444, None, ctypes.c_size_t(0), ctypes.c_uint32(1))
+if abi < 0:
+    sys.exit(0 if ctypes.get_errno() in (errno.ENOSYS, errno.EOPNOTSUPP) else 1)
+sys.exit(0 if abi < 4 else 1)";
 
 /// /dev/kvm read-write, API version 12, a VM created.
 const KVM: &str = "import os, fcntl

@@ -35,6 +35,10 @@ pub enum Host {
     KillOnUnshare,
     /// CAP_SETPCAP dropped from the bounding set.
     NoSetpcap,
+    /// Root with Docker's default capability set (14 of 41, the bounding
+    /// set cut to them before the exec): uid 0, without CAP_SYS_ADMIN,
+    /// CAP_SYS_PTRACE, CAP_NET_ADMIN, ...
+    DockerCapabilities,
     /// A seccomp filter refusing `prctl(PR_CAPBSET_DROP)` with EPERM.
     CapbsetDropRefused,
     /// Landlock denies writing any file under `/proc` (the other top-level
@@ -379,6 +383,16 @@ impl Host {
             Host::NoSetpcap => {
                 let mut c = Command::new("setpriv");
                 c.args(["--bounding-set", "-setpcap"]).arg(&program);
+                c
+            }
+            Host::DockerCapabilities => {
+                let mut c = Command::new("setpriv");
+                c.args([
+                    "--bounding-set",
+                    "-all,+chown,+dac_override,+fowner,+fsetid,+kill,+setgid,+setuid,+setpcap,\
+                     +net_bind_service,+net_raw,+sys_chroot,+mknod,+audit_write,+setfcap",
+                ])
+                .arg(&program);
                 c
             }
             Host::InsideBwrapDisableUserns => {

@@ -21,4 +21,28 @@ fn arguments_to_a_plain_name() {}
 #[requires_userns(program("pasta"), program("pasta"))]
 fn twice() {}
 
+#[requires_userns(landlock(abi < 1))]
+fn below_one() {}
+
+#[requires_userns(cap(sys_ptrce))]
+fn misspelt_capability() {}
+
+#[requires_userns(cap("sys_ptrace"))]
+fn capability_as_a_string() {}
+
+#[requires_userns(cap)]
+fn no_capability() {}
+
+#[requires_userns(kernel(6.1))]
+fn kernel_without_bound() {}
+
+#[requires_userns(kernel(>= 6))]
+fn kernel_major_only() {}
+
+#[requires_userns(kernel(>= 6.1.2.3))]
+fn kernel_four_numbers() {}
+
+#[requires_userns(cap(sys_admin), cap(CAP_SYS_ADMIN))]
+fn capability_twice() {}
+
 fn main() {}
