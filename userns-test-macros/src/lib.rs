@@ -171,6 +171,17 @@ struct NamespaceArg {
     span: Span,
 }
 
+/// What `#[in_userns(...)]` enters: its namespaces, and how many uids and
+/// gids its user namespace maps (`ids = N`; 1, uid 0 alone, by default).
+struct Entered {
+    namespaces: Vec<NamespaceArg>,
+    ids: Option<(u32, Span)>,
+}
+
+/// The largest `ids = N`: uids run 0 to 4294967294 (`(uid_t)-1` is no
+/// uid), so a map holds at most 4294967295 of them.
+const MAX_IDS: u64 = u32::MAX as u64;
+
 /// The ability names known to this macro, for the library's consistency
 /// test. Not public API.
 #[doc(hidden)]
@@ -192,7 +203,7 @@ pub fn __capability_names(_: TokenStream) -> TokenStream {
 fn expand(args: TokenStream2, item: TokenStream2, kind: Arguments) -> syn::Result<TokenStream2> {
     check_nothing_above(kind)?;
     let mut requirements = Vec::new();
-    let mut namespaces = None;
+    let mut namespaces: Option<Entered> = None;
     match kind {
         Arguments::Required => requirements = parse_requirements(args)?,
         Arguments::None if args.is_empty() => {}
@@ -219,7 +230,7 @@ fn expand(args: TokenStream2, item: TokenStream2, kind: Arguments) -> syn::Resul
     Ok(expand_function(
         function,
         &requirements,
-        namespaces.as_deref(),
+        namespaces.as_ref(),
     ))
 }
 
@@ -230,7 +241,7 @@ fn take_partner(
     function: &mut ItemFn,
     kind: Arguments,
     requirements: &mut Vec<Requirement>,
-    namespaces: &mut Option<Vec<NamespaceArg>>,
+    namespaces: &mut Option<Entered>,
 ) -> syn::Result<()> {
     let partner = match kind {
         Arguments::Namespaces => "requires_userns",
@@ -267,11 +278,11 @@ fn take_partner(
     Ok(())
 }
 
-/// `net, mount, pid`: the namespaces to enter (a user namespace always;
-/// `user` may be listed). Unknown and repeated names are errors at the
-/// name, an ability that is not a namespace points to
-/// `#[requires_userns]`.
-fn parse_namespaces(args: TokenStream2) -> syn::Result<Vec<NamespaceArg>> {
+/// `net, mount, pid, ids = 65536`: the namespaces to enter (a user
+/// namespace always; `user` may be listed) and the ids to map. Unknown and
+/// repeated names are errors at the name, an ability that is not a
+/// namespace points to `#[requires_userns]`.
+fn parse_namespaces(args: TokenStream2) -> syn::Result<Entered> {
     let names: Vec<&str> = NAMESPACES.iter().map(|(n, _, _)| *n).collect();
     let items = Punctuated::<Meta, Token![,]>::parse_terminated
         .parse2(args)
@@ -287,7 +298,18 @@ fn parse_namespaces(args: TokenStream2) -> syn::Result<Vec<NamespaceArg>> {
         })?;
     let mut out: Vec<NamespaceArg> = Vec::new();
     let mut user: Option<Span> = None;
+    let mut ids: Option<(u32, Span)> = None;
     for item in items {
+        if let Meta::NameValue(nv) = &item
+            && nv.path.is_ident("ids")
+        {
+            let span = nv.path.span();
+            if ids.is_some() {
+                return Err(syn::Error::new(span, "`ids` is given twice"));
+            }
+            ids = Some((parse_ids(&nv.value)?, span));
+            continue;
+        }
         let Some(ident) = item
             .path()
             .get_ident()
@@ -333,7 +355,49 @@ fn parse_namespaces(args: TokenStream2) -> syn::Result<Vec<NamespaceArg>> {
         }
         out.push(NamespaceArg { name, span });
     }
-    Ok(out)
+    Ok(Entered {
+        namespaces: out,
+        ids,
+    })
+}
+
+/// `ids = N`: a whole number from 2 (uid 0 and one more) to [`MAX_IDS`].
+fn parse_ids(value: &syn::Expr) -> syn::Result<u32> {
+    let literal = match value {
+        syn::Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Int(int),
+            ..
+        }) => int,
+        other => {
+            return Err(syn::Error::new(
+                other.span(),
+                "`ids` takes a whole number, written out: e.g. `ids = 65536` (uids and gids \
+                 0 to 65535 mapped)",
+            ));
+        }
+    };
+    let n: u64 = literal.base10_parse().map_err(|_| {
+        syn::Error::new(
+            literal.span(),
+            format!("`ids = {literal}` is larger than an id range can be (at most {MAX_IDS})"),
+        )
+    })?;
+    match n {
+        0 => Err(syn::Error::new(
+            literal.span(),
+            "`ids = 0` maps no id, not even uid 0: give the number of ids, e.g. `ids = 65536`",
+        )),
+        1 => Err(syn::Error::new(
+            literal.span(),
+            "`ids = 1` maps uid 0 alone, as without `ids`: remove it, or give more, e.g. \
+             `ids = 65536`",
+        )),
+        n if n > MAX_IDS => Err(syn::Error::new(
+            literal.span(),
+            format!("`ids = {n}` is larger than an id range can be (at most {MAX_IDS})"),
+        )),
+        n => Ok(n as u32),
+    }
 }
 
 /// A test attribute written above this one (`#[test]`, `#[tokio::test]`,
@@ -801,10 +865,10 @@ fn has_test_attribute(function: &ItemFn) -> bool {
 fn expand_function(
     function: ItemFn,
     requirements: &[Requirement],
-    namespaces: Option<&[NamespaceArg]>,
+    namespaces: Option<&Entered>,
 ) -> TokenStream2 {
-    if let Some(namespaces) = namespaces {
-        return expand_in_userns(function, requirements, namespaces);
+    if let Some(entered) = namespaces {
+        return expand_in_userns(function, requirements, entered);
     }
     let test_attribute = if has_test_attribute(&function) {
         quote!()
@@ -890,11 +954,8 @@ fn expand_function(
 /// the namespaces), the runner's registration of the same, and the
 /// `.init_array` entry that enters the namespaces before `main` in that
 /// process.
-fn expand_in_userns(
-    function: ItemFn,
-    explicit: &[Requirement],
-    namespaces: &[NamespaceArg],
-) -> TokenStream2 {
+fn expand_in_userns(function: ItemFn, explicit: &[Requirement], entered: &Entered) -> TokenStream2 {
+    let namespaces = &entered.namespaces[..];
     // The abilities entering the namespaces needs, then the others listed.
     let mut requirements: Vec<Requirement> = Vec::new();
     let mut imply = |variant: &str, span: Span| {
@@ -909,6 +970,11 @@ fn expand_in_userns(
         }
     };
     imply("User", Span::call_site());
+    // More ids than uid 0 are mapped by newuidmap and newgidmap from this
+    // user's subordinate ranges.
+    if let Some((_, span)) = entered.ids {
+        imply("Subids", span);
+    }
     for n in namespaces {
         let (_, _, abilities) = NAMESPACES
             .iter()
@@ -938,6 +1004,7 @@ fn expand_in_userns(
             quote_spanned!(n.span=> ::userns_test::Namespace::#v)
         })
         .collect();
+    let ids = entered.ids.map_or(1, |(n, _)| n);
     let ident = function.sig.ident.clone();
     let name = ident.to_string();
     let body_fn = format_ident!("__userns_test_body_{}", ident);
@@ -1018,6 +1085,7 @@ fn expand_in_userns(
                 #path,
                 ::userns_test::__private::libtest_name(#path),
                 &[#(#namespace_tokens),*],
+                #ids,
             );
             if let ::core::result::Result::Err(message) = __userns_test_result {
                 ::core::panic!("{}", message);
@@ -1040,6 +1108,7 @@ fn expand_in_userns(
                     #path,
                     ::userns_test::__private::libtest_name(#path),
                     &[#(#namespace_tokens),*],
+                    #ids,
                 )
             }
 

@@ -49,7 +49,7 @@ fn main() {
     let in_userns = |name: &'static str, namespaces: &'static [Namespace]| -> Box<dyn Fn()> {
         Box::new(move || {
             let path = format!("in_userns_bench::{name}");
-            userns_test::__private::in_userns_run(&path, name, namespaces)
+            userns_test::__private::in_userns_run(&path, name, namespaces, 1)
                 .expect("the body passes");
         })
     };

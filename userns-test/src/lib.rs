@@ -213,7 +213,22 @@ pub use userns_test_macros::test;
 /// The body's stdout and stderr are the test's output; its panic, `Err`,
 /// a signal that killed it, or a time-out past
 /// `USERNS_TEST_IN_USERNS_TIMEOUT` seconds (600 unless set; 0 for none)
-/// fail the test.
+/// fail the test. A failure naming EPERM or EINVAL gains a line naming
+/// the user namespace's limit that may apply (capabilities that count only
+/// in the initial user namespace, ids outside the map).
+///
+/// `ids = N` maps uids and gids 0 to N-1 (0 to the caller, the rest from
+/// its `/etc/subuid` and `/etc/subgid` ranges, by `newuidmap` and
+/// `newgidmap`), with setgroups allowed; it implies the `subids`
+/// requirement. Without it, uid and gid 0 alone are mapped.
+///
+/// ```no_run
+/// #[userns_test::in_userns(mount, ids = 65536)]
+/// fn files_of_several_owners() {
+///     std::fs::write("/tmp/f", b"x").unwrap();
+///     std::os::unix::fs::chown("/tmp/f", Some(1000), Some(1000)).unwrap();
+/// }
+/// ```
 pub use userns_test_macros::in_userns;
 
 /// The entry point of a `harness = false` test target: collects every

@@ -657,3 +657,99 @@ fn a_forced_run_says_the_namespaces_were_found_unavailable() {
     );
     assert!(!all.contains("the host changed"), "{all}");
 }
+
+/// `#[in_userns(mount, ids = 65536)]` as uid 65534 with a range of its
+/// own: uids and gids 0 to 65535 mapped (0 to the caller, the rest from
+/// the range, by newuidmap and newgidmap), setgroups allowed; the body
+/// chowns to 1000, sets its groups and runs a child as uid 1000. Without a
+/// range the test is skipped with `subids`' cause; with a range too small
+/// for `ids`, it fails saying how many ids the file gives and how to give
+/// more.
+#[requires_userns(
+    cap(sys_admin),
+    cap(setuid),
+    cap(setgid),
+    program("newuidmap"),
+    program("newgidmap")
+)]
+fn a_range_of_ids_from_the_callers_subordinate_ranges() {
+    let ok = run(
+        &Host::SubordinateIds(65536),
+        "in_userns_ids_suite",
+        &["--nocapture"],
+        &[],
+    );
+    assert_eq!(ok.code, Some(0), "{}\n{}", ok.stdout, ok.stderr);
+    assert!(
+        ok.stdout.contains("uid 0 is host uid 65534"),
+        "{}",
+        ok.stdout
+    );
+    assert!(
+        ok.stdout.contains("test result: ok. 2 passed; 0 failed"),
+        "{}",
+        ok.stdout
+    );
+    assert!(skip_line(&ok, "a_range_of_ids").is_none(), "{}", ok.stderr);
+
+    let none = run(&Host::SubordinateIds(0), "in_userns_ids_suite", &[], &[]);
+    assert_eq!(none.code, Some(0), "{}\n{}", none.stdout, none.stderr);
+    let line = skip_line(&none, "a_range_of_ids").expect("skipped");
+    assert!(
+        line.ends_with(
+            "needs subids: looking up nobody in /etc/subuid failed: a range for nobody not found"
+        ),
+        "{line}"
+    );
+
+    let small = run(&Host::SubordinateIds(100), "in_userns_ids_suite", &[], &[]);
+    assert_eq!(small.code, Some(101), "{}\n{}", small.stdout, small.stderr);
+    assert!(
+        small.stdout.contains(
+            "ids = 65536 needs 65535 subordinate ids, and /etc/subuid gives nobody 100 (from \
+             100000); give nobody 65535 ids (`usermod --add-subuids 100000-165534 nobody`)"
+        ),
+        "{}",
+        small.stdout
+    );
+}
+
+/// A body failing with EPERM from a call no user namespace allows (here
+/// mknod of a device) fails with one more line: it ran in a user
+/// namespace, and the limit that applies, with what to use instead. A
+/// failure that names no such errno gains nothing.
+#[test]
+fn a_limit_of_user_namespaces_is_said_where_it_bites() {
+    let out = run(
+        &Host::Plain,
+        "in_userns_ids_suite",
+        &["makes_a_device_node", "--exact"],
+        &[("IN_USERNS_IDS_FIXTURE", "limits")],
+    );
+    let all = format!("{}{}", out.stdout, out.stderr);
+    if let Some(line) = skip_line(&out, "makes_a_device_node") {
+        // Not on a host without mount namespaces: nothing to judge.
+        assert!(line.contains("needs"), "{line}");
+        return;
+    }
+    assert_eq!(out.code, Some(101), "{all}");
+    assert!(all.contains("Operation not permitted"), "{all}");
+    let note = all
+        .lines()
+        .find(|l| l.starts_with("userns-test: note: the body ran as root of a user namespace"))
+        .unwrap_or_else(|| panic!("no note:\n{all}"));
+    assert!(
+        note.contains("(uid and gid 0 alone mapped), not of the host, and failed with EPERM or EINVAL; a limit that may apply: device nodes cannot be created"),
+        "{note}"
+    );
+    assert_eq!(all.matches("userns-test: note:").count(), 1, "{all}");
+    // The fixture's passing run: no note.
+    let fine = run(
+        &Host::Plain,
+        "in_userns_ids_suite",
+        &["makes_a_device_node", "--exact"],
+        &[],
+    );
+    assert_eq!(fine.code, Some(0), "{}{}", fine.stdout, fine.stderr);
+    assert!(!fine.stderr.contains("userns-test: note:"));
+}

@@ -13,6 +13,7 @@ use std::cell::Cell;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use super::ids::{IDS_VAR, IdMap};
 use super::record::{self, Record};
 use super::{ENTER_FAILED, KEY_VAR, NAMESPACES_VAR, Namespace, RECORD_FD, TEST_VAR};
 use crate::failure::Failure;
@@ -45,6 +46,7 @@ pub extern "C" fn enter() {
     };
     let namespaces = std::env::var(NAMESPACES_VAR).unwrap_or_default();
     let key = std::env::var(KEY_VAR).unwrap_or_default();
+    let ids = std::env::var(IDS_VAR).ok();
     // SAFETY: before `main`, with no other thread: removing the variables
     // here keeps every process the body starts (this binary again,
     // included) from taking itself for a child.
@@ -52,6 +54,7 @@ pub extern "C" fn enter() {
         std::env::remove_var(TEST_VAR);
         std::env::remove_var(NAMESPACES_VAR);
         std::env::remove_var(KEY_VAR);
+        std::env::remove_var(IDS_VAR);
     }
     if !record::take(RECORD_FD, &key) {
         return;
@@ -59,7 +62,7 @@ pub extern "C" fn enter() {
     // Dies with its parent (the supervisor, which dies with the test).
     // SAFETY: prctl on this process.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
-    if let Err((step, failure)) = enter_namespaces(&namespaces) {
+    if let Err((step, failure)) = enter_namespaces(&namespaces, ids.as_deref()) {
         record::send(&Record::EnterFailed { step, failure });
         // SAFETY: exits without running atexit handlers or destructors
         // of a process that never reached `main`.
@@ -74,7 +77,7 @@ pub extern "C" fn enter() {
 /// A failed step: what was done, and how it failed.
 type Failed = (String, String);
 
-fn enter_namespaces(list: &str) -> Result<(), Failed> {
+fn enter_namespaces(list: &str, ids: Option<&str>) -> Result<(), Failed> {
     let mut namespaces = Vec::new();
     for name in list.split(',').filter(|n| !n.is_empty()) {
         match Namespace::from_name(name) {
@@ -92,8 +95,25 @@ fn enter_namespaces(list: &str) -> Result<(), Failed> {
         nix::unistd::geteuid().as_raw(),
         nix::unistd::getegid().as_raw(),
     );
-    let mut ops = vec![Op::Unshare(libc::CLONE_NEWUSER)];
-    ops.extend(Op::become_root(uid, gid));
+    let mut ops = Vec::new();
+    match ids {
+        // uid and gid 0 alone: written by this process, setgroups denied
+        // (as an unprivileged process must).
+        None => {
+            ops.push(Op::Unshare(libc::CLONE_NEWUSER));
+            ops.extend(Op::become_root(uid, gid));
+        }
+        // A range: written from outside by newuidmap and newgidmap.
+        Some(text) => match IdMap::from_var(text) {
+            Some(map) => map.enter(uid, gid)?,
+            None => {
+                return Err((
+                    format!("reading {IDS_VAR}"),
+                    format!("malformed value {text:?}"),
+                ));
+            }
+        },
+    }
     let mut flags = 0;
     for (namespace, flag) in [
         (Namespace::Mount, libc::CLONE_NEWNS),

@@ -29,6 +29,8 @@
 linux! {
     pub(crate) mod child;
     pub(crate) mod enter;
+    mod ids;
+    mod limits;
     pub(crate) mod parent;
     mod record;
 }
@@ -107,9 +109,19 @@ impl Namespace {
 }
 
 /// The abilities a test entering `namespaces` needs: `user`, then each
-/// namespace's, once each.
+/// namespace's, once each. `ids = N` adds `subids` (see
+/// [`required_abilities_with_ids`]).
 pub fn required_abilities(namespaces: &[Namespace]) -> Vec<Ability> {
+    required_abilities_with_ids(namespaces, 1)
+}
+
+/// As [`required_abilities`], for a user namespace mapping `ids` uids and
+/// gids: more than one needs `subids` (newuidmap, newgidmap and a range).
+pub fn required_abilities_with_ids(namespaces: &[Namespace], ids: u32) -> Vec<Ability> {
     let mut out = vec![Ability::User];
+    if ids > 1 {
+        out.push(Ability::Subids);
+    }
     for a in namespaces.iter().flat_map(|n| n.requires()) {
         if !out.contains(a) {
             out.push(*a);

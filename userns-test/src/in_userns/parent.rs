@@ -7,6 +7,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use super::ids::{IDS_VAR, IdMap};
 use super::record::{Channel, Record};
 use super::{KEY_VAR, NAMESPACES_VAR, Namespace, RECORD_FD, STDOUT_FD, TEST_VAR, TIMEOUT_VAR};
 use crate::failure::Failure;
@@ -18,23 +19,31 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 const OUTPUT_LIMIT: usize = 16 << 20;
 
 /// Runs the test `path` (libtest's name `name`) in a new process inside
-/// `namespaces`: `Ok` when its body passed, `Err` with why it failed
-/// otherwise; a panic of the body is a panic here, at the caller's
-/// location, with the body's message and location.
+/// `namespaces`, its user namespace mapping uids and gids 0 to `ids - 1`:
+/// `Ok` when its body passed, `Err` with why it failed otherwise; a panic
+/// of the body is a panic here, at the caller's location, with the body's
+/// message and location.
 #[track_caller]
-pub fn run(path: &str, name: &str, namespaces: &[Namespace]) -> Result<(), String> {
+pub fn run(path: &str, name: &str, namespaces: &[Namespace], ids: u32) -> Result<(), String> {
     let names: Vec<&str> = namespaces.iter().map(|n| n.name()).collect();
     let list = names.join(",");
     let within = timeout()?;
-    let described = match names.split_last() {
+    let mut described = match names.split_last() {
         None => "its own user namespace".to_owned(),
         Some((last, [])) => format!("its own user and {last} namespaces"),
         Some((last, rest)) => format!("its own user, {} and {last} namespaces", rest.join(", ")),
     };
+    if ids > 1 {
+        described.push_str(&format!(" (uids and gids 0 to {})", ids - 1));
+    }
     let prepare_failed =
         |e: String| format!("userns-test: could not prepare to run {name} in {described}: {e}");
+    let map = match ids {
+        0 | 1 => None,
+        n => Some(IdMap::of_caller(n).map_err(prepare_failed)?),
+    };
     let channel = Channel::new().map_err(|e| prepare_failed(e.to_string()))?;
-    let plan = plan(path, name, &list, &channel)
+    let plan = plan(path, name, &list, map, &channel)
         .map_err(|e| prepare_failed(Failure::errno(e as i32).to_string()))?;
     let run = run_supervised(Task::Exec(&plan), within).map_err(|e| {
         let (SpawnError::Clone(e) | SpawnError::Memory(e)) = e;
@@ -48,8 +57,12 @@ pub fn run(path: &str, name: &str, namespaces: &[Namespace]) -> Result<(), Strin
     let [stdout] = &run.captured[..] else {
         unreachable!("the plan captures stdout")
     };
-    print!("{}", String::from_utf8_lossy(&stdout.bytes));
-    eprint!("{}", String::from_utf8_lossy(&run.stderr.bytes));
+    let (out, err) = (
+        String::from_utf8_lossy(&stdout.bytes),
+        String::from_utf8_lossy(&run.stderr.bytes),
+    );
+    print!("{out}");
+    eprint!("{err}");
     if run.stderr.truncated || stdout.truncated {
         eprintln!(
             "userns-test: {name}: output past {} MiB not shown",
@@ -81,14 +94,23 @@ pub fn run(path: &str, name: &str, namespaces: &[Namespace]) -> Result<(), Strin
     // the test ran, for the message if entering them fails. Nothing is
     // probed now: the test may have changed the process since.
     let unmet = crate::policy::Unmet {
-        reasons: super::required_abilities(namespaces)
+        reasons: super::required_abilities_with_ids(namespaces, ids)
             .into_iter()
             .filter_map(|a| Some((a, crate::gate::probed(a)?.reason()?.clone())))
             .collect(),
     };
     // One line, each failure once whatever number of abilities it takes.
     let unavailable = (!unmet.reasons.is_empty()).then(|| unmet.brief());
-    outcome(name, &described, record, &run.child.end, within, unavailable)
+    let hint = |message: &str| super::limits::hint(&[message, &out, &err], ids);
+    outcome(
+        name,
+        &described,
+        record,
+        &run.child.end,
+        within,
+        unavailable,
+        &hint,
+    )
 }
 
 /// The plan: this binary, asked for exactly the test, with the test, its
@@ -98,6 +120,7 @@ fn plan(
     path: &str,
     name: &str,
     list: &str,
+    ids: Option<IdMap>,
     channel: &Channel,
 ) -> Result<ExecPlan, nix::errno::Errno> {
     // Under libtest: only that test, even if ignored, output uncaptured
@@ -111,8 +134,12 @@ fn plan(
         "--test-threads=1",
         "-q",
     ];
-    ExecPlan::new(Path::new("/proc/self/exe"), &args)?
-        .env(TEST_VAR, path)?
+    // A map left in this process's environment is never the child's.
+    let plan = match ids {
+        Some(map) => ExecPlan::new(Path::new("/proc/self/exe"), &args)?.env(IDS_VAR, &map.to_var())?,
+        None => ExecPlan::new(Path::new("/proc/self/exe"), &args)?.env_remove(IDS_VAR),
+    };
+    plan.env(TEST_VAR, path)?
         .env(NAMESPACES_VAR, list)?
         .env(KEY_VAR, &channel.key_hex())?
         .stderr_limit(OUTPUT_LIMIT)
@@ -156,14 +183,24 @@ fn outcome(
     end: &ChildEnd,
     within: Duration,
     unavailable: Option<String>,
+    hint: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(), String> {
+    // A failure naming EPERM or EINVAL: the user namespace's limit that
+    // may apply, on a line of its own.
+    let with_hint = |message: String| match hint(&message) {
+        Some(line) => format!("{message}\n{line}"),
+        None => message,
+    };
     match (record, end) {
         (Some(Record::Passed), ChildEnd::Exited(0)) => Ok(()),
         (Some(Record::Panicked { message, location }), _) => {
             let at = location.map(|l| format!(" at {l}")).unwrap_or_default();
-            panic!("{name} panicked in {described}{at}: {message}")
+            panic!(
+                "{}",
+                with_hint(format!("{name} panicked in {described}{at}: {message}"))
+            )
         }
-        (Some(Record::Failed { message }), _) => Err(message),
+        (Some(Record::Failed { message }), _) => Err(with_hint(message)),
         (Some(Record::EnterFailed { step, failure }), _) if unavailable.is_some() => {
             Err(format!(
                 "userns-test: {name} was run although its namespaces were found unavailable \

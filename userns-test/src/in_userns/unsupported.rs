@@ -29,7 +29,7 @@ pub fn run_body(_: &str, _: bool, body: fn() -> Result<(), String>) -> ! {
 /// (The gate skips such a test first; this is reached only if it let one
 /// through.)
 #[track_caller]
-pub fn run(_: &str, name: &str, _: &[Namespace]) -> Result<(), String> {
+pub fn run(_: &str, name: &str, _: &[Namespace], _: u32) -> Result<(), String> {
     Err(format!(
         "userns-test: {name} cannot run in namespaces: {}",
         crate::cause::Cause::UnsupportedSystem {

@@ -784,6 +784,15 @@ impl ExecPlan {
         Ok(self)
     }
 
+    /// Removes `key` from the program's environment.
+    pub(crate) fn env_remove(mut self, key: &str) -> ExecPlan {
+        let prefix = format!("{key}=");
+        self._envp
+            .retain(|kv| !kv.as_bytes().starts_with(prefix.as_bytes()));
+        self.envp_ptrs = pointers(&self._envp);
+        self
+    }
+
     /// Closes this process's copies of the pipes' write ends.
     fn close_write_ends(&self) {
         for stream in &self.streams {

@@ -155,15 +155,7 @@ pub(super) fn subids(options: &ProbeOptions, facts: &HostFacts) -> Outcome {
         let mut outcome = Ok(());
         if wait_ready(&ready_r, deadline) {
             for (program, (id, (start, count))) in programs.iter().zip(ids) {
-                let args = [
-                    pid.to_string(),
-                    "0".into(),
-                    id.to_string(),
-                    "1".into(),
-                    "1".into(),
-                    start.to_string(),
-                    count.to_string(),
-                ];
+                let args = id_map_args(pid, id, start, count);
                 let left = deadline.saturating_duration_since(Instant::now());
                 let found = Found::of(None, program);
                 let plan = ExecPlan::search(program, &args);
@@ -263,8 +255,22 @@ pub(super) fn wait_ready(fd: &OwnedFd, deadline: Instant) -> bool {
     }
 }
 
+/// newuidmap's (or newgidmap's) arguments mapping, in process `pid`'s
+/// user namespace, 0 to `id` and 1 to `count` to the range from `start`.
+pub(crate) fn id_map_args(pid: impl ToString, id: u32, start: u64, count: u64) -> [String; 7] {
+    [
+        pid.to_string(),
+        "0".into(),
+        id.to_string(),
+        "1".into(),
+        "1".into(),
+        start.to_string(),
+        count.to_string(),
+    ]
+}
+
 /// `user:start:count` or `uid:start:count`, first match.
-fn subid_range(text: &str, user: Option<&str>, id: u32) -> Option<(u64, u64)> {
+pub(crate) fn subid_range(text: &str, user: Option<&str>, id: u32) -> Option<(u64, u64)> {
     let id = id.to_string();
     text.lines().find_map(|line| {
         let mut f = line.trim().split(':');

@@ -12,7 +12,7 @@ pub(crate) mod control;
 linux! {
     mod cgroup;
     pub(crate) mod child;
-    mod external;
+    pub(crate) mod external;
     mod perform;
     pub(crate) mod program;
     mod raw;

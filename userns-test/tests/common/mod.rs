@@ -26,6 +26,11 @@ pub enum Host {
     Plain,
     /// uid/gid 65534, no capabilities in any set.
     Unprivileged,
+    /// uid/gid 65534 (as [`Host::Unprivileged`]), in a mount namespace of
+    /// its own whose `/etc/subuid` and `/etc/subgid` give it `count` ids
+    /// from 100000 (0: files that give it none), whatever this machine's
+    /// files hold.
+    SubordinateIds(u32),
     /// `user.max_user_namespaces=0`, set inside a user namespace we own.
     NoUserNamespaces,
     /// Docker-like seccomp: `unshare` and `clone` with namespace flags
@@ -363,6 +368,27 @@ impl Host {
             Host::NoMountNamespaces => limited("mnt", &program),
             Host::Unprivileged => {
                 let mut c = Command::new("setpriv");
+                c.args(unprivileged).arg(&program);
+                c
+            }
+            Host::SubordinateIds(count) => {
+                let line = match count {
+                    0 => String::new(),
+                    n => format!("nobody:100000:{n}"),
+                };
+                // An overlay over /etc: the files are written there
+                // whether or not this machine has them, and nothing
+                // reaches the real /etc.
+                let mut c = in_mount_namespace(
+                    &format!(
+                        "mount -t tmpfs -o mode=755 none /mnt && mkdir /mnt/up /mnt/work && \
+                         mount -t overlay overlay \
+                         -o lowerdir=/etc,upperdir=/mnt/up,workdir=/mnt/work /etc && \
+                         printf '%s\\n' '{line}' > /etc/subuid && \
+                         printf '%s\\n' '{line}' > /etc/subgid"
+                    ),
+                    "setpriv",
+                );
                 c.args(unprivileged).arg(&program);
                 c
             }

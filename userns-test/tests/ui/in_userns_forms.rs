@@ -35,6 +35,14 @@ fn r#match() {}
 #[in_userns(net)]
 fn prüft_das_netz() {}
 
+// A range of ids, alone or with namespaces and requirements.
+#[in_userns(ids = 65536)]
+fn ids_alone() {}
+
+#[in_userns(mount, pid, ids = 4294967295)]
+#[userns_test::requires_userns(net)]
+fn ids_with_everything() {}
+
 mod nested {
     #[userns_test::in_userns(uts)]
     fn by_path() {}

@@ -1,0 +1,237 @@
+//! `#[in_userns(..., ids = N)]`: uids and gids 0 to N-1 in the test's user
+//! namespace, 0 mapped to the caller and 1 to N-1 to the caller's
+//! subordinate ranges (`/etc/subuid`, `/etc/subgid`), written by
+//! `newuidmap` and `newgidmap` as `unshare --map-auto` and rootless
+//! Podman write them. setgroups stays allowed (newgidmap leaves it so).
+//!
+//! The parent reads the ranges ([`IdMap::of_caller`]) and hands them to
+//! the child in the environment; the child, before `main` and still
+//! single-threaded, forks a helper that runs the two programs from outside
+//! the new namespace once the child has created it ([`IdMap::enter`]): a
+//! process cannot write its own map beyond its own id.
+
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
+use std::process::Command;
+
+/// The variable carrying the map to the child: `N,uid_start,gid_start`.
+pub(crate) const IDS_VAR: &str = "USERNS_TEST_IN_USERNS_IDS";
+
+/// A failed step: what was done, and how it failed.
+pub(crate) type Failed = (String, String);
+
+/// uids and gids 0..`ids`: 0 is the caller's, 1.. start at the ranges'
+/// starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct IdMap {
+    pub(crate) ids: u32,
+    pub(crate) uid_start: u64,
+    pub(crate) gid_start: u64,
+}
+
+impl IdMap {
+    /// The caller's ranges, each long enough for `ids - 1` ids; an error
+    /// says which file, for whom, what it holds and what to do.
+    pub(crate) fn of_caller(ids: u32) -> Result<IdMap, String> {
+        let uid = nix::unistd::geteuid().as_raw();
+        let gid = nix::unistd::getegid().as_raw();
+        let name = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+            .ok()
+            .flatten()
+            .map(|u| u.name);
+        let who = name.clone().unwrap_or_else(|| uid.to_string());
+        let wanted = u64::from(ids) - 1;
+        let mut starts = [0u64; 2];
+        for (slot, (path, id, option)) in [
+            ("/etc/subuid", uid, "--add-subuids"),
+            ("/etc/subgid", gid, "--add-subgids"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("reading {path} for {who}'s range failed: {e}"))?;
+            let fix = |from: u64| {
+                format!(
+                    "give {who} {wanted} ids (`usermod {option} {from}-{} {who}`), or ask \
+                     for fewer with a smaller `ids`",
+                    from + wanted - 1
+                )
+            };
+            match crate::probe::external::subid_range(&text, name.as_deref(), id) {
+                Some((start, count)) if count >= wanted => starts[slot] = start,
+                Some((start, count)) => {
+                    return Err(format!(
+                        "ids = {ids} needs {wanted} subordinate ids, and {path} gives {who} \
+                         {count} (from {start}); {}",
+                        fix(start)
+                    ));
+                }
+                None => {
+                    return Err(format!(
+                        "{path} holds no range for {who} (the subids probe found one before \
+                         the test); {}",
+                        fix(100_000)
+                    ));
+                }
+            }
+        }
+        Ok(IdMap {
+            ids,
+            uid_start: starts[0],
+            gid_start: starts[1],
+        })
+    }
+
+    /// The value of [`IDS_VAR`].
+    pub(crate) fn to_var(self) -> String {
+        format!("{},{},{}", self.ids, self.uid_start, self.gid_start)
+    }
+
+    /// The map in [`IDS_VAR`]'s value.
+    pub(crate) fn from_var(text: &str) -> Option<IdMap> {
+        let mut f = text.split(',');
+        let map = IdMap {
+            ids: f.next()?.parse().ok()?,
+            uid_start: f.next()?.parse().ok()?,
+            gid_start: f.next()?.parse().ok()?,
+        };
+        (f.next().is_none() && map.ids >= 2).then_some(map)
+    }
+
+    /// Creates this process's user namespace and has it mapped: a helper
+    /// forked first waits for the namespace, then runs newuidmap and
+    /// newgidmap on this process, and tells what failed. Before `main`
+    /// only: the process is single-threaded, so the forked helper may run
+    /// any code (allocate, spawn programs).
+    pub(crate) fn enter(self, uid: u32, gid: u32) -> Result<(), Failed> {
+        let pid = std::process::id();
+        let (ready_r, ready_w) = pipe().map_err(|e| ("pipe, for newuidmap".into(), e))?;
+        let (done_r, done_w) = pipe().map_err(|e| ("pipe, for newuidmap".into(), e))?;
+        // SAFETY: fork in a single-threaded process (before `main`).
+        let helper = unsafe { libc::fork() };
+        if helper < 0 {
+            return Err((
+                "fork, to run newuidmap".into(),
+                crate::failure::Failure::errno(last_errno()).to_string(),
+            ));
+        }
+        if helper == 0 {
+            drop(ready_w);
+            drop(done_r);
+            self.helper(pid, uid, gid, ready_r, done_w)
+        }
+        drop(ready_r);
+        drop(done_w);
+        // SAFETY: unshare on this process.
+        let unshared = match unsafe { libc::unshare(libc::CLONE_NEWUSER) } {
+            0 => Ok(()),
+            _ => Err(last_errno()),
+        };
+        let mut ready = std::fs::File::from(ready_w);
+        if unshared.is_ok() {
+            let _ = ready.write_all(&[1]);
+        }
+        // Closed either way: a helper whose namespace never came reads
+        // nothing and ends.
+        drop(ready);
+        let mut report = String::new();
+        let _ = std::fs::File::from(done_r).read_to_string(&mut report);
+        let mut status = 0;
+        // SAFETY: waiting for our own child (ECHILD where SIGCHLD is
+        // ignored: the pipe already said how it ended).
+        unsafe { libc::waitpid(helper, &mut status, 0) };
+        if let Err(errno) = unshared {
+            return Err((
+                "unshare(CLONE_NEWUSER)".into(),
+                crate::failure::Failure::errno(errno).to_string(),
+            ));
+        }
+        match report.split_once('\n') {
+            Some(("ok", _)) => Ok(()),
+            Some((step, failure)) => Err((step.to_owned(), failure.trim_end().to_owned())),
+            None => Err((
+                "running newuidmap and newgidmap".into(),
+                format!("the helper ended without saying how they ran ({report:?})"),
+            )),
+        }
+    }
+
+    /// The helper: waits for the namespace, maps it, writes `ok\n` or the
+    /// failed step and its failure, and exits.
+    fn helper(self, pid: u32, uid: u32, gid: u32, ready: OwnedFd, done: OwnedFd) -> ! {
+        // SAFETY: this process's own signal disposition: the programs'
+        // exit statuses must be collectable even where the test process
+        // ignores SIGCHLD (an ignored disposition survives exec).
+        unsafe { libc::signal(libc::SIGCHLD, libc::SIG_DFL) };
+        let mut byte = [0u8; 1];
+        let mut done = std::fs::File::from(done);
+        if !matches!(std::fs::File::from(ready).read(&mut byte), Ok(1)) {
+            // SAFETY: ends the helper without the parent's atexit handlers.
+            unsafe { libc::_exit(0) }
+        }
+        let report = self.map(pid, uid, gid).map_or_else(
+            |(step, failure)| format!("{step}\n{failure}"),
+            |()| "ok\n".to_owned(),
+        );
+        let _ = done.write_all(report.as_bytes());
+        // SAFETY: as above.
+        unsafe { libc::_exit(0) }
+    }
+
+    fn map(self, pid: u32, uid: u32, gid: u32) -> Result<(), Failed> {
+        for (program, id, start) in [
+            ("newuidmap", uid, self.uid_start),
+            ("newgidmap", gid, self.gid_start),
+        ] {
+            let args =
+                crate::probe::external::id_map_args(pid, id, start, u64::from(self.ids) - 1);
+            let step = format!("running {program} {}", args.join(" "));
+            let out = Command::new(program)
+                .args(&args)
+                .stdin(std::process::Stdio::null())
+                .output()
+                .map_err(|e| (step.clone(), e.to_string()))?;
+            if !out.status.success() {
+                let said = String::from_utf8_lossy(&out.stderr);
+                let said = said.trim();
+                return Err((
+                    step,
+                    if said.is_empty() {
+                        out.status.to_string()
+                    } else {
+                        format!("{}: {said}", out.status)
+                    },
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| crate::failure::Failure::errno(e as i32).to_string())
+}
+
+fn last_errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_variable_round_trips_and_refuses_malformed_values() {
+        let map = IdMap {
+            ids: 65536,
+            uid_start: 100_000,
+            gid_start: 200_000,
+        };
+        assert_eq!(IdMap::from_var(&map.to_var()), Some(map));
+        for bad in ["", "1,0,0", "65536,1", "65536,1,2,3", "x,1,2", "65536,-1,2"] {
+            assert_eq!(IdMap::from_var(bad), None, "{bad:?}");
+        }
+    }
+}
