@@ -1038,7 +1038,24 @@ fn expand_in_userns(function: ItemFn, explicit: &[Requirement], entered: &Entere
     let inner_body = sync_entry(asyncness.is_some(), &runtime, output, &body_fn);
     let variants = variants(&requirements);
     let path = quote!(::core::concat!(::core::module_path!(), "::", #name));
-    let submission = test_case_submission(&path, &variants, &ignore, &should_panic, &expected);
+    // `#[requires_userns(user)]` beside it: a user namespace or nothing.
+    let user_required = explicit.iter().any(|r| r.key == "user");
+    let entering = quote! {
+        ::userns_test::__private::Entering {
+            namespaces: &[#(#namespace_tokens),*],
+            ids: #ids,
+            user_required: #user_required,
+        }
+    };
+    let some_entering = quote!(::core::option::Option::Some(#entering));
+    let submission = test_case_submission(
+        &path,
+        &variants,
+        &some_entering,
+        &ignore,
+        &should_panic,
+        &expected,
+    );
     let skip_return = skip_return(&should_panic, &expected);
     quote! {
         #(#cfgs)*
@@ -1076,7 +1093,7 @@ fn expand_in_userns(function: ItemFn, explicit: &[Requirement], entered: &Entere
                     #inner_fn,
                 )
             }
-            if !::userns_test::__private::gate(#path, &[#(#variants),*]) {
+            if !::userns_test::__private::in_userns_gate(#path, &[#(#variants),*], &#entering) {
                 #skip_return
             }
             let __userns_test_running =
@@ -1084,8 +1101,7 @@ fn expand_in_userns(function: ItemFn, explicit: &[Requirement], entered: &Entere
             let __userns_test_result = ::userns_test::__private::in_userns_run(
                 #path,
                 ::userns_test::__private::libtest_name(#path),
-                &[#(#namespace_tokens),*],
-                #ids,
+                &#entering,
             );
             if let ::core::result::Result::Err(message) = __userns_test_result {
                 ::core::panic!("{}", message);
@@ -1107,8 +1123,7 @@ fn expand_in_userns(function: ItemFn, explicit: &[Requirement], entered: &Entere
                 ::userns_test::__private::in_userns_run(
                     #path,
                     ::userns_test::__private::libtest_name(#path),
-                    &[#(#namespace_tokens),*],
-                    #ids,
+                    &#entering,
                 )
             }
 
@@ -1157,7 +1172,9 @@ fn runner_registration(
     let entry = sync_entry(function.sig.asyncness.is_some(), &runtime, output, body_fn);
     let variants = variants(requirements);
     let path = quote!(::core::concat!(::core::module_path!(), "::", #name));
-    let submission = test_case_submission(&path, &variants, &ignore, &should_panic, &expected);
+    let none = quote!(::core::option::Option::None);
+    let submission =
+        test_case_submission(&path, &variants, &none, &ignore, &should_panic, &expected);
     // A const block, not a module: `module_path!()` inside it is the test's
     // own module, and the body function resolves by name.
     quote! {
@@ -1197,6 +1214,7 @@ fn sync_entry(
 fn test_case_submission(
     path: &TokenStream2,
     variants: &[TokenStream2],
+    entering: &TokenStream2,
     ignore: &TokenStream2,
     should_panic: &TokenStream2,
     expected: &TokenStream2,
@@ -1207,6 +1225,7 @@ fn test_case_submission(
                 path: #path,
                 name: ::userns_test::__private::libtest_name(#path),
                 requires: &[#(#variants),*],
+                entering: #entering,
                 ignore: #ignore,
                 should_panic: #should_panic,
                 expected_panic: #expected,

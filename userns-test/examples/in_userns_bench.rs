@@ -49,8 +49,12 @@ fn main() {
     let in_userns = |name: &'static str, namespaces: &'static [Namespace]| -> Box<dyn Fn()> {
         Box::new(move || {
             let path = format!("in_userns_bench::{name}");
-            userns_test::__private::in_userns_run(&path, name, namespaces, 1)
-                .expect("the body passes");
+            let entering = userns_test::__private::Entering {
+                namespaces,
+                ids: 1,
+                user_required: false,
+            };
+            userns_test::__private::in_userns_run(&path, name, &entering).expect("the body passes");
         })
     };
     let cases: Vec<Case> = vec![

@@ -5,6 +5,31 @@
 //! Linux 5.9). Whether the running kernel knows one is its
 //! `/proc/sys/kernel/cap_last_cap`, checked when the ability is probed.
 
+/// The capabilities the kernel checks against the initial user namespace
+/// alone (`capable()`, never `ns_capable()`): held in any other user
+/// namespace, they allow nothing. Loading modules, raw I/O, process
+/// accounting, the clock, device nodes, immutable files, audit, syslog,
+/// BPF, perf, MAC policy, wake alarms, suspend blocking, tty setup.
+pub const INITIAL_NAMESPACE_ONLY: [u8; 17] = [
+    9,  // linux_immutable
+    16, // sys_module
+    17, // sys_rawio
+    20, // sys_pacct
+    25, // sys_time
+    26, // sys_tty_config
+    27, // mknod (device nodes; FIFOs need no capability)
+    29, // audit_write
+    30, // audit_control
+    32, // mac_override
+    33, // mac_admin
+    34, // syslog
+    35, // wake_alarm
+    36, // block_suspend
+    37, // audit_read
+    38, // perfmon
+    39, // bpf
+];
+
 /// The capabilities' names, lowercase and without `CAP_`, by number.
 pub const NAMES: [&str; 41] = [
     "chown",

@@ -181,6 +181,14 @@ pub enum Cause {
         /// `CAP_SYS_PTRACE`.
         capability: String,
     },
+    /// A capability the kernel checks against the initial user namespace
+    /// alone, held in another user namespace, where it allows nothing.
+    CapabilityOutsideInitialNamespace {
+        /// `CAP_SYS_MODULE`.
+        capability: String,
+        /// `/proc/self/uid_map`, one line.
+        uid_map: String,
+    },
     /// The running kernel does not know the capability.
     CapabilityUnknownToKernel {
         /// `CAP_CHECKPOINT_RESTORE`.
@@ -357,6 +365,9 @@ impl Cause {
             Cause::CapabilityNotInBoundingSet { .. } => "capability_not_in_bounding_set",
             Cause::CapabilityNotPermitted { .. } => "capability_not_permitted",
             Cause::CapabilityNotEffective { .. } => "capability_not_effective",
+            Cause::CapabilityOutsideInitialNamespace { .. } => {
+                "capability_outside_initial_namespace"
+            }
             Cause::CapabilityUnknownToKernel { .. } => "capability_unknown_to_kernel",
             Cause::RootWithoutCapabilities { .. } => "root_without_capabilities",
             Cause::KernelTooOld { .. } => "kernel_too_old",
@@ -601,6 +612,15 @@ impl fmt::Display for Cause {
             Cause::CapabilityNotEffective { capability } => write!(
                 f,
                 "{capability} is permitted but not effective: the process has not raised it"
+            ),
+            Cause::CapabilityOutsideInitialNamespace {
+                capability,
+                uid_map,
+            } => write!(
+                f,
+                "{capability} is effective, but in a user namespace (uid map {uid_map}), and the \
+                 kernel checks {capability} against the initial user namespace only: there it \
+                 allows nothing"
             ),
             Cause::CapabilityUnknownToKernel { capability, last } => {
                 write!(

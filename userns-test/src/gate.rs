@@ -160,6 +160,26 @@ pub fn probe_with(ability: Ability, options: &ProbeOptions) -> Verdict {
     diagnosis::assess(observe_once(ability), &evidence)
 }
 
+linux! {
+    /// The reason `ability` is unavailable where `failed` is what its
+    /// operation met: diagnosed as its probe's failure would be, with this
+    /// process's observations as evidence.
+    pub(crate) fn diagnose(ability: Ability, failed: &crate::probe::Failed) -> crate::Reason {
+        let options = match settings() {
+            Ok(s) => s.probe.clone(),
+            Err(_) => ProbeOptions::default(),
+        };
+        let evidence = Live {
+            timeout: options.timeout,
+            observe: &|a| match settings() {
+                Ok(s) => observation(a, s).clone(),
+                Err(_) => observe(a, &options),
+            },
+        };
+        diagnosis::reason(ability, failed, &evidence)
+    }
+}
+
 /// The Landlock ABI version the running kernel reports
 /// (`landlock_create_ruleset(NULL, 0, LANDLOCK_CREATE_RULESET_VERSION)`,
 /// asked in the `landlock` probe's child, once per process): `None` where
@@ -222,11 +242,32 @@ fn misconfigured_verdict(ability: Ability, e: &ConfigError) -> Verdict {
 /// test's location, when it must fail.
 #[track_caller]
 pub fn gate(test_path: &str, requirements: &[Ability]) -> bool {
+    crate::plain::gated(test_path, requirements);
+    gate_decided(test_path, decide(requirements))
+}
+
+/// [`gate`] for an `#[in_userns]` test: where its user namespace cannot be
+/// made, a run as the privileged caller is weighed (see the README's
+/// `#[in_userns]`).
+#[track_caller]
+pub fn in_userns_gate(
+    test_path: &str,
+    requirements: &[Ability],
+    entering: &crate::in_userns::Entering,
+) -> bool {
+    crate::plain::gated(test_path, requirements);
+    gate_decided(
+        test_path,
+        crate::in_userns::weigh(decide(requirements), entering),
+    )
+}
+
+#[track_caller]
+fn gate_decided(test_path: &str, decision: Decision) -> bool {
     let path = test_path;
     // The name libtest and nextest show: the path without the crate name.
     let test_path = crate::registry::libtest_name_of(test_path);
-    crate::plain::gated(path, requirements);
-    let failure = match decide(requirements) {
+    let failure = match decision {
         Decision::Run => return true,
         Decision::Skip(unmet) => {
             crate::plain::skipped(path, &unmet);

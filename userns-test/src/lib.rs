@@ -220,7 +220,13 @@ pub use userns_test_macros::test;
 /// `ids = N` maps uids and gids 0 to N-1 (0 to the caller, the rest from
 /// its `/etc/subuid` and `/etc/subgid` ranges, by `newuidmap` and
 /// `newgidmap`), with setgroups allowed; it implies the `subids`
-/// requirement. Without it, uid and gid 0 alone are mapped.
+/// requirement, except for root, which maps its own ids where it has no
+/// range. Without it, uid and gid 0 alone are mapped.
+///
+/// Where no user namespace can be made but the test process holds
+/// CAP_SYS_ADMIN, the namespaces are entered without one and the body
+/// runs there as the caller; `#[requires_userns(user)]` beside the
+/// attribute insists on a user namespace.
 ///
 /// ```no_run
 /// #[userns_test::in_userns(mount, ids = 65536)]
@@ -253,7 +259,8 @@ pub use userns_test_macros::main;
 /// Not public API: used by the code the attribute macros generate.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::gate::{SkipReturn, gate, skip_expected_panic};
+    pub use crate::gate::{SkipReturn, gate, in_userns_gate, skip_expected_panic};
+    pub use crate::in_userns::Entering;
     linux! {
         pub use crate::in_userns::child::{
             child_main as in_userns_child_main, is_child_for as in_userns_child,

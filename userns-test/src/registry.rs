@@ -19,6 +19,9 @@ pub struct TestCase {
     pub name: &'static str,
     /// The abilities it needs.
     pub requires: &'static [Ability],
+    /// For an `#[in_userns]` test, what it enters (a privileged caller
+    /// may run it without a user namespace).
+    pub entering: Option<crate::in_userns::Entering>,
     /// `#[ignore]` (`Some("")`) or `#[ignore = "why"]`.
     pub ignore: Option<&'static str>,
     /// `#[should_panic]`.

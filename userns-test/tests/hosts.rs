@@ -506,6 +506,7 @@ fn identity_abilities() {
     assert_eq!(cause(&doc, "unprivileged"), "privileged");
     assert!(available(&doc, "new_privs"));
     assert!(available(&doc, "cap(sys_admin)"));
+    assert!(available(&doc, "cap(sys_time)"));
     assert!(available(&doc, "kernel(>=5.10)"), "{doc:#}");
     assert_eq!(cause(&doc, "kernel(>=99.0)"), "kernel_too_old");
 
@@ -555,6 +556,11 @@ fn identity_abilities() {
             .contains("inside `unshare -r`")
     );
     assert!(available(&doc, "cap(sys_admin)"));
+    // CAP_SYS_TIME is effective there, and allows nothing.
+    assert_eq!(
+        cause(&doc, "cap(sys_time)"),
+        "capability_outside_initial_namespace"
+    );
 
     let doc = verdicts_match_ground_truth(&Host::NoNewPrivs);
     assert_eq!(cause(&doc, "new_privs"), "no_new_privs");

@@ -661,10 +661,10 @@ fn a_forced_run_says_the_namespaces_were_found_unavailable() {
 /// `#[in_userns(mount, ids = 65536)]` as uid 65534 with a range of its
 /// own: uids and gids 0 to 65535 mapped (0 to the caller, the rest from
 /// the range, by newuidmap and newgidmap), setgroups allowed; the body
-/// chowns to 1000, sets its groups and runs a child as uid 1000. Without a
-/// range the test is skipped with `subids`' cause; with a range too small
-/// for `ids`, it fails saying how many ids the file gives and how to give
-/// more.
+/// chowns to 1000, sets its groups and runs a child as uid 1000; as root,
+/// without a range, the same. Without a range (not root) the test is
+/// skipped with `subids`' cause; with a range too small for `ids`, it
+/// fails saying how many ids the file gives and how to give more.
 #[requires_userns(
     cap(sys_admin),
     cap(setuid),
@@ -673,24 +673,25 @@ fn a_forced_run_says_the_namespaces_were_found_unavailable() {
     program("newgidmap")
 )]
 fn a_range_of_ids_from_the_callers_subordinate_ranges() {
-    let ok = run(
-        &Host::SubordinateIds(65536),
-        "in_userns_ids_suite",
-        &["--nocapture"],
-        &[],
-    );
-    assert_eq!(ok.code, Some(0), "{}\n{}", ok.stdout, ok.stderr);
-    assert!(
-        ok.stdout.contains("uid 0 is host uid 65534"),
-        "{}",
-        ok.stdout
-    );
-    assert!(
-        ok.stdout.contains("test result: ok. 2 passed; 0 failed"),
-        "{}",
-        ok.stdout
-    );
-    assert!(skip_line(&ok, "a_range_of_ids").is_none(), "{}", ok.stderr);
+    // uid 65534 with a range of its own; root, which needs none (it maps
+    // its own ids, or uses its range where it has one).
+    for (host, outside) in [(Host::SubordinateIds(65536), 65534), (Host::Plain, 0)] {
+        let ok = run(
+            &host,
+            "in_userns_ids_suite",
+            &["a_range_of_ids", "--nocapture"],
+            &[],
+        );
+        assert_eq!(ok.code, Some(0), "{host:?}\n{}\n{}", ok.stdout, ok.stderr);
+        let said = format!("uid 0 is host uid {outside}");
+        assert!(ok.stdout.contains(&said), "{host:?}\n{}", ok.stdout);
+        assert!(
+            ok.stdout.contains("test result: ok. 1 passed; 0 failed"),
+            "{host:?}\n{}",
+            ok.stdout
+        );
+        assert!(skip_line(&ok, "a_range_of_ids").is_none(), "{}", ok.stderr);
+    }
 
     let none = run(&Host::SubordinateIds(0), "in_userns_ids_suite", &[], &[]);
     assert_eq!(none.code, Some(0), "{}\n{}", none.stdout, none.stderr);
@@ -752,4 +753,102 @@ fn a_limit_of_user_namespaces_is_said_where_it_bites() {
     );
     assert_eq!(fine.code, Some(0), "{}{}", fine.stdout, fine.stderr);
     assert!(!fine.stderr.contains("userns-test: note:"));
+}
+
+/// Where no user namespace can be made (`user.max_user_namespaces=0` in a
+/// user namespace whose root holds CAP_SYS_ADMIN; `user` denied) the
+/// privileged caller enters the test's namespaces itself: the body runs
+/// there, in the caller's user namespace, and nothing is skipped; a test
+/// insisting on a user namespace, or mapping ids, is still skipped. Where
+/// the namespaces are refused too (a Docker-like filter), the skip names
+/// both refusals.
+#[requires_userns(cap(sys_admin), cap(setuid), cap(setgid))]
+fn the_privileged_caller_runs_them_where_no_user_namespace_can_be_made() {
+    let own_user_namespace = |out: &Run| -> Option<String> {
+        out.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("USER NAMESPACE ").map(str::to_owned))
+    };
+    // A new user namespace where one can be made.
+    let normal = run(
+        &Host::Plain,
+        "in_userns_ids_suite",
+        &["says_its", "--nocapture"],
+        &[],
+    );
+    assert_eq!(normal.code, Some(0), "{}\n{}", normal.stdout, normal.stderr);
+    let mine = std::fs::read_link("/proc/self/ns/user").unwrap();
+    assert_ne!(
+        own_user_namespace(&normal),
+        Some(mine.display().to_string())
+    );
+
+    for (host, env) in [
+        (Host::NoUserNamespaces, vec![]),
+        (Host::Plain, vec![("USERNS_TEST_DENY", "user")]),
+    ] {
+        let out = run(&host, "in_userns_ids_suite", &["--nocapture"], &env);
+        assert_eq!(
+            out.code,
+            Some(0),
+            "{host:?}\n{}\n{}",
+            out.stdout,
+            out.stderr
+        );
+        // The body ran, without a user namespace of its own: in this
+        // process's (DENY), or in the one the host was built in, where no
+        // other can be made.
+        let inside = own_user_namespace(&out).unwrap_or_else(|| panic!("{host:?}: {}", out.stdout));
+        match host {
+            Host::Plain => assert_eq!(inside, mine.display().to_string()),
+            _ => assert_ne!(inside, mine.display().to_string()),
+        }
+        assert!(
+            skip_line(&out, "says_its_user_namespace").is_none(),
+            "{host:?}: {}",
+            out.stderr
+        );
+        // Insisting on a user namespace, or on ids: skipped as before.
+        let insists = skip_line(&out, "insists_on_a_user_namespace").expect("skipped");
+        assert!(insists.contains("needs user"), "{insists}");
+        assert!(
+            skip_line(&out, "a_range_of_ids").is_some(),
+            "{}",
+            out.stderr
+        );
+        let skips = out
+            .stderr
+            .lines()
+            .filter(|l| l.starts_with("userns-test: skipped "))
+            .count();
+        assert_eq!(skips, 2, "{host:?}: {}", out.stderr);
+    }
+
+    // Nothing can be entered: skipped, both refusals named.
+    let refused = run(&Host::DockerSeccomp, "in_userns_ids_suite", &[], &[]);
+    assert_eq!(
+        refused.code,
+        Some(0),
+        "{}\n{}",
+        refused.stdout,
+        refused.stderr
+    );
+    let line = skip_line(&refused, "says_its_user_namespace").expect("skipped");
+    assert!(
+        line.ends_with(
+            "needs user, net: unshare(CLONE_NEWUSER) failed: EPERM (1) | needs net: \
+             unshare(CLONE_NEWNET) failed: EPERM (1)"
+        ),
+        "{line}"
+    );
+    // One filter, one cause: the user probe's, which checked it.
+    assert_eq!(
+        refused
+            .stderr
+            .matches("a seccomp filter refuses creating namespaces")
+            .count(),
+        1,
+        "{}",
+        refused.stderr
+    );
 }

@@ -66,7 +66,14 @@ pub fn render(report: &Report) -> String {
     }
     if !report.root_causes.is_empty() {
         let skipped = report.counts.skipped;
-        let _ = writeln!(out, "userns-test: {skipped} skipped, by cause:");
+        if skipped == 0 {
+            let _ = writeln!(
+                out,
+                "userns-test: no test skipped; the unavailable abilities, by cause:"
+            );
+        } else {
+            let _ = writeln!(out, "userns-test: {skipped} skipped, by cause:");
+        }
         for (i, rc) in report.root_causes.iter().enumerate() {
             userns_test::__cli::write_block(
                 &mut out,

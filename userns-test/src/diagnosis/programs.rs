@@ -82,6 +82,14 @@ pub(super) fn cause(
                 _ => Cause::Unexplained,
             }
         }
+        (Step::CheckCapability { capability }, Failure::Mismatch { found })
+            if found.starts_with("CapEff has it, in a user namespace") =>
+        {
+            Cause::CapabilityOutsideInitialNamespace {
+                capability: capability.clone(),
+                uid_map: ev.facts().uid_map.clone().unwrap_or_else(|| "unknown".into()),
+            }
+        }
         (Step::CheckCapability { capability }, Failure::Mismatch { .. }) => {
             capability_cause(capability, ev.facts())
         }

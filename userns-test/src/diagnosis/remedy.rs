@@ -301,6 +301,10 @@ pub(crate) fn remedy<'a>(cause: &Cause, facts: &dyn Fn() -> &'a HostFacts) -> St
             "raise {capability} in the test before it is used (capset(2); the `caps` crate's \
              `caps::raise`), or set the binary's file capability effective (`setcap ...+ep`)"
         ),
+        Cause::CapabilityOutsideInitialNamespace { capability, .. } => format!(
+            "run the tests outside user namespaces, as root of the host with {capability} \
+             (not inside `unshare -U`, a rootless container or `#[in_userns]`)"
+        ),
         Cause::CapabilityUnknownToKernel { capability, .. } => {
             match crate::cause::capability_kernel(capability) {
                 Some(release) => {

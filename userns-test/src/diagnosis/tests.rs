@@ -835,6 +835,34 @@ fn a_missing_capability_says_where_it_went() {
     );
     let c = cause(Ability::Cap(39), &bpf, &old);
     assert!(c.to_string().contains("Linux 5.8"), "{c}");
+    // Held in a user namespace, where the kernel does not look.
+    let inside = Given {
+        facts: HostFacts {
+            uid_map: Some("0 1000 1".into()),
+            in_user_namespace: Some(true),
+            ..HostFacts::default()
+        },
+        ..Given::default()
+    };
+    let module = failed(
+        Step::CheckCapability {
+            capability: "CAP_SYS_MODULE".into(),
+        },
+        Failure::Mismatch {
+            found: "CapEff has it, in a user namespace (uid map 0 1000 1)".into(),
+        },
+    );
+    let c = cause(Ability::Cap(16), &module, &inside);
+    assert_eq!(
+        c,
+        Cause::CapabilityOutsideInitialNamespace {
+            capability: "CAP_SYS_MODULE".into(),
+            uid_map: "0 1000 1".into()
+        }
+    );
+    assert!(c.to_string().contains("initial user namespace only"), "{c}");
+    let fix = remedy::remedy(&c, &|| &inside.facts);
+    assert!(fix.contains("outside user namespaces"), "{fix}");
 }
 
 /// `root` with a reduced set names what is missing and points at cap(...).

@@ -47,6 +47,7 @@ pub extern "C" fn enter() {
     let namespaces = std::env::var(NAMESPACES_VAR).unwrap_or_default();
     let key = std::env::var(KEY_VAR).unwrap_or_default();
     let ids = std::env::var(IDS_VAR).ok();
+    let as_caller = std::env::var_os(super::caller::MODE_VAR).is_some();
     // SAFETY: before `main`, with no other thread: removing the variables
     // here keeps every process the body starts (this binary again,
     // included) from taking itself for a child.
@@ -55,6 +56,7 @@ pub extern "C" fn enter() {
         std::env::remove_var(NAMESPACES_VAR);
         std::env::remove_var(KEY_VAR);
         std::env::remove_var(IDS_VAR);
+        std::env::remove_var(super::caller::MODE_VAR);
     }
     if !record::take(RECORD_FD, &key) {
         return;
@@ -62,7 +64,7 @@ pub extern "C" fn enter() {
     // Dies with its parent (the supervisor, which dies with the test).
     // SAFETY: prctl on this process.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
-    if let Err((step, failure)) = enter_namespaces(&namespaces, ids.as_deref()) {
+    if let Err((step, failure)) = enter_namespaces(&namespaces, ids.as_deref(), as_caller) {
         record::send(&Record::EnterFailed { step, failure });
         // SAFETY: exits without running atexit handlers or destructors
         // of a process that never reached `main`.
@@ -77,7 +79,7 @@ pub extern "C" fn enter() {
 /// A failed step: what was done, and how it failed.
 type Failed = (String, String);
 
-fn enter_namespaces(list: &str, ids: Option<&str>) -> Result<(), Failed> {
+fn enter_namespaces(list: &str, ids: Option<&str>, as_caller: bool) -> Result<(), Failed> {
     let mut namespaces = Vec::new();
     for name in list.split(',').filter(|n| !n.is_empty()) {
         match Namespace::from_name(name) {
@@ -90,7 +92,12 @@ fn enter_namespaces(list: &str, ids: Option<&str>) -> Result<(), Failed> {
             }
         }
     }
-    let has = |n| namespaces.contains(&n);
+    if as_caller {
+        // No user namespace: the caller's own CAP_SYS_ADMIN enters them.
+        let (_, ops) = super::caller::ops(&namespaces, false);
+        run(&ops)?;
+        return enter_pid_and_time(&namespaces);
+    }
     let (uid, gid) = (
         nix::unistd::geteuid().as_raw(),
         nix::unistd::getegid().as_raw(),
@@ -114,33 +121,16 @@ fn enter_namespaces(list: &str, ids: Option<&str>) -> Result<(), Failed> {
             }
         },
     }
-    let mut flags = 0;
-    for (namespace, flag) in [
-        (Namespace::Mount, libc::CLONE_NEWNS),
-        (Namespace::Pid, libc::CLONE_NEWNS | libc::CLONE_NEWPID),
-        (Namespace::Net, libc::CLONE_NEWNET),
-        (Namespace::Uts, libc::CLONE_NEWUTS),
-        (Namespace::Ipc, libc::CLONE_NEWIPC),
-        (Namespace::Cgroup, libc::CLONE_NEWCGROUP),
-        (Namespace::Time, libc::CLONE_NEWTIME),
-    ] {
-        if has(namespace) {
-            flags |= flag;
-        }
-    }
-    if flags != 0 {
-        ops.push(Op::Unshare(flags));
-    }
-    if flags & libc::CLONE_NEWNS != 0 {
-        // Mounts the body makes stay in its namespace.
-        ops.push(Op::private_root());
-    }
-    if has(Namespace::Net) {
-        ops.push(Op::loopback_address());
-        ops.push(Op::loopback_up());
-    }
+    // Then the same namespaces as the caller's way enters.
+    ops.extend(super::caller::ops(&namespaces, false).1);
     run(&ops)?;
-    // A new PID or time namespace is entered by the next child only.
+    enter_pid_and_time(&namespaces)
+}
+
+/// A new PID or time namespace is entered by the next child only: this
+/// process forks, and the child (PID 1 there) mounts a fresh `/proc`.
+fn enter_pid_and_time(namespaces: &[Namespace]) -> Result<(), Failed> {
+    let has = |n| namespaces.contains(&n);
     if has(Namespace::Pid) || has(Namespace::Time) {
         become_first_child()?;
         if has(Namespace::Pid) {

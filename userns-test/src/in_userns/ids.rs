@@ -4,6 +4,11 @@
 //! `newuidmap` and `newgidmap` as `unshare --map-auto` and rootless
 //! Podman write them. setgroups stays allowed (newgidmap leaves it so).
 //!
+//! Root needs no range: a process with CAP_SETUID and CAP_SETGID may write
+//! any map of ids its own namespace holds, so root with no range (the
+//! usual container or CI job) maps 1 to N-1 to the same ids of its own
+//! namespace, written by the helper itself.
+//!
 //! The parent reads the ranges ([`IdMap::of_caller`]) and hands them to
 //! the child in the environment; the child, before `main` and still
 //! single-threaded, forks a helper that runs the two programs from outside
@@ -27,12 +32,56 @@ pub(crate) struct IdMap {
     pub(crate) ids: u32,
     pub(crate) uid_start: u64,
     pub(crate) gid_start: u64,
+    /// Written by the helper itself (root), not by newuidmap/newgidmap.
+    pub(crate) direct: bool,
+}
+
+/// Whether this process may write a map of uids and gids 0 to `ids - 1`
+/// for a user namespace it creates, without newuidmap: uid and gid 0 with
+/// CAP_SETUID and CAP_SETGID effective, its own namespace holding those
+/// ids.
+pub(crate) fn maps_itself(ids: u32) -> bool {
+    let status = std::fs::read_to_string("/proc/thread-self/status").unwrap_or_default();
+    let effective = crate::facts::status_field(&status, "CapEff:")
+        .and_then(crate::facts::parse_hex)
+        .unwrap_or(0);
+    // CAP_SETGID is 6, CAP_SETUID 7.
+    let capable = effective & (1 << 6) != 0 && effective & (1 << 7) != 0;
+    let holds = |file: &str| {
+        std::fs::read_to_string(file).is_ok_and(|map| {
+            map.lines().any(|line| {
+                let f: Vec<u64> = line
+                    .split_whitespace()
+                    .filter_map(|n| n.parse().ok())
+                    .collect();
+                matches!(f[..], [inside, _, count] if inside == 0 && count >= u64::from(ids))
+            })
+        })
+    };
+    nix::unistd::geteuid().is_root()
+        && nix::unistd::getegid().as_raw() == 0
+        && capable
+        && holds("/proc/self/uid_map")
+        && holds("/proc/self/gid_map")
 }
 
 impl IdMap {
-    /// The caller's ranges, each long enough for `ids - 1` ids; an error
-    /// says which file, for whom, what it holds and what to do.
+    /// The caller's ranges, each long enough for `ids - 1` ids, or, for a
+    /// root without them, its own ids; an error says which file, for whom,
+    /// what it holds and what to do.
     pub(crate) fn of_caller(ids: u32) -> Result<IdMap, String> {
+        match IdMap::of_ranges(ids) {
+            Err(_) if maps_itself(ids) => Ok(IdMap {
+                ids,
+                uid_start: 1,
+                gid_start: 1,
+                direct: true,
+            }),
+            other => other,
+        }
+    }
+
+    fn of_ranges(ids: u32) -> Result<IdMap, String> {
         let uid = nix::unistd::geteuid().as_raw();
         let gid = nix::unistd::getegid().as_raw();
         let name = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
@@ -80,12 +129,19 @@ impl IdMap {
             ids,
             uid_start: starts[0],
             gid_start: starts[1],
+            direct: false,
         })
     }
 
     /// The value of [`IDS_VAR`].
     pub(crate) fn to_var(self) -> String {
-        format!("{},{},{}", self.ids, self.uid_start, self.gid_start)
+        format!(
+            "{},{},{},{}",
+            self.ids,
+            self.uid_start,
+            self.gid_start,
+            if self.direct { "direct" } else { "newidmap" }
+        )
     }
 
     /// The map in [`IDS_VAR`]'s value.
@@ -95,6 +151,11 @@ impl IdMap {
             ids: f.next()?.parse().ok()?,
             uid_start: f.next()?.parse().ok()?,
             gid_start: f.next()?.parse().ok()?,
+            direct: match f.next()? {
+                "direct" => true,
+                "newidmap" => false,
+                _ => return None,
+            },
         };
         (f.next().is_none() && map.ids >= 2).then_some(map)
     }
@@ -180,6 +241,23 @@ impl IdMap {
     }
 
     fn map(self, pid: u32, uid: u32, gid: u32) -> Result<(), Failed> {
+        if self.direct {
+            // 0 to the caller, 1 to N-1 to the same ids.
+            for (file, id, start) in [
+                ("uid_map", uid, self.uid_start),
+                ("gid_map", gid, self.gid_start),
+            ] {
+                let path = format!("/proc/{pid}/{file}");
+                let map = format!("0 {id} 1\n1 {start} {}\n", self.ids - 1);
+                std::fs::write(&path, &map).map_err(|e| {
+                    (
+                        format!("writing {:?} to {path}", map.trim_end()),
+                        e.to_string(),
+                    )
+                })?;
+            }
+            return Ok(());
+        }
         for (program, id, start) in [
             ("newuidmap", uid, self.uid_start),
             ("newgidmap", gid, self.gid_start),
@@ -224,13 +302,25 @@ mod tests {
 
     #[test]
     fn the_variable_round_trips_and_refuses_malformed_values() {
-        let map = IdMap {
-            ids: 65536,
-            uid_start: 100_000,
-            gid_start: 200_000,
-        };
-        assert_eq!(IdMap::from_var(&map.to_var()), Some(map));
-        for bad in ["", "1,0,0", "65536,1", "65536,1,2,3", "x,1,2", "65536,-1,2"] {
+        for direct in [false, true] {
+            let map = IdMap {
+                ids: 65536,
+                uid_start: 100_000,
+                gid_start: 200_000,
+                direct,
+            };
+            assert_eq!(IdMap::from_var(&map.to_var()), Some(map));
+        }
+        for bad in [
+            "",
+            "1,0,0,direct",
+            "65536,1,direct",
+            "65536,1,2,direct,3",
+            "x,1,2,direct",
+            "65536,-1,2,direct",
+            "65536,1,2",
+            "65536,1,2,yes",
+        ] {
             assert_eq!(IdMap::from_var(bad), None, "{bad:?}");
         }
     }

@@ -27,6 +27,7 @@
 //!    (so libtest captures them), and its outcome as the test's.
 
 linux! {
+    pub(crate) mod caller;
     pub(crate) mod child;
     pub(crate) mod enter;
     mod ids;
@@ -108,6 +109,18 @@ impl Namespace {
     }
 }
 
+/// What `#[in_userns(...)]` says of a test, for choosing how it enters
+/// (see the README: a user namespace, or the privileged caller).
+#[derive(Debug, Clone, Copy)]
+pub struct Entering {
+    /// The namespaces it lists.
+    pub namespaces: &'static [Namespace],
+    /// The uids and gids its user namespace maps (1: uid 0 alone).
+    pub ids: u32,
+    /// `#[requires_userns(user)]` beside it: a user namespace or nothing.
+    pub user_required: bool,
+}
+
 /// The abilities a test entering `namespaces` needs: `user`, then each
 /// namespace's, once each. `ids = N` adds `subids` (see
 /// [`required_abilities_with_ids`]).
@@ -128,6 +141,25 @@ pub fn required_abilities_with_ids(namespaces: &[Namespace], ids: u32) -> Vec<Ab
         }
     }
     out
+}
+
+linux! {
+    /// `decision` with the privileged caller's way in weighed.
+    pub(crate) fn weigh(
+        decision: crate::policy::Decision,
+        entering: &Entering,
+    ) -> crate::policy::Decision {
+        caller::weigh(decision, entering)
+    }
+}
+elsewhere! {
+    /// Nothing enters namespaces here: the decision stands.
+    pub(crate) fn weigh(
+        decision: crate::policy::Decision,
+        _: &Entering,
+    ) -> crate::policy::Decision {
+        decision
+    }
 }
 
 /// The environment variable naming the test a re-executed binary runs.

@@ -7,9 +7,10 @@
 use std::path::Path;
 use std::time::Duration;
 
+use super::caller::{self, Mode};
 use super::ids::{IDS_VAR, IdMap};
 use super::record::{Channel, Record};
-use super::{KEY_VAR, NAMESPACES_VAR, Namespace, RECORD_FD, STDOUT_FD, TEST_VAR, TIMEOUT_VAR};
+use super::{Entering, KEY_VAR, NAMESPACES_VAR, RECORD_FD, STDOUT_FD, TEST_VAR, TIMEOUT_VAR};
 use crate::failure::Failure;
 use crate::probe::child::{ChildEnd, ExecPlan, SpawnError, Task, run_supervised};
 
@@ -24,14 +25,28 @@ const OUTPUT_LIMIT: usize = 16 << 20;
 /// of the body is a panic here, at the caller's location, with the body's
 /// message and location.
 #[track_caller]
-pub fn run(path: &str, name: &str, namespaces: &[Namespace], ids: u32) -> Result<(), String> {
+pub fn run(path: &str, name: &str, entering: &Entering) -> Result<(), String> {
+    let (namespaces, ids) = (entering.namespaces, entering.ids);
     let names: Vec<&str> = namespaces.iter().map(|n| n.name()).collect();
     let list = names.join(",");
     let within = timeout()?;
-    let mut described = match names.split_last() {
-        None => "its own user namespace".to_owned(),
-        Some((last, [])) => format!("its own user and {last} namespaces"),
-        Some((last, rest)) => format!("its own user, {} and {last} namespaces", rest.join(", ")),
+    let mode = caller::mode(entering);
+    let mut described = match (mode, names.split_last()) {
+        (Mode::UserNamespace, None) => "its own user namespace".to_owned(),
+        (Mode::UserNamespace, Some((last, []))) => format!("its own user and {last} namespaces"),
+        (Mode::UserNamespace, Some((last, rest))) => {
+            format!("its own user, {} and {last} namespaces", rest.join(", "))
+        }
+        (Mode::Caller, None) => "the caller's namespaces, as the caller".to_owned(),
+        (Mode::Caller, Some((last, []))) => format!(
+            "its own {last} namespace as the caller, without a user namespace (unavailable \
+             here)"
+        ),
+        (Mode::Caller, Some((last, rest))) => format!(
+            "its own {} and {last} namespaces as the caller, without a user namespace \
+             (unavailable here)",
+            rest.join(", ")
+        ),
     };
     if ids > 1 {
         described.push_str(&format!(" (uids and gids 0 to {})", ids - 1));
@@ -43,7 +58,7 @@ pub fn run(path: &str, name: &str, namespaces: &[Namespace], ids: u32) -> Result
         n => Some(IdMap::of_caller(n).map_err(prepare_failed)?),
     };
     let channel = Channel::new().map_err(|e| prepare_failed(e.to_string()))?;
-    let plan = plan(path, name, &list, map, &channel)
+    let plan = plan(path, name, &list, map, mode, &channel)
         .map_err(|e| prepare_failed(Failure::errno(e as i32).to_string()))?;
     let run = run_supervised(Task::Exec(&plan), within).map_err(|e| {
         let (SpawnError::Clone(e) | SpawnError::Memory(e)) = e;
@@ -100,7 +115,10 @@ pub fn run(path: &str, name: &str, namespaces: &[Namespace], ids: u32) -> Result
             .collect(),
     };
     // One line, each failure once whatever number of abilities it takes.
-    let unavailable = (!unmet.reasons.is_empty()).then(|| unmet.brief());
+    // As the caller, the gate found the caller's way open: a refusal now
+    // is a change of the host, not a forced run.
+    let unavailable =
+        (mode == Mode::UserNamespace && !unmet.reasons.is_empty()).then(|| unmet.brief());
     let hint = |message: &str| super::limits::hint(&[message, &out, &err], ids);
     outcome(
         name,
@@ -121,6 +139,7 @@ fn plan(
     name: &str,
     list: &str,
     ids: Option<IdMap>,
+    mode: Mode,
     channel: &Channel,
 ) -> Result<ExecPlan, nix::errno::Errno> {
     // Under libtest: only that test, even if ignored, output uncaptured
@@ -138,6 +157,10 @@ fn plan(
     let plan = match ids {
         Some(map) => ExecPlan::new(Path::new("/proc/self/exe"), &args)?.env(IDS_VAR, &map.to_var())?,
         None => ExecPlan::new(Path::new("/proc/self/exe"), &args)?.env_remove(IDS_VAR),
+    };
+    let plan = match mode {
+        Mode::Caller => plan.env(caller::MODE_VAR, "1")?,
+        Mode::UserNamespace => plan.env_remove(caller::MODE_VAR),
     };
     plan.env(TEST_VAR, path)?
         .env(NAMESPACES_VAR, list)?

@@ -3,7 +3,7 @@
 //! so no process is ever executed to enter namespaces. The entry points
 //! the attribute's code calls exist, and say so if they are reached.
 
-use super::Namespace;
+use super::Entering;
 
 /// Never a child here: no process is executed to enter namespaces.
 pub fn is_child_for(_: &str) -> bool {
@@ -29,7 +29,7 @@ pub fn run_body(_: &str, _: bool, body: fn() -> Result<(), String>) -> ! {
 /// (The gate skips such a test first; this is reached only if it let one
 /// through.)
 #[track_caller]
-pub fn run(_: &str, name: &str, _: &[Namespace], _: u32) -> Result<(), String> {
+pub fn run(_: &str, name: &str, _: &Entering) -> Result<(), String> {
     Err(format!(
         "userns-test: {name} cannot run in namespaces: {}",
         crate::cause::Cause::UnsupportedSystem {

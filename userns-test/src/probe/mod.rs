@@ -13,7 +13,7 @@ linux! {
     mod cgroup;
     pub(crate) mod child;
     pub(crate) mod external;
-    mod perform;
+    pub(crate) mod perform;
     pub(crate) mod program;
     mod raw;
     use perform::perform;

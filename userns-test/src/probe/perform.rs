@@ -292,6 +292,21 @@ fn cap_outcome(cap: u8, facts: &HostFacts) -> Outcome {
         );
     };
     if effective & (1u64 << cap) != 0 {
+        // Held, but where it counts? Some capabilities act only in the
+        // initial user namespace; an unknown map is not "the initial one".
+        if crate::capability::INITIAL_NAMESPACE_ONLY.contains(&cap)
+            && facts.in_user_namespace != Some(false)
+        {
+            return failed(
+                step,
+                Failure::Mismatch {
+                    found: format!(
+                        "CapEff has it, in a user namespace (uid map {})",
+                        facts.uid_map.as_deref().unwrap_or("unknown")
+                    ),
+                },
+            );
+        }
         return Ok(());
     }
     failed(

@@ -48,7 +48,7 @@ pub(super) fn plan(case: &TestCase, settings: Result<&Settings, &crate::ConfigEr
     }
     match settings {
         Err(e) => Plan::Fail(format!("userns-test: {e}")),
-        Ok(s) => match Decision::make(case.requires, s, gate::probe) {
+        Ok(s) => match weighed(case, Decision::make(case.requires, s, gate::probe)) {
             Decision::Run => Plan::Run,
             Decision::Skip(unmet) => Plan::Skip(unmet),
             Decision::Fail(unmet) => Plan::Fail(format!(
@@ -56,6 +56,15 @@ pub(super) fn plan(case: &TestCase, settings: Result<&Settings, &crate::ConfigEr
             )),
             Decision::Misconfigured(e) => Plan::Fail(format!("userns-test: {e}")),
         },
+    }
+}
+
+/// An `#[in_userns]` test's decision with the privileged caller's way in
+/// weighed.
+fn weighed(case: &TestCase, decision: Decision) -> Decision {
+    match &case.entering {
+        Some(entering) => crate::in_userns::weigh(decision, entering),
+        None => decision,
     }
 }
 

@@ -126,6 +126,11 @@ pub fn write_summary(w: &mut impl Write, record: &RunRecord, color: bool) -> io:
 
     if causes.is_empty() {
         out.push_str("userns-test: no test skipped\n");
+    } else if skipped == 0 {
+        // Unavailable abilities no test was skipped for (an #[in_userns]
+        // test run as the privileged caller): their causes, not "0 skipped".
+        out.push_str("userns-test: no test skipped; the unavailable abilities, by cause:\n");
+        causes.write_blocks(&mut out, &|s| paint.wrap("33", s));
     } else {
         out.push_str(&format!("userns-test: {skipped} skipped, by cause:\n"));
         causes.write_blocks(&mut out, &|s| paint.wrap("33", s));

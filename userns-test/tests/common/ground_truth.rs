@@ -146,6 +146,10 @@ pub const GROUND_TRUTH: &[(&str, &[&str])] = &[
             "[ $(( 0x$(awk '/^CapEff/ {print $2}' /proc/self/status) >> 13 & 1 )) = 1 ]",
         ],
     ),
+    // A capability that counts only in the initial user namespace, by the
+    // call itself: settimeofday(NULL, NULL) asks for CAP_SYS_TIME (EPERM
+    // without it, in any other user namespace too) and changes nothing.
+    ("cap(sys_time)", &["/usr/bin/python3", "-c", SETTIMEOFDAY]),
     // The release against a version, by coreutils' version sort.
     (
         "kernel(>=5.10)",
@@ -279,6 +283,14 @@ abi = libc.syscall(444, None, ctypes.c_size_t(0), ctypes.c_uint32(1))
 if abi < 0:
     sys.exit(0 if ctypes.get_errno() in (errno.ENOSYS, errno.EOPNOTSUPP) else 1)
 sys.exit(0 if abi < 4 else 1)";
+
+/// The raw `settimeofday(NULL, NULL)` (glibc's wrapper reads its
+/// argument): 0 where CAP_SYS_TIME counts (the clock untouched), EPERM
+/// where it does not.
+const SETTIMEOFDAY: &str = "import ctypes, os, sys
+nr = {'x86_64': 164, 'aarch64': 170, 'riscv64': 170}[os.uname().machine]
+libc = ctypes.CDLL(None, use_errno=True)
+sys.exit(0 if libc.syscall(nr, None, None) == 0 else 1)";
 
 /// /dev/kvm read-write, API version 12, a VM created.
 const KVM: &str = "import os, fcntl
