@@ -303,6 +303,20 @@ pub enum Cause {
         /// The user.
         user: String,
     },
+    /// This user's subordinate range is shorter than an `#[in_userns(ids
+    /// = N)]` test maps.
+    SubordinateRangeTooShort {
+        /// The file searched.
+        path: String,
+        /// The user.
+        user: String,
+        /// Where the range starts.
+        start: u32,
+        /// How many ids it holds.
+        count: u32,
+        /// How many the test maps besides uid 0.
+        wanted: u32,
+    },
     /// Real uid is not 0.
     NotRoot {
         /// The real uid.
@@ -386,6 +400,7 @@ impl Cause {
             Cause::ProgramUnprivileged { .. } => "program_unprivileged",
             Cause::ProgramFailed { .. } => "program_failed",
             Cause::NoSubordinateIds { .. } => "no_subordinate_ids",
+            Cause::SubordinateRangeTooShort { .. } => "subordinate_range_too_short",
             Cause::NotRoot { .. } => "not_root",
             Cause::NotInitialUserNamespace { .. } => "not_initial_user_namespace",
             Cause::TimedOut => "timed_out",
@@ -727,6 +742,18 @@ impl fmt::Display for Cause {
             Cause::NoSubordinateIds { path, user } => {
                 write!(f, "{path} has no range for {user}")
             }
+            Cause::SubordinateRangeTooShort {
+                path,
+                user,
+                start,
+                count,
+                wanted,
+            } => write!(
+                f,
+                "{path} gives {user} {count} ids (from {start}), and the test maps {wanted} \
+                 besides uid 0 (ids = {})",
+                u64::from(*wanted) + 1
+            ),
             Cause::NotRoot { uid } => write!(f, "the real uid is {uid}, not 0"),
             Cause::NotInitialUserNamespace { uid_map } => write!(
                 f,

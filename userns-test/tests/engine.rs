@@ -130,6 +130,39 @@ fn sysctls() -> Vec<(String, String)> {
     out
 }
 
+fn private_temp_dir() {
+    let temp =
+        std::ffi::CString::new(std::env::temp_dir().into_os_string().into_encoded_bytes()).unwrap();
+    // SAFETY: unshare and mount on this thread, with valid C strings.
+    unsafe {
+        assert_eq!(libc::unshare(libc::CLONE_NEWNS), 0, "unshare(CLONE_NEWNS)");
+        let root = c"/";
+        assert_eq!(
+            libc::mount(
+                std::ptr::null(),
+                root.as_ptr(),
+                std::ptr::null(),
+                libc::MS_REC | libc::MS_PRIVATE,
+                std::ptr::null(),
+            ),
+            0,
+            "making / private"
+        );
+        let tmpfs = c"tmpfs";
+        assert_eq!(
+            libc::mount(
+                tmpfs.as_ptr(),
+                temp.as_ptr(),
+                tmpfs.as_ptr(),
+                0,
+                std::ptr::null(),
+            ),
+            0,
+            "a tmpfs on the temp dir"
+        );
+    }
+}
+
 fn temp_entries() -> BTreeSet<String> {
     std::fs::read_dir(std::env::temp_dir())
         .unwrap()
@@ -141,16 +174,22 @@ fn temp_entries() -> BTreeSet<String> {
 /// 10,000 uncached probes of the namespace abilities leave no descriptor,
 /// no child (zombie or not), no mount, no memory growth behind, and change
 /// no sysctl and no file of the host.
-#[requires_userns(user)]
+#[requires_userns(user, cap(sys_admin))]
 fn repeated_probes_leave_nothing_behind() {
     let _alone = alone();
     let options = ProbeOptions::default();
+    // The temp dir as this thread (and the probes' children it clones)
+    // sees it: an empty tmpfs of its own, in a mount namespace of this
+    // thread's own (namespaces are per thread; the process's other
+    // threads keep theirs). Other processes sharing /tmp (compilers, other
+    // users) then cannot make a file appear here; a probe would.
+    private_temp_dir();
     // Warm up: lazily opened files, the allocator's arenas.
     for a in NAMESPACE_ABILITIES {
         let _ = probe_with(a, &options);
     }
     let (fds, kids, rss) = (open_fds(), children(), rss_kib());
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let mounts = std::fs::read_to_string("/proc/thread-self/mountinfo").unwrap();
     let (settings, temp) = (sysctls(), temp_entries());
     for i in 0..10_000 {
         let v = probe_with(NAMESPACE_ABILITIES[i % NAMESPACE_ABILITIES.len()], &options);
@@ -159,7 +198,7 @@ fn repeated_probes_leave_nothing_behind() {
     assert_eq!(open_fds(), fds);
     assert_eq!(children(), kids);
     assert_eq!(
-        std::fs::read_to_string("/proc/self/mountinfo").unwrap(),
+        std::fs::read_to_string("/proc/thread-self/mountinfo").unwrap(),
         mounts
     );
     let grown = rss_kib().saturating_sub(rss);

@@ -17,7 +17,7 @@ linux! {
     mod programs;
     mod system_calls;
 }
-mod remedy;
+pub(crate) mod remedy;
 
 use crate::Ability;
 use crate::cause::Cause;

@@ -405,6 +405,24 @@ pub(crate) fn remedy<'a>(cause: &Cause, facts: &dyn Fn() -> &'a HostFacts) -> St
             "add a range for {user} to {path} (`sudo usermod --add-subuids 100000-165535 \
              --add-subgids 100000-165535 {user}`)"
         ),
+        Cause::SubordinateRangeTooShort {
+            path,
+            user,
+            start,
+            wanted,
+            ..
+        } => {
+            let option = if path.ends_with("subgid") {
+                "--add-subgids"
+            } else {
+                "--add-subuids"
+            };
+            format!(
+                "give {user} {wanted} ids in {path} (`sudo usermod {option} {start}-{} {user}`), \
+                 or map fewer with a smaller `ids`",
+                u64::from(*start) + u64::from(*wanted) - 1
+            )
+        }
         Cause::NotRoot { .. } => "run the test binary as root (e.g. in a privileged CI job)".into(),
         Cause::NotInitialUserNamespace { .. } => {
             "run as root outside any user namespace (a privileged CI job)".into()

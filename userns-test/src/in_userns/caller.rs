@@ -48,6 +48,14 @@ pub(crate) fn weigh(decision: Decision, entering: &Entering) -> Decision {
     let (unmet, fail) = match decision {
         Decision::Skip(unmet) => (unmet, false),
         Decision::Fail(unmet) => (unmet, true),
+        // Met, with a range too short for the ids it maps (and no way to
+        // map them itself): skipped with that, not failed when it runs.
+        Decision::Run if entering.ids > 1 && !super::ids::maps_itself(entering.ids) => {
+            return match super::ids::range_too_short(entering.ids) {
+                Some(reason) => too_short(reason),
+                None => Decision::Run,
+            };
+        }
         other => return other,
     };
     // Root maps its own ids where it has no subordinate range: `subids`
@@ -73,6 +81,16 @@ pub(crate) fn weigh(decision: Decision, entering: &Entering) -> Decision {
             rebuild(unmet, fail)
         }
     }
+}
+
+/// A skip for a subordinate range too short, or a failure under
+/// `USERNS_TEST_REQUIRE` naming `subids` (or everything).
+fn too_short(reason: (Ability, crate::Reason)) -> Decision {
+    let unmet = Unmet {
+        reasons: vec![reason],
+    };
+    let required = crate::gate::settings().is_ok_and(|s| s.requires(Ability::Subids));
+    rebuild(unmet, required)
 }
 
 fn rebuild(unmet: Unmet, fail: bool) -> Decision {

@@ -19,6 +19,11 @@ use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
 use std::process::Command;
 
+use crate::cause::Cause;
+use crate::failure::Failure;
+use crate::step::Step;
+use crate::{Ability, Reason};
+
 /// The variable carrying the map to the child: `N,uid_start,gid_start`.
 pub(crate) const IDS_VAR: &str = "USERNS_TEST_IN_USERNS_IDS";
 
@@ -65,6 +70,53 @@ pub(crate) fn maps_itself(ids: u32) -> bool {
         && holds("/proc/self/gid_map")
 }
 
+/// Why this caller cannot map `ids` ids where it has a subordinate range
+/// too short for them (no range at all is `subids`' own refusal): the
+/// reason the test is skipped with, as an unmet `subids`.
+pub(crate) fn range_too_short(ids: u32) -> Option<(Ability, Reason)> {
+    // Unreadable or gone since the probe: said when the test runs.
+    IdMap::of_ranges(ids).err()?;
+    let uid = nix::unistd::geteuid().as_raw();
+    let gid = nix::unistd::getegid().as_raw();
+    let name = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+        .ok()
+        .flatten()
+        .map(|u| u.name);
+    let who = name.clone().unwrap_or_else(|| uid.to_string());
+    let wanted = u64::from(ids) - 1;
+    [("/etc/subuid", uid), ("/etc/subgid", gid)]
+        .into_iter()
+        .find_map(|(path, id)| {
+            let text = std::fs::read_to_string(path).ok()?;
+            let (start, count) = crate::probe::external::subid_range(&text, name.as_deref(), id)?;
+            (count < wanted).then(|| {
+                // Ranges and counts are ids: they fit in 32 bits.
+                let narrow = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
+                let cause = Cause::SubordinateRangeTooShort {
+                    path: path.into(),
+                    user: who.clone(),
+                    start: narrow(start),
+                    count: narrow(count),
+                    wanted: narrow(wanted),
+                };
+                let facts = crate::facts::HostFacts::get();
+                let remedy = crate::diagnosis::remedy::remedy(&cause, &|| facts);
+                let reason = Reason {
+                    step: Step::ReadSubids {
+                        path: path.into(),
+                        user: who.clone(),
+                    },
+                    failure: Failure::Mismatch {
+                        found: format!("{count} ids from {start}, {wanted} wanted"),
+                    },
+                    cause,
+                    remedy,
+                };
+                (Ability::Subids, reason)
+            })
+        })
+}
+
 impl IdMap {
     /// The caller's ranges, each long enough for `ids - 1` ids, or, for a
     /// root without them, its own ids; an error says which file, for whom,
@@ -81,7 +133,7 @@ impl IdMap {
         }
     }
 
-    fn of_ranges(ids: u32) -> Result<IdMap, String> {
+    pub(crate) fn of_ranges(ids: u32) -> Result<IdMap, String> {
         let uid = nix::unistd::geteuid().as_raw();
         let gid = nix::unistd::getegid().as_raw();
         let name = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
@@ -111,8 +163,8 @@ impl IdMap {
                 Some((start, count)) if count >= wanted => starts[slot] = start,
                 Some((start, count)) => {
                     return Err(format!(
-                        "ids = {ids} needs {wanted} subordinate ids, and {path} gives {who} \
-                         {count} (from {start}); {}",
+                        "{path} gives {who} {count} ids (from {start}), and the test maps \
+                         {wanted} besides uid 0 (ids = {ids}); {}",
                         fix(start)
                     ));
                 }
