@@ -849,6 +849,21 @@ fn the_privileged_caller_runs_them_where_no_user_namespace_can_be_made() {
         assert_eq!(skips, 2, "{host:?}: {}", out.stderr);
     }
 
+    // The runner weighs the caller's way the same: its net+mount test and
+    // its PID 1 test run, as the caller, where no user namespace can be
+    // made.
+    let runner = run(&Host::NoUserNamespaces, "in_userns_runner_suite", &[], &[]);
+    assert_eq!(runner.code, Some(0), "{}\n{}", runner.stdout, runner.stderr);
+    for body in ["BODY RAN: runs_in_namespaces", "BODY RAN: fails_when_asked"] {
+        assert!(runner.stdout.contains(body), "{}", runner.stdout);
+    }
+    assert!(
+        runner.stdout.contains("0 ignored"),
+        "{}\n{}",
+        runner.stdout,
+        runner.stderr
+    );
+
     // Nothing can be entered: skipped, both refusals named.
     let refused = run(&Host::DockerSeccomp, "in_userns_ids_suite", &[], &[]);
     assert_eq!(

@@ -122,17 +122,26 @@ impl IdMap {
     /// root without them, its own ids; an error says which file, for whom,
     /// what it holds and what to do.
     pub(crate) fn of_caller(ids: u32) -> Result<IdMap, String> {
+        let direct = IdMap {
+            ids,
+            uid_start: 1,
+            gid_start: 1,
+            direct: true,
+        };
+        // The ranges only where the gate found newuidmap and newgidmap
+        // working (`subids`): root with a range but without the programs
+        // maps its own ids.
+        let programs_work = crate::gate::probed(Ability::Subids).is_some_and(|v| v.is_available());
+        if !programs_work && maps_itself(ids) {
+            return Ok(direct);
+        }
         match IdMap::of_ranges(ids) {
-            Err(_) if maps_itself(ids) => Ok(IdMap {
-                ids,
-                uid_start: 1,
-                gid_start: 1,
-                direct: true,
-            }),
+            Err(_) if maps_itself(ids) => Ok(direct),
             other => other,
         }
     }
 
+    /// The caller's ranges, each long enough for `ids - 1` ids.
     pub(crate) fn of_ranges(ids: u32) -> Result<IdMap, String> {
         let uid = nix::unistd::geteuid().as_raw();
         let gid = nix::unistd::getegid().as_raw();
