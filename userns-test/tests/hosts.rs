@@ -43,7 +43,7 @@ fn cause(doc: &serde_json::Value, ability: &str) -> String {
         .to_owned()
 }
 
-#[requires_userns(cap(sys_admin), cap(setuid), cap(setgid))]
+#[requires_userns(cap(sys_admin), cap(setuid), cap(setgid), program("/usr/bin/python3"))]
 fn root_host() {
     let doc = verdicts_match_ground_truth(&Host::Plain);
     for ability in ["user", "mount", "net", "pid", "cap_setpcap"] {
@@ -54,7 +54,7 @@ fn root_host() {
     }
 }
 
-#[requires_userns(cap(sys_admin), cap(setuid), cap(setgid))]
+#[requires_userns(cap(sys_admin), cap(setuid), cap(setgid), program("/usr/bin/python3"))]
 fn unprivileged_uid_without_capabilities() {
     let doc = verdicts_match_ground_truth(&Host::Unprivileged);
     let setpcap = verdict(&doc, "cap_setpcap");
@@ -66,7 +66,13 @@ fn unprivileged_uid_without_capabilities() {
 /// `user.max_user_namespaces=0` inside a user namespace this test owns:
 /// every namespace ability fails with ENOSPC at the first step, and the
 /// cause names the sysctl; cap_setpcap (no new namespace) is unaffected.
-#[requires_userns(cap(sys_admin), cap(setuid), cap(setgid), user)]
+#[requires_userns(
+    cap(sys_admin),
+    cap(setuid),
+    cap(setgid),
+    user,
+    program("/usr/bin/python3")
+)]
 fn user_namespaces_disabled_by_sysctl() {
     let doc = verdicts_match_ground_truth(&Host::NoUserNamespaces);
     for ability in ["user", "mount", "net", "nested"] {
@@ -85,7 +91,7 @@ fn user_namespaces_disabled_by_sysctl() {
 /// with EPERM, and the cause is the filter refusing every namespace, user
 /// namespaces included: one root cause for the system-call probes and
 /// bubblewrap ("No permissions to create new namespace").
-#[requires_userns(cap(sys_admin), cap(setuid), cap(setgid))]
+#[requires_userns(cap(sys_admin), cap(setuid), cap(setgid), program("/usr/bin/python3"))]
 fn docker_like_seccomp() {
     let doc = verdicts_match_ground_truth(&Host::DockerSeccomp);
     assert_eq!(doc["host"]["seccomp_mode"], 2);
@@ -118,7 +124,7 @@ fn docker_like_seccomp() {
 /// A filter that kills on `unshare`: the probe child dies of SIGSYS, the
 /// probing process (doctor) lives and reports it; the abilities probed
 /// without `unshare` (bubblewrap uses clone) are judged on their own.
-#[requires_userns(cap(sys_admin), cap(setuid), cap(setgid))]
+#[requires_userns(cap(sys_admin), cap(setuid), cap(setgid), program("/usr/bin/python3"))]
 fn seccomp_kill_on_unshare() {
     let doc = verdicts_match_ground_truth(&Host::KillOnUnshare);
     let user = verdict(&doc, "user");
@@ -130,7 +136,7 @@ fn seccomp_kill_on_unshare() {
 
 /// CAP_SETPCAP outside the bounding set (a rootless container's shape):
 /// only cap_setpcap is lost, with the bounding-set size in the cause.
-#[requires_userns(cap(sys_admin), cap(setuid), cap(setgid))]
+#[requires_userns(cap(sys_admin), cap(setuid), cap(setgid), program("/usr/bin/python3"))]
 fn setpcap_dropped_from_bounding_set() {
     let doc = verdicts_match_ground_truth(&Host::NoSetpcap);
     assert_eq!(cause(&doc, "cap_setpcap"), "capability_missing");
@@ -213,7 +219,13 @@ fn bwrap_missing_unexecutable_and_failing_are_distinct() {
 /// Landlock denies writes under `/proc` (the Ubuntu-24.04-like symptom):
 /// every namespace ability stops at its first map write with EACCES, and
 /// the cause says `/proc` is not writable; cap_setpcap is unaffected.
-#[requires_userns(cap(sys_admin), cap(setuid), cap(setgid), landlock)]
+#[requires_userns(
+    cap(sys_admin),
+    cap(setuid),
+    cap(setgid),
+    landlock,
+    program("/usr/bin/python3")
+)]
 fn proc_not_writable_under_landlock() {
     let doc = verdicts_match_ground_truth(&Host::ProcNotWritable);
     for ability in ["user", "mount", "net", "pid", "nested"] {
@@ -227,7 +239,7 @@ fn proc_not_writable_under_landlock() {
 
 /// Netlink sockets and SIOCSIFFLAGS refused: `net` and `bwrap_net` are
 /// "no" at the loopback step, `user` and `bwrap` still "yes".
-#[requires_userns(cap(sys_admin), cap(setuid), cap(setgid))]
+#[requires_userns(cap(sys_admin), cap(setuid), cap(setgid), program("/usr/bin/python3"))]
 fn netlink_refused() {
     let doc = verdicts_match_ground_truth(&Host::NetlinkRefused);
     let net = verdict(&doc, "net");
@@ -250,7 +262,7 @@ fn netlink_refused() {
 
 /// Mount system calls refused: `mount`, `pid` (mounts proc) and bwrap are
 /// "no"; `user`, `cap_sys_admin` (unshare only) and `net` are "yes".
-#[requires_userns(cap(sys_admin), cap(setuid), cap(setgid))]
+#[requires_userns(cap(sys_admin), cap(setuid), cap(setgid), program("/usr/bin/python3"))]
 fn mount_refused() {
     let doc = verdicts_match_ground_truth(&Host::MountRefused);
     for ability in ["mount", "pid"] {
@@ -273,7 +285,7 @@ fn mount_refused() {
 
 /// A seccomp filter refusing PR_CAPBSET_DROP, CAP_SETPCAP effective:
 /// only cap_setpcap is lost, blamed on the filter.
-#[requires_userns(cap(sys_admin), cap(setuid), cap(setgid))]
+#[requires_userns(cap(sys_admin), cap(setuid), cap(setgid), program("/usr/bin/python3"))]
 fn capbset_drop_refused_by_seccomp() {
     let doc = verdicts_match_ground_truth(&Host::CapbsetDropRefused);
     let v = verdict(&doc, "cap_setpcap");
@@ -287,7 +299,13 @@ fn capbset_drop_refused_by_seccomp() {
 /// Nested: inside `bwrap --disable-userns` no user namespace may be made
 /// (ENOSPC, the limit of the enclosing namespace); inside `unshare -Ur`
 /// every namespace ability, nested included, is available.
-#[requires_userns(cap(sys_admin), cap(setuid), cap(setgid), bwrap)]
+#[requires_userns(
+    cap(sys_admin),
+    cap(setuid),
+    cap(setgid),
+    bwrap,
+    program("/usr/bin/python3")
+)]
 fn nested_inside_bwrap_and_unshare() {
     let doc = verdicts_match_ground_truth(&Host::InsideBwrapDisableUserns);
     for ability in ["user", "nested", "net"] {
@@ -309,7 +327,7 @@ fn nested_inside_bwrap_and_unshare() {
 /// namespace in its own process and succeeds, but a probe must not change
 /// the caller, so it needs a child the limit forbids; "no, the process
 /// limit" is the verdict that tells the truth about the probe.
-#[requires_userns(cap(sys_admin), cap(setuid), cap(setgid))]
+#[requires_userns(cap(sys_admin), cap(setuid), cap(setgid), program("/usr/bin/python3"))]
 fn process_limit_reached() {
     let names: Vec<&str> = GROUND_TRUTH.iter().map(|(n, _)| *n).collect();
     let doc = doctor(&Host::ProcessLimit, &names.join(","));
@@ -374,7 +392,7 @@ fn one_root_cause(doc: &serde_json::Value, abilities: &[&str], id: &str) -> Stri
 /// some namespace types by flag. User namespaces work there, so the cause
 /// is that filter, not Docker's whole-namespace refusal, for the
 /// system-call probes and for bubblewrap alike.
-#[requires_userns(cap(sys_admin), cap(setuid), cap(setgid))]
+#[requires_userns(cap(sys_admin), cap(setuid), cap(setgid), program("/usr/bin/python3"))]
 fn namespace_types_refused_by_flag() {
     let doc = verdicts_match_ground_truth(&Host::RestrictNamespaces);
     for ability in ["user", "cap_sys_admin", "mount", "time", "nested", "bwrap"] {
@@ -404,7 +422,13 @@ fn namespace_types_refused_by_flag() {
 /// system-call probes and bubblewrap (whose message only says "nesting
 /// depth or max_*_namespaces") name the one limit that is 0, never
 /// `user.max_user_namespaces`.
-#[requires_userns(cap(sys_admin), cap(setuid), cap(setgid), user)]
+#[requires_userns(
+    cap(sys_admin),
+    cap(setuid),
+    cap(setgid),
+    user,
+    program("/usr/bin/python3")
+)]
 fn per_type_namespace_limits() {
     let doc = verdicts_match_ground_truth(&Host::NoNetNamespaces);
     let message = one_root_cause(&doc, &["net", "bwrap_net"], "namespace_limit");
@@ -429,7 +453,7 @@ fn per_type_namespace_limits() {
 
 /// A container profile that allows the namespaces but refuses
 /// `sethostname`: `uts` names that call, and nothing else is lost.
-#[requires_userns(cap(sys_admin), cap(setuid), cap(setgid))]
+#[requires_userns(cap(sys_admin), cap(setuid), cap(setgid), program("/usr/bin/python3"))]
 fn sethostname_refused() {
     let doc = verdicts_match_ground_truth(&Host::SethostnameRefused);
     let v = verdict(&doc, "uts");
@@ -446,7 +470,7 @@ fn sethostname_refused() {
 /// built, since this machine's own modes may be udev's 0666), their ioctl
 /// refused by a filter; each a cause of its own, named with the device or
 /// the call.
-#[requires_userns(cap(sys_admin), cap(setuid), cap(setgid))]
+#[requires_userns(cap(sys_admin), cap(setuid), cap(setgid), program("/usr/bin/python3"))]
 fn device_abilities_name_what_refused() {
     let doc = verdicts_match_ground_truth(&Host::NoDevices);
     for (ability, device) in [
@@ -484,7 +508,7 @@ fn device_abilities_name_what_refused() {
 
 /// Mounts refused by a filter: fuse, overlay and pivot_root (whose tmpfs
 /// mount comes first) share the mount root cause with `mount`.
-#[requires_userns(cap(sys_admin), cap(setuid), cap(setgid))]
+#[requires_userns(cap(sys_admin), cap(setuid), cap(setgid), program("/usr/bin/python3"))]
 fn mount_abilities_share_the_refused_mount() {
     let doc = verdicts_match_ground_truth(&Host::MountRefused);
     one_root_cause(
@@ -500,7 +524,13 @@ fn mount_abilities_share_the_refused_mount() {
 /// uid 0 with Docker's 14 is not root, and `cap(...)` says which it has
 /// and where the others went. A process with NoNewPrivs set lacks
 /// `new_privs`.
-#[requires_userns(cap(sys_admin), cap(setuid), cap(setgid), cap(setpcap))]
+#[requires_userns(
+    cap(sys_admin),
+    cap(setuid),
+    cap(setgid),
+    cap(setpcap),
+    program("/usr/bin/python3")
+)]
 fn identity_abilities() {
     let doc = verdicts_match_ground_truth(&Host::Plain);
     assert_eq!(cause(&doc, "unprivileged"), "privileged");
@@ -573,7 +603,7 @@ fn identity_abilities() {
 /// cgroup delegation: no cgroup2 mount, a read-only one, one this user may
 /// not write; and on this host itself what its cgroup layout says (hybrid:
 /// the controllers are in v1).
-#[requires_userns(cap(sys_admin), cap(setuid), cap(setgid))]
+#[requires_userns(cap(sys_admin), cap(setuid), cap(setgid), program("/usr/bin/python3"))]
 fn cgroup_delegation_reasons() {
     let doc = verdicts_match_ground_truth(&Host::NoCgroup2);
     assert_eq!(cause(&doc, "cgroup_delegation"), "cgroup_v2_missing");
@@ -696,7 +726,15 @@ fn landlock_abi_minimum() {
 /// Every host of the matrix against the ground truth, as one table. With
 /// `USERNS_TEST_MATRIX_OUT=path` the table (the README's) is written there:
 /// `USERNS_TEST_MATRIX_OUT=matrix.md cargo test -p userns-test --test hosts verdict_matrix`.
-#[requires_userns(cap(sys_admin), cap(setuid), cap(setgid), user, bwrap, landlock)]
+#[requires_userns(
+    cap(sys_admin),
+    cap(setuid),
+    cap(setgid),
+    user,
+    bwrap,
+    landlock,
+    program("/usr/bin/python3")
+)]
 fn verdict_matrix_matches_ground_truth() {
     let hosts: [(&str, Host); 23] = [
         ("root", Host::Plain),
