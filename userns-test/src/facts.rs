@@ -275,15 +275,7 @@ impl HostFacts {
         ];
         // Off Linux there is no kernel release to read, and on Windows no
         // uid: said only where they exist.
-        let linux = cfg!(all(
-            target_os = "linux",
-            any(
-                target_arch = "x86_64",
-                target_arch = "aarch64",
-                target_arch = "riscv64"
-            ),
-            not(userns_test_unsupported_os)
-        ));
+        let linux = crate::LINUX_BUILD;
         if linux || self.kernel_release.is_some() {
             parts.push(format!(
                 "kernel {}",

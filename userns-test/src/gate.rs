@@ -47,45 +47,31 @@ pub(crate) fn probed(ability: Ability) -> Option<&'static Verdict> {
     VERDICTS.of(ability).get()
 }
 
-/// The verdict another process of this run found, where one may be
-/// reused, else this process's own (then offered to the others).
-#[cfg(all(
-    target_os = "linux",
-    any(
-        target_arch = "x86_64",
-        target_arch = "aarch64",
-        target_arch = "riscv64"
-    ),
-    not(userns_test_unsupported_os)
-))]
-fn assess_or_share(ability: Ability, s: &'static Settings) -> Verdict {
-    use crate::shared::{Shared, worth_sharing};
-    // The cheap probes cost less than the key a shared verdict needs.
-    if !worth_sharing(ability) {
-        return assess(ability, s);
-    }
-    match Shared::get(s) {
-        Some(shared) => shared.lookup(ability).unwrap_or_else(|| {
-            let verdict = assess(ability, s);
-            shared.record(&verdict);
-            verdict
-        }),
-        None => assess(ability, s),
+linux! {
+    /// The verdict another process of this run found, where one may be
+    /// reused, else this process's own (then offered to the others).
+    fn assess_or_share(ability: Ability, s: &'static Settings) -> Verdict {
+        use crate::shared::{Shared, worth_sharing};
+        // The cheap probes cost less than the key a shared verdict needs.
+        if !worth_sharing(ability) {
+            return assess(ability, s);
+        }
+        match Shared::get(s) {
+            Some(shared) => shared.lookup(ability).unwrap_or_else(|| {
+                let verdict = assess(ability, s);
+                shared.record(&verdict);
+                verdict
+            }),
+            None => assess(ability, s),
+        }
     }
 }
 
-/// Off Linux a verdict costs nothing to find: nothing is shared.
-#[cfg(not(all(
-    target_os = "linux",
-    any(
-        target_arch = "x86_64",
-        target_arch = "aarch64",
-        target_arch = "riscv64"
-    ),
-    not(userns_test_unsupported_os)
-)))]
-fn assess_or_share(ability: Ability, s: &'static Settings) -> Verdict {
-    assess(ability, s)
+elsewhere! {
+    /// Off Linux a verdict costs nothing to find: nothing is shared.
+    fn assess_or_share(ability: Ability, s: &'static Settings) -> Verdict {
+        assess(ability, s)
+    }
 }
 
 /// What probing `ability` observed, at most once per process. Diagnoses

@@ -129,6 +129,18 @@ macro_rules! linux {
     };
 }
 
+/// Whether this is the build [`linux!`] items belong to, for code that
+/// decides at run time rather than by item.
+pub(crate) const LINUX_BUILD: bool = cfg!(all(
+    target_os = "linux",
+    any(
+        target_arch = "x86_64",
+        target_arch = "aarch64",
+        target_arch = "riscv64"
+    ),
+    not(userns_test_unsupported_os)
+));
+
 /// Items of every other build: every ability unavailable, one cause.
 macro_rules! elsewhere {
     ($($item:item)*) => {

@@ -62,41 +62,34 @@ pub(crate) struct FileStatus {
 }
 
 impl FileStatus {
-    /// Reads `path`'s status and its mount (Linux only: off Linux no
-    /// probe runs a program or opens a device).
-    #[cfg(all(
-        target_os = "linux",
-        any(
-            target_arch = "x86_64",
-            target_arch = "aarch64",
-            target_arch = "riscv64"
-        ),
-        not(userns_test_unsupported_os)
-    ))]
-    fn read(path: &str) -> Option<FileStatus> {
-        use std::os::unix::fs::MetadataExt;
-        let meta = std::fs::metadata(path).ok()?;
-        let flags = nix::sys::statvfs::statvfs(path).ok()?.flags();
-        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        // The longest mount point that is a prefix of the path.
-        let mount = mountinfo
-            .lines()
-            .filter_map(|l| l.split_whitespace().nth(4))
-            .filter(|m| {
-                *m == "/"
-                    || path == *m
-                    || path.starts_with(&format!("{}/", m.trim_end_matches('/')))
+    linux! {
+        /// Reads `path`'s status and its mount (Linux only: off Linux no
+        /// probe runs a program or opens a device).
+        fn read(path: &str) -> Option<FileStatus> {
+            use std::os::unix::fs::MetadataExt;
+            let meta = std::fs::metadata(path).ok()?;
+            let flags = nix::sys::statvfs::statvfs(path).ok()?.flags();
+            let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+            // The longest mount point that is a prefix of the path.
+            let mount = mountinfo
+                .lines()
+                .filter_map(|l| l.split_whitespace().nth(4))
+                .filter(|m| {
+                    *m == "/"
+                        || path == *m
+                        || path.starts_with(&format!("{}/", m.trim_end_matches('/')))
+                })
+                .max_by_key(|m| m.len())
+                .unwrap_or("/")
+                .to_owned();
+            Some(FileStatus {
+                mode: meta.mode(),
+                uid: meta.uid(),
+                gid: meta.gid(),
+                mount,
+                noexec: flags.contains(nix::sys::statvfs::FsFlags::ST_NOEXEC),
             })
-            .max_by_key(|m| m.len())
-            .unwrap_or("/")
-            .to_owned();
-        Some(FileStatus {
-            mode: meta.mode(),
-            uid: meta.uid(),
-            gid: meta.gid(),
-            mount,
-            noexec: flags.contains(nix::sys::statvfs::FsFlags::ST_NOEXEC),
-        })
+        }
     }
 
     /// Whether its mode lets a process with `facts`' ids (and groups) have
@@ -173,52 +166,38 @@ pub(crate) fn cause(ability: Ability, failed: &Failed, evidence: &dyn Evidence) 
     }
 }
 
-/// The cause of a failure the kernel answered (an errno, a signal, a file
-/// of `/proc` that could not be read).
-#[cfg(all(
-    target_os = "linux",
-    any(
-        target_arch = "x86_64",
-        target_arch = "aarch64",
-        target_arch = "riscv64"
-    ),
-    not(userns_test_unsupported_os)
-))]
-fn kernel_cause(ability: Ability, failed: &Failed, evidence: &dyn Evidence) -> Cause {
-    let Failed { step, failure } = failed;
-    match failure {
-        Failure::Signal { number, .. } if *number == libc::SIGSYS => Cause::SeccompKill,
-        Failure::Signal { .. } => Cause::KilledFromOutside,
-        Failure::Unreadable {
-            errno: Some(errno @ (libc::EMFILE | libc::ENFILE | libc::ENOMEM)),
-            ..
-        } => system_calls::resource_limit(*errno, evidence).unwrap_or(Cause::Unexplained),
-        Failure::Unreadable { path, .. } => Cause::Unreadable { path: path.clone() },
-        _ => programs::cause(ability, step, failure, evidence).unwrap_or_else(|| {
-            match failure.errno_number() {
-                Some(errno) => system_calls::cause(ability, step, errno, evidence),
-                None => Cause::Unexplained,
-            }
-        }),
+linux! {
+    /// The cause of a failure the kernel answered (an errno, a signal, a file
+    /// of `/proc` that could not be read).
+    fn kernel_cause(ability: Ability, failed: &Failed, evidence: &dyn Evidence) -> Cause {
+        let Failed { step, failure } = failed;
+        match failure {
+            Failure::Signal { number, .. } if *number == libc::SIGSYS => Cause::SeccompKill,
+            Failure::Signal { .. } => Cause::KilledFromOutside,
+            Failure::Unreadable {
+                errno: Some(errno @ (libc::EMFILE | libc::ENFILE | libc::ENOMEM)),
+                ..
+            } => system_calls::resource_limit(*errno, evidence).unwrap_or(Cause::Unexplained),
+            Failure::Unreadable { path, .. } => Cause::Unreadable { path: path.clone() },
+            _ => programs::cause(ability, step, failure, evidence).unwrap_or_else(|| {
+                match failure.errno_number() {
+                    Some(errno) => system_calls::cause(ability, step, errno, evidence),
+                    None => Cause::Unexplained,
+                }
+            }),
+        }
     }
 }
 
-/// Off Linux no probe reaches a kernel: nothing to explain beyond the
-/// failure itself.
-#[cfg(not(all(
-    target_os = "linux",
-    any(
-        target_arch = "x86_64",
-        target_arch = "aarch64",
-        target_arch = "riscv64"
-    ),
-    not(userns_test_unsupported_os)
-)))]
-fn kernel_cause(_: Ability, failed: &Failed, _: &dyn Evidence) -> Cause {
-    match &failed.failure {
-        Failure::Signal { .. } => Cause::KilledFromOutside,
-        Failure::Unreadable { path, .. } => Cause::Unreadable { path: path.clone() },
-        _ => Cause::Unexplained,
+elsewhere! {
+    /// Off Linux no probe reaches a kernel: nothing to explain beyond the
+    /// failure itself.
+    fn kernel_cause(_: Ability, failed: &Failed, _: &dyn Evidence) -> Cause {
+        match &failed.failure {
+            Failure::Signal { .. } => Cause::KilledFromOutside,
+            Failure::Unreadable { path, .. } => Cause::Unreadable { path: path.clone() },
+            _ => Cause::Unexplained,
+        }
     }
 }
 
@@ -255,95 +234,38 @@ impl Evidence for Live<'_> {
         (self.observe)(ability)
     }
 
-    #[cfg(all(
-        target_os = "linux",
-        any(
-            target_arch = "x86_64",
-            target_arch = "aarch64",
-            target_arch = "riscv64"
-        ),
-        not(userns_test_unsupported_os)
-    ))]
-    fn filter_check(&self, ability: Ability, step: &Step) -> FilterCheck {
-        crate::probe::control::check(ability, step, self.timeout)
+    linux! {
+        fn filter_check(&self, ability: Ability, step: &Step) -> FilterCheck {
+            crate::probe::control::check(ability, step, self.timeout)
+        }
+
+        fn program_privileged(&self, path: &str) -> Option<bool> {
+            programs::privileged(path)
+        }
+
+        fn file_status(&self, path: &str) -> Option<FileStatus> {
+            FileStatus::read(path)
+        }
     }
 
-    #[cfg(all(
-        target_os = "linux",
-        any(
-            target_arch = "x86_64",
-            target_arch = "aarch64",
-            target_arch = "riscv64"
-        ),
-        not(userns_test_unsupported_os)
-    ))]
-    fn program_privileged(&self, path: &str) -> Option<bool> {
-        programs::privileged(path)
-    }
+    elsewhere! {
+        // Off Linux there is no call to control, no program or device to
+        // examine: each says it does not know.
+        fn filter_check(&self, _: Ability, _: &Step) -> FilterCheck {
+            FilterCheck::Unknown
+        }
 
-    #[cfg(all(
-        target_os = "linux",
-        any(
-            target_arch = "x86_64",
-            target_arch = "aarch64",
-            target_arch = "riscv64"
-        ),
-        not(userns_test_unsupported_os)
-    ))]
-    fn file_status(&self, path: &str) -> Option<FileStatus> {
-        FileStatus::read(path)
-    }
+        fn program_privileged(&self, _: &str) -> Option<bool> {
+            None
+        }
 
-    // Off Linux there is no call to control, no program or device to
-    // examine: each says it does not know.
-    #[cfg(not(all(
-        target_os = "linux",
-        any(
-            target_arch = "x86_64",
-            target_arch = "aarch64",
-            target_arch = "riscv64"
-        ),
-        not(userns_test_unsupported_os)
-    )))]
-    fn filter_check(&self, _: Ability, _: &Step) -> FilterCheck {
-        FilterCheck::Unknown
-    }
-
-    #[cfg(not(all(
-        target_os = "linux",
-        any(
-            target_arch = "x86_64",
-            target_arch = "aarch64",
-            target_arch = "riscv64"
-        ),
-        not(userns_test_unsupported_os)
-    )))]
-    fn program_privileged(&self, _: &str) -> Option<bool> {
-        None
-    }
-
-    #[cfg(not(all(
-        target_os = "linux",
-        any(
-            target_arch = "x86_64",
-            target_arch = "aarch64",
-            target_arch = "riscv64"
-        ),
-        not(userns_test_unsupported_os)
-    )))]
-    fn file_status(&self, _: &str) -> Option<FileStatus> {
-        None
+        fn file_status(&self, _: &str) -> Option<FileStatus> {
+            None
+        }
     }
 }
 
-#[cfg(all(
-    test,
-    target_os = "linux",
-    any(
-        target_arch = "x86_64",
-        target_arch = "aarch64",
-        target_arch = "riscv64"
-    ),
-    not(userns_test_unsupported_os)
-))]
-mod tests;
+linux! {
+    #[cfg(test)]
+    mod tests;
+}

@@ -35,66 +35,50 @@ pub enum FilterCheck {
     Unknown,
 }
 
-// Linux only: elsewhere no probe runs, so there is nothing to control.
-/// Runs the control call for `step` of `ability`'s probe: the probe's own
-/// steps up to that one, then the control instead of it.
-#[cfg(all(
-    target_os = "linux",
-    any(
-        target_arch = "x86_64",
-        target_arch = "aarch64",
-        target_arch = "riscv64"
-    ),
-    not(userns_test_unsupported_os)
-))]
-pub fn check(ability: Ability, step: &Step, timeout: Duration) -> FilterCheck {
-    let (flags, ops) = super::perform::program(ability);
-    // The probe child itself failed to be created with namespace flags
-    // (pid's clone): the control is a clone with the same flags.
-    if let Step::Clone { .. } = step {
-        if flags & (libc::CLONE_NEWUSER | libc::CLONE_NEWNS) == 0 {
-            return FilterCheck::Unknown;
+linux! {
+    // Linux only: elsewhere no probe runs, so there is nothing to control.
+    /// Runs the control call for `step` of `ability`'s probe: the probe's own
+    /// steps up to that one, then the control instead of it.
+    pub fn check(ability: Ability, step: &Step, timeout: Duration) -> FilterCheck {
+        let (flags, ops) = super::perform::program(ability);
+        // The probe child itself failed to be created with namespace flags
+        // (pid's clone): the control is a clone with the same flags.
+        if let Step::Clone { .. } = step {
+            if flags & (libc::CLONE_NEWUSER | libc::CLONE_NEWNS) == 0 {
+                return FilterCheck::Unknown;
+            }
+            return run(vec![Op::Control(Control::Clone(flags))], 0, timeout);
         }
-        return run(vec![Op::Control(Control::Clone(flags))], 0, timeout);
+        let found = ops.iter().enumerate().find_map(|(i, op)| {
+            (0..4)
+                .find(|&phase| op.step(phase) == *step)
+                .and_then(|phase| op.control(phase))
+                .map(|control| (i, control))
+        });
+        let Some((index, control)) = found else {
+            return FilterCheck::Unknown;
+        };
+        let mut ops = ops;
+        ops.truncate(index);
+        ops.push(Op::Control(control));
+        run(ops, flags, timeout)
     }
-    let found = ops.iter().enumerate().find_map(|(i, op)| {
-        (0..4)
-            .find(|&phase| op.step(phase) == *step)
-            .and_then(|phase| op.control(phase))
-            .map(|control| (i, control))
-    });
-    let Some((index, control)) = found else {
-        return FilterCheck::Unknown;
-    };
-    let mut ops = ops;
-    ops.truncate(index);
-    ops.push(Op::Control(control));
-    run(ops, flags, timeout)
-}
 
-#[cfg(all(
-    target_os = "linux",
-    any(
-        target_arch = "x86_64",
-        target_arch = "aarch64",
-        target_arch = "riscv64"
-    ),
-    not(userns_test_unsupported_os)
-))]
-fn run(ops: Vec<Op>, flags: libc::c_int, timeout: Duration) -> FilterCheck {
-    let last = ops.len() - 1;
-    let Some(Op::Control(control)) = ops.last() else {
-        return FilterCheck::Unknown;
-    };
-    let expected = control.kernel_errno();
-    match run_child(&ops, flags, timeout, |_, _| ()) {
-        Ok((run, ())) if run.op != last => FilterCheck::Unknown,
-        Ok((run, ())) => match run.end {
-            ChildEnd::Killed(signal) => FilterCheck::Killed(signal),
-            ChildEnd::Exited(_) if run.errno == expected => FilterCheck::Reached,
-            ChildEnd::Exited(_) if run.errno != 0 => FilterCheck::Refused(run.errno),
-            _ => FilterCheck::Unknown,
-        },
-        Err(_) => FilterCheck::Unknown,
+    fn run(ops: Vec<Op>, flags: libc::c_int, timeout: Duration) -> FilterCheck {
+        let last = ops.len() - 1;
+        let Some(Op::Control(control)) = ops.last() else {
+            return FilterCheck::Unknown;
+        };
+        let expected = control.kernel_errno();
+        match run_child(&ops, flags, timeout, |_, _| ()) {
+            Ok((run, ())) if run.op != last => FilterCheck::Unknown,
+            Ok((run, ())) => match run.end {
+                ChildEnd::Killed(signal) => FilterCheck::Killed(signal),
+                ChildEnd::Exited(_) if run.errno == expected => FilterCheck::Reached,
+                ChildEnd::Exited(_) if run.errno != 0 => FilterCheck::Refused(run.errno),
+                _ => FilterCheck::Unknown,
+            },
+            Err(_) => FilterCheck::Unknown,
+        }
     }
 }

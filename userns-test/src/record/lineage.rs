@@ -26,15 +26,7 @@
 use std::sync::OnceLock;
 
 /// Whether this build can see its ancestors (Linux's `/proc`).
-const LINEAGE_VISIBLE: bool = cfg!(all(
-    target_os = "linux",
-    any(
-        target_arch = "x86_64",
-        target_arch = "aarch64",
-        target_arch = "riscv64"
-    ),
-    not(userns_test_unsupported_os)
-));
+const LINEAGE_VISIBLE: bool = crate::LINUX_BUILD;
 
 /// How far up the walk goes: a deeper chain is not a process tree.
 const MAX_DEPTH: usize = 64;
@@ -278,44 +270,37 @@ pub(crate) fn is_ancestor(owner: (u32, u64)) -> Result<(), String> {
     }
 }
 
-#[cfg(all(
-    test,
-    target_os = "linux",
-    any(
-        target_arch = "x86_64",
-        target_arch = "aarch64",
-        target_arch = "riscv64"
-    ),
-    not(userns_test_unsupported_os)
-))]
-mod tests {
-    use super::*;
+linux! {
+    #[cfg(test)]
+    mod tests {
+        use super::*;
 
-    #[test]
-    fn stat_lines_with_any_command_name() {
-        let line = b"4242 (a) b) (c) S 17 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10 18446744073709551615\n";
-        let p = parse_stat(4242, line).unwrap();
-        assert_eq!(
-            p,
-            Process {
-                pid: 4242,
-                ppid: 17,
-                start: 987654,
-                comm: "a) b) (c".into()
-            }
-        );
-        assert_eq!(parse_stat(1, b"garbage"), None);
-        assert_eq!(parse_stat(1, b"1 (x) S"), None);
-    }
+        #[test]
+        fn stat_lines_with_any_command_name() {
+            let line = b"4242 (a) b) (c) S 17 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10 18446744073709551615\n";
+            let p = parse_stat(4242, line).unwrap();
+            assert_eq!(
+                p,
+                Process {
+                    pid: 4242,
+                    ppid: 17,
+                    start: 987654,
+                    comm: "a) b) (c".into()
+                }
+            );
+            assert_eq!(parse_stat(1, b"garbage"), None);
+            assert_eq!(parse_stat(1, b"1 (x) S"), None);
+        }
 
-    #[test]
-    fn this_process_has_a_parent_and_is_not_nested() {
-        let me = Process::read(std::process::id()).unwrap();
-        assert_eq!(me.ppid, std::os::unix::process::parent_id());
-        // cargo test's test binary: cargo, or a direct run; never a copy.
-        assert!(!matches!(launcher(), Launcher::Nested(_)));
-        let parent = Process::read(me.ppid).unwrap();
-        assert_eq!(is_ancestor(parent.id()), Ok(()));
-        assert!(is_ancestor((me.ppid, parent.start + 1)).is_err());
+        #[test]
+        fn this_process_has_a_parent_and_is_not_nested() {
+            let me = Process::read(std::process::id()).unwrap();
+            assert_eq!(me.ppid, std::os::unix::process::parent_id());
+            // cargo test's test binary: cargo, or a direct run; never a copy.
+            assert!(!matches!(launcher(), Launcher::Nested(_)));
+            let parent = Process::read(me.ppid).unwrap();
+            assert_eq!(is_ancestor(parent.id()), Ok(()));
+            assert!(is_ancestor((me.ppid, parent.start + 1)).is_err());
+        }
     }
 }
