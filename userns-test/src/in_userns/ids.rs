@@ -43,15 +43,13 @@ pub(crate) struct IdMap {
 
 /// Whether this process may write a map of uids and gids 0 to `ids - 1`
 /// for a user namespace it creates, without newuidmap: uid and gid 0 with
-/// CAP_SETUID and CAP_SETGID effective, its own namespace holding those
-/// ids.
+/// CAP_SETUID and CAP_SETGID effective (as `cap(setuid)` and `cap(setgid)`
+/// find them), its own namespace holding those ids.
 pub(crate) fn maps_itself(ids: u32) -> bool {
-    let status = std::fs::read_to_string("/proc/thread-self/status").unwrap_or_default();
-    let effective = crate::facts::status_field(&status, "CapEff:")
-        .and_then(crate::facts::parse_hex)
-        .unwrap_or(0);
     // CAP_SETGID is 6, CAP_SETUID 7.
-    let capable = effective & (1 << 6) != 0 && effective & (1 << 7) != 0;
+    let capable = [6, 7]
+        .into_iter()
+        .all(|cap| crate::gate::probe(Ability::Cap(cap)).is_available());
     let holds = |file: &str| {
         std::fs::read_to_string(file).is_ok_and(|map| {
             map.lines().any(|line| {
@@ -70,51 +68,39 @@ pub(crate) fn maps_itself(ids: u32) -> bool {
         && holds("/proc/self/gid_map")
 }
 
+/// Why the caller's ranges cannot map `ids` ids.
+enum RangeProblem {
+    /// A file could not be read: what was tried, and the error.
+    Unreadable(String),
+    /// No range for the caller (the `subids` probe found one before).
+    Missing { path: &'static str, who: String },
+    /// A range, too short: its reason, as an unmet `subids`.
+    TooShort(Box<Reason>),
+}
+
+impl RangeProblem {
+    fn message(&self) -> String {
+        match self {
+            RangeProblem::Unreadable(message) => message.clone(),
+            RangeProblem::Missing { path, who } => format!(
+                "{path} holds no range for {who} (the subids probe found one before the test); \
+                 add one (`sudo usermod --add-subuids 100000-165535 --add-subgids \
+                 100000-165535 {who}`)"
+            ),
+            RangeProblem::TooShort(reason) => format!("{}; {}", reason.cause, reason.remedy),
+        }
+    }
+}
+
 /// Why this caller cannot map `ids` ids where it has a subordinate range
 /// too short for them (no range at all is `subids`' own refusal): the
 /// reason the test is skipped with, as an unmet `subids`.
 pub(crate) fn range_too_short(ids: u32) -> Option<(Ability, Reason)> {
-    // Unreadable or gone since the probe: said when the test runs.
-    IdMap::of_ranges(ids).err()?;
-    let uid = nix::unistd::geteuid().as_raw();
-    let gid = nix::unistd::getegid().as_raw();
-    let name = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
-        .ok()
-        .flatten()
-        .map(|u| u.name);
-    let who = name.clone().unwrap_or_else(|| uid.to_string());
-    let wanted = u64::from(ids) - 1;
-    [("/etc/subuid", uid), ("/etc/subgid", gid)]
-        .into_iter()
-        .find_map(|(path, id)| {
-            let text = std::fs::read_to_string(path).ok()?;
-            let (start, count) = crate::probe::external::subid_range(&text, name.as_deref(), id)?;
-            (count < wanted).then(|| {
-                // Ranges and counts are ids: they fit in 32 bits.
-                let narrow = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
-                let cause = Cause::SubordinateRangeTooShort {
-                    path: path.into(),
-                    user: who.clone(),
-                    start: narrow(start),
-                    count: narrow(count),
-                    wanted: narrow(wanted),
-                };
-                let facts = crate::facts::HostFacts::get();
-                let remedy = crate::diagnosis::remedy::remedy(&cause, &|| facts);
-                let reason = Reason {
-                    step: Step::ReadSubids {
-                        path: path.into(),
-                        user: who.clone(),
-                    },
-                    failure: Failure::Mismatch {
-                        found: format!("{count} ids from {start}, {wanted} wanted"),
-                    },
-                    cause,
-                    remedy,
-                };
-                (Ability::Subids, reason)
-            })
-        })
+    match IdMap::of_ranges(ids) {
+        Err(RangeProblem::TooShort(reason)) => Some((Ability::Subids, *reason)),
+        // Unreadable or gone since the probe: said when the test runs.
+        _ => None,
+    }
 }
 
 impl IdMap {
@@ -137,53 +123,51 @@ impl IdMap {
         }
         match IdMap::of_ranges(ids) {
             Err(_) if maps_itself(ids) => Ok(direct),
-            other => other,
+            other => other.map_err(|problem| problem.message()),
         }
     }
 
     /// The caller's ranges, each long enough for `ids - 1` ids.
-    pub(crate) fn of_ranges(ids: u32) -> Result<IdMap, String> {
+    fn of_ranges(ids: u32) -> Result<IdMap, RangeProblem> {
         let uid = nix::unistd::geteuid().as_raw();
         let gid = nix::unistd::getegid().as_raw();
-        let name = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
-            .ok()
-            .flatten()
-            .map(|u| u.name);
-        let who = name.clone().unwrap_or_else(|| uid.to_string());
+        let (name, who) = crate::probe::external::user_name(uid);
         let wanted = u64::from(ids) - 1;
         let mut starts = [0u64; 2];
-        for (slot, (path, id, option)) in [
-            ("/etc/subuid", uid, "--add-subuids"),
-            ("/etc/subgid", gid, "--add-subgids"),
-        ]
-        .into_iter()
-        .enumerate()
+        for (slot, (path, id)) in [("/etc/subuid", uid), ("/etc/subgid", gid)]
+            .into_iter()
+            .enumerate()
         {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| format!("reading {path} for {who}'s range failed: {e}"))?;
-            let fix = |from: u64| {
-                format!(
-                    "give {who} {wanted} ids (`usermod {option} {from}-{} {who}`), or ask \
-                     for fewer with a smaller `ids`",
-                    from + wanted - 1
-                )
-            };
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                RangeProblem::Unreadable(format!("reading {path} for {who}'s range failed: {e}"))
+            })?;
             match crate::probe::external::subid_range(&text, name.as_deref(), id) {
                 Some((start, count)) if count >= wanted => starts[slot] = start,
                 Some((start, count)) => {
-                    return Err(format!(
-                        "{path} gives {who} {count} ids (from {start}), and the test maps \
-                         {wanted} besides uid 0 (ids = {ids}); {}",
-                        fix(start)
-                    ));
+                    // Ranges and counts are ids: they fit in 32 bits.
+                    let narrow = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
+                    let cause = Cause::SubordinateRangeTooShort {
+                        path: path.into(),
+                        user: who.clone(),
+                        start: narrow(start),
+                        count: narrow(count),
+                        wanted: narrow(wanted),
+                    };
+                    let facts = crate::facts::HostFacts::get();
+                    let remedy = crate::diagnosis::remedy::remedy(&cause, &|| facts);
+                    return Err(RangeProblem::TooShort(Box::new(Reason {
+                        step: Step::ReadSubids {
+                            path: path.into(),
+                            user: who,
+                        },
+                        failure: Failure::Mismatch {
+                            found: format!("{count} ids from {start}, {wanted} wanted"),
+                        },
+                        cause,
+                        remedy,
+                    })));
                 }
-                None => {
-                    return Err(format!(
-                        "{path} holds no range for {who} (the subids probe found one before \
-                         the test); {}",
-                        fix(100_000)
-                    ));
-                }
+                None => return Err(RangeProblem::Missing { path, who }),
             }
         }
         Ok(IdMap {

@@ -97,11 +97,7 @@ impl<'a> Found<'a> {
 pub(super) fn subids(options: &ProbeOptions, facts: &HostFacts) -> Outcome {
     // Found on PATH as execvp finds them, when they run (under the bound).
     let programs = ["newuidmap", "newgidmap"];
-    let name = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(facts.uid))
-        .ok()
-        .flatten()
-        .map(|u| u.name);
-    let who = name.clone().unwrap_or_else(|| facts.uid.to_string());
+    let (name, who) = user_name(facts.uid);
     let mut ranges = Vec::new();
     for (path, id) in [("/etc/subuid", facts.uid), ("/etc/subgid", facts.gid)] {
         let step = || Step::ReadSubids {
@@ -253,6 +249,17 @@ pub(super) fn wait_ready(fd: &OwnedFd, deadline: Instant) -> bool {
             Err(_) => return false,
         }
     }
+}
+
+/// `uid`'s user name, if the user database has one, and the word that
+/// names it in messages (the name, else the number).
+pub(crate) fn user_name(uid: u32) -> (Option<String>, String) {
+    let name = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+        .ok()
+        .flatten()
+        .map(|u| u.name);
+    let who = name.clone().unwrap_or_else(|| uid.to_string());
+    (name, who)
 }
 
 /// newuidmap's (or newgidmap's) arguments mapping, in process `pid`'s
