@@ -170,7 +170,7 @@ fn try_entering(namespaces: &[Namespace]) -> Entered {
     let (flags, ops) = ops(namespaces, true);
     let timeout = crate::gate::settings()
         .map(|s| s.probe.timeout)
-        .unwrap_or(std::time::Duration::from_secs(10));
+        .unwrap_or_else(|_| crate::ProbeOptions::default().timeout);
     let run = crate::probe::child::run_child(&ops, flags, timeout, |_, _| ());
     let outcome = match run {
         Ok((run, ())) => crate::probe::perform::child_outcome(&ops, &run),
