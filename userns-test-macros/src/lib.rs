@@ -1080,7 +1080,11 @@ fn expand_in_userns(function: ItemFn, explicit: &[Requirement], entered: &Entere
         #[doc(hidden)]
         #[allow(non_upper_case_globals)]
         #[unsafe(link_section = ".init_array")]
-        static #enter_static: extern "C" fn() = ::userns_test::__private::in_userns_enter;
+        static #enter_static: extern "C" fn(
+            ::core::ffi::c_int,
+            *const *const ::core::ffi::c_char,
+            *const *const ::core::ffi::c_char,
+        ) = ::userns_test::__private::in_userns_enter;
 
         // The default harness: the gate, then the body in its namespaces.
         #test_attribute
@@ -1102,6 +1106,8 @@ fn expand_in_userns(function: ItemFn, explicit: &[Requirement], entered: &Entere
                 #path,
                 ::userns_test::__private::libtest_name(#path),
                 &#entering,
+                #should_panic,
+                #inner_fn,
             );
             if let ::core::result::Result::Err(message) = __userns_test_result {
                 ::core::panic!("{}", message);
@@ -1124,6 +1130,8 @@ fn expand_in_userns(function: ItemFn, explicit: &[Requirement], entered: &Entere
                     #path,
                     ::userns_test::__private::libtest_name(#path),
                     &#entering,
+                    #should_panic,
+                    #inner_fn,
                 )
             }
 

@@ -280,11 +280,13 @@ pub mod __private {
         };
         pub use crate::in_userns::enter::enter as in_userns_enter;
         pub use crate::in_userns::parent::run as in_userns_run;
+        pub use crate::in_userns::zygote::zygote_pid as in_userns_zygote_pid;
     }
     elsewhere! {
         pub use crate::in_userns::unsupported::{
             child_main as in_userns_child_main, enter as in_userns_enter,
             is_child_for as in_userns_child, run as in_userns_run, run_body as in_userns_body,
+            zygote_pid as in_userns_zygote_pid,
         };
     }
     pub use crate::plain::Running;

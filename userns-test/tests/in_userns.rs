@@ -45,90 +45,103 @@ fn hostname() -> String {
 /// the child, the panic with its message and its location in the body.
 /// Passing tests' output is captured as libtest captures (shown for the
 /// failures only); with --nocapture it is all shown, both streams. The
-/// host's hostname is untouched by the body that set its own.
+/// host's hostname is untouched by the body that set its own. Both ways
+/// of starting a body (forked by the zygote, the binary executed again)
+/// give the same.
 #[test]
 fn outcomes_and_output_reach_libtest() {
-    let before = hostname();
-    let out = run(
-        &Host::Plain,
-        "in_userns_suite",
-        &[],
-        &[("IN_USERNS_FIXTURE", "fail")],
-    );
-    assert_eq!(hostname(), before, "the host's hostname changed");
-    assert_eq!(out.code, Some(101), "{}\n{}", out.stdout, out.stderr);
-    for (test, status) in [
-        ("panics_when_asked", "FAILED"),
-        ("returns_err_when_asked", "FAILED"),
-        ("aborts_when_asked", "FAILED"),
-        ("exits_when_asked", "FAILED"),
-        ("prints_and_passes", "ok"),
-        ("async_result_in_pid_namespace", "ok"),
-        ("with_requires_userns", "ok"),
-        ("hangs_when_asked", "ok"),
-        ("should_panic_is_met - should panic", "ok"),
-        ("ignored_until_asked", "ignored, runs when asked"),
-        // "ok" only when the body's record came back: the names reached
-        // the process executed for them.
-        ("prüft_ünicode_namen", "ok"),
-        ("r#match", "ok"),
-    ] {
-        assert!(
-            out.stdout.contains(&format!("test {test} ... {status}\n")),
-            "{test}: {}",
-            out.stdout
+    // Forked by the zygote, and executed again: the same outcomes.
+    for exec in ["0", "1"] {
+        let before = hostname();
+        let out = run(
+            &Host::Plain,
+            "in_userns_suite",
+            &[],
+            &[
+                ("IN_USERNS_FIXTURE", "fail"),
+                ("USERNS_TEST_IN_USERNS_EXEC", exec),
+            ],
         );
-    }
-    let section = |test: &str| {
-        let start = out
-            .stdout
-            .find(&format!("---- {test} stdout ----"))
-            .unwrap_or_else(|| panic!("no output section for {test}: {}", out.stdout));
-        let rest = &out.stdout[start..];
-        let end = rest[5..].find("\n---- ").map_or(rest.len(), |e| e + 5);
-        rest[..end].to_owned()
-    };
-    let panicked = section("panics_when_asked");
-    let location = format!(
-        "in_userns_suite.rs:{}:9: boom in the namespace \u{202e}🦀",
-        fixture_line("boom in the namespace")
-    );
-    assert!(
+        assert_eq!(hostname(), before, "the host's hostname changed");
+        assert_eq!(
+            out.code,
+            Some(101),
+            "exec={exec}: {}\n{}",
+            out.stdout,
+            out.stderr
+        );
+        for (test, status) in [
+            ("panics_when_asked", "FAILED"),
+            ("returns_err_when_asked", "FAILED"),
+            ("aborts_when_asked", "FAILED"),
+            ("exits_when_asked", "FAILED"),
+            ("prints_and_passes", "ok"),
+            ("async_result_in_pid_namespace", "ok"),
+            ("with_requires_userns", "ok"),
+            ("hangs_when_asked", "ok"),
+            ("should_panic_is_met - should panic", "ok"),
+            ("ignored_until_asked", "ignored, runs when asked"),
+            // "ok" only when the body's record came back: the names reached
+            // the process executed for them.
+            ("prüft_ünicode_namen", "ok"),
+            ("r#match", "ok"),
+        ] {
+            assert!(
+                out.stdout.contains(&format!("test {test} ... {status}\n")),
+                "{test}: {}",
+                out.stdout
+            );
+        }
+        let section = |test: &str| {
+            let start = out
+                .stdout
+                .find(&format!("---- {test} stdout ----"))
+                .unwrap_or_else(|| panic!("no output section for {test}: {}", out.stdout));
+            let rest = &out.stdout[start..];
+            let end = rest[5..].find("\n---- ").map_or(rest.len(), |e| e + 5);
+            rest[..end].to_owned()
+        };
+        let panicked = section("panics_when_asked");
+        let location = format!(
+            "in_userns_suite.rs:{}:9: boom in the namespace \u{202e}🦀",
+            fixture_line("boom in the namespace")
+        );
+        assert!(
         panicked.contains(&format!(
             "panics_when_asked panicked in its own user and uts namespaces at userns-test/tests/fixtures/{location}"
         )),
         "{panicked}"
     );
-    assert!(
-        panicked.contains("BODY RAN: panics_when_asked"),
-        "{panicked}"
-    );
-    assert!(
-        section("returns_err_when_asked").contains("Error: \"the body said no\""),
-        "{}",
-        section("returns_err_when_asked")
-    );
-    let aborted = section("aborts_when_asked");
-    assert!(
-        aborted.contains(
-            "aborts_when_asked, running in its own user and ipc namespaces, was killed by \
+        assert!(
+            panicked.contains("BODY RAN: panics_when_asked"),
+            "{panicked}"
+        );
+        assert!(
+            section("returns_err_when_asked").contains("Error: \"the body said no\""),
+            "{}",
+            section("returns_err_when_asked")
+        );
+        let aborted = section("aborts_when_asked");
+        assert!(
+            aborted.contains(
+                "aborts_when_asked, running in its own user and ipc namespaces, was killed by \
              SIGABRT (6) before it reported an outcome"
-        ),
-        "{aborted}"
-    );
-    assert!(aborted.contains("BODY RAN: aborts_when_asked"), "{aborted}");
-    let exited = section("exits_when_asked");
-    assert!(
-        exited.contains(
-            "exited with status 125 without reporting an outcome, so whether its body ran is \
+            ),
+            "{aborted}"
+        );
+        assert!(aborted.contains("BODY RAN: aborts_when_asked"), "{aborted}");
+        let exited = section("exits_when_asked");
+        assert!(
+            exited.contains(
+                "exited with status 125 without reporting an outcome, so whether its body ran is \
              unknown"
-        ),
-        "{exited}"
-    );
-    // Passing tests' output stays captured.
-    assert!(!out.stdout.contains("BODY RAN: prints_and_passes"));
-    assert!(!out.stderr.contains("BODY RAN: prints_and_passes"));
-
+            ),
+            "{exited}"
+        );
+        // Passing tests' output stays captured.
+        assert!(!out.stdout.contains("BODY RAN: prints_and_passes"));
+        assert!(!out.stderr.contains("BODY RAN: prints_and_passes"));
+    }
     let shown = run(
         &Host::Plain,
         "in_userns_suite",
@@ -209,29 +222,119 @@ fn a_hung_body_is_killed_with_what_it_started() {
 }
 
 /// The probe found the namespaces available, then the process lost them
-/// (a seccomp filter applied in between): the test fails with the step
-/// and the errno, at once.
+/// (a seccomp filter applied in between): re-executed
+/// (`USERNS_TEST_IN_USERNS_EXEC=1`), the body's process inherits the
+/// filter and the test fails with the step and the errno, at once. Forked
+/// by the zygote (the default), the body's process is a copy of the test
+/// process made before `main`, without the filter the test thread
+/// installed since: the body runs.
 #[test]
 fn a_refusal_after_the_probe_fails_with_the_step_and_errno() {
-    let out = run(
-        &Host::Plain,
-        "in_userns_suite",
-        &["namespaces_refused_after_the_probe", "--nocapture"],
-        &[("IN_USERNS_FIXTURE", "fault")],
-    );
-    assert_eq!(out.code, Some(0), "{}\n{}", out.stdout, out.stderr);
-    let result = out
-        .stdout
-        .lines()
-        .find(|l| l.starts_with("FAULT RESULT: "))
-        .unwrap_or_else(|| panic!("{}", out.stdout));
+    let result = |exec: &str| {
+        let out = run(
+            &Host::Plain,
+            "in_userns_suite",
+            &["namespaces_refused_after_the_probe", "--nocapture"],
+            &[
+                ("IN_USERNS_FIXTURE", "fault"),
+                ("USERNS_TEST_IN_USERNS_EXEC", exec),
+            ],
+        );
+        assert_eq!(out.code, Some(0), "{}\n{}", out.stdout, out.stderr);
+        out.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("FAULT RESULT: "))
+            .unwrap_or_else(|| panic!("{}", out.stdout))
+            .to_owned()
+    };
+    let executed = result("1");
     assert!(
-        result.contains(
+        executed.contains(
             "prints_and_passes: entering its own user, net and mount namespaces failed: \
              unshare(CLONE_NEWUSER): EPERM (1)"
         ),
-        "{result}"
+        "{executed}"
     );
+    assert_eq!(result("0"), "Ok(())");
+}
+
+/// A body forked by the zygote sees what the test process is when the test
+/// runs, as the binary executed again would: every constructor's work, the
+/// environment and the working directory set since `main`; with the zygote
+/// killed, the binary is executed again and the body still runs.
+#[test]
+fn bodies_see_the_test_process_as_it_is() {
+    let dir = std::env::temp_dir().join(format!("in-userns-late-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for exec in ["0", "1"] {
+        let out = run(
+            &Host::Plain,
+            "in_userns_suite",
+            &["--exact", "runs_a_body_after_changes", "--nocapture"],
+            &[
+                ("IN_USERNS_FIXTURE", "late"),
+                ("IN_USERNS_DIR", dir.to_str().unwrap()),
+                ("USERNS_TEST_IN_USERNS_EXEC", exec),
+            ],
+        );
+        assert_eq!(out.code, Some(0), "{}\n{}", out.stdout, out.stderr);
+        assert!(out.stdout.contains("LATE RESULT: Ok(())"), "{}", out.stdout);
+        let expected = format!("LATE: Ok(\"set at run time ✓\") in {}", dir.display());
+        assert!(
+            out.stdout.contains(&expected),
+            "exec={exec}: {}",
+            out.stdout
+        );
+    }
+    let out = run(
+        &Host::Plain,
+        "in_userns_suite",
+        &["--exact", "runs_a_body_after_changes", "--nocapture"],
+        &[("IN_USERNS_FIXTURE", "nozygote")],
+    );
+    assert_eq!(out.code, Some(0), "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("KILLED ZYGOTE: 1"), "{}", out.stdout);
+    assert!(out.stdout.contains("CHILDREN: \"\""), "{}", out.stdout);
+    assert!(out.stdout.contains("LATE RESULT: Ok(())"), "{}", out.stdout);
+    // The plain runs of the constructor check, under both ways.
+    for exec in ["0", "1"] {
+        let out = run(
+            &Host::Plain,
+            "in_userns_suite",
+            &["--exact", "sees_the_test_process_as_it_is"],
+            &[("USERNS_TEST_IN_USERNS_EXEC", exec)],
+        );
+        assert_eq!(
+            out.code,
+            Some(0),
+            "exec={exec}: {}\n{}",
+            out.stdout,
+            out.stderr
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A malformed `USERNS_TEST_IN_USERNS_EXEC` fails the test with the
+/// variable and the values it takes, before anything starts.
+#[test]
+fn a_malformed_way_to_start_is_an_error() {
+    let out = run(
+        &Host::Plain,
+        "in_userns_suite",
+        &["prints_and_passes"],
+        &[("USERNS_TEST_IN_USERNS_EXEC", "yes")],
+    );
+    assert_eq!(out.code, Some(101), "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains(
+            "USERNS_TEST_IN_USERNS_EXEC=\"yes\": expected 1 (execute the test binary again for \
+             each #[in_userns] body) or 0"
+        ),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains("BODY RAN"), "{}", out.stdout);
 }
 
 /// A test process that ignores SIGCHLD and reaps every child in a thread

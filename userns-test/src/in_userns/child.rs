@@ -29,6 +29,12 @@ pub fn run_body(name: &str, should_panic: bool, body: fn() -> Result<(), String>
             libc::close(STDOUT_FD);
         }
     }
+    run(name, should_panic, body)
+}
+
+/// [`run_body`] once stdout is the parent's pipe (a process the zygote
+/// forked has it from the start).
+pub(crate) fn run(name: &str, should_panic: bool, body: fn() -> Result<(), String>) -> ! {
     let name = name.to_owned();
     std::panic::set_hook(Box::new(move |info| {
         let message = crate::text::panic_payload(info.payload()).to_owned();

@@ -10,6 +10,7 @@
 //! with its step and errno, and the process exits before `main`.
 
 use std::cell::Cell;
+use std::ffi::{c_char, c_int};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -36,13 +37,40 @@ pub(crate) fn child_test() -> Option<&'static str> {
 /// parent run may have left them in the environment. The parent's proof
 /// is the channel it handed over as descriptor 3, holding the key of the
 /// environment (see `record.rs`); without it this is a normal run.
-pub extern "C" fn enter() {
+///
+/// In any other process (not listing tests), the first call makes the
+/// zygote that forks the bodies (`zygote.rs`); `argc`, `argv` and `envp`
+/// are what glibc calls `.init_array` entries with.
+pub extern "C" fn enter(argc: c_int, argv: *const *const c_char, envp: *const *const c_char) {
     static ONCE: AtomicBool = AtomicBool::new(false);
     if ONCE.swap(true, Ordering::SeqCst) {
         return;
     }
+    if !enter_if_child() && !listing(argc, argv) {
+        let this: extern "C" fn(c_int, *const *const c_char, *const *const c_char) = enter;
+        super::zygote::start(this as usize, argc, argv, envp);
+    }
+}
+
+/// Whether the harness was asked to list the tests (`--list`, as nextest
+/// does before running them): no test runs, no zygote is needed.
+fn listing(argc: c_int, argv: *const *const c_char) -> bool {
+    if argv.is_null() {
+        return false;
+    }
+    (1..argc.max(0) as usize).any(|i| {
+        // SAFETY: glibc's argv holds argc strings.
+        let arg = unsafe { *argv.add(i) };
+        // SAFETY: each a NUL-terminated string.
+        !arg.is_null() && unsafe { std::ffi::CStr::from_ptr(arg) }.to_bytes() == b"--list"
+    })
+}
+
+/// Enters the namespaces if this process was executed to run a test in
+/// them: whether it was.
+fn enter_if_child() -> bool {
     let Some(test) = std::env::var_os(TEST_VAR) else {
-        return;
+        return false;
     };
     let namespaces = std::env::var(NAMESPACES_VAR).unwrap_or_default();
     let key = std::env::var(KEY_VAR).unwrap_or_default();
@@ -59,7 +87,7 @@ pub extern "C" fn enter() {
         std::env::remove_var(super::caller::MODE_VAR);
     }
     if !record::take(RECORD_FD, &key) {
-        return;
+        return false;
     }
     // Dies with its parent (the supervisor, which dies with the test).
     // SAFETY: prctl on this process.
@@ -74,12 +102,13 @@ pub extern "C" fn enter() {
     // new PID namespace, the child): its record is the one that counts.
     record::this_process_writes();
     let _ = CHILD_OF.set(test.to_string_lossy().into_owned());
+    true
 }
 
 /// A failed step: what was done, and how it failed.
-type Failed = (String, String);
+pub(crate) type Failed = (String, String);
 
-fn enter_namespaces(list: &str, ids: Option<&str>, as_caller: bool) -> Result<(), Failed> {
+pub(crate) fn enter_namespaces(list: &str, ids: Option<&str>, as_caller: bool) -> Result<(), Failed> {
     let mut namespaces = Vec::new();
     for name in list.split(',').filter(|n| !n.is_empty()) {
         match Namespace::from_name(name) {

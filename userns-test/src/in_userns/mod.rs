@@ -4,26 +4,28 @@
 //! Why a process of its own: libtest runs every test on a spawned thread,
 //! and `unshare(CLONE_NEWUSER)` fails with EINVAL in a multithreaded
 //! process; a `fork()` of a multithreaded process may not run arbitrary
-//! Rust (another thread may hold the allocator's lock). So the test binary
-//! is executed again for exactly that test (`parent.rs`), and the new
-//! process enters the namespaces before `main`, while it is still
-//! single-threaded (`enter.rs`); then the harness (libtest, or the
-//! runner's `main`) reaches the test, which runs its body and reports the
-//! outcome to the parent through shared memory (`child.rs`, `record.rs`).
+//! Rust (another thread may hold the allocator's lock). So the body's
+//! process comes from a copy of the test process made before `main`,
+//! while it is single-threaded: the zygote (`zygote.rs`), which forks a
+//! supervisor and the body's process per test. Where there is none, or
+//! [`EXEC_VAR`] asks, the test binary is executed again for exactly that
+//! test (`parent.rs`), and the new process enters the namespaces before
+//! `main` (`enter.rs`); the harness then reaches the test, which runs its
+//! body.
 //!
 //! The flow, for one test:
 //! 1. parent: the gate decided the test runs (the namespaces' abilities,
 //!    implied by the attribute, are available);
-//! 2. parent: `/proc/self/exe TEST --exact ...` under a supervisor, with
-//!    the test and its namespaces in the environment;
-//! 3. child, before `main`: `unshare(CLONE_NEWUSER)`, uid/gid maps, the
+//! 2. parent: the request (the body's function, the namespaces, the
+//!    environment and directory, output pipes, a record channel) to the
+//!    zygote; or `/proc/self/exe TEST --exact ...` under a supervisor;
+//! 3. the body's process: `unshare(CLONE_NEWUSER)`, uid/gid maps, the
 //!    other namespaces, loopback up, `/` private, a fork to be PID 1 of a
 //!    new PID (or time) namespace with a fresh `/proc`;
-//! 4. child: the harness runs the test, which sees it is the child and
-//!    runs the body, writes the outcome (`record`: into a memory file the
-//!    parent handed over, which is also the proof that this process is a
-//!    child) and exits at once;
-//! 5. parent: the child's stdout and stderr through `print!`/`eprint!`
+//! 4. it runs the body, writes the outcome (`record`: into a memory file
+//!    the parent handed over, which is also, for an executed child, the
+//!    proof that it is one) and exits at once (`child.rs`);
+//! 5. parent: the body's stdout and stderr through `print!`/`eprint!`
 //!    (so libtest captures them), and its outcome as the test's.
 
 linux! {
@@ -34,6 +36,7 @@ linux! {
     mod limits;
     pub(crate) mod parent;
     mod record;
+    pub(crate) mod zygote;
 }
 elsewhere! {
     pub(crate) mod unsupported;
@@ -168,6 +171,10 @@ pub(crate) const TEST_VAR: &str = "USERNS_TEST_IN_USERNS_TEST";
 pub(crate) const NAMESPACES_VAR: &str = "USERNS_TEST_IN_USERNS_NAMESPACES";
 /// The environment variable holding the key of the parent's channel.
 pub(crate) const KEY_VAR: &str = "USERNS_TEST_IN_USERNS_KEY";
+/// `1`: every `#[in_userns]` body runs in the test binary executed again
+/// for it; `0` or unset: its process is forked from a copy of the test
+/// process made before `main` (see the README's "How a body starts").
+pub const EXEC_VAR: &str = "USERNS_TEST_IN_USERNS_EXEC";
 /// The time bound of an `#[in_userns]` body, in seconds (0: none).
 pub const TIMEOUT_VAR: &str = "USERNS_TEST_IN_USERNS_TIMEOUT";
 /// The descriptor the parent's channel reaches the child as (mapped and

@@ -10,9 +10,22 @@ use std::time::Duration;
 use super::caller::{self, Mode};
 use super::ids::{IDS_VAR, IdMap};
 use super::record::{Channel, Record};
+use super::zygote;
 use super::{Entering, KEY_VAR, NAMESPACES_VAR, RECORD_FD, STDOUT_FD, TEST_VAR, TIMEOUT_VAR};
 use crate::failure::Failure;
-use crate::probe::child::{ChildEnd, ExecPlan, SpawnError, Task, run_supervised};
+use crate::probe::child::{Captured, ChildEnd, ExecPlan, SpawnError, Task, run_supervised};
+
+/// How the body's process ran, whichever way it was started.
+struct BodyRun {
+    end: ChildEnd,
+    stdout: Captured,
+    stderr: Captured,
+    /// The binary could not be executed again: the errno.
+    exec_errno: Option<i32>,
+    /// The supervisor died before saying how the body ended: the signal
+    /// that killed it, where known.
+    supervisor_lost: Option<Option<i32>>,
+}
 
 /// The bound on a body when [`TIMEOUT_VAR`] is not set.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
@@ -24,8 +37,19 @@ const OUTPUT_LIMIT: usize = 16 << 20;
 /// `Ok` when its body passed, `Err` with why it failed otherwise; a panic
 /// of the body is a panic here, at the caller's location, with the body's
 /// message and location.
+///
+/// The body's process is forked by the zygote (`zygote.rs`), or, where
+/// there is none or [`EXEC_VAR`](super::zygote::EXEC_VAR) asks, the test
+/// binary is executed again to run the test `path`; `body` and
+/// `should_panic` are what the forked process runs.
 #[track_caller]
-pub fn run(path: &str, name: &str, entering: &Entering) -> Result<(), String> {
+pub fn run(
+    path: &str,
+    name: &str,
+    entering: &Entering,
+    should_panic: bool,
+    body: fn() -> Result<(), String>,
+) -> Result<(), String> {
     let (namespaces, ids) = (entering.namespaces, entering.ids);
     let names: Vec<&str> = namespaces.iter().map(|n| n.name()).collect();
     let list = names.join(",");
@@ -57,28 +81,68 @@ pub fn run(path: &str, name: &str, entering: &Entering) -> Result<(), String> {
         0 | 1 => None,
         n => Some(IdMap::of_caller(n).map_err(prepare_failed)?),
     };
+    let exec = zygote::exec_asked()?;
     let channel = Channel::new().map_err(|e| prepare_failed(e.to_string()))?;
-    let plan = plan(path, name, &list, map, mode, &channel)
-        .map_err(|e| prepare_failed(Failure::errno(e as i32).to_string()))?;
-    let run = run_supervised(Task::Exec(&plan), within).map_err(|e| {
-        let (SpawnError::Clone(e) | SpawnError::Memory(e)) = e;
+    let could_not_start = |e: i32, call: &str| {
         format!(
-            "userns-test: could not start {name} in {described}: clone failed: {} \
-             (EAGAIN: the process limit)",
-            Failure::errno(e as i32)
+            "userns-test: could not start {name} in {described}: {call} failed: {} (EAGAIN: \
+             the process limit)",
+            Failure::errno(e)
         )
-    })?;
-    // Through print!/eprint!, so that libtest captures them as the test's.
-    let [stdout] = &run.captured[..] else {
-        unreachable!("the plan captures stdout")
     };
+    let request = zygote::Request {
+        name,
+        should_panic,
+        body,
+        namespaces: &list,
+        ids: map.map(IdMap::to_var),
+        as_caller: mode == Mode::Caller,
+        timeout: within,
+    };
+    let started = if exec {
+        None
+    } else {
+        zygote::request(&request, &channel)
+    };
+    let run = match started {
+        Some(started) => {
+            let ended = zygote::wait(started, within, OUTPUT_LIMIT);
+            if let Some(errno) = ended.spawn_errno {
+                return Err(could_not_start(errno, "fork"));
+            }
+            BodyRun {
+                end: ended.end,
+                stdout: ended.stdout,
+                stderr: ended.stderr,
+                exec_errno: None,
+                supervisor_lost: ended.supervisor_lost,
+            }
+        }
+        None => {
+            let plan = plan(path, name, &list, map, mode, &channel)
+                .map_err(|e| prepare_failed(Failure::errno(e as i32).to_string()))?;
+            let run = run_supervised(Task::Exec(&plan), within).map_err(|e| {
+                let (SpawnError::Clone(e) | SpawnError::Memory(e)) = e;
+                could_not_start(e as i32, "clone")
+            })?;
+            let mut captured = run.captured.into_iter();
+            BodyRun {
+                end: run.child.end,
+                stdout: captured.next().unwrap_or_default(),
+                stderr: run.stderr,
+                exec_errno: run.exec_errno,
+                supervisor_lost: run.supervisor_killed.map(Some),
+            }
+        }
+    };
+    // Through print!/eprint!, so that libtest captures them as the test's.
     let (out, err) = (
-        String::from_utf8_lossy(&stdout.bytes),
+        String::from_utf8_lossy(&run.stdout.bytes),
         String::from_utf8_lossy(&run.stderr.bytes),
     );
     print!("{out}");
     eprint!("{err}");
-    if run.stderr.truncated || stdout.truncated {
+    if run.stderr.truncated || run.stdout.truncated {
         eprintln!(
             "userns-test: {name}: output past {} MiB not shown",
             OUTPUT_LIMIT >> 20
@@ -92,11 +156,14 @@ pub fn run(path: &str, name: &str, entering: &Entering) -> Result<(), String> {
         ));
     }
     let record = channel.read();
-    if let Some(sig) = run.supervisor_killed {
+    if let Some(signal) = run.supervisor_lost {
+        let how = match signal {
+            Some(sig) => format!("was {}", Failure::signal(sig)),
+            None => "ended without saying how the body ended".to_owned(),
+        };
         return Err(format!(
-            "userns-test: {name}, running in {described}: the process supervising it was {} \
+            "userns-test: {name}, running in {described}: the process supervising it {how} \
              (did the body signal its parent?), and the body died with it; {}",
-            Failure::signal(sig),
             match record {
                 Some(Record::Passed) => "the body had passed before",
                 Some(_) => "the body had failed before",
@@ -124,7 +191,7 @@ pub fn run(path: &str, name: &str, entering: &Entering) -> Result<(), String> {
         name,
         &described,
         record,
-        &run.child.end,
+        &run.end,
         within,
         unavailable,
         &hint,

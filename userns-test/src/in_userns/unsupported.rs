@@ -11,7 +11,12 @@ pub fn is_child_for(_: &str) -> bool {
 }
 
 /// Nothing to do before `main`.
-pub extern "C" fn enter() {}
+pub extern "C" fn enter(
+    _: std::ffi::c_int,
+    _: *const *const std::ffi::c_char,
+    _: *const *const std::ffi::c_char,
+) {
+}
 
 /// Nothing to do in a `main` of its own.
 pub fn child_main() {}
@@ -29,11 +34,22 @@ pub fn run_body(_: &str, _: bool, body: fn() -> Result<(), String>) -> ! {
 /// (The gate skips such a test first; this is reached only if it let one
 /// through.)
 #[track_caller]
-pub fn run(_: &str, name: &str, _: &Entering) -> Result<(), String> {
+pub fn run(
+    _: &str,
+    name: &str,
+    _: &Entering,
+    _: bool,
+    _: fn() -> Result<(), String>,
+) -> Result<(), String> {
     Err(format!(
         "userns-test: {name} cannot run in namespaces: {}",
         crate::cause::Cause::UnsupportedSystem {
             os: crate::facts::system_name()
         }
     ))
+}
+
+/// No zygote here.
+pub fn zygote_pid() -> Option<u32> {
+    None
 }

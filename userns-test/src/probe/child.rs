@@ -1279,7 +1279,7 @@ extern "C" fn supervisor_main(arg: *mut c_void) -> libc::c_int {
 /// children are only reaped. Killing by pid is safe here: a child's pid
 /// cannot be reused before its parent, this process, reaps it. Raw system
 /// calls on stack buffers only (it runs in a supervisor).
-fn sweep_children() {
+pub(crate) fn sweep_children() {
     const PATH: &[u8] = b"/proc/thread-self/children\0";
     let start = monotonic_ns();
     loop {
