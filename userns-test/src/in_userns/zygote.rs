@@ -11,7 +11,8 @@
 //!
 //! The flow, for one test:
 //! 1. before `main`, the first `#[in_userns]` entry of `.init_array`
-//!    forks the zygote; the zygote runs the rest of `.init_array` itself
+//!    forks the zygote (through an intermediate that exits: it is no child
+//!    of the test process); the zygote runs the rest of `.init_array` itself
 //!    (so what later constructors set up, registries included, is there
 //!    as in the test process), checks it is still single-threaded, and
 //!    waits for requests on a socket;
@@ -19,9 +20,9 @@
 //!    namespaces, ids, this thread's environment and working directory)
 //!    to a memory file and sends it with the output pipes, the record
 //!    channel and a reply socket;
-//! 3. the zygote forks a *supervisor* per request (a child subreaper, as
-//!    the re-executing way's supervisor is), which forks the body's
-//!    process; that process takes the environment, directory and pipes,
+//! 3. a *supervisor* the zygote forked ahead (a child subreaper, as the
+//!    re-executing way's supervisor is) takes the request and forks the
+//!    body's process; that process takes the environment, directory and pipes,
 //!    enters the namespaces (`enter.rs`, the same steps), runs the body
 //!    and records its outcome (`record.rs`);
 //! 4. the supervisor waits with the time bound, kills the body's process
@@ -48,11 +49,10 @@ use std::io::{Read, Seek, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::record::{self, Channel, Record};
-use crate::probe::child::{Captured, ChildEnd};
+use crate::probe::child::{Captured, ChildEnd, relay};
 
 pub(crate) use super::EXEC_VAR;
 
@@ -68,9 +68,6 @@ struct Zygote {
     socket: OwnedFd,
     pid: u32,
 }
-/// This process is the zygote (or one of its descendants): the entries of
-/// `.init_array` it runs for itself start nothing.
-static IS_ZYGOTE: AtomicBool = AtomicBool::new(false);
 
 /// Whether [`EXEC_VAR`] asks for re-execution: `Err` with the problem
 /// where its value is neither `0` nor `1`.
@@ -87,8 +84,9 @@ pub(crate) fn exec_asked() -> Result<bool, String> {
     }
 }
 
-/// Makes the zygote, once per process, before `main`. `entry` is the
-/// `.init_array` function running now; `argc`, `argv` and `envp` are
+/// Makes the zygote before `main` (called once: `enter`'s guard, which the
+/// zygote inherits set, so the entries it runs itself start nothing).
+/// `entry` is the `.init_array` function running now; `argc`, `argv` and `envp` are
 /// what it was called with (the zygote calls the later entries with them).
 pub(crate) fn start(
     entry: usize,
@@ -96,10 +94,6 @@ pub(crate) fn start(
     argv: *const *const c_char,
     envp: *const *const c_char,
 ) {
-    static ONCE: AtomicBool = AtomicBool::new(false);
-    if IS_ZYGOTE.load(Ordering::Relaxed) || ONCE.swap(true, Ordering::SeqCst) {
-        return;
-    }
     if !matches!(exec_asked(), Ok(false)) || !single_threaded() || !pidfds_work() {
         return;
     }
@@ -108,21 +102,9 @@ pub(crate) fn start(
     let Some(later) = later_entries(entry) else {
         return;
     };
-    let mut pair = [0; 2];
-    // SAFETY: socketpair into our own array.
-    if unsafe {
-        libc::socketpair(
-            libc::AF_UNIX,
-            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
-            0,
-            pair.as_mut_ptr(),
-        )
-    } != 0
-    {
+    let Some((ours, theirs)) = socket_pair() else {
         return;
-    }
-    // SAFETY: socketpair returned them; they are ours.
-    let (ours, theirs) = unsafe { (OwnedFd::from_raw_fd(pair[0]), OwnedFd::from_raw_fd(pair[1])) };
+    };
     // The zygote is not the test process's child: an intermediate forks
     // it and exits, so a test waiting for "every child" (`wait` until
     // ECHILD) never waits for it. It watches the test process through a
@@ -134,12 +116,11 @@ pub(crate) fn start(
     // may run any code.
     let intermediate = unsafe { libc::fork() };
     if intermediate == 0 {
-        IS_ZYGOTE.store(true, Ordering::Relaxed);
         drop(ours);
         drop(pid_r);
         // SAFETY: getppid, and pidfd_open of the parent, which is alive
         // (it waits for this process).
-        let Some(test_process) = pidfd_of_any(unsafe { libc::getppid() }) else {
+        let Some(test_process) = pidfd_of(unsafe { libc::getppid() }) else {
             // SAFETY: ends this child without the process's atexit handlers.
             unsafe { libc::_exit(0) }
         };
@@ -198,13 +179,6 @@ pub fn zygote_pid() -> Option<u32> {
     ZYGOTE.get().map(|z| z.pid)
 }
 
-/// A pidfd for any process.
-fn pidfd_of_any(pid: libc::pid_t) -> Option<OwnedFd> {
-    // SAFETY: pidfd_open; the descriptor is ours.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    // SAFETY: pidfd_open returned it.
-    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as c_int) })
-}
 
 /// Makes the zygote, once, what executing the binary gives every body's
 /// process: every signal at its default disposition (an ignored one stays
@@ -276,14 +250,8 @@ fn single_threaded() -> bool {
 /// Whether `pidfd_open` works (Linux 5.3 and later, not refused by a
 /// filter): the zygote and supervisors wait for their children with it.
 fn pidfds_work() -> bool {
-    // SAFETY: pidfd_open of this process; the descriptor is closed.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, libc::getpid(), 0) };
-    if fd < 0 {
-        return false;
-    }
-    // SAFETY: ours.
-    unsafe { libc::close(fd as c_int) };
-    true
+    // SAFETY: getpid.
+    pidfd_of(unsafe { libc::getpid() }).is_some()
 }
 
 /// `struct Elf64_Dyn`.
@@ -381,8 +349,8 @@ pub(crate) struct Started {
 }
 
 /// Asks the zygote to start `request`'s body, recording into `channel`:
-/// `None` where there is no zygote (or it is gone), for the caller to
-/// execute the binary again instead; `Err` where preparing failed.
+/// `None` where there is no zygote (or it is gone) or a descriptor for it
+/// could not be made, for the caller to execute the binary again instead.
 pub(crate) fn request(request: &Request<'_>, channel: &Channel) -> Option<Started> {
     let zygote = ZYGOTE.get()?;
     let file = request_file(request, &channel.key_hex()).ok()?;
@@ -440,62 +408,24 @@ const END_TIMED_OUT: i32 = 3;
 /// Waits for the body `started` runs, reading its output (up to `limit`
 /// bytes of each stream), for at most `within` and a grace.
 pub(crate) fn wait(started: Started, within: Duration, limit: usize) -> Ended {
-    let deadline = Instant::now() + within + GRACE;
-    let streams = [&started.stdout, &started.stderr];
     let mut outputs = [Captured::default(), Captured::default()];
-    let mut open = [true, true];
+    // The first word on the reply socket is the one that counts: the
+    // supervisor's, or the zygote's for a supervisor that died; its end
+    // without one, a zygote gone.
     let mut reply: Option<[i32; 3]> = None;
-    let mut reply_open = true;
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() || (!reply_open && !open.iter().any(|o| *o)) {
-            break;
-        }
-        let mut fds = [libc::pollfd {
-            fd: -1,
-            events: libc::POLLIN,
-            revents: 0,
-        }; 3];
-        fds[0].fd = if reply_open {
-            started.reply.as_raw_fd()
-        } else {
-            -1
-        };
-        for (i, s) in streams.iter().enumerate() {
-            fds[i + 1].fd = if open[i] { s.as_raw_fd() } else { -1 };
-        }
-        let ms = left.as_millis().min(i32::MAX as u128) as c_int;
-        // SAFETY: poll on our own descriptors.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), 3, ms.max(1)) };
-        if n < 0 {
-            if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
-                continue;
+    let at_bound = relay(
+        &[
+            (started.stdout.as_raw_fd(), limit),
+            (started.stderr.as_raw_fd(), limit),
+        ],
+        &mut outputs,
+        started.reply.as_raw_fd(),
+        Instant::now() + within + GRACE,
+        within + GRACE,
+        &mut |readable| {
+            if !readable {
+                return false;
             }
-            break;
-        }
-        let mut readable = false;
-        for i in 0..2 {
-            if !open[i] || fds[i + 1].revents == 0 {
-                continue;
-            }
-            readable = true;
-            // SAFETY: read into our own buffer.
-            let r = unsafe { libc::read(streams[i].as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-            if r <= 0 {
-                if r < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
-                    continue;
-                }
-                open[i] = false;
-                continue;
-            }
-            let r = r as usize;
-            let out = &mut outputs[i];
-            let room = limit.saturating_sub(out.bytes.len());
-            out.truncated |= r > room;
-            out.bytes.extend_from_slice(&buf[..r.min(room)]);
-        }
-        if reply_open && fds[0].revents != 0 {
             let mut message = [0i32; 3];
             // SAFETY: recv into our own buffer.
             let r = unsafe {
@@ -507,43 +437,11 @@ pub(crate) fn wait(started: Started, within: Duration, limit: usize) -> Ended {
                 )
             };
             if r == std::mem::size_of_val(&message) as isize {
-                reply.get_or_insert(message);
-            } else if r < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
-                continue;
-            } else {
-                reply_open = false;
+                reply = Some(message);
             }
-            // The first word is the one that counts; the zygote's comes
-            // after the supervisor has ended.
-            if reply.is_some_and(|m| m[0] as u32 != REPLY_SUPERVISOR_EXITED) {
-                reply_open = false;
-            }
-        }
-        if !reply_open && reply.is_some() && open.iter().any(|o| *o) && !readable && n == 0 {
-            // The body ended and the pipes have nothing now: a descendant
-            // that escaped the sweep may hold one open.
-            break;
-        }
-        if !reply_open && !readable && fds[1].revents == 0 && fds[2].revents == 0 {
-            // Ended and nothing more to read right now: look once more.
-            let mut more = [
-                libc::pollfd {
-                    fd: if open[0] { started.stdout.as_raw_fd() } else { -1 },
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-                libc::pollfd {
-                    fd: if open[1] { started.stderr.as_raw_fd() } else { -1 },
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-            ];
-            // SAFETY: poll on our own descriptors, without waiting.
-            if unsafe { libc::poll(more.as_mut_ptr(), 2, 0) } == 0 {
-                break;
-            }
-        }
-    }
+            r >= 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR)
+        },
+    );
     let [stdout, stderr] = outputs;
     let (end, supervisor_lost, spawn_errno) = match reply {
         Some([tag, kind, value]) => match (tag as u32, kind) {
@@ -554,7 +452,7 @@ pub(crate) fn wait(started: Started, within: Duration, limit: usize) -> Ended {
             (REPLY_SUPERVISOR_KILLED, _) => (ChildEnd::Killed(value), Some(Some(value)), None),
             _ => (ChildEnd::Exited(-1), Some(None), None),
         },
-        None if Instant::now() >= deadline => (ChildEnd::TimedOut(within), None, None),
+        None if at_bound => (ChildEnd::TimedOut(within), None, None),
         None => (ChildEnd::Exited(-1), Some(None), None),
     };
     Ended {
@@ -784,7 +682,7 @@ fn serve(control: OwnedFd, test_process: OwnedFd) -> ! {
             close_all(&received);
             continue;
         }
-        match fork_supervisor(&control, &received) {
+        match fork_supervisor(&received) {
             Some((pid, pidfd)) => {
                 // SAFETY: received above; the reply socket is kept.
                 let reply = unsafe { OwnedFd::from_raw_fd(received[1]) };
@@ -883,7 +781,11 @@ fn fork_idle(control: &OwnedFd) -> Option<Idle> {
     if pid < 0 {
         return None;
     }
-    let pidfd = pidfd_of(pid)?;
+    let Some(pidfd) = pidfd_of(pid) else {
+        // Unwatched, it must not take a request.
+        reap_unwatched(pid);
+        return None;
+    };
     Some(Idle {
         pid,
         pidfd,
@@ -891,23 +793,40 @@ fn fork_idle(control: &OwnedFd) -> Option<Idle> {
     })
 }
 
+/// Kills and reaps our own child `pid`, for which no pidfd could be had.
+fn reap_unwatched(pid: libc::pid_t) {
+    // SAFETY: kill and reap our own, unreaped child.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+        libc::waitpid(pid, std::ptr::null_mut(), 0);
+    }
+}
+
 /// A supervisor forked now for the request `fds`.
-fn fork_supervisor(control: &OwnedFd, fds: &[RawFd; 6]) -> Option<(libc::pid_t, OwnedFd)> {
+fn fork_supervisor(fds: &[RawFd; 6]) -> Option<(libc::pid_t, OwnedFd)> {
     let zygote = std::process::id();
     // SAFETY: fork in this single-threaded process.
     let pid = unsafe { libc::fork() };
     if pid == 0 {
-        let _ = control;
+        // The zygote's control socket among them.
         close_cloexec_except(fds);
         supervise(zygote, fds)
     }
     if pid < 0 {
         return None;
     }
-    Some((pid, pidfd_of(pid)?))
+    match pidfd_of(pid) {
+        Some(pidfd) => Some((pid, pidfd)),
+        None => {
+            // Unwatched, it could not be spoken for: it does not run.
+            reap_unwatched(pid);
+            None
+        }
+    }
 }
 
-/// A pidfd for our own, unreaped child.
+/// A pidfd for the process `pid` (our own unreaped child, or a process
+/// that cannot end meanwhile).
 fn pidfd_of(pid: libc::pid_t) -> Option<OwnedFd> {
     // SAFETY: pidfd_open of our own child.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
@@ -1116,6 +1035,18 @@ fn send_words(fd: RawFd, words: &[i32; 3]) {
     };
 }
 
+/// A message header over one byte (`iov`) and `space` bytes of `control`
+/// (a `u64` buffer: aligned for `cmsghdr`).
+fn header(iov: &mut libc::iovec, control: &mut [u64], space: usize) -> libc::msghdr {
+    // SAFETY: an all-zero msghdr is a valid empty one.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = space as _;
+    msg
+}
+
 /// Sends one byte with `fds` attached (SCM_RIGHTS): `true` when sent.
 fn send_fds(socket: RawFd, fds: &[RawFd]) -> bool {
     let mut byte = [1u8];
@@ -1127,13 +1058,9 @@ fn send_fds(socket: RawFd, fds: &[RawFd]) -> bool {
     // SAFETY: CMSG_SPACE is a size computation.
     let space = unsafe { libc::CMSG_SPACE(payload as u32) } as usize;
     let mut control = vec![0u64; space.div_ceil(8)];
-    // SAFETY: a msghdr over our own buffers, filled as cmsg(3) says.
+    let msg = header(&mut iov, &mut control, space);
+    // SAFETY: the header's control buffer filled as cmsg(3) says.
     unsafe {
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control.as_mut_ptr().cast();
-        msg.msg_controllen = space as _;
         let cmsg = libc::CMSG_FIRSTHDR(&msg);
         (*cmsg).cmsg_level = libc::SOL_SOCKET;
         (*cmsg).cmsg_type = libc::SCM_RIGHTS;
@@ -1154,14 +1081,10 @@ fn recv_fds(socket: RawFd, fds: &mut [RawFd]) -> Option<usize> {
     // SAFETY: a size computation.
     let space = unsafe { libc::CMSG_SPACE(std::mem::size_of_val(fds) as u32) } as usize;
     let mut control = vec![0u64; space.div_ceil(8)];
+    let mut msg = header(&mut iov, &mut control, space);
     // SAFETY: recvmsg into our own buffers; descriptors read as cmsg(3)
     // says.
     unsafe {
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control.as_mut_ptr().cast();
-        msg.msg_controllen = space as _;
         let n = loop {
             let n = libc::recvmsg(socket, &mut msg, libc::MSG_CMSG_CLOEXEC);
             if n < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {

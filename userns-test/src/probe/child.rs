@@ -898,7 +898,6 @@ pub(crate) fn run_supervised(task: Task<'_>, timeout: Duration) -> Result<Superv
             truncated: false,
         })
         .collect();
-    let mut open: Vec<bool> = vec![true; streams.len()];
     if let Task::Exec(plan) = &task {
         plan.report
             .store(report as *const Report as usize, Ordering::Release);
@@ -921,94 +920,28 @@ pub(crate) fn run_supervised(task: Task<'_>, timeout: Duration) -> Result<Superv
         plan.close_write_ends();
     }
     let deadline = Instant::now() + timeout + SUPERVISOR_GRACE;
-    let mut buf = [0u8; 4096];
     let supervisor_fd = pidfd.as_ref().map(|f| f.as_raw_fd());
-    let mut killed_at_bound = false;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            if let Some(fd) = &pidfd {
-                pidfd_kill(fd);
-                killed_at_bound = true;
-            }
-            break;
-        }
-        // The supervisor, then each stream (-1, ignored by poll, once
-        // closed): no allocation in this loop.
-        let mut fds = [libc::pollfd {
-            fd: -1,
-            events: libc::POLLIN,
-            revents: 0,
-        }; 1 + MAX_STREAMS];
-        fds[0].fd = supervisor_fd.unwrap_or(-1);
-        for (i, stream) in streams.iter().enumerate() {
-            fds[i + 1].fd = if open[i] { stream.read.as_raw_fd() } else { -1 };
-        }
-        let nfds = 1 + streams.len();
-        // Without a pidfd (kernels before 5.2), poll the pipe in short
-        // slices and look for the supervisor's record.
-        let slice = if supervisor_fd.is_some() {
-            left
-        } else {
-            left.min(Duration::from_millis(2))
-        };
-        let ts = libc::timespec {
-            tv_sec: slice.as_secs() as libc::time_t,
-            tv_nsec: slice.subsec_nanos() as libc::c_long,
-        };
-        // SAFETY: ppoll on our own descriptors and stack buffers.
-        let r: RawResult = unsafe {
-            sys!(
-                libc::SYS_ppoll,
-                fds.as_mut_ptr(),
-                nfds,
-                &ts as *const libc::timespec,
-                0,
-                8
-            )
-        };
-        if let Err(e) = r
-            && e != libc::EINTR
-        {
-            break;
-        }
-        let mut readable = false;
-        for (i, stream) in streams.iter().enumerate() {
-            if !open[i] || fds[i + 1].revents == 0 {
-                continue;
-            }
-            readable = true;
-            // SAFETY: read into our own buffer.
-            match unsafe {
-                sys!(
-                    libc::SYS_read,
-                    stream.read.as_raw_fd(),
-                    buf.as_mut_ptr(),
-                    buf.len()
-                )
-            } {
-                Ok(0) | Err(_) => open[i] = false,
-                Ok(n) => {
-                    let out = &mut outputs[i];
-                    let room = stream.limit.saturating_sub(out.bytes.len());
-                    out.truncated |= n > room;
-                    out.bytes.extend_from_slice(&buf[..n.min(room)]);
-                }
-            }
-        }
-        let supervisor_done = match supervisor_fd {
-            Some(_) => fds[0].revents != 0,
+    let mut pipes = [(-1, 0); MAX_STREAMS];
+    for (pipe, stream) in pipes.iter_mut().zip(streams) {
+        *pipe = (stream.read.as_raw_fd(), stream.limit);
+    }
+    // Without a pidfd (kernels before 5.2), the pipes are polled in short
+    // slices and the supervisor's record looked for.
+    let at_bound = relay(
+        &pipes[..streams.len()],
+        &mut outputs,
+        supervisor_fd.unwrap_or(-1),
+        deadline,
+        Duration::from_millis(2),
+        &mut |readable| match supervisor_fd {
+            Some(_) => readable,
             None => report.end_kind.load(Ordering::Acquire) != END_NONE,
-        };
-        let any_open = open.iter().any(|o| *o);
-        if supervisor_done && !any_open {
-            break;
-        }
-        if supervisor_done && any_open && !readable {
-            // The supervisor is gone and the pipes have nothing now: a
-            // descendant that escaped the group may hold one open.
-            break;
-        }
+        },
+    );
+    let mut killed_at_bound = false;
+    if at_bound && let Some(fd) = &pidfd {
+        pidfd_kill(fd);
+        killed_at_bound = true;
     }
     let supervisor_ended = match &pidfd {
         Some(fd) => match reap_pidfd(fd) {
@@ -1080,6 +1013,94 @@ pub(crate) fn run_supervised(task: Task<'_>, timeout: Duration) -> Result<Superv
         exec_skipped,
         supervisor_killed,
     })
+}
+
+/// Reads each of `streams` (a pipe's read end, and the most of it kept)
+/// into `outputs` until the process watched is `finished` and the pipes
+/// have nothing more now (closed, or held open by a descendant that
+/// escaped its group), or `deadline` passes: `true` then. Until it is
+/// finished, waits on `watch` (a pidfd, a reply socket; -1 for none, then
+/// in slices of `slice`) and the pipes, and asks `finished(readable)`,
+/// `readable` whether `watch` polled readable, after each round's reads;
+/// once it is, takes only what the pipes already hold.
+/// Raw system calls on a stack buffer (the caller may share its `errno`
+/// with a `CLONE_VM` child); only `outputs` grow.
+pub(crate) fn relay(
+    streams: &[(RawFd, usize)],
+    outputs: &mut [Captured],
+    watch: RawFd,
+    deadline: Instant,
+    slice: Duration,
+    finished: &mut dyn FnMut(bool) -> bool,
+) -> bool {
+    let mut open = [true; MAX_STREAMS];
+    let mut buf = [0u8; 4096];
+    let mut done = false;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return true;
+        }
+        // The watched descriptor, then each stream (-1, ignored by poll,
+        // once closed).
+        let mut fds = [libc::pollfd {
+            fd: -1,
+            events: libc::POLLIN,
+            revents: 0,
+        }; 1 + MAX_STREAMS];
+        fds[0].fd = if done { -1 } else { watch };
+        for (i, (fd, _)) in streams.iter().enumerate() {
+            fds[i + 1].fd = if open[i] { *fd } else { -1 };
+        }
+        let wait = match (done, watch) {
+            (true, _) => Duration::ZERO,
+            (false, -1) => left.min(slice),
+            (false, _) => left,
+        };
+        let ts = libc::timespec {
+            tv_sec: wait.as_secs() as libc::time_t,
+            tv_nsec: wait.subsec_nanos() as libc::c_long,
+        };
+        // SAFETY: ppoll on our own descriptors and stack buffers.
+        let r: RawResult = unsafe {
+            sys!(
+                libc::SYS_ppoll,
+                fds.as_mut_ptr(),
+                1 + streams.len(),
+                &ts as *const libc::timespec,
+                0,
+                8
+            )
+        };
+        if let Err(e) = r
+            && e != libc::EINTR
+        {
+            return false;
+        }
+        let mut readable = false;
+        for (i, &(fd, limit)) in streams.iter().enumerate() {
+            if !open[i] || fds[i + 1].revents == 0 {
+                continue;
+            }
+            readable = true;
+            // SAFETY: read into our own buffer.
+            match unsafe { sys!(libc::SYS_read, fd, buf.as_mut_ptr(), buf.len()) } {
+                Err(libc::EINTR) => {}
+                Ok(0) | Err(_) => open[i] = false,
+                Ok(n) => {
+                    let out = &mut outputs[i];
+                    let room = limit.saturating_sub(out.bytes.len());
+                    out.truncated |= n > room;
+                    out.bytes.extend_from_slice(&buf[..n.min(room)]);
+                }
+            }
+        }
+        done = done || finished(fds[0].revents != 0);
+        if done && (!readable || !open[..streams.len()].contains(&true)) {
+            // Finished, and the pipes have nothing now.
+            return false;
+        }
+    }
 }
 
 /// The supervisor. Runs in a child sharing the parent's memory: raw system
