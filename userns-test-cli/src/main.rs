@@ -160,27 +160,32 @@ USAGE:
     userns-test merge REPORT.json... [--format markdown|json] [--fail-on-never-ran] [--keep-shards]
 
 Each REPORT.json is a report written with USERNS_TEST_REPORT_JSON (schema
-userns-test/report/2). One column per runner, labelled by its runner
+userns-test/report/2). The Markdown opens with the verdict (`6 tests x 4
+runners: 1 failed, 4 skipped (2 causes)`), then each failing test with where
+it failed, passed or was skipped and its message, then the skips by cause
+(C1..Cn: the cause, the runners, the fix; its abilities and tests folded),
+then the tests x runners matrix, its totals and a legend, the abilities and
+the runners. One column per runner, labelled by its runner
 (USERNS_TEST_RUNNER, else the CI job, else the host name): the reports of one
 runner (the shards of a partitioned run, `cargo nextest run --partition`) are
 one column, where a test that ran in any shard ran, a skip is counted once,
 and shards that disagree (one passed, one failed, one skipped what another
-ran) are shown as a conflict. Cells: passed, FAILED, CRASHED, skipped (cause
-n), ignored, filtered out, not run, unknown, or — where no report of the
-runner has the test. Then each root cause of a skip once (the runners where
-it applies, its abilities, the tests it skipped, its fix), the tests that ran
-on no runner, and each runner's abilities.
+ran) are shown as a conflict. Cells: passed, FAILED, CRASHED, skipped Cn,
+ignored, filtered out, not run, unknown, CONFLICT, or — where no report of
+the runner has the test.
 
 OPTIONS:
     --format markdown|json   output format (default markdown)
-    --fail-on-never-ran      exit 1 when a test ran on no runner
+    --fail-on-never-ran      exit 1 when a test ran on no runner although one
+                             was to run it (skipped or not run wherever it was
+                             not filtered out); #[ignore]d tests never count
     --keep-shards            one column per report, not per runner (a second
                              report of a runner is labelled `#2`)
     -h, --help               print this help
 
 EXIT CODES:
     0  merged
-    1  --fail-on-never-ran, and a test ran on no runner
+    1  --fail-on-never-ran, and a test was skipped or not run on every runner
     2  bad arguments, or a report missing, unreadable, empty, not JSON, or of
        another schema (the error names the file, and line:column for JSON)
 ";
@@ -298,13 +303,23 @@ fn merge_reports(mut parser: lexopt::Parser) -> Result<ExitCode, String> {
     } else {
         print!("{}", matrix.markdown());
     }
-    if fail_on_never_ran && !matrix.never_ran.is_empty() {
-        eprintln!(
-            "userns-test: {} test(s) ran on no runner: {}",
-            matrix.never_ran.len(),
-            matrix.never_ran.join(", ")
-        );
-        return Ok(ExitCode::from(1));
+    if fail_on_never_ran {
+        if !matrix.ignored.is_empty() {
+            eprintln!(
+                "userns-test: not counted, #[ignore]d: {}",
+                one_line(&matrix.ignored.join(", "))
+            );
+        }
+        if !matrix.never_ran.is_empty() {
+            eprintln!(
+                "userns-test: {} test{} skipped or not run on every runner (--fail-on-never-ran): \
+                 {}",
+                matrix.never_ran.len(),
+                if matrix.never_ran.len() == 1 { "" } else { "s" },
+                one_line(&matrix.never_ran.join(", "))
+            );
+            return Ok(ExitCode::from(1));
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -13,11 +13,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::report::markdown::{cell, host_line, names_cell};
+use crate::report::markdown::{cell, code_block, host_line, html_text, names_cell, prose};
 use crate::report::model::{Outcome, Report, SCHEMA};
 
 /// The `schema` of `merge --format json`.
-pub const MERGE_SCHEMA: &str = "userns-test/merge/3";
+pub const MERGE_SCHEMA: &str = "userns-test/merge/4";
 
 /// A report file that cannot be merged.
 #[derive(Debug)]
@@ -192,8 +192,13 @@ pub struct Matrix {
     pub runners: Vec<Column>,
     /// One per test found in any report.
     pub tests: Vec<Row>,
-    /// Tests whose body ran on no runner (`binary::name`).
+    /// Tests whose body ran on no runner although some runner was to run
+    /// it: skipped or not run wherever a runner had it (`binary::name`).
+    /// A test `#[ignore]`d or filtered out everywhere is not among them.
     pub never_ran: Vec<String>,
+    /// Tests that ran on no runner because they were `#[ignore]`d there
+    /// (on every runner where they were not filtered out).
+    pub ignored: Vec<String>,
     /// Per ability, per runner: `yes`, `no: <cause id>`, or absent.
     pub abilities: BTreeMap<String, Vec<Option<String>>>,
     /// Every root cause of a skip or an unavailable ability, once across
@@ -206,6 +211,9 @@ pub struct Matrix {
 pub struct MergedCause {
     /// `<cause id>-<8 hex digits>`, as in the reports.
     pub id: String,
+    /// `C1`, `C2`, ...: the short name every part of the merged view
+    /// gives it, most tests skipped first.
+    pub label: String,
     /// The cause: `{id, message}`.
     pub cause: crate::report::model::CauseText,
     /// The fix.
@@ -247,6 +255,7 @@ fn merged_causes(
                     None => {
                         causes.push(MergedCause {
                             id: rc.id.clone(),
+                            label: String::new(),
                             cause: rc.cause.clone(),
                             remedy: rc.remedy.clone(),
                             runners: Vec::new(),
@@ -289,6 +298,9 @@ fn merged_causes(
             .cmp(&a.skipped.len())
             .then_with(|| a.id.cmp(&b.id))
     });
+    for (i, c) in causes.iter_mut().enumerate() {
+        c.label = format!("C{}", i + 1);
+    }
     causes
 }
 
@@ -367,10 +379,35 @@ pub fn merge(reports: &[(PathBuf, Report)], keep_shards: bool) -> Matrix {
                 .collect(),
         })
         .collect();
+    // Ran nowhere: skipped or not run wherever a runner was to run it. A
+    // test ignored on a runner was not to run there: it is listed apart,
+    // never counted as a test no runner could run.
+    let full_name = |row: &Row| format!("{}::{}", row.binary, row.name);
+    let outcomes = |row: &Row| -> Vec<Outcome> {
+        row.results
+            .iter()
+            .flatten()
+            .map(|c| c.outcome)
+            .filter(|o| *o != Outcome::FilteredOut)
+            .collect()
+    };
     let never_ran = tests
         .iter()
-        .filter(|row| !row.results.iter().flatten().any(|c| c.outcome.ran()))
-        .map(|row| format!("{}::{}", row.binary, row.name))
+        .filter(|row| {
+            let o = outcomes(row);
+            !o.is_empty()
+                && o.iter()
+                    .all(|o| matches!(o, Outcome::Skipped | Outcome::NotRun))
+        })
+        .map(full_name)
+        .collect();
+    let ignored = tests
+        .iter()
+        .filter(|row| {
+            let o = outcomes(row);
+            o.contains(&Outcome::Ignored) && !o.iter().any(|o| o.ran())
+        })
+        .map(full_name)
         .collect();
     let mut abilities: BTreeMap<String, Vec<Option<String>>> = BTreeMap::new();
     for (c, (_, members)) in columns.iter().enumerate() {
@@ -403,6 +440,7 @@ pub fn merge(reports: &[(PathBuf, Report)], keep_shards: bool) -> Matrix {
         runners: columns.into_iter().map(|(c, _)| c).collect(),
         tests,
         never_ran,
+        ignored,
         abilities,
         root_causes,
     }
@@ -446,115 +484,78 @@ fn combine(shards: &[(&PathBuf, &Report, &crate::report::model::TestEntry)]) -> 
 }
 
 impl Matrix {
-    /// The matrix as Markdown: tests x runners with footnoted reasons (a
-    /// skip refers to its root causes, each listed once), the
-    /// tests that ran nowhere, and the abilities per runner. Every piece of
-    /// text from a report is escaped: nothing in it renders as markup.
-    pub fn markdown(&self) -> String {
-        let several_binaries = self
+    /// The cause named `id`, if the matrix has it.
+    fn cause(&self, id: &str) -> Option<&MergedCause> {
+        self.root_causes.iter().find(|c| c.id == id)
+    }
+
+    /// The verdict in one line: `6 tests x 4 runners: 1 failed, 5 skipped
+    /// (2 causes), 1 ignored`.
+    pub fn verdict(&self) -> String {
+        let any = |row: &Row, o: Outcome| row.results.iter().flatten().any(|c| c.outcome == o);
+        let failed = self
             .tests
             .iter()
-            .map(|t| &t.binary)
-            .collect::<BTreeSet<_>>()
-            .len()
-            > 1;
-        let mut notes: Vec<String> = Vec::new();
-        let mut note = |reason: &str| -> usize {
-            match notes.iter().position(|n| n == reason) {
-                Some(i) => i + 1,
-                None => {
-                    notes.push(reason.to_owned());
-                    notes.len()
-                }
-            }
-        };
+            .filter(|r| any(r, Outcome::Failed))
+            .count();
+        let skipped = self
+            .tests
+            .iter()
+            .filter(|r| !any(r, Outcome::Failed) && any(r, Outcome::Skipped))
+            .count();
+        let unknown = self
+            .tests
+            .iter()
+            .filter(|r| !any(r, Outcome::Failed) && any(r, Outcome::Unknown))
+            .count();
+        let causes = self
+            .root_causes
+            .iter()
+            .filter(|c| !c.skipped.is_empty())
+            .count();
+        let plural =
+            |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+        let mut parts = vec![format!("{failed} failed")];
+        if skipped > 0 {
+            parts.push(format!(
+                "{skipped} skipped ({})",
+                plural(causes, "cause", "causes")
+            ));
+        }
+        if !self.ignored.is_empty() {
+            parts.push(format!("{} ignored", self.ignored.len()));
+        }
+        if unknown > 0 {
+            parts.push(format!("{unknown} unknown"));
+        }
+        if !self.never_ran.is_empty() {
+            parts.push(format!("{} ran on no runner", self.never_ran.len()));
+        }
+        format!(
+            "{} x {}: {}",
+            plural(self.tests.len(), "test", "tests"),
+            plural(self.runners.len(), "runner", "runners"),
+            parts.join(", ")
+        )
+    }
+
+    /// The merged view as Markdown, for a person with ten seconds: the
+    /// verdict; the failures, each with where it failed, passed or was
+    /// skipped and its message; the skips by cause, each with its fix; then
+    /// the tests x runners matrix (one short mark per cell, a totals row),
+    /// the abilities and the runners. Causes are `C1`..`Cn` everywhere in
+    /// it. Every piece of text from a report is escaped: nothing in it
+    /// renders as markup.
+    pub fn markdown(&self) -> String {
         let header: Vec<String> = self.runners.iter().map(|c| cell(&c.label)).collect();
-        let mut out = String::from("## userns-test: tests x runners\n\n");
-        out.push_str(&format!("| test | {} |\n", header.join(" | ")));
-        out.push_str(&format!("|---|{}\n", "---|".repeat(self.runners.len())));
-        for row in &self.tests {
-            let name = if several_binaries {
-                format!("{}: {}", row.binary, row.name)
-            } else {
-                row.name.clone()
-            };
-            let cells: Vec<String> = row
-                .results
-                .iter()
-                .map(|c| match c {
-                    None => "—".to_owned(),
-                    Some(c) if !c.conflict.is_empty() => {
-                        let parts: Vec<String> = c
-                            .conflict
-                            .iter()
-                            .map(|(f, o)| format!("{o} ({})", cell(f)))
-                            .collect();
-                        format!("**CONFLICT**: {}", parts.join(", "))
-                    }
-                    Some(c) => {
-                        let text = match (c.outcome, c.crashed) {
-                            (Outcome::Passed, _) => "passed".to_owned(),
-                            (Outcome::Failed, true) => "**CRASHED**".to_owned(),
-                            (Outcome::Failed, false) => "**FAILED**".to_owned(),
-                            (other, _) => other.to_string(),
-                        };
-                        let causes: Vec<String> = c
-                            .root_causes
-                            .iter()
-                            .filter_map(|id| self.root_causes.iter().position(|rc| rc.id == *id))
-                            .map(|i| format!("cause {}", i + 1))
-                            .collect();
-                        match (&c.reason, c.outcome) {
-                            // A skip refers to its root causes, said once
-                            // below, instead of repeating them.
-                            (_, Outcome::Skipped) if !causes.is_empty() => {
-                                format!("{text} ({})", causes.join(", "))
-                            }
-                            (
-                                Some(r),
-                                Outcome::Skipped
-                                | Outcome::Ignored
-                                | Outcome::Failed
-                                | Outcome::Unknown
-                                | Outcome::NotRun,
-                            ) => format!("{text} [{}]", note(r)),
-                            _ => text,
-                        }
-                    }
-                })
-                .collect();
-            out.push_str(&format!("| {} | {} |\n", cell(&name), cells.join(" | ")));
-        }
-        out.push('\n');
-        for (i, n) in notes.iter().enumerate() {
-            out.push_str(&format!("{}. {}\n", i + 1, cell(n)));
-        }
-        if !notes.is_empty() {
-            out.push('\n');
-        }
-        if !self.root_causes.is_empty() {
-            out.push_str(
-                "| cause | runners | abilities | tests skipped | fix |\n|---|---|---|---|---|\n",
-            );
-            for (i, rc) in self.root_causes.iter().enumerate() {
-                let list = names_cell(&rc.skipped);
-                out.push_str(&format!(
-                    "| cause {}: {} ({}) | {} | {} | {list} | {} |\n",
-                    i + 1,
-                    cell(&rc.cause.message),
-                    cell(&rc.cause.id),
-                    cell(&rc.runners.join(", ")),
-                    cell(&rc.abilities.join(", ")),
-                    cell(&rc.remedy)
-                ));
-            }
-            out.push('\n');
-        }
-        if self.never_ran.is_empty() {
-            out.push_str("Every test ran on at least one runner.\n\n");
-        } else {
+        let mut out = format!("## userns-test: {}\n\n", self.verdict());
+        self.failed_section(&mut out);
+        self.causes_section(&mut out);
+        self.matrix_section(&mut out, &header);
+        if !self.never_ran.is_empty() {
             out.push_str(&format!(
-                "**Ran on no runner ({}):** {}\n\n",
+                "**Ran on no runner ({}):** {} (skipped or not run wherever a runner was to run \
+                 it; `--fail-on-never-ran` fails on these)\n\n",
                 self.never_ran.len(),
                 self.never_ran
                     .iter()
@@ -563,19 +564,35 @@ impl Matrix {
                     .join(", ")
             ));
         }
+        if !self.ignored.is_empty() {
+            out.push_str(&format!(
+                "**Ignored (`#[ignore]`) wherever it was not filtered out ({}):** {}\n\n",
+                self.ignored.len(),
+                self.ignored
+                    .iter()
+                    .map(|n| cell(n))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        self.notes_section(&mut out);
         if !self.abilities.is_empty() {
+            out.push_str("### Abilities\n\n");
             out.push_str(&format!("| ability | {} |\n", header.join(" | ")));
             out.push_str(&format!("|---|{}\n", "---|".repeat(self.runners.len())));
             for (ability, cells) in &self.abilities {
                 let cells: Vec<String> = cells
                     .iter()
-                    .map(|c| c.as_deref().map_or("—".to_owned(), cell))
+                    .map(|c| {
+                        c.as_deref()
+                            .map_or("—".to_owned(), |v| self.ability_mark(v))
+                    })
                     .collect();
                 out.push_str(&format!("| {} | {} |\n", cell(ability), cells.join(" | ")));
             }
             out.push('\n');
         }
-        out.push_str("| runner | host | reports |\n|---|---|---|\n");
+        out.push_str("### Runners\n\n| runner | host | reports |\n|---|---|---|\n");
         for c in &self.runners {
             let files: Vec<String> = c.files.iter().map(|f| cell(f)).collect();
             let unfinished = match c.unknown {
@@ -594,5 +611,274 @@ impl Matrix {
             ));
         }
         out
+    }
+
+    /// Each failing test: where it failed (crashed), passed, was skipped;
+    /// each distinct message once, in a code block, with its runners.
+    fn failed_section(&self, out: &mut String) {
+        let failing: Vec<&Row> = self
+            .tests
+            .iter()
+            .filter(|r| {
+                r.results
+                    .iter()
+                    .flatten()
+                    .any(|c| c.outcome == Outcome::Failed)
+            })
+            .collect();
+        if failing.is_empty() {
+            return;
+        }
+        out.push_str(&format!("### Failed ({})\n\n", failing.len()));
+        for row in failing {
+            // Runners by what happened there, in column order.
+            let mut by_what: Vec<(String, Vec<&str>)> = Vec::new();
+            let mut messages: Vec<(&str, Vec<&str>)> = Vec::new();
+            for (c, result) in self.runners.iter().zip(&row.results) {
+                let Some(r) = result else { continue };
+                let what = match (r.outcome, r.crashed) {
+                    (Outcome::Failed, true) => "**CRASHED** on".to_owned(),
+                    (Outcome::Failed, false) => "**FAILED** on".to_owned(),
+                    (Outcome::Skipped, _) => {
+                        let ids: Vec<&str> = r
+                            .root_causes
+                            .iter()
+                            .filter_map(|id| self.cause(id).map(|c| c.label.as_str()))
+                            .collect();
+                        if ids.is_empty() {
+                            "skipped on".to_owned()
+                        } else {
+                            format!("skipped ({}) on", ids.join(", "))
+                        }
+                    }
+                    (other, _) => format!("{other} on"),
+                };
+                match by_what.iter_mut().find(|(w, _)| *w == what) {
+                    Some((_, runners)) => runners.push(&c.label),
+                    None => by_what.push((what, vec![&c.label])),
+                }
+                if r.outcome == Outcome::Failed {
+                    let m = r.reason.as_deref().unwrap_or("(no message recorded)");
+                    match messages.iter_mut().find(|(t, _)| *t == m) {
+                        Some((_, runners)) => runners.push(&c.label),
+                        None => messages.push((m, vec![&c.label])),
+                    }
+                }
+            }
+            // Failures first, then the rest as the columns come.
+            by_what.sort_by_key(|(w, _)| !w.starts_with("**"));
+            let wheres: Vec<String> = by_what
+                .iter()
+                .map(|(w, runners)| {
+                    let names: Vec<String> = runners.iter().map(|r| cell(r)).collect();
+                    format!("{w} {}", names.join(", "))
+                })
+                .collect();
+            out.push_str(&format!(
+                "- **{}** ({}): {}\n\n",
+                cell(&row.name),
+                cell(&row.binary),
+                wheres.join("; ")
+            ));
+            for (m, runners) in &messages {
+                if messages.len() > 1 {
+                    let names: Vec<String> = runners.iter().map(|r| cell(r)).collect();
+                    out.push_str(&format!("  on {}:\n\n", names.join(", ")));
+                }
+                out.push_str(&code_block(m, "  "));
+                out.push('\n');
+            }
+        }
+    }
+
+    /// Each cause once: `C1`, where and how many tests it skipped, the
+    /// cause, the fix (commands as code), then its abilities and tests
+    /// folded.
+    fn causes_section(&self, out: &mut String) {
+        if self.root_causes.is_empty() {
+            return;
+        }
+        let skipping = self
+            .root_causes
+            .iter()
+            .filter(|c| !c.skipped.is_empty())
+            .count();
+        out.push_str(&if skipping == self.root_causes.len() {
+            "### Skipped, by cause\n\n".to_owned()
+        } else {
+            "### Skipped, by cause (and unavailable abilities that skipped nothing)\n\n".to_owned()
+        });
+        for c in &self.root_causes {
+            let runners: Vec<String> = c.runners.iter().map(|r| cell(r)).collect();
+            let count = match c.skipped.len() {
+                0 => "no test skipped".to_owned(),
+                1 => "1 test skipped".to_owned(),
+                n => format!("{n} tests skipped"),
+            };
+            out.push_str(&format!(
+                "- **{}** {} ({count}; on {})  \n  fix: {}\n",
+                c.label,
+                cell(&c.cause.message),
+                runners.join(", "),
+                prose(&c.remedy)
+            ));
+            if c.skipped.is_empty() {
+                out.push_str(&format!(
+                    "  \n  abilities: {}\n\n",
+                    cell(&c.abilities.join(", "))
+                ));
+                continue;
+            }
+            // Markdown's escapes are not read in a raw HTML line.
+            out.push_str(&format!(
+                "\n  <details><summary>{count}; abilities: {}</summary>\n\n  {}\n\n  \
+                 </details>\n\n",
+                html_text(&c.abilities.join(", ")),
+                names_cell(&c.skipped)
+            ));
+        }
+    }
+
+    /// The matrix: a row per test, grouped by binary, one short mark per
+    /// cell, a totals row and a legend.
+    fn matrix_section(&self, out: &mut String, header: &[String]) {
+        out.push_str("### Tests x runners\n\n");
+        out.push_str(&format!("| test | {} |\n", header.join(" | ")));
+        out.push_str(&format!("|---|{}\n", "---|".repeat(self.runners.len())));
+        let empty = vec![""; self.runners.len()].join(" | ");
+        let mut binary: Option<&str> = None;
+        for row in &self.tests {
+            if binary != Some(row.binary.as_str()) {
+                binary = Some(&row.binary);
+                out.push_str(&format!("| **{}** | {empty} |\n", cell(&row.binary)));
+            }
+            let cells: Vec<String> = row.results.iter().map(|c| self.mark(c.as_ref())).collect();
+            out.push_str(&format!(
+                "| {} | {} |\n",
+                cell(&row.name),
+                cells.join(" | ")
+            ));
+        }
+        let totals: Vec<String> = (0..self.runners.len())
+            .map(|i| {
+                let mut counts: Vec<(String, usize)> = Vec::new();
+                for row in &self.tests {
+                    let Some(Some(c)) = row.results.get(i) else {
+                        continue;
+                    };
+                    let word = match (c.outcome, c.crashed) {
+                        (Outcome::Failed, true) => "**crashed**".to_owned(),
+                        (Outcome::Failed, false) => "**failed**".to_owned(),
+                        (o, _) => o.to_string(),
+                    };
+                    match counts.iter_mut().find(|(w, _)| *w == word) {
+                        Some((_, n)) => *n += 1,
+                        None => counts.push((word, 1)),
+                    }
+                }
+                counts.sort_by_key(|(w, _)| !w.starts_with("**"));
+                counts
+                    .iter()
+                    .map(|(w, n)| format!("{n} {w}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .collect();
+        out.push_str(&format!("| **total** | {} |\n\n", totals.join(" | ")));
+        out.push_str(
+            "passed · **FAILED** · **CRASHED** · skipped C*n* (its cause above) · ignored · \
+             not run · filtered out · unknown · **CONFLICT** (shards disagree, below) · — (not \
+             in this runner's reports)\n\n",
+        );
+    }
+
+    /// One cell's mark.
+    fn mark(&self, c: Option<&CellResult>) -> String {
+        let Some(c) = c else {
+            return "—".to_owned();
+        };
+        if !c.conflict.is_empty() {
+            return "**CONFLICT**".to_owned();
+        }
+        match (c.outcome, c.crashed) {
+            (Outcome::Failed, true) => "**CRASHED**".to_owned(),
+            (Outcome::Failed, false) => "**FAILED**".to_owned(),
+            (Outcome::Skipped, _) => {
+                let ids: Vec<&str> = c
+                    .root_causes
+                    .iter()
+                    .filter_map(|id| self.cause(id).map(|rc| rc.label.as_str()))
+                    .collect();
+                if ids.is_empty() {
+                    "skipped".to_owned()
+                } else {
+                    format!("skipped {}", ids.join(" "))
+                }
+            }
+            (o, _) => o.to_string(),
+        }
+    }
+
+    /// An ability's cell: `yes`, or `no` with the cause's `Cn` where the
+    /// matrix has it.
+    fn ability_mark(&self, verdict: &str) -> String {
+        match verdict.strip_prefix("no: ") {
+            Some(cause_id) => {
+                let labels: Vec<&str> = self
+                    .root_causes
+                    .iter()
+                    .filter(|c| c.cause.id == cause_id)
+                    .map(|c| c.label.as_str())
+                    .collect();
+                if labels.is_empty() {
+                    format!("**no**: {}", cell(cause_id))
+                } else {
+                    format!("**no** {}", labels.join(" "))
+                }
+            }
+            None => cell(verdict),
+        }
+    }
+
+    /// What the marks cannot say: shards that disagree, and why an outcome
+    /// is unknown or a test did not run, each reason once with its tests.
+    fn notes_section(&self, out: &mut String) {
+        let mut conflicts = Vec::new();
+        let mut reasons: Vec<(String, Vec<String>)> = Vec::new();
+        for row in &self.tests {
+            for (col, result) in self.runners.iter().zip(&row.results) {
+                let Some(r) = result else { continue };
+                let at = format!("{} on {}", cell(&row.name), cell(&col.label));
+                if !r.conflict.is_empty() {
+                    let parts: Vec<String> = r
+                        .conflict
+                        .iter()
+                        .map(|(f, o)| format!("{o} in {}", cell(f)))
+                        .collect();
+                    conflicts.push(format!("- {at}: {}\n", parts.join(", ")));
+                    continue;
+                }
+                if let (Outcome::Unknown | Outcome::NotRun | Outcome::Ignored, Some(why)) =
+                    (r.outcome, &r.reason)
+                {
+                    let why = format!("{}: {}", r.outcome, cell(why));
+                    match reasons.iter_mut().find(|(w, _)| *w == why) {
+                        Some((_, at_list)) => at_list.push(at),
+                        None => reasons.push((why, vec![at])),
+                    }
+                }
+            }
+        }
+        if conflicts.is_empty() && reasons.is_empty() {
+            return;
+        }
+        out.push_str("### Notes\n\n");
+        for c in conflicts {
+            out.push_str(&format!("- **CONFLICT**: {}", c.trim_start_matches("- ")));
+        }
+        for (why, at) in reasons {
+            out.push_str(&format!("- {why} ({})\n", at.join(", ")));
+        }
+        out.push('\n');
     }
 }

@@ -243,20 +243,46 @@ fn reports_from_several_hosts_merge_into_one_matrix() {
         common::strings(&m["never_ran"]),
         common::RUNNER_SUITE_NEVER_RAN
     );
+    assert_eq!(common::strings(&m["ignored"]), common::RUNNER_SUITE_IGNORED);
     assert_eq!(m["abilities"]["net"][2], "no: denied_by_environment");
     assert_eq!(m["abilities"]["net"][3], "no: seccomp_refuses_namespaces");
 
-    // Markdown, and failing the job for the tests that ran nowhere.
+    // Markdown, and failing the job for the test that ran nowhere; the
+    // two `#[ignore]`d ones are said apart and never fail it.
     let mut args = vec!["merge", "--fail-on-never-ran"];
     args.extend(files.iter().map(String::as_str));
     let md = userns_test(&args, None);
     assert_eq!(md.status.code(), Some(1));
+    let stdout = text(&md.stdout);
     assert!(
-        text(&md.stdout).contains("**Ran on no runner (3):**"),
-        "{}",
-        text(&md.stdout)
+        stdout.starts_with("## userns-test: 10 tests x 4 runners: 0 failed, "),
+        "{stdout}"
     );
-    assert!(text(&md.stderr).contains("3 test(s) ran on no runner"));
+    assert!(stdout.contains("**Ran on no runner (1):**"), "{stdout}");
+    assert!(
+        text(&md.stderr).contains(
+            "1 test skipped or not run on every runner (--fail-on-never-ran): \
+             userns-test::runner_suite::sandbox::runs_box"
+        ),
+        "{}",
+        text(&md.stderr)
+    );
+    assert!(
+        text(&md.stderr).contains(
+            "not counted, #[ignore]d: userns-test::runner_suite::panics, \
+             userns-test::runner_suite::result_fails"
+        ),
+        "{}",
+        text(&md.stderr)
+    );
+    // Only #[ignore]d tests ran nowhere: the job passes.
+    let root_only = userns_test(&["merge", "--fail-on-never-ran", &files[0]], None);
+    assert_eq!(
+        root_only.status.code(),
+        Some(0),
+        "{}",
+        text(&root_only.stderr)
+    );
 
     // Two reports of one runner are its shards: one column; kept apart on
     // request.
@@ -308,15 +334,44 @@ fn merge_markdown_matches_the_golden_file() {
         return;
     }
     let html = render(&actual);
-    assert_only_tags(&html, &[&SUMMARY_TAGS[..], &["code"]].concat());
+    assert_only_tags(&html, &[&SUMMARY_TAGS[..], &MERGE_TAGS[..]].concat());
     assert!(
         html.contains("pipes|&lt;img src=x onerror=alert(1)&gt;"),
         "{html}"
     );
-    // Three columns in every row of the test table: header + 7 tests.
-    let first_table = html.split("</table>").next().unwrap();
-    let rows: Vec<&str> = first_table.split("<tr>").skip(1).collect();
-    assert_eq!(rows.len(), 8, "{first_table}");
+    // What a reader sees first, in this order: the verdict, the failures
+    // with their messages whole, the causes with their fixes, the matrix.
+    let at = |needle: &str| {
+        html.find(needle)
+            .unwrap_or_else(|| panic!("{needle:?} not in {html}"))
+    };
+    let order = [
+        "<h2>userns-test: 7 tests x 2 runners: 2 failed, 1 skipped (2 causes), 1 ignored</h2>",
+        "<h3>Failed (2)</h3>",
+        "<strong>net::loopback_roundtrip</strong>",
+        "<pre><code class=\"language-text\">assertion failed: reply == b&quot;ping&quot;\n</code></pre>",
+        "<strong>spawns_init</strong>",
+        "<h3>Skipped, by cause</h3>",
+        "<strong>C1</strong> CAP_SETPCAP is not effective",
+        "<details><summary>1 test skipped; abilities: cap_setpcap</summary>",
+        "<h3>Tests x runners</h3>",
+        "<h3>Abilities</h3>",
+        "<h3>Runners</h3>",
+    ];
+    for pair in order.windows(2) {
+        assert!(
+            at(pair[0]) < at(pair[1]),
+            "{:?} before {:?}",
+            pair[0],
+            pair[1]
+        );
+    }
+    // Three cells in every row of the matrix: header, the binary, 7 tests,
+    // the totals.
+    let matrix = html.split("<h3>Tests x runners</h3>").nth(1).unwrap();
+    let matrix = matrix.split("</table>").next().unwrap();
+    let rows: Vec<&str> = matrix.split("<tr>").skip(1).collect();
+    assert_eq!(rows.len(), 10, "{matrix}");
     for r in rows {
         assert_eq!(
             r.matches("<td").count() + r.matches("<th").count(),
@@ -325,6 +380,10 @@ fn merge_markdown_matches_the_golden_file() {
         );
     }
 }
+
+/// The tags `merge` adds to a summary's: lists, code blocks, emphasis,
+/// and the folded lists of a cause's tests.
+const MERGE_TAGS: [&str; 7] = ["ul", "code", "pre", "em", "details", "summary", "li"];
 
 /// Each kind of bad input is its own error, naming the file, exit 2.
 #[test]

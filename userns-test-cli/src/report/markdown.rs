@@ -41,6 +41,69 @@ pub fn cell(s: &str) -> String {
     out
 }
 
+/// `s` as the text of a raw HTML block (a `<summary>`), where Markdown's
+/// escapes are not read: HTML's `<`, `>`, `&` and `"` as entities, and
+/// any character that acts on a terminal as a visible escape.
+pub fn html_text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in one_line(s).chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '"' => out.push_str("&quot;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `s` as Markdown prose outside a table: as [`cell`], but each
+/// `` `command` `` stays a code span (a fix's commands keep their code
+/// formatting, and a copy of one is the command itself). A span's text is
+/// shown as it is by Markdown (no escape works in it, no HTML is read in
+/// it); only characters that act on a terminal are escaped.
+pub fn prose(s: &str) -> String {
+    let parts: Vec<&str> = s.split('`').collect();
+    // An odd number of backticks leaves the last one unpaired: text.
+    let paired = parts.len() % 2 == 1;
+    let code = |i: usize| i % 2 == 1 && paired && !parts[i].trim().is_empty();
+    let mut out = String::with_capacity(s.len() + 8);
+    for (i, part) in parts.iter().enumerate() {
+        // The backtick before this part: a span's delimiter, or text.
+        if i > 0 && !code(i) && !code(i - 1) {
+            out.push_str("\\`");
+        }
+        if code(i) {
+            out.push('`');
+            out.push_str(&one_line(part));
+            out.push('`');
+        } else {
+            out.push_str(&cell(part));
+        }
+    }
+    out
+}
+
+/// `text` as a fenced code block, each line indented by `indent` (to sit in
+/// a list item): shown exactly as written (`<`, `&`, `*` included), with a
+/// fence longer than any run of backticks in it, and every line made
+/// printable by [`userns_test::__cli::lines`] (no control character, no
+/// line a workflow command).
+pub fn code_block(text: &str, indent: &str) -> String {
+    let text = userns_test::__cli::lines(text.trim_end());
+    let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    let fence = "`".repeat((longest + 1).max(3));
+    let mut out = format!("{indent}{fence}text\n");
+    for line in text.split('\n') {
+        out.push_str(indent);
+        out.push_str(line);
+        out.push('\n');
+    }
+    out.push_str(&format!("{indent}{fence}\n"));
+    out
+}
+
 /// The host in one line, from a report.
 pub fn host_line(report: &Report) -> String {
     let r = &report.runner;
