@@ -108,7 +108,7 @@ impl<'a> RootCauses<'a> {
     }
 
     /// The index (from 1) of the root cause of `reason`, for references
-    /// such as `[2]`; in the order of [`RootCauses::sorted`].
+    /// such as `C2`; in the order of [`RootCauses::sorted`].
     pub fn number(&self, reason: &Reason) -> Option<usize> {
         self.groups
             .iter()
@@ -116,11 +116,12 @@ impl<'a> RootCauses<'a> {
             .map(|i| i + 1)
     }
 
-    /// `; cause [n]`, the reference a matrix row makes to `reason`'s root
-    /// cause (empty for a reason not collected).
+    /// `; C<n>`, the reference a matrix row makes to `reason`'s root
+    /// cause (empty for a reason not collected): the name every output
+    /// of a run gives that cause.
     pub fn reference(&self, reason: &Reason) -> String {
         self.number(reason)
-            .map_or(String::new(), |n| format!("; cause [{n}]"))
+            .map_or(String::new(), |n| format!("; C{n}"))
     }
 
     /// Every root cause as a block (see [`write_block`]), numbered in
@@ -139,16 +140,17 @@ impl<'a> RootCauses<'a> {
         }
     }
 
-    /// Orders the root causes: most skipped tests first, then most
-    /// abilities, then by cause id, so that numbers are stable.
+    /// Orders the root causes: most skipped tests first, then by cause id
+    /// and fix, so that numbers are stable, and the reports the command
+    /// writes from the records (which order theirs by the same keys) give
+    /// each cause the same `C<n>`.
     pub fn sort(&mut self) {
         self.groups.sort_by(|a, b| {
             b.tests
                 .len()
                 .cmp(&a.tests.len())
-                .then_with(|| b.abilities.len().cmp(&a.abilities.len()))
-                .then_with(|| a.abilities.first().cmp(&b.abilities.first()))
                 .then_with(|| a.cause.id().cmp(b.cause.id()))
+                .then_with(|| a.remedy.cmp(b.remedy))
         });
     }
 
@@ -181,7 +183,7 @@ pub fn write_block(
 ) {
     use crate::text::one_line;
     use std::fmt::Write as _;
-    let _ = writeln!(out, "  [{number}] {}", one_line(message));
+    let _ = writeln!(out, "  C{number} {}", one_line(message));
     let _ = writeln!(out, "      abilities: {abilities}");
     if !tests.is_empty() {
         let shown: Vec<String> = tests

@@ -122,9 +122,60 @@ pub(crate) fn panic_report(name: &str, location: &str, message: &str) -> (String
     let backtrace = std::backtrace::Backtrace::capture();
     let captured = backtrace.status() == std::backtrace::BacktraceStatus::Captured;
     if captured {
-        text.push_str(&format!("stack backtrace:\n{backtrace}\n"));
+        let full = std::env::var_os("RUST_BACKTRACE").is_some_and(|v| v == "full");
+        let whole = backtrace.to_string();
+        let shown = if full { whole } else { short_backtrace(&whole) };
+        text.push_str(&format!("stack backtrace:\n{shown}\n"));
     }
     (text, captured)
+}
+
+/// A captured backtrace as std's hook prints it unless `RUST_BACKTRACE=full`:
+/// only the frames between the panic machinery
+/// (`__rust_end_short_backtrace`, with this crate's hook above it) and the
+/// thread's start (`__rust_begin_short_backtrace`), numbered from 0, and
+/// std's note. Unchanged where neither marker is found.
+pub(crate) fn short_backtrace(whole: &str) -> String {
+    // Frames: a line `  N: symbol`, then its `at file:line` lines.
+    let mut frames: Vec<Vec<&str>> = Vec::new();
+    for line in whole.lines() {
+        let t = line.trim_start();
+        let is_header = t
+            .split_once(": ")
+            .is_some_and(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        match frames.last_mut() {
+            Some(frame) if !is_header => frame.push(line),
+            _ => frames.push(vec![line]),
+        }
+    }
+    let has = |f: &Vec<&str>, marker: &str| f.first().is_some_and(|h| h.contains(marker));
+    let start = frames
+        .iter()
+        .position(|f| has(f, "__rust_end_short_backtrace"))
+        .map_or(0, |i| i + 1);
+    let end = frames
+        .iter()
+        .position(|f| has(f, "__rust_begin_short_backtrace"))
+        .unwrap_or(frames.len());
+    if (start == 0 && end == frames.len()) || start >= end {
+        return whole.to_owned();
+    }
+    let mut out = String::new();
+    for (n, frame) in frames[start..end].iter().enumerate() {
+        for (i, line) in frame.iter().enumerate() {
+            if i == 0 {
+                let (_, symbol) = line.trim_start().split_once(": ").unwrap_or(("", line));
+                out.push_str(&format!("{n:>4}: {symbol}\n"));
+            } else {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    out.push_str(
+        "note: Some details are omitted, run with `RUST_BACKTRACE=full` for a verbose backtrace.",
+    );
+    out
 }
 
 /// A panic's message: its `String` or `&str` payload, as std prints it
@@ -166,6 +217,30 @@ pub fn rfc3339(t: std::time::SystemTime) -> String {
 
 #[cfg(test)]
 mod tests {
+    /// Our hook's own frames and the thread's start are cut, as std's hook
+    /// cuts them; a backtrace without the markers is left whole.
+    #[test]
+    fn short_backtraces_start_at_the_panic() {
+        let whole = "   0: userns_test::text::panic_report
+             at ./userns-test/src/text.rs:122:21
+   1: std::sys::backtrace::__rust_end_short_backtrace::<F, !>
+             at /rustc/x/library/std/src/sys/backtrace.rs:182:18
+   2: __rustc::rust_begin_unwind
+   3: suite::my_test
+             at ./tests/suite.rs:7:5
+   4: std::sys::backtrace::__rust_begin_short_backtrace
+   5: std::thread::start
+";
+        assert_eq!(
+            super::short_backtrace(whole),
+            "   0: __rustc::rust_begin_unwind\n   1: suite::my_test\n             at \
+             ./tests/suite.rs:7:5\nnote: Some details are omitted, run with \
+             `RUST_BACKTRACE=full` for a verbose backtrace."
+        );
+        let plain = "   0: main\n   1: start\n";
+        assert_eq!(super::short_backtrace(plain), plain);
+    }
+
     use super::*;
 
     #[test]

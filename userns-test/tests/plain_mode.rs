@@ -173,8 +173,8 @@ fn unprivileged_host_skips_for_real_causes() {
     );
     // Their causes, once each, in the summary.
     for cause in [
-        "] CAP_SYS_ADMIN is not permitted to uid 65534",
-        "] CAP_SETPCAP is not effective",
+        " CAP_SYS_ADMIN is not permitted to uid 65534",
+        " CAP_SETPCAP is not effective",
     ] {
         assert_eq!(
             run.stderr.matches(cause).count(),
@@ -223,7 +223,7 @@ fn seccomp_host_skips_namespace_tests() {
     // The cause once, in the summary after libtest's result.
     assert!(
         run.stderr.contains(
-            "  [1] a seccomp filter refuses creating namespaces, user namespaces included"
+            "  C1 a seccomp filter refuses creating namespaces, user namespaces included"
         ),
         "{}",
         run.stderr
@@ -263,7 +263,7 @@ fn plain_mode_ends_with_the_skips_libtest_calls_ok() {
     );
     assert!(
         run.stderr.contains(
-            "userns-test: 2 skipped, by cause:\n  [1] USERNS_TEST_DENY lists the ability\n      \
+            "userns-test: 2 skipped, by cause:\n  C1 USERNS_TEST_DENY lists the ability\n      \
              abilities: net\n      skipped (2): needs_net, skip_suite::test_env\n"
         ),
         "{}",

@@ -276,7 +276,23 @@ fn reports_from_several_hosts_merge_into_one_matrix() {
         text(&md.stderr)
     );
     // Only #[ignore]d tests ran nowhere: the job passes.
-    let root_only = userns_test(&["merge", "--fail-on-never-ran", &files[0]], None);
+    let mut all_ran = read_json(Path::new(&files[0]));
+    for t in all_ran["tests"].as_array_mut().unwrap() {
+        if t["outcome"] == "skipped" {
+            t["outcome"] = "passed".into();
+            t["lacking"] = serde_json::json!([]);
+        }
+    }
+    let all_ran_path = dir.join("all-ran.json");
+    std::fs::write(&all_ran_path, serde_json::to_vec(&all_ran).unwrap()).unwrap();
+    let root_only = userns_test(
+        &[
+            "merge",
+            "--fail-on-never-ran",
+            all_ran_path.to_str().unwrap(),
+        ],
+        None,
+    );
     assert_eq!(
         root_only.status.code(),
         Some(0),
@@ -459,6 +475,7 @@ fn junit_is_read_back_by_an_independent_parser() {
             ("USERNS_TEST_JUNIT", path.to_str().unwrap()),
             ("USERNS_TEST_DENY", "net"),
             ("USERNS_TEST_REQUIRE", "net"),
+            ("USERNS_TEST_RUNNER", "runner ✓ <1>"),
         ],
     );
     assert_eq!(out.status.code(), Some(101), "{}", text(&out.stderr));
@@ -479,7 +496,12 @@ fn junit_is_read_back_by_an_independent_parser() {
         .children()
         .find(|n| n.has_tag_name("testsuite"))
         .unwrap();
-    assert_eq!(suite.attribute("name"), Some(BINARY));
+    // The runner in the suite's name: a viewer merging several runners'
+    // files by suite name keeps them apart.
+    assert_eq!(
+        suite.attribute("name"),
+        Some(format!("{BINARY} on runner ✓ <1>").as_str())
+    );
     let cases: Vec<_> = suite
         .children()
         .filter(|n| n.has_tag_name("testcase"))
@@ -497,11 +519,17 @@ fn junit_is_read_back_by_an_independent_parser() {
         .children()
         .find(|n| n.has_tag_name("failure"))
         .unwrap();
+    let first_line = failure.attribute("message").unwrap();
     assert!(
-        failure
-            .attribute("message")
-            .unwrap()
-            .contains("USERNS_TEST_REQUIRE requires what this host lacks: needs net")
+        first_line.contains("USERNS_TEST_REQUIRE requires what this host lacks: needs net"),
+        "{first_line}"
+    );
+    // One line in the attribute; the whole text once, as the body.
+    assert!(!first_line.contains('\n'), "{first_line:?}");
+    let body = failure.text().unwrap_or_default();
+    assert!(
+        body.starts_with(first_line) && body.len() >= first_line.len(),
+        "{body}"
     );
     let ignored = case("panics")
         .children()
@@ -515,19 +543,27 @@ fn junit_is_read_back_by_an_independent_parser() {
         .children()
         .find(|n| n.has_tag_name("skipped"))
         .expect("an unmet test is <skipped>");
+    // The attribute: the cause by its name in every output of the run,
+    // and its fix; the text: what failed.
     let message = skipped.attribute("message").unwrap();
-    assert!(message.starts_with("needs bwrap: "), "{message}");
+    let cause = message
+        .split_once(": ")
+        .map(|(id, _)| id)
+        .filter(|id| id.starts_with('C'))
+        .unwrap_or_else(|| panic!("no cause id in {message:?}"));
     assert!(
-        message.contains("; cause: bwrap at /nonexistent/bwrap is not installed"),
+        message.contains(": bwrap at /nonexistent/bwrap is not installed")
+            && message.contains("; fix: install bubblewrap"),
         "{message}"
     );
-    // The fix once, as a property of the suite.
+    let text_of_skip = skipped.text().unwrap_or_default();
+    assert!(text_of_skip.starts_with("needs bwrap: "), "{text_of_skip}");
+    // The cause and its fix once more, as a property of the first suite,
+    // under the same name.
     let cause_property = suite
         .descendants()
         .find(|n| {
-            n.has_tag_name("property")
-                && n.attribute("name")
-                    .is_some_and(|p| p.starts_with("cause.not_installed-"))
+            n.has_tag_name("property") && n.attribute("name") == Some(&format!("cause.{cause}"))
         })
         .expect("the cause and its fix as a property");
     assert!(
@@ -535,11 +571,6 @@ fn junit_is_read_back_by_an_independent_parser() {
             .attribute("value")
             .unwrap()
             .contains("fix: install bubblewrap")
-    );
-    assert_eq!(
-        skipped.text(),
-        Some(message),
-        "reason in text and attribute"
     );
     assert_eq!(suite.attribute("skipped"), Some("3"));
     assert_eq!(suite.attribute("failures"), Some("2"));
@@ -553,7 +584,94 @@ fn junit_is_read_back_by_an_independent_parser() {
     };
     assert!(property("ability.net").starts_with("no: denied by USERNS_TEST_DENY"));
     assert!(property("ability.bwrap").starts_with("no: finding /nonexistent/bwrap failed"));
-    assert!(!property("host.kernel_release").is_empty());
+    assert_eq!(property("runner.label"), "runner ✓ <1>");
+    // The host facts once, after the test cases: the suite's system-out.
+    let facts = suite
+        .children()
+        .find(|n| n.has_tag_name("system-out"))
+        .and_then(|n| n.text())
+        .unwrap_or_default();
+    assert!(facts.contains("\nhost.kernel_release: "), "{facts}");
+    assert!(
+        !suite
+            .descendants()
+            .any(|n| n.attribute("name").is_some_and(|p| p.starts_with("host."))),
+        "no host fact as a property"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `xunit-viewer` (npm), a JUnit viewer that merges the files it is given
+/// by suite name: `XUNIT_VIEWER`, else on `PATH` (`.ci/run` installs it).
+fn xunit_viewer() -> Option<PathBuf> {
+    let path = std::env::var_os("XUNIT_VIEWER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("xunit-viewer"));
+    Command::new(&path)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .ok()
+        .filter(|s| s.success())
+        .map(|_| path)
+}
+
+/// Two runners' JUnit files, one where `needs_net` fails and one where it
+/// passes, given together to a viewer that merges files by suite name: the
+/// failing runner's test is shown failed, the other's passed, each under
+/// its runner (with one suite name for both, the viewer showed the failure
+/// as a pass).
+#[test]
+fn junit_of_several_runners_stays_apart_in_a_merging_viewer() {
+    let Some(viewer) = xunit_viewer() else {
+        userns_test::skip(
+            module_path!(),
+            "xunit-viewer is not installed (npm install -g xunit-viewer; .ci/run does)",
+        );
+        return;
+    };
+    let dir = sticky_scratch("reports-junit-viewer");
+    for (runner, extra) in [
+        (
+            "failing",
+            &[("USERNS_TEST_DENY", "net"), ("USERNS_TEST_REQUIRE", "net")][..],
+        ),
+        ("passing", &[][..]),
+    ] {
+        let path = dir.join(format!("{runner}.xml"));
+        let mut env = vec![
+            ("USERNS_TEST_JUNIT", path.to_str().unwrap()),
+            ("USERNS_TEST_RUNNER", runner),
+        ];
+        env.extend_from_slice(extra);
+        let out = suite(&Host::Plain, &[], &env);
+        assert!(out.status.code().is_some(), "{}", text(&out.stderr));
+    }
+    let out = Command::new(&viewer)
+        .args(["--console", "--no-color", "--clear", "false", "--results"])
+        .arg(&dir)
+        .output()
+        .expect("run xunit-viewer");
+    let shown = text(&out.stdout);
+    // The viewer's console: a suite's name, then a line per test case led
+    // by its mark.
+    let mark = |runner: &str, test: &str| -> char {
+        let suite = shown
+            .split(&format!("\n {BINARY} on {runner}\n"))
+            .nth(1)
+            .unwrap_or_else(|| panic!("no suite for {runner} in:\n{shown}"));
+        let suite = suite.split(&format!("\n {BINARY} on ")).next().unwrap();
+        suite
+            .lines()
+            .map(str::trim_start)
+            .find(|l| l.split(' ').nth(1) == Some(test))
+            .and_then(|l| l.chars().next())
+            .unwrap_or_else(|| panic!("no {test} under {runner} in:\n{shown}"))
+    };
+    assert_eq!(mark("failing", "needs_net"), '✗', "{shown}");
+    assert_eq!(mark("passing", "needs_net"), '✓', "{shown}");
+    assert_eq!(mark("failing", "plain"), '✓', "{shown}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -604,10 +722,12 @@ fn github_summary_and_one_annotation_per_root_cause() {
     assert_eq!(notices.len(), 2, "{stderr}");
     let seccomp = notices
         .iter()
-        .find(|l| l.contains("needs mount and net and user"))
+        .find(|l| l.contains("%0Aneeds: mount, net, user%0A"))
         .unwrap();
+    // A short title: the cause's name in every output of the run, the
+    // count and the runner; the cause, fix, abilities and tests below.
     assert!(
-        seccomp.starts_with("::notice title=userns-test%3A 4 tests skipped on gh%2C needs mount and net and user::cause: a seccomp filter"),
+        seccomp.starts_with("::notice title=userns-test C1%3A 4 skipped on gh::a seccomp filter"),
         "{seccomp}"
     );
     assert!(
@@ -623,22 +743,42 @@ fn github_summary_and_one_annotation_per_root_cause() {
             .starts_with("test result:")
     );
     let md = std::fs::read_to_string(&summary).unwrap();
+    // The verdict in the heading; the causes with their fixes; then the
+    // unavailable abilities, the available ones folded.
     assert!(
-        md.starts_with("earlier step output\n### userns-test: userns-test::runner\\_suite on gh"),
+        md.starts_with(
+            "earlier step output\n### userns-test: userns-test::runner\\_suite on gh: 3 passed, 0 \
+             failed, 5 skipped, 2 ignored\n"
+        ),
         "{md}"
     );
-    assert!(
-        md.contains("3 passed, 0 failed, 5 skipped, 2 ignored"),
-        "{md}"
-    );
-    assert!(md.contains("| ability | available |\n|---|---|\n"), "{md}");
-    assert!(
-        md.contains("| net | **no**: unshare(CLONE\\_NEWUSER) failed: EPERM (1); cause 1 |"),
-        "{md}"
-    );
-    // The seccomp cause once, with its abilities, tests and fix.
+    // The seccomp cause once, with its tests and fix.
     assert_eq!(md.matches("a seccomp filter refuses").count(), 1, "{md}");
-    assert!(md.contains("| mount, net, user | 4: async\\_body, mount::creates\\_ns, needs\\_net, net::creates\\_ns |"), "{md}");
+    assert!(
+        md.contains(
+            "(4 tests skipped: async\\_body, mount::creates\\_ns, needs\\_net, net::creates\\_ns)"
+        ),
+        "{md}"
+    );
+    assert!(
+        md.contains("| net | **no**, C1 | unshare(CLONE\\_NEWUSER) failed: EPERM (1) |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("<details><summary>1 ability available: cap(sys_admin)</summary>"),
+        "{md}"
+    );
+    if cmark_gfm() {
+        let html = render(&md);
+        assert_only_tags(
+            &html,
+            &[&SUMMARY_TAGS[..], &MERGE_TAGS[..], &["h4"]].concat(),
+        );
+        let skipped = html.find("<h4>Skipped, by cause</h4>").expect("causes");
+        let table = html.find("<table>").expect("the unavailable abilities");
+        let folded = html.find("<details>").expect("the available ones, folded");
+        assert!(skipped < table && table < folded, "{html}");
+    }
 
     // Under REQUIRE the same skips are warnings.
     let required = suite(
@@ -707,7 +847,8 @@ fn hostile_text_reaches_no_consumer_as_markup_or_command() {
         for line in stream.lines() {
             let trimmed = line.trim_start();
             let ours = trimmed.starts_with("::notice title=userns-test")
-                || trimmed.starts_with("::warning title=userns-test");
+                || trimmed.starts_with("::warning title=userns-test")
+                || (trimmed.starts_with("::error ") && trimmed.contains(",title=userns-test%3A "));
             assert!(ours || !trimmed.starts_with("::"), "{name}: {line:?}");
         }
     }
@@ -747,7 +888,10 @@ fn hostile_text_reaches_no_consumer_as_markup_or_command() {
     }
     let md = std::fs::read_to_string(&summary).unwrap();
     let html = render(&md);
-    assert_only_tags(&html, &SUMMARY_TAGS);
+    assert_only_tags(
+        &html,
+        &[&SUMMARY_TAGS[..], &MERGE_TAGS[..], &["h4"]].concat(),
+    );
     assert!(
         html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
         "{html}"
@@ -773,7 +917,7 @@ fn hostile_text_reaches_no_consumer_as_markup_or_command() {
     let merged = userns_test(&["merge", json.to_str().unwrap()], None);
     assert_eq!(merged.status.code(), Some(0), "{}", text(&merged.stderr));
     let html = render(&text(&merged.stdout));
-    assert_only_tags(&html, &[&SUMMARY_TAGS[..], &["code"]].concat());
+    assert_only_tags(&html, &[&SUMMARY_TAGS[..], &MERGE_TAGS[..]].concat());
     let _ = std::fs::remove_dir_all(&dir);
 }
 

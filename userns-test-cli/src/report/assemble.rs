@@ -402,13 +402,24 @@ impl Tally {
             .into_iter()
             .map(|(id, (cause, remedy, abilities, skipped))| RootCause {
                 id,
+                label: String::new(),
                 cause,
                 remedy,
                 abilities: abilities.into_iter().collect(),
                 skipped,
             })
             .collect();
-        out.sort_by(|a, b| b.skipped.cmp(&a.skipped).then_with(|| a.id.cmp(&b.id)));
+        // The order the test side gives its blocks (`RootCauses::sort`),
+        // so that C1 is the same cause in a binary's summary and here.
+        out.sort_by(|a, b| {
+            b.skipped
+                .cmp(&a.skipped)
+                .then_with(|| a.cause.id.cmp(&b.cause.id))
+                .then_with(|| a.remedy.cmp(&b.remedy))
+        });
+        for (i, rc) in out.iter_mut().enumerate() {
+            rc.label = format!("C{}", i + 1);
+        }
         out
     }
 }

@@ -1,13 +1,18 @@
 //! JUnit XML, written by `quick-junit` (nextest's writer): one `testsuite`
-//! per binary with `time` and `timestamp` (dorny/test-reporter reads
-//! them), skipped tests as `<skipped message="reason">reason</skipped>`
-//! (Jenkins shows the attribute, GitLab the text; the reason is what
-//! failed and its cause), crashed tests as failures of type `crashed`,
-//! tests whose outcome is unknown as errors, and the runner, host facts,
-//! verdicts and root causes with their fixes (`cause.<id>`: said once, not
-//! on each of the thousands of tests one cause may skip) as properties.
-//! `classname` and `name` do not depend on the runner, so tools that line
-//! up several runners' files can match the test cases.
+//! per binary, named `<binary> on <runner>` so that a viewer given several
+//! runners' files (xunit-viewer, junit2html merge suites by name) keeps
+//! each runner's outcomes apart, with `time` and `timestamp`
+//! (dorny/test-reporter reads them). A failure's `message` is its first
+//! line, the whole text its body, once; skipped tests are `<skipped
+//! message="C1: cause; fix: ...">` with what failed in the body (Jenkins
+//! shows the attribute, GitLab the text); crashed tests are failures of
+//! type `crashed`, tests whose outcome is unknown errors. The runner is in
+//! every suite's properties; the verdicts and causes (`cause.C1`: said
+//! once, not on each of the thousands of tests one cause may skip) in the
+//! first suite's only, and the host facts and CI variables in its
+//! `<system-out>` (after the test cases in a viewer, not before them). `classname` (the binary) and
+//! `name` do not depend on the runner, so tools that line up several
+//! runners' files can match the test cases.
 //!
 //! XML 1.0 cannot hold every character a Rust string can (C0 controls but
 //! tab and newlines, U+FFFE, U+FFFF): those are written as a visible
@@ -58,20 +63,24 @@ pub fn to_xml(report: &Report) -> io::Result<String> {
     for t in &report.tests {
         binaries.entry(&t.binary).or_default().push(t);
     }
-    let properties = properties(report);
+    let (first_properties, properties) = properties(report);
     let mut total = Duration::ZERO;
     // quick-junit filters every string it is given, character by
     // character; a classname and a skip reason repeat on thousands of
     // tests, so each is made once and cloned (a clone is not filtered
     // again).
     let mut texts: HashMap<String, XmlString> = HashMap::new();
-    for (binary, tests) in binaries {
+    for (i, (binary, tests)) in binaries.into_iter().enumerate() {
         let classname = XmlString::new(xml_text(binary));
-        let mut suite = TestSuite::new(classname.clone());
+        let mut suite = TestSuite::new(xml_text(&format!("{binary} on {}", report.runner.label)));
         suite.add_properties(properties.iter().cloned());
+        if i == 0 {
+            suite.add_properties(first_properties.iter().cloned());
+            suite.set_system_out(host_facts(report));
+        }
         let mut time = Duration::ZERO;
         for t in tests {
-            if let Some(case) = test_case(t, &classname, &mut texts) {
+            if let Some(case) = test_case(report, t, &classname, &mut texts) {
                 time += case.time.unwrap_or_default();
                 suite.add_test_case(case);
             }
@@ -91,6 +100,7 @@ pub fn to_xml(report: &Report) -> io::Result<String> {
 }
 
 fn test_case(
+    report: &Report,
     t: &TestEntry,
     classname: &XmlString,
     texts: &mut HashMap<String, XmlString>,
@@ -106,8 +116,11 @@ fn test_case(
         Outcome::Passed => TestCaseStatus::success(),
         Outcome::Failed => {
             let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
-            let m = XmlString::new(&message);
-            s.set_message(m.clone()).set_description(m);
+            // The first line in the attribute (a viewer's one-line view),
+            // the whole text once, as the element's text.
+            let first = message.lines().next().unwrap_or_default().to_owned();
+            s.set_message(XmlString::new(first))
+                .set_description(XmlString::new(&message));
             if t.crashed {
                 s.set_type("crashed");
             }
@@ -121,9 +134,33 @@ fn test_case(
                 .set_type("unknown");
             s
         }
-        Outcome::Skipped | Outcome::Ignored | Outcome::NotRun => {
+        Outcome::Skipped => {
+            // Each cause once, by its name in every output of the run, with
+            // its fix; what failed in the body.
+            let mut causes: Vec<&super::model::RootCause> = Vec::new();
+            for l in &t.lacking {
+                if let Some(rc) = report.root_causes.iter().find(|rc| rc.id == l.root_cause)
+                    && !causes.iter().any(|c| c.id == rc.id)
+                {
+                    causes.push(rc);
+                }
+            }
+            let said: Vec<String> = causes
+                .iter()
+                .map(|rc| format!("{}: {}; fix: {}", rc.label, rc.cause.message, rc.remedy))
+                .collect();
+            let attribute = if said.is_empty() {
+                message.clone()
+            } else {
+                xml_text(&said.join(" | "))
+            };
+            let mut s = TestCaseStatus::skipped();
+            s.set_message(text(attribute))
+                .set_description(XmlString::new(&message));
+            s
+        }
+        Outcome::Ignored | Outcome::NotRun => {
             let reason = match t.outcome {
-                Outcome::Skipped => message,
                 Outcome::Ignored if message.is_empty() => "ignored".to_owned(),
                 Outcome::Ignored => format!("ignored: {message}"),
                 _ => format!("not run: {message}"),
@@ -142,35 +179,30 @@ fn test_case(
     Some(case)
 }
 
-fn properties(report: &Report) -> Vec<Property> {
+/// The properties of the first suite only (the host, once per file), and
+/// those of every suite (which runner and run it is).
+fn properties(report: &Report) -> (Vec<Property>, Vec<Property>) {
     let p = |k: String, v: String| Property::new(xml_text(&k), xml_text(&v));
-    let mut out = vec![
-        p("userns-test.schema".into(), report.schema.clone()),
+    let mut every = vec![
+        p("runner.label".into(), report.runner.label.clone()),
         p(
             "userns-test.run".into(),
             format!("{}:{}", report.run.kind, report.run.id),
         ),
+    ];
+    if let Some(host) = &report.runner.hostname {
+        every.push(p("runner.hostname".into(), host.clone()));
+    }
+    every.push(p("runner.host".into(), super::markdown::host_line(report)));
+    let mut out = vec![
+        p("userns-test.schema".into(), report.schema.clone()),
         p(
             "userns-test.run.finished".into(),
             report.run.finished.to_string(),
         ),
-        p("runner.label".into(), report.runner.label.clone()),
     ];
     if let Some(shard) = &report.runner.shard {
         out.push(p("runner.shard".into(), shard.clone()));
-    }
-    for (k, v) in &report.runner.ci {
-        out.push(p(format!("ci.{k}"), v.clone()));
-    }
-    if let Some(host) = report.host.as_object() {
-        for (k, v) in host {
-            let value = match v {
-                serde_json::Value::Null => continue,
-                serde_json::Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            out.push(p(format!("host.{k}"), value));
-        }
     }
     for a in &report.abilities {
         let name = a["ability"].as_str().unwrap_or("?");
@@ -187,20 +219,42 @@ fn properties(report: &Report) -> Vec<Property> {
     }
     for rc in &report.root_causes {
         out.push(p(
-            format!("cause.{}", rc.id),
+            format!("cause.{}", rc.label),
             format!(
-                "{} (abilities: {}; {} tests skipped); fix: {}",
+                "{} (abilities: {}; {} tests skipped); fix: {}; id: {}",
                 rc.cause.message,
                 rc.abilities.join(", "),
                 rc.skipped,
-                rc.remedy
+                rc.remedy,
+                rc.id
             ),
         ));
     }
     for note in &report.run.notes {
         out.push(p("userns-test.note".into(), note.clone()));
     }
-    out
+    (out, every)
+}
+
+/// The host facts and CI variables as `key: value` lines, for the first
+/// suite's `<system-out>`: there once per file, after the test cases in
+/// a viewer, where properties would come before them.
+fn host_facts(report: &Report) -> String {
+    let mut out = String::from("userns-test: the runner's host facts\n");
+    for (k, v) in &report.runner.ci {
+        out.push_str(&format!("ci.{k}: {v}\n"));
+    }
+    if let Some(host) = report.host.as_object() {
+        for (k, v) in host {
+            let value = match v {
+                serde_json::Value::Null => continue,
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            out.push_str(&format!("host.{k}: {value}\n"));
+        }
+    }
+    xml_text(&out)
 }
 
 #[cfg(test)]

@@ -10,8 +10,9 @@ use userns_test::__cli::one_line;
 
 /// How many test names a root cause lists before "and N more".
 pub const NAMES_SHOWN: usize = 20;
-/// How long a failure message may be in the summary.
-const MESSAGE_SHOWN: usize = 300;
+/// How much of a failure message the summary shows (GitHub keeps 1 MiB
+/// of summary per step).
+const MESSAGE_SHOWN: usize = 4000;
 
 /// `s` as inline Markdown text that renders as exactly `s`: HTML's
 /// `<`, `>` and `&` as entities, Markdown's punctuation (`` ` ``, `*`,
@@ -125,25 +126,6 @@ pub fn host_line(report: &Report) -> String {
     parts.join(", ")
 }
 
-/// A verdict object's one-line cell: `yes`, or `no: <what failed>; see
-/// cause N` where the root cause table holds the cause and fix.
-pub fn verdict_cell(a: &serde_json::Value, cause_numbers: &BTreeMap<String, usize>) -> String {
-    if a["verdict"] == "available" {
-        return "yes".into();
-    }
-    let failed = cell(a["failed"].as_str().unwrap_or("unavailable"));
-    match a["root_cause"]
-        .as_str()
-        .and_then(|id| cause_numbers.get(id))
-    {
-        Some(n) => format!("**no**: {failed}; cause {n}"),
-        None => format!(
-            "**no**: {failed}; {}",
-            cell(a["cause"]["message"].as_str().unwrap_or(""))
-        ),
-    }
-}
-
 /// Counts in words: `7 passed, 2 failed (1 crashed), 3 skipped`.
 pub fn counts_line(tests: &[&TestEntry]) -> String {
     let count = |o: Outcome| tests.iter().filter(|t| t.outcome == o).count();
@@ -182,18 +164,43 @@ pub fn names_cell(names: &[impl AsRef<str>]) -> String {
     }
 }
 
-/// The step summary section of `binary` in `report`. `not_annotated`:
-/// root causes of the run that GitHub's annotation limit left out, which
-/// the section says.
+/// The step summary section of `binary` in `report`, for a reader with
+/// ten seconds: a heading with the verdict and counts, the failures with
+/// their messages in code blocks, the skips by cause with their fixes,
+/// then the unavailable abilities (the available ones folded).
+/// `not_annotated`: root causes of the run that GitHub's annotation limit
+/// left out, which the section says.
 pub fn step_summary(report: &Report, binary: &str, not_annotated: usize) -> String {
     let tests: Vec<&TestEntry> = report.tests.iter().filter(|t| t.binary == binary).collect();
     let mut out = format!(
-        "### userns-test: {} on {}\n\n{}\n\n{}\n\n",
+        "### userns-test: {} on {}: {}\n\n{}\n\n",
         cell(binary),
         cell(&report.runner.label),
+        counts_line(&tests),
         cell(&host_line(report)),
-        counts_line(&tests)
     );
+    let failed: Vec<&&TestEntry> = tests
+        .iter()
+        .filter(|t| t.outcome == Outcome::Failed || t.outcome == Outcome::Unknown)
+        .collect();
+    if !failed.is_empty() {
+        out.push_str(&format!("#### Failed ({})\n\n", failed.len()));
+        for t in failed {
+            let outcome = match (t.outcome, t.crashed) {
+                (Outcome::Failed, true) => "**CRASHED**",
+                (Outcome::Failed, false) => "**FAILED**",
+                _ => "unknown",
+            };
+            out.push_str(&format!("- {outcome} **{}**\n\n", cell(&t.name)));
+            let message = t.message.as_deref().unwrap_or("(no message recorded)");
+            let mut shown: String = message.chars().take(MESSAGE_SHOWN).collect();
+            if message.chars().count() > MESSAGE_SHOWN {
+                shown.push_str("\n… (cut here: the whole message is in the test's output)");
+            }
+            out.push_str(&code_block(&shown, "  "));
+            out.push('\n');
+        }
+    }
     // The root causes of this binary's skips, and of its abilities.
     let needed: std::collections::BTreeSet<&str> = tests
         .iter()
@@ -224,65 +231,66 @@ pub fn step_summary(report: &Report, binary: &str, not_annotated: usize) -> Stri
                 || abilities.iter().any(|a| a["root_cause"] == rc.id.as_str())
         })
         .collect();
-    let numbers: BTreeMap<String, usize> = causes
-        .iter()
-        .enumerate()
-        .map(|(i, rc)| (rc.id.clone(), i + 1))
-        .collect();
-    if !abilities.is_empty() {
-        out.push_str("| ability | available |\n|---|---|\n");
-        for a in &abilities {
-            out.push_str(&format!(
-                "| {} | {} |\n",
-                cell(a["ability"].as_str().unwrap_or("?")),
-                verdict_cell(a, &numbers)
-            ));
-        }
-        out.push('\n');
-    }
     if !causes.is_empty() {
-        out.push_str("| cause | abilities | tests skipped | fix |\n|---|---|---|---|\n");
-        for (i, rc) in causes.iter().enumerate() {
+        out.push_str(if skipped_by.is_empty() {
+            "#### No test skipped; unavailable, by cause\n\n"
+        } else {
+            "#### Skipped, by cause\n\n"
+        });
+        for rc in &causes {
             let names = skipped_by.get(rc.id.as_str()).cloned().unwrap_or_default();
-            let list = names_cell(&names);
+            let tests = match names.len() {
+                0 => "no test skipped".to_owned(),
+                n => format!(
+                    "{n} test{} skipped: {}",
+                    if n == 1 { "" } else { "s" },
+                    names_cell(&names)
+                        .split_once(": ")
+                        .map_or(String::new(), |(_, l)| l.to_owned())
+                ),
+            };
             out.push_str(&format!(
-                "| {}. {} ({}) | {} | {} | {} |\n",
-                i + 1,
+                "- **{}** {} ({tests})  \n  fix: {}\n",
+                rc.label,
                 cell(&rc.cause.message),
-                cell(&rc.cause.id),
-                cell(&rc.abilities.join(", ")),
-                list,
-                cell(&rc.remedy)
+                prose(&rc.remedy)
             ));
         }
         out.push('\n');
     }
-    let failed: Vec<&&TestEntry> = tests
-        .iter()
-        .filter(|t| t.outcome == Outcome::Failed || t.outcome == Outcome::Unknown)
-        .collect();
-    if !failed.is_empty() {
-        out.push_str("| test | outcome | message |\n|---|---|---|\n");
-        for t in failed {
-            let outcome = match (t.outcome, t.crashed) {
-                (Outcome::Failed, true) => "**crashed**",
-                (Outcome::Failed, false) => "**failed**",
-                _ => "unknown",
-            };
-            let message = t.message.as_deref().unwrap_or("");
-            let short: String = message.chars().take(MESSAGE_SHOWN).collect();
-            let tail = if message.chars().count() > MESSAGE_SHOWN {
-                " …"
-            } else {
-                ""
-            };
+    let (unavailable, available): (Vec<&serde_json::Value>, Vec<&serde_json::Value>) =
+        abilities.iter().partition(|a| a["verdict"] != "available");
+    if !unavailable.is_empty() {
+        out.push_str("| ability | available | what failed |\n|---|---|---|\n");
+        for a in &unavailable {
+            let label = a["root_cause"]
+                .as_str()
+                .and_then(|id| report.root_causes.iter().find(|rc| rc.id == id))
+                .map_or_else(
+                    || cell(a["cause"]["message"].as_str().unwrap_or("")),
+                    |rc| rc.label.clone(),
+                );
             out.push_str(&format!(
-                "| {} | {outcome} | {}{tail} |\n",
-                cell(&t.name),
-                cell(&short)
+                "| {} | **no**, {label} | {} |\n",
+                cell(a["ability"].as_str().unwrap_or("?")),
+                cell(a["failed"].as_str().unwrap_or("unavailable"))
             ));
         }
         out.push('\n');
+    }
+    if !available.is_empty() {
+        let names: Vec<&str> = available
+            .iter()
+            .filter_map(|a| a["ability"].as_str())
+            .collect();
+        out.push_str(&format!(
+            "<details><summary>{} abilit{} available: {}</summary>\n\n\
+             each probed on this runner and found to work\n\n\
+             </details>\n\n",
+            names.len(),
+            if names.len() == 1 { "y" } else { "ies" },
+            html_text(&names.join(", "))
+        ));
     }
     if skipped_by.is_empty() && causes.is_empty() {
         out.push_str("No test skipped.\n\n");

@@ -79,6 +79,30 @@ fn write_files(
     }
     errors.extend(write_report_files(dest, report));
     if annotate && dest.annotations {
+        // A failure first: what the reader must see, on the line that
+        // panicked. GitHub keeps 10 errors per step.
+        for t in github::failures(report) {
+            // A hash: a marker is a file, and a test's name may be longer
+            // than a file name may be.
+            let mark = {
+                use std::hash::{Hash, Hasher};
+                let mut h = std::hash::DefaultHasher::new();
+                (&t.binary, &t.name).hash(&mut h);
+                format!("error-{:016x}", h.finish())
+            };
+            let result = run.has_mark(&mark).and_then(|done| {
+                if done || run.count_marks("error-")? >= github::ANNOTATIONS_PER_STEP {
+                    return Ok(());
+                }
+                if run.mark_once(&mark)? {
+                    out.push_str(&github::failure_annotation(report, t));
+                }
+                Ok(())
+            });
+            if let Err(e) = result {
+                errors.push(ReportError::fs("the annotations' record", e));
+            }
+        }
         for rc in report.root_causes.iter().filter(|rc| rc.skipped > 0) {
             let annotated = format!("annotation-{}", rc.id);
             let result = run.has_mark(&annotated).and_then(|done| {
@@ -425,6 +449,7 @@ mod tests {
             let id = root_cause_id(&cause, "fix");
             report.root_causes.push(RootCause {
                 id: id.clone(),
+                label: format!("C{}", i + 1),
                 cause,
                 remedy: "fix".into(),
                 abilities: vec!["net".into()],

@@ -110,6 +110,10 @@ pub struct RootCause {
     /// Stable for the same cause and fix on any runner:
     /// `<cause id>-<8 hex digits>`.
     pub id: String,
+    /// `C1`, `C2`, ...: its name in every output of the run (the terminal,
+    /// the step summary, JUnit, annotations), most tests skipped first.
+    #[serde(default)]
+    pub label: String,
     /// The cause: `{id, message}`.
     pub cause: CauseText,
     /// What to do about it, narrowest change first.

@@ -6,13 +6,30 @@
 //! the log.
 
 use std::fmt::Write as _;
+use std::io::IsTerminal as _;
 
 use super::markdown::host_line;
 use super::model::{Outcome, Report, TestEntry};
-use userns_test::__cli::one_line;
+use userns_test::__cli::{lines, one_line};
 
-/// The summary of `report`.
-pub fn render(report: &Report) -> String {
+/// Whether the summary on stderr is painted: a terminal, without
+/// `NO_COLOR`.
+pub fn use_color() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// The summary of `report`, in the order a terminal leaves it in view:
+/// the run and the runner, the abilities, each cause of skips once (its
+/// abilities, tests and fix), each failure whole, and last the counts.
+/// `color` paints the failures and the last line (ANSI).
+pub fn render(report: &Report, color: bool) -> String {
+    let paint = |code: &str, s: &str| {
+        if color {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_owned()
+        }
+    };
     let mut out = String::new();
     let run = &report.run;
     let state = if run.finished {
@@ -29,39 +46,54 @@ pub fn render(report: &Report) -> String {
         run.kind,
         one_line(&run.id)
     );
-    let _ = writeln!(out, "userns-test: host: {}", one_line(&host_line(report)));
-    let all: Vec<&TestEntry> = report.tests.iter().collect();
     let _ = writeln!(
         out,
-        "userns-test: {} tests: {}",
-        all.len(),
-        super::markdown::counts_line(&all)
+        "userns-test: runner {}: {}",
+        one_line(&report.runner.label),
+        one_line(&host_line(report))
     );
+    let (available, unavailable): (Vec<&serde_json::Value>, Vec<&serde_json::Value>) = report
+        .abilities
+        .iter()
+        .partition(|a| a["verdict"] == "available");
     if !report.abilities.is_empty() {
-        let _ = writeln!(out, "userns-test: abilities:");
-        let width = report
-            .abilities
+        let names: Vec<&str> = available
+            .iter()
+            .filter_map(|a| a["ability"].as_str())
+            .collect();
+        let _ = writeln!(
+            out,
+            "userns-test: abilities: {} available{}{}",
+            names.len(),
+            if names.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", names.join(", "))
+            },
+            if unavailable.is_empty() {
+                ""
+            } else {
+                "; unavailable:"
+            }
+        );
+        let width = unavailable
             .iter()
             .filter_map(|a| a["ability"].as_str())
             .map(str::len)
             .max()
             .unwrap_or(0);
-        for a in &report.abilities {
+        for a in &unavailable {
             let name = a["ability"].as_str().unwrap_or("?");
-            let cell = if a["verdict"] == "available" {
-                "yes".to_owned()
-            } else {
-                let number = report
-                    .root_causes
-                    .iter()
-                    .position(|rc| a["root_cause"] == rc.id.as_str())
-                    .map_or(String::new(), |n| format!("; cause [{}]", n + 1));
-                format!(
-                    "no   {}{number}",
-                    one_line(a["failed"].as_str().unwrap_or("unavailable"))
-                )
-            };
-            let _ = writeln!(out, "  {name:width$}  {cell}");
+            let label = report
+                .root_causes
+                .iter()
+                .find(|rc| a["root_cause"] == rc.id.as_str())
+                .map_or(String::new(), |rc| format!("; {}", rc.label));
+            let _ = writeln!(
+                out,
+                "  {name:width$}  no  {}{label}",
+                one_line(a["failed"].as_str().unwrap_or("unavailable"))
+            );
         }
     }
     if !report.root_causes.is_empty() {
@@ -95,28 +127,40 @@ pub fn render(report: &Report) -> String {
         let _ = writeln!(out, "userns-test: failed, crashed or unknown:");
         for t in failed {
             let what = match (t.outcome, t.crashed) {
-                (Outcome::Failed, true) => "CRASHED",
-                (Outcome::Failed, false) => "FAILED",
-                _ => "UNKNOWN",
+                (Outcome::Failed, true) => paint("1;31", "CRASHED"),
+                (Outcome::Failed, false) => paint("1;31", "FAILED"),
+                _ => paint("33", "UNKNOWN"),
             };
-            let first = t
-                .message
-                .as_deref()
-                .unwrap_or("")
-                .lines()
-                .next()
-                .unwrap_or("");
             let _ = writeln!(
                 out,
-                "  {what} {} {}: {}",
+                "  {what} {} {}",
                 one_line(&t.binary),
-                one_line(&t.name),
-                one_line(first)
+                one_line(&t.name)
             );
+            // The whole message (an assert_eq!'s left and right included),
+            // each line printable and none a workflow command.
+            for line in lines(t.message.as_deref().unwrap_or("")).lines() {
+                let _ = writeln!(out, "      {line}");
+            }
         }
     }
     for note in &run.notes {
         let _ = writeln!(out, "userns-test: note: {}", one_line(note));
     }
+    let all: Vec<&TestEntry> = report.tests.iter().collect();
+    let counts = format!(
+        "{} tests on {}: {}",
+        all.len(),
+        one_line(&report.runner.label),
+        super::markdown::counts_line(&all)
+    );
+    let code = if report.counts.failed > 0 || report.counts.unknown > 0 {
+        "1;31"
+    } else if report.counts.skipped > 0 {
+        "33"
+    } else {
+        "32"
+    };
+    let _ = writeln!(out, "userns-test: {}", paint(code, &counts));
     out
 }

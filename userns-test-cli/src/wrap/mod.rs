@@ -103,7 +103,10 @@ pub(crate) fn finish_and_report(
     match crate::report::finish(dest, options).map_err(|e| e.to_string())? {
         Finish::Done(report, errors) => {
             if !quiet {
-                eprint!("\n{}", crate::report::summary::render(&report));
+                eprint!(
+                    "\n{}",
+                    crate::report::summary::render(&report, crate::report::summary::use_color())
+                );
             }
             let errors = userns_test::__cli::said_once(earlier.into_iter().chain(errors).collect());
             for e in &errors {

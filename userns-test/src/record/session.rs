@@ -190,6 +190,13 @@ impl Session {
         }))
     }
 
+    /// Whether `userns-test run` writes this run's reports and prints its
+    /// summary after the test command: the binary then prints no summary
+    /// of its own (each cause is said once per run, by the command).
+    pub(crate) fn wrapped(&self) -> bool {
+        self.deferred
+    }
+
     /// This binary runs under libtest's own harness: its reports say that
     /// only its annotated tests are recorded.
     pub(crate) fn under_libtest(&mut self) {

@@ -106,10 +106,12 @@ pub fn run_main_noting(binary: &str, never_run: &[&str]) -> ExitCode {
     let (conclusion, mut record) = run_recorded(&args, &cases, session.as_mut());
     record.never_run = never_run.iter().map(|n| (*n).to_owned()).collect();
 
-    // A one-test process prints the summary only when its test failed:
-    // reading the host facts for a passing test's summary costs every
-    // process, and nextest shows it to no one.
-    let quiet = one_test && !conclusion.has_failed();
+    // A one-test process (nextest's) prints no summary: nextest shows a
+    // failing test's output and copies it into its JUnit, where the run's
+    // block would contradict the run's counts; and reading the host facts
+    // costs every process. Under `userns-test run` the command prints the
+    // run's summary, once, after every binary.
+    let quiet = one_test || session.as_ref().is_some_and(Session::wrapped);
     if !args.list && !quiet {
         let color = summary::use_color(&args);
         let _ = write_summary(&mut std::io::stderr().lock(), &record, color);

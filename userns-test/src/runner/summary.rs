@@ -112,7 +112,7 @@ pub fn write_summary(w: &mut impl Write, record: &RunRecord, color: bool) -> io:
                 Some(r) => {
                     let number = causes
                         .number(r)
-                        .map_or(String::new(), |n| format!("; cause [{n}]"));
+                        .map_or(String::new(), |n| format!("; C{n}"));
                     format!(
                         "{} {}{number}",
                         paint.wrap("31", "no "),
