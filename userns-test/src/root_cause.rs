@@ -140,15 +140,16 @@ impl<'a> RootCauses<'a> {
         }
     }
 
-    /// Orders the root causes: most skipped tests first, then by cause id
-    /// and fix, so that numbers are stable, and the reports the command
-    /// writes from the records (which order theirs by the same keys) give
-    /// each cause the same `C<n>`.
+    /// Orders the root causes: most skipped tests first, then most
+    /// abilities, then by cause id and fix, so that numbers are stable,
+    /// and the reports the command writes from the records (which order
+    /// theirs by the same keys) give each cause the same `C<n>`.
     pub fn sort(&mut self) {
         self.groups.sort_by(|a, b| {
             b.tests
                 .len()
                 .cmp(&a.tests.len())
+                .then_with(|| b.abilities.len().cmp(&a.abilities.len()))
                 .then_with(|| a.cause.id().cmp(b.cause.id()))
                 .then_with(|| a.remedy.cmp(b.remedy))
         });

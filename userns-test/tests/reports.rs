@@ -574,9 +574,10 @@ fn junit_is_read_back_by_an_independent_parser() {
     );
     assert_eq!(suite.attribute("skipped"), Some("3"));
     assert_eq!(suite.attribute("failures"), Some("2"));
+    // Verdicts are said once per file (in the last suite); the runner on
+    // every suite.
     let property = |name: &str| {
-        suite
-            .descendants()
+        root.descendants()
             .find(|n| n.has_tag_name("property") && n.attribute("name") == Some(name))
             .and_then(|n| n.attribute("value"))
             .unwrap_or_else(|| panic!("no property {name}"))
@@ -585,18 +586,113 @@ fn junit_is_read_back_by_an_independent_parser() {
     assert!(property("ability.net").starts_with("no: denied by USERNS_TEST_DENY"));
     assert!(property("ability.bwrap").starts_with("no: finding /nonexistent/bwrap failed"));
     assert_eq!(property("runner.label"), "runner ✓ <1>");
-    // The host facts once, after the test cases: the suite's system-out.
-    let facts = suite
-        .children()
-        .find(|n| n.has_tag_name("system-out"))
-        .and_then(|n| n.text())
-        .unwrap_or_default();
-    assert!(facts.contains("\nhost.kernel_release: "), "{facts}");
     assert!(
         !suite
             .descendants()
             .any(|n| n.attribute("name").is_some_and(|p| p.starts_with("host."))),
-        "no host fact as a property"
+        "no host fact above the test cases"
+    );
+    // The host facts once, in a last suite of no test cases.
+    let last = root
+        .children()
+        .filter(|n| n.has_tag_name("testsuite"))
+        .last()
+        .unwrap();
+    assert_eq!(
+        last.attribute("name"),
+        Some("userns-test host facts: runner ✓ <1>")
+    );
+    assert_eq!(last.attribute("tests"), Some("0"));
+    assert!(
+        last.descendants().any(|n| {
+            n.attribute("name") == Some("host.kernel_release")
+                && n.attribute("value").is_some_and(|v| !v.is_empty())
+        }),
+        "{xml}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The `C<n>` lines of a cause block (`  C1 the cause`): the name and the
+/// cause.
+fn cause_lines(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("  C"))
+        .filter_map(|l| l.split_once(' '))
+        .filter(|(n, _)| n.parse::<usize>().is_ok())
+        .map(|(n, cause)| (format!("C{n}"), cause.to_owned()))
+        .collect()
+}
+
+/// One cause scheme in every output of a run: the names the test binary
+/// gives its causes are the report's, the command's summary's, the step
+/// summary's and the annotations'; and under `userns-test run` the cause
+/// block is printed once, by the command.
+#[test]
+fn a_cause_has_one_name_in_every_output_of_a_run() {
+    let dir = sticky_scratch("reports-cause-names");
+    let json = dir.join("report.json");
+    let summary = dir.join("summary.md");
+    let env = [
+        ("USERNS_TEST_REPORT_JSON", json.to_str().unwrap()),
+        ("USERNS_TEST_DENY", "net"),
+        ("USERNS_TEST_BWRAP", "/nonexistent/bwrap"),
+        ("GITHUB_ACTIONS", "true"),
+        ("GITHUB_STEP_SUMMARY", summary.to_str().unwrap()),
+    ];
+    // The binary alone prints its summary; `finish` writes the reports.
+    let fixture = sibling_test_binary("runner_suite");
+    let mut cmd = Command::new(&fixture);
+    let binary = hermetic(&mut cmd).envs(env).output().unwrap();
+    assert_eq!(binary.status.code(), Some(0), "{}", text(&binary.stderr));
+    let printed = cause_lines(&text(&binary.stderr));
+    assert_eq!(printed.len(), 2, "{}", text(&binary.stderr));
+    let finish = common::userns_test(&["finish", "--exit-code", "0"], &env);
+    assert_eq!(finish.status.code(), Some(0), "{}", text(&finish.stderr));
+    let report = read_json(&json);
+    let labels: Vec<(String, String)> = report["root_causes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|rc| {
+            (
+                rc["label"].as_str().unwrap().to_owned(),
+                rc["cause"]["message"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(printed, labels, "the binary's names are the report's");
+    let finished = text(&finish.stderr);
+    assert_eq!(cause_lines(&finished), labels, "{finished}");
+    let md = std::fs::read_to_string(&summary).unwrap();
+    for (label, cause) in &labels {
+        // As Markdown escapes it.
+        let words = cause
+            .chars()
+            .take(20)
+            .collect::<String>()
+            .replace('_', "\\_");
+        assert!(
+            md.contains(&format!("- **{label}** {words}")),
+            "{label}: {md}"
+        );
+        assert!(
+            finished.contains(&format!("::notice title=userns-test {label}%3A ")),
+            "{finished}"
+        );
+    }
+    // Under the command: the block once, from the command, last.
+    let wrapped = suite(&Host::Plain, &[], &env[1..3]);
+    let stderr = text(&wrapped.stderr);
+    assert_eq!(stderr.matches(" skipped, by cause:").count(), 1, "{stderr}");
+    assert!(
+        stderr
+            .trim_end()
+            .lines()
+            .last()
+            .unwrap()
+            .starts_with("userns-test: 10 tests on "),
+        "the counts end it: {stderr}"
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -414,6 +414,7 @@ impl Tally {
         out.sort_by(|a, b| {
             b.skipped
                 .cmp(&a.skipped)
+                .then_with(|| b.abilities.len().cmp(&a.abilities.len()))
                 .then_with(|| a.cause.id.cmp(&b.cause.id))
                 .then_with(|| a.remedy.cmp(&b.remedy))
         });

@@ -7,10 +7,12 @@
 //! message="C1: cause; fix: ...">` with what failed in the body (Jenkins
 //! shows the attribute, GitLab the text); crashed tests are failures of
 //! type `crashed`, tests whose outcome is unknown errors. The runner is in
-//! every suite's properties; the verdicts and causes (`cause.C1`: said
-//! once, not on each of the thousands of tests one cause may skip) in the
-//! first suite's only, and the host facts and CI variables in its
-//! `<system-out>` (after the test cases in a viewer, not before them). `classname` (the binary) and
+//! every suite's properties; the causes with their fixes (`cause.C1`:
+//! said once, not on each of the thousands of tests one cause may skip)
+//! in the first suite's only; the verdicts, host facts and CI variables
+//! once, in a last suite of no test cases (`userns-test host facts: <runner>`), so that a
+//! viewer never shows them above a failure (xunit-viewer shows a suite's
+//! `<system-out>` and properties before its cases). `classname` (the binary) and
 //! `name` do not depend on the runner, so tools that line up several
 //! runners' files can match the test cases.
 //!
@@ -76,7 +78,6 @@ pub fn to_xml(report: &Report) -> io::Result<String> {
         suite.add_properties(properties.iter().cloned());
         if i == 0 {
             suite.add_properties(first_properties.iter().cloned());
-            suite.set_system_out(host_facts(report));
         }
         let mut time = Duration::ZERO;
         for t in tests {
@@ -92,6 +93,19 @@ pub fn to_xml(report: &Report) -> io::Result<String> {
         total += time;
         xml.add_test_suite(suite);
     }
+    // The host facts once, after every binary's suite: a suite of no test
+    // cases, so that no viewer shows forty facts above a failure.
+    let mut host = TestSuite::new(xml_text(&format!(
+        "userns-test host facts: {}",
+        report.runner.label
+    )));
+    host.add_properties(properties.iter().cloned());
+    host.add_properties(host_facts(report));
+    host.set_time(Duration::ZERO);
+    if let Some(ts) = timestamp {
+        host.set_timestamp(ts);
+    }
+    xml.add_test_suite(host);
     xml.set_time(total);
     if let Some(ts) = timestamp {
         xml.set_timestamp(ts);
@@ -182,6 +196,13 @@ fn test_case(
 /// The properties of the first suite only (the host, once per file), and
 /// those of every suite (which runner and run it is).
 fn properties(report: &Report) -> (Vec<Property>, Vec<Property>) {
+    let (causes, _) = split_properties(report);
+    let every = runner_properties(report);
+    (causes, every)
+}
+
+/// Which runner and run a suite is of: on every suite.
+fn runner_properties(report: &Report) -> Vec<Property> {
     let p = |k: String, v: String| Property::new(xml_text(&k), xml_text(&v));
     let mut every = vec![
         p("runner.label".into(), report.runner.label.clone()),
@@ -194,6 +215,15 @@ fn properties(report: &Report) -> (Vec<Property>, Vec<Property>) {
         every.push(p("runner.hostname".into(), host.clone()));
     }
     every.push(p("runner.host".into(), super::markdown::host_line(report)));
+    every
+}
+
+/// The causes with their fixes (for the first suite, beside the skips
+/// that name them), and what else the run says of itself: the schema,
+/// whether it is finished, the shard, each verdict, the notes (for the
+/// last suite, with the host facts).
+fn split_properties(report: &Report) -> (Vec<Property>, Vec<Property>) {
+    let p = |k: String, v: String| Property::new(xml_text(&k), xml_text(&v));
     let mut out = vec![
         p("userns-test.schema".into(), report.schema.clone()),
         p(
@@ -217,32 +247,37 @@ fn properties(report: &Report) -> (Vec<Property>, Vec<Property>) {
         };
         out.push(p(format!("ability.{name}"), value));
     }
-    for rc in &report.root_causes {
-        out.push(p(
-            format!("cause.{}", rc.label),
-            format!(
-                "{} (abilities: {}; {} tests skipped); fix: {}; id: {}",
-                rc.cause.message,
-                rc.abilities.join(", "),
-                rc.skipped,
-                rc.remedy,
-                rc.id
-            ),
-        ));
-    }
     for note in &report.run.notes {
         out.push(p("userns-test.note".into(), note.clone()));
     }
-    (out, every)
+    let causes = report
+        .root_causes
+        .iter()
+        .map(|rc| {
+            p(
+                format!("cause.{}", rc.label),
+                format!(
+                    "{} (abilities: {}; {} test{} skipped); fix: {}; id: {}",
+                    rc.cause.message,
+                    rc.abilities.join(", "),
+                    rc.skipped,
+                    if rc.skipped == 1 { "" } else { "s" },
+                    rc.remedy,
+                    rc.id
+                ),
+            )
+        })
+        .collect();
+    (causes, out)
 }
 
-/// The host facts and CI variables as `key: value` lines, for the first
-/// suite's `<system-out>`: there once per file, after the test cases in
-/// a viewer, where properties would come before them.
-fn host_facts(report: &Report) -> String {
-    let mut out = String::from("userns-test: the runner's host facts\n");
+/// What the run says of itself, the host facts and the CI variables, as
+/// properties of the last suite.
+fn host_facts(report: &Report) -> Vec<Property> {
+    let p = |k: String, v: String| Property::new(xml_text(&k), xml_text(&v));
+    let (_, mut out) = split_properties(report);
     for (k, v) in &report.runner.ci {
-        out.push_str(&format!("ci.{k}: {v}\n"));
+        out.push(p(format!("ci.{k}"), v.clone()));
     }
     if let Some(host) = report.host.as_object() {
         for (k, v) in host {
@@ -251,10 +286,10 @@ fn host_facts(report: &Report) -> String {
                 serde_json::Value::String(s) => s.clone(),
                 other => other.to_string(),
             };
-            out.push_str(&format!("host.{k}: {value}\n"));
+            out.push(p(format!("host.{k}"), value));
         }
     }
-    xml_text(&out)
+    out
 }
 
 #[cfg(test)]

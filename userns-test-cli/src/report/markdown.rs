@@ -105,6 +105,23 @@ pub fn code_block(text: &str, indent: &str) -> String {
     out
 }
 
+/// What failed, shortened for a table or a terminal line: a step that
+/// ran a program (`running \`/usr/bin/bwrap --die-with-parent ... true\`
+/// failed: ...`) keeps the program and drops its arguments (the JSON and
+/// JUnit keep them whole).
+pub fn short_failed(failed: &str) -> String {
+    let Some(rest) = failed.strip_prefix("running `") else {
+        return failed.to_owned();
+    };
+    let Some((command, after)) = rest.split_once('`') else {
+        return failed.to_owned();
+    };
+    match command.split_once(' ') {
+        Some((program, _)) => format!("running `{program} ...`{after}"),
+        None => failed.to_owned(),
+    }
+}
+
 /// The host in one line, from a report.
 pub fn host_line(report: &Report) -> String {
     let r = &report.runner;
@@ -273,7 +290,7 @@ pub fn step_summary(report: &Report, binary: &str, not_annotated: usize) -> Stri
             out.push_str(&format!(
                 "| {} | **no**, {label} | {} |\n",
                 cell(a["ability"].as_str().unwrap_or("?")),
-                cell(a["failed"].as_str().unwrap_or("unavailable"))
+                cell(&short_failed(a["failed"].as_str().unwrap_or("unavailable")))
             ));
         }
         out.push('\n');
@@ -309,6 +326,41 @@ pub fn step_summary(report: &Report, binary: &str, not_annotated: usize) -> Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A fix's commands stay code; everything else is escaped text, an
+    /// unpaired or empty pair of backticks included.
+    #[test]
+    fn prose_keeps_commands_as_code() {
+        assert_eq!(
+            prose("add a range (`sudo usermod --add-subuids 1-2 root`) *now*"),
+            "add a range (`sudo usermod --add-subuids 1-2 root`) \\*now\\*"
+        );
+        assert_eq!(prose("a ` b"), "a \\` b");
+        assert_eq!(prose("x `` y"), "x \\`\\` y");
+        assert_eq!(prose("`<b>` & `|`"), "`<b>` &amp; `|`");
+    }
+
+    /// A code block holds any text: its fence is longer than any run of
+    /// backticks in it, and no line of it is a workflow command.
+    #[test]
+    fn code_blocks_hold_any_text() {
+        assert_eq!(code_block("a\nb", "  "), "  ```text\n  a\n  b\n  ```\n");
+        let tricky = code_block("````\n::set-env x", "");
+        assert!(tricky.starts_with("`````text\n"), "{tricky}");
+        assert!(tricky.contains("\n\\::set-env x\n"), "{tricky}");
+    }
+
+    #[test]
+    fn a_programs_arguments_are_dropped_from_short_lines() {
+        assert_eq!(
+            short_failed("running `/usr/bin/bwrap --unshare-user true` failed: exit status 1: x"),
+            "running `/usr/bin/bwrap ...` failed: exit status 1: x"
+        );
+        assert_eq!(
+            short_failed("unshare(CLONE_NEWUSER) failed: EPERM (1)"),
+            "unshare(CLONE_NEWUSER) failed: EPERM (1)"
+        );
+    }
 
     #[test]
     fn cells_render_as_their_text() {

@@ -92,7 +92,9 @@ pub fn render(report: &Report, color: bool) -> String {
             let _ = writeln!(
                 out,
                 "  {name:width$}  no  {}{label}",
-                one_line(a["failed"].as_str().unwrap_or("unavailable"))
+                one_line(&super::markdown::short_failed(
+                    a["failed"].as_str().unwrap_or("unavailable")
+                ))
             );
         }
     }
