@@ -595,8 +595,7 @@ fn junit_is_read_back_by_an_independent_parser() {
     // The host facts once, in a last suite of no test cases.
     let last = root
         .children()
-        .filter(|n| n.has_tag_name("testsuite"))
-        .last()
+        .rfind(|n| n.has_tag_name("testsuite"))
         .unwrap();
     assert_eq!(
         last.attribute("name"),
