@@ -489,6 +489,14 @@ impl Matrix {
         self.root_causes.iter().find(|c| c.id == id)
     }
 
+    /// The `C<n>` names of the causes a cell's skip points at.
+    fn cause_labels(&self, c: &CellResult) -> Vec<&str> {
+        c.root_causes
+            .iter()
+            .filter_map(|id| self.cause(id).map(|rc| rc.label.as_str()))
+            .collect()
+    }
+
     /// The verdict in one line: `6 tests x 4 runners: 1 failed, 5 skipped
     /// (2 causes), 1 ignored`.
     pub fn verdict(&self) -> String {
@@ -639,18 +647,10 @@ impl Matrix {
                 let what = match (r.outcome, r.crashed) {
                     (Outcome::Failed, true) => "**CRASHED** on".to_owned(),
                     (Outcome::Failed, false) => "**FAILED** on".to_owned(),
-                    (Outcome::Skipped, _) => {
-                        let ids: Vec<&str> = r
-                            .root_causes
-                            .iter()
-                            .filter_map(|id| self.cause(id).map(|c| c.label.as_str()))
-                            .collect();
-                        if ids.is_empty() {
-                            "skipped on".to_owned()
-                        } else {
-                            format!("skipped ({}) on", ids.join(", "))
-                        }
-                    }
+                    (Outcome::Skipped, _) => match self.cause_labels(r).as_slice() {
+                        [] => "skipped on".to_owned(),
+                        ids => format!("skipped ({}) on", ids.join(", ")),
+                    },
                     (other, _) => format!("{other} on"),
                 };
                 match by_what.iter_mut().find(|(w, _)| *w == what) {
@@ -803,18 +803,10 @@ impl Matrix {
         match (c.outcome, c.crashed) {
             (Outcome::Failed, true) => "**CRASHED**".to_owned(),
             (Outcome::Failed, false) => "**FAILED**".to_owned(),
-            (Outcome::Skipped, _) => {
-                let ids: Vec<&str> = c
-                    .root_causes
-                    .iter()
-                    .filter_map(|id| self.cause(id).map(|rc| rc.label.as_str()))
-                    .collect();
-                if ids.is_empty() {
-                    "skipped".to_owned()
-                } else {
-                    format!("skipped {}", ids.join(" "))
-                }
-            }
+            (Outcome::Skipped, _) => match self.cause_labels(c).as_slice() {
+                [] => "skipped".to_owned(),
+                ids => format!("skipped {}", ids.join(" ")),
+            },
             (o, _) => o.to_string(),
         }
     }

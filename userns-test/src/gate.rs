@@ -25,7 +25,7 @@ pub fn settings() -> Result<&'static Settings, &'static ConfigError> {
 /// process of the same run is reused instead of probing, when everything
 /// it depends on (user, capabilities, seccomp, namespaces, boot,
 /// executable, settings, ...) is identical; `USERNS_TEST_SHARE_VERDICTS=0`
-/// turns that off. See the README's "One process per test".
+/// turns that off. See the guide's "nextest" page (docs/src/nextest.md).
 ///
 /// This is the host's truth: `USERNS_TEST_DENY` does not change it (see
 /// [`decide`] for the policy). A malformed `USERNS_TEST_PROBE_TIMEOUT_MS`
@@ -233,7 +233,7 @@ pub fn gate(test_path: &str, requirements: &[Ability]) -> bool {
 }
 
 /// [`gate`] for an `#[in_userns]` test: where its user namespace cannot be
-/// made, a run as the privileged caller is weighed (see the README's
+/// made, a run as the privileged caller is weighed (see the guide's
 /// `#[in_userns]`).
 #[track_caller]
 pub fn in_userns_gate(

@@ -23,6 +23,39 @@
 //! }
 //! ```
 //!
+//! # Three ways in
+//! **Plain mode**, above: annotated tests under libtest's own harness.
+//!
+//! **The runner**, for a whole target built with `harness = false`: skips
+//! are decided before the run and shown as ignored with their reasons
+//! (nextest shows them as SKIP), then the host's matrix:
+//!
+//! ```no_run
+//! // tests/jailer.rs; in Cargo.toml: [[test]] name = "jailer", harness = false
+//! #[userns_test::requires_userns(mount, cap_sys_admin)]
+//! fn jailer_creates_isolated_mount_namespace() {}
+//!
+//! #[userns_test::test] // no requirement, still collected
+//! fn parses_config() {}
+//!
+//! userns_test::main!();
+//! ```
+//!
+//! **`#[in_userns]`**: the body runs as root of a fresh user namespace,
+//! inside the namespaces it lists, in a process of its own (skipped like
+//! `#[requires_userns]` where the host cannot make them):
+//!
+//! ```no_run
+//! #[userns_test::in_userns(net, mount)]
+//! fn binds_port_80() {
+//!     std::net::TcpListener::bind("127.0.0.1:80").unwrap();
+//! }
+//! ```
+//!
+//! The guide (`docs/src/` in the source repository, an mdBook) says which
+//! abilities to choose, the causes and fixes by host, the reports for CI,
+//! nextest, what `#[in_userns]` cannot do, and what it all costs.
+//!
 //! # How it works
 //! Each [`Ability`] names an operation a test performs (`user`, `net`,
 //! `mount`, `cap_setpcap`, `bwrap`, ...). Its probe performs that same

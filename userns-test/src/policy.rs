@@ -31,6 +31,8 @@ pub const TIMEOUT_VAR: &str = "USERNS_TEST_PROBE_TIMEOUT_MS";
 pub const BWRAP_VAR: &str = "USERNS_TEST_BWRAP";
 /// `USERNS_TEST_SHARE_VERDICTS`
 pub const SHARE_VAR: &str = "USERNS_TEST_SHARE_VERDICTS";
+/// `USERNS_TEST_VERBOSE`
+pub const VERBOSE_VAR: &str = "USERNS_TEST_VERBOSE";
 
 /// The crate's configuration, read from the environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +55,10 @@ pub struct Settings {
     /// `1` by default, `0` to probe in every process). See
     /// [`crate::gate::probe`].
     pub share_verdicts: bool,
+    /// Whether a run where nothing was skipped, unavailable or left out
+    /// still prints the host line and the ability matrix
+    /// (`USERNS_TEST_VERBOSE=1`); by default it prints one line.
+    pub verbose: bool,
 }
 
 impl Default for Settings {
@@ -64,6 +70,7 @@ impl Default for Settings {
             deny_all: false,
             probe: ProbeOptions::default(),
             share_verdicts: true,
+            verbose: false,
         }
     }
 }
@@ -138,6 +145,22 @@ impl Settings {
                         value: v.clone(),
                         problem: format!(
                             "`{other}` is neither `1` (share) nor `0` (probe in every process)"
+                        ),
+                    });
+                }
+            };
+        }
+        if let Some(v) = text(VERBOSE_VAR)? {
+            settings.verbose = match v.trim() {
+                "1" => true,
+                "0" => false,
+                other => {
+                    return Err(ConfigError {
+                        variable: VERBOSE_VAR,
+                        value: v.clone(),
+                        problem: format!(
+                            "`{other}` is neither `1` (the host line and the ability matrix \
+                             after every run) nor `0` (one line when nothing needs saying)"
                         ),
                     });
                 }

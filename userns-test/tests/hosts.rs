@@ -724,7 +724,7 @@ fn landlock_abi_minimum() {
 }
 
 /// Every host of the matrix against the ground truth, as one table. With
-/// `USERNS_TEST_MATRIX_OUT=path` the table (the README's) is written there:
+/// `USERNS_TEST_MATRIX_OUT=path` the table (the guide's, docs/src/causes.md) is written there:
 /// `USERNS_TEST_MATRIX_OUT=matrix.md cargo test -p userns-test --test hosts verdict_matrix`.
 #[requires_userns(
     cap(sys_admin),

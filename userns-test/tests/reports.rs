@@ -743,8 +743,11 @@ fn junit_of_several_runners_stays_apart_in_a_merging_viewer() {
         let out = suite(&Host::Plain, &[], &env);
         assert!(out.status.code().is_some(), "{}", text(&out.stderr));
     }
+    // It writes an HTML page too (index.html where it runs, unless told).
     let out = Command::new(&viewer)
-        .args(["--console", "--no-color", "--clear", "false", "--results"])
+        .args(["--console", "--no-color", "--clear", "false", "--output"])
+        .arg(dir.join("view.html"))
+        .arg("--results")
         .arg(&dir)
         .output()
         .expect("run xunit-viewer");

@@ -38,8 +38,12 @@ fn suite_on(host: &Host, args: &[&str], env: &[(&str, &str)]) -> Run {
     let mut all = vec!["--test-threads=1"];
     all.extend_from_slice(args);
     let mut cmd = host.command(sibling_test_binary("runner_suite"), &all);
+    // The matrix these tests read is printed even where nothing was
+    // skipped (`a_run_with_nothing_to_say_prints_one_line` checks the
+    // default).
     hermetic(&mut cmd)
         .env("USERNS_TEST_BWRAP", fake_bwrap())
+        .env("USERNS_TEST_VERBOSE", "1")
         .envs(env.iter().copied())
         .output()
         .expect("run the runner suite")
@@ -752,6 +756,59 @@ fn uncollected_functions_are_named_in_every_run() {
     );
 }
 
+/// Where nothing was skipped, unavailable or left out, the runner says so
+/// in one line and reads no host facts; `USERNS_TEST_VERBOSE=1` prints the
+/// host line and the matrix; a malformed value is an error naming the
+/// variable, and the tests fail with it.
+#[test]
+fn a_run_with_nothing_to_say_prints_one_line() {
+    let quiet = suite(&[], &[("USERNS_TEST_VERBOSE", "0")]);
+    assert_eq!(quiet.code, Some(0), "{}", quiet.stderr);
+    let ours: Vec<&str> = quiet
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("userns-test: "))
+        .collect();
+    assert_eq!(
+        ours,
+        ["userns-test: 5 abilities available; no test skipped"],
+        "{}",
+        quiet.stderr
+    );
+    let verbose = suite(&[], &[("USERNS_TEST_VERBOSE", "1")]);
+    assert!(
+        verbose.stderr.contains("userns-test: host: "),
+        "{}",
+        verbose.stderr
+    );
+    assert!(
+        verbose
+            .stderr
+            .contains("userns-test: abilities this run needed:"),
+        "{}",
+        verbose.stderr
+    );
+    // Something to say: the whole summary, without asking.
+    let denied = suite(
+        &[],
+        &[("USERNS_TEST_VERBOSE", "0"), ("USERNS_TEST_DENY", "net")],
+    );
+    assert!(
+        denied.stderr.contains("userns-test: host: "),
+        "{}",
+        denied.stderr
+    );
+    let malformed = suite(&[], &[("USERNS_TEST_VERBOSE", "yes")]);
+    assert_ne!(malformed.code, Some(0));
+    assert!(
+        malformed
+            .stderr
+            .contains("USERNS_TEST_VERBOSE=\"yes\": `yes` is neither `1`"),
+        "{}",
+        malformed.stderr
+    );
+}
+
 /// Every test runs on a new thread named after it, in every thread count,
 /// as libtest runs it: a test that restricts its own thread (NoNewPrivs, a
 /// Landlock domain refusing every file) leaves the next test of that
@@ -766,6 +823,7 @@ fn each_test_runs_on_a_thread_of_its_own() {
         let run: Run = hermetic(&mut cmd)
             .arg(format!("--test-threads={threads}"))
             .env("USERNS_TEST_FIXTURE_RESTRICT", "1")
+            .env("USERNS_TEST_VERBOSE", "1")
             .env("USERNS_TEST_REPORT_JSON", &report)
             .output()
             .unwrap()

@@ -11,7 +11,7 @@
 //!
 //! The hosts change the VM as a whole (a profile loaded, a BPF program
 //! attached), so one test runs them in turn. `USERNS_TEST_VM_MATRIX_OUT=path`
-//! writes their rows of the README's matrix.
+//! writes their rows of the guide's matrix (docs/src/causes.md).
 
 mod common;
 
@@ -151,7 +151,7 @@ fn cause(doc: &serde_json::Value, ability: &str) -> String {
         .to_owned()
 }
 
-/// The matrix row of `doc`, as the README shows hosts.
+/// The matrix row of `doc`, as the guide shows hosts.
 fn row(label: &str, doc: &serde_json::Value) -> String {
     let cells: Vec<String> = GROUND_TRUTH
         .iter()

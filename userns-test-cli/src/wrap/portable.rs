@@ -2,7 +2,7 @@
 //! standard library alone. Without Linux's signalfd, pidfds and child
 //! subreaper there is no passing a cancelling signal on to the command's
 //! tree: a signal that ends this process ends it without reports, as the
-//! README says.
+//! guide says (docs/src/environment.md, "Other systems").
 
 use std::ffi::OsString;
 use std::time::Duration;

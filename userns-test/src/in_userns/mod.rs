@@ -113,7 +113,7 @@ impl Namespace {
 }
 
 /// What `#[in_userns(...)]` says of a test, for choosing how it enters
-/// (see the README: a user namespace, or the privileged caller).
+/// (see the guide, docs/src/in-userns.md: a user namespace, or the privileged caller).
 #[derive(Debug, Clone, Copy)]
 pub struct Entering {
     /// The namespaces it lists.
@@ -173,7 +173,7 @@ pub(crate) const NAMESPACES_VAR: &str = "USERNS_TEST_IN_USERNS_NAMESPACES";
 pub(crate) const KEY_VAR: &str = "USERNS_TEST_IN_USERNS_KEY";
 /// `1`: every `#[in_userns]` body runs in the test binary executed again
 /// for it; `0` or unset: its process is forked from a copy of the test
-/// process made before `main` (see the README's "How a body starts").
+/// process made before `main` (see the guide, docs/src/in-userns.md).
 pub const EXEC_VAR: &str = "USERNS_TEST_IN_USERNS_EXEC";
 /// The time bound of an `#[in_userns]` body, in seconds (0: none).
 pub const TIMEOUT_VAR: &str = "USERNS_TEST_IN_USERNS_TIMEOUT";

@@ -43,6 +43,26 @@ impl Paint {
 /// skipped and its fix.
 pub fn write_summary(w: &mut impl Write, record: &RunRecord, color: bool) -> io::Result<()> {
     let paint = Paint(color);
+    let quiet = !crate::gate::settings().is_ok_and(|s| s.verbose)
+        && record.config_error.is_none()
+        && record.never_run.is_empty()
+        && record.denied.is_empty()
+        && record.verdicts.iter().all(|v| v.reason().is_none())
+        && !record
+            .tests
+            .iter()
+            .any(|t| matches!(t.outcome, TestOutcome::Skipped { .. }));
+    if quiet {
+        // Nothing skipped, unavailable or left out: one line, and no host
+        // facts read (USERNS_TEST_VERBOSE=1 prints them; the reports always
+        // carry everything).
+        let n = record.verdicts.len();
+        let line = format!(
+            "userns-test: {n} {} available; no test skipped",
+            if n == 1 { "ability" } else { "abilities" }
+        );
+        return writeln!(w, "\n{}", paint.wrap("32", &line));
+    }
     let facts = HostFacts::get();
     let mut out = String::new();
     out.push('\n');

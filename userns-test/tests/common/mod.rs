@@ -575,7 +575,7 @@ pub fn verdict<'a>(doc: &'a serde_json::Value, ability: &str) -> &'a serde_json:
         .unwrap_or_else(|| panic!("no verdict for {ability} in {doc:#}"))
 }
 
-/// The README matrix's cell for a verdict: `yes`, or `no (EPERM)`,
+/// The guide's matrix cell (docs/src/causes.md) for a verdict: `yes`, or `no (EPERM)`,
 /// `no (exit 1)`, `no (mismatch)`: the errno, exit status or failure kind.
 pub fn matrix_cell(v: &serde_json::Value) -> String {
     if v["verdict"] == "available" {
