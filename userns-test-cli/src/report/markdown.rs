@@ -201,7 +201,16 @@ pub fn step_summary(report: &Report, binary: &str, not_annotated: usize) -> Stri
         .filter(|t| t.outcome == Outcome::Failed || t.outcome == Outcome::Unknown)
         .collect();
     if !failed.is_empty() {
-        out.push_str(&format!("#### Failed ({})\n\n", failed.len()));
+        let unknown = failed.iter().any(|t| t.outcome == Outcome::Unknown);
+        out.push_str(&format!(
+            "#### {} ({})\n\n",
+            if unknown {
+                "Failed or unknown"
+            } else {
+                "Failed"
+            },
+            failed.len()
+        ));
         for t in failed {
             let outcome = match (t.outcome, t.crashed) {
                 (Outcome::Failed, true) => "**CRASHED**",
