@@ -1,5 +1,8 @@
-//! `userns-test merge`: many runners' JSON reports as one tests x runners
-//! matrix, the tests that ran on no runner, and each runner's abilities.
+//! `userns-test merge`: many runners' JSON reports as one view, in the
+//! order a CI reader needs it: the verdict, the failures with their
+//! messages, the skips by cause (`C1`..`Cn`) with their fixes, the tests x
+//! runners matrix, the tests that ran on no runner, each runner's
+//! abilities.
 //!
 //! Reports with the same runner label are one runner's shards (nextest's
 //! `--partition`, or one build run on several machines with

@@ -1,9 +1,10 @@
 //! A report in words, for a person at a terminal or reading a CI log:
 //! what `userns-test finish` and `userns-test run` print after the tests.
-//! Every root cause once, with the abilities and tests it takes and its
-//! fix; crashed and failed tests; what is not known. Foreign text is shown
-//! with `userns_test::__cli::one_line`, so nothing in it acts on the terminal or
-//! the log.
+//! Every root cause once (`C1`..), with the abilities and tests it takes
+//! and its fix; then each crashed, failed or unknown test with its whole
+//! message; the counts last, where a terminal leaves them in view. Foreign
+//! text is shown with `userns_test::__cli::one_line` (or `lines` for a
+//! message), so nothing in it acts on the terminal or the log.
 
 use std::fmt::Write as _;
 use std::io::IsTerminal as _;
