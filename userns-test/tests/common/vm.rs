@@ -5,8 +5,11 @@
 //! inside. One VM per test process, booted on first use (about 20 s), kept
 //! up for every host of the run; commands go through a shared directory
 //! (see `tests/vm/agent.sh`). The VM powers itself off 20 s after this
-//! process stops beating, so none outlives its tests.
+//! process stops beating, so none outlives its tests; a guest that stops
+//! answering (it cannot power itself off then) is killed from here, with
+//! QEMU and vng's helpers (their own process group).
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
@@ -100,6 +103,8 @@ fn boot() -> Result<Vm, String> {
         .stdin(Stdio::null())
         .stdout(log.try_clone().map_err(|e| e.to_string())?)
         .stderr(log)
+        // vng, virtme-run and QEMU in one group, killed together.
+        .process_group(0)
         .spawn()
         .map_err(|e| format!("starting vng: {e}"))?;
     let deadline = Instant::now() + Duration::from_secs(180);
@@ -149,16 +154,29 @@ impl Vm {
             "echo 1 > /proc/sys/kernel/sysrq; echo o > /proc/sysrq-trigger",
             Duration::from_secs(1),
         );
-        let mut qemu = self.qemu.lock().unwrap_or_else(|e| e.into_inner());
         let deadline = Instant::now() + Duration::from_secs(60);
-        while qemu.try_wait().ok().flatten().is_none() {
+        loop {
+            let ended = {
+                let mut qemu = self.qemu.lock().unwrap_or_else(|e| e.into_inner());
+                qemu.try_wait().ok().flatten().is_some()
+            };
+            if ended {
+                return;
+            }
             if Instant::now() > deadline {
-                let _ = qemu.kill();
-                let _ = qemu.wait();
+                self.kill();
                 return;
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// Kills vng, virtme-run and QEMU (their process group) and reaps vng.
+    fn kill(&self) {
+        let mut qemu = self.qemu.lock().unwrap_or_else(|e| e.into_inner());
+        let group = nix::unistd::Pid::from_raw(qemu.id() as i32);
+        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+        let _ = qemu.wait();
     }
 
     /// Runs `script` with `sh` in the VM, as root, within `timeout`.
@@ -171,10 +189,18 @@ impl Vm {
         let deadline = Instant::now() + timeout;
         while !rc_file.exists() {
             if Instant::now() > deadline {
+                // A guest that does not answer runs its watchdog no more
+                // either: kill it, so it does not run on beside the next
+                // test binaries (one emulated VM takes both cores).
+                self.kill();
                 return VmOutput {
                     rc: None,
                     stdout: String::new(),
-                    stderr: format!("no answer from the VM within {timeout:?}"),
+                    stderr: format!(
+                        "no answer from the VM within {timeout:?} (the VM was killed; vng's log: \
+                         {})",
+                        self.dir.join("vng.log").display()
+                    ),
                 };
             }
             std::thread::sleep(Duration::from_millis(100));
