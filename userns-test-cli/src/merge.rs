@@ -563,27 +563,20 @@ impl Matrix {
         self.failed_section(&mut out);
         self.causes_section(&mut out);
         self.matrix_section(&mut out, &header);
+        let names = |list: &[String]| list.iter().map(|n| cell(n)).collect::<Vec<_>>().join(", ");
         if !self.never_ran.is_empty() {
             out.push_str(&format!(
                 "**Ran on no runner ({}):** {} (skipped or not run wherever a runner was to run \
                  it; `--fail-on-never-ran` fails on these)\n\n",
                 self.never_ran.len(),
-                self.never_ran
-                    .iter()
-                    .map(|n| cell(n))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                names(&self.never_ran)
             ));
         }
         if !self.ignored.is_empty() {
             out.push_str(&format!(
                 "**Ignored (`#[ignore]`) wherever it was not filtered out ({}):** {}\n\n",
                 self.ignored.len(),
-                self.ignored
-                    .iter()
-                    .map(|n| cell(n))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                names(&self.ignored)
             ));
         }
         self.notes_section(&mut out);

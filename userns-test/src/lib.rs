@@ -348,5 +348,5 @@ pub mod __cli {
     };
     pub use crate::root_cause::{RootCause, RootCauses, id as root_cause_id, write_block};
     pub use crate::safe_fs::{Dir, FsError, Problem};
-    pub use crate::text::{lines, one_line, rfc3339};
+    pub use crate::text::{cut, lines, one_line, rfc3339, stderr_color};
 }

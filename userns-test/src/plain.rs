@@ -399,8 +399,7 @@ pub fn write_plain_summary(
 /// Colour on a terminal without `NO_COLOR`, as the runner decides it
 /// without libtest's arguments.
 fn color() -> bool {
-    use std::io::IsTerminal;
-    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+    crate::text::stderr_color()
 }
 
 // The C library's `atexit`, which every platform's C runtime has (the

@@ -94,7 +94,7 @@ pub fn lines(s: &str) -> Cow<'_, str> {
 /// of how much was cut and where the whole text is (`whole_in`): a
 /// failure message of megabytes (an `assert_eq!` on large vectors) kept
 /// in a record or a report.
-pub(crate) fn cut<'a>(s: &'a str, limit: usize, whole_in: &str) -> Cow<'a, str> {
+pub fn cut<'a>(s: &'a str, limit: usize, whole_in: &str) -> Cow<'a, str> {
     if s.len() <= limit {
         return Cow::Borrowed(s);
     }
@@ -107,6 +107,13 @@ pub(crate) fn cut<'a>(s: &'a str, limit: usize, whole_in: &str) -> Cow<'a, str> 
         &s[..end],
         s.len() - end
     ))
+}
+
+/// Whether what is printed on stderr is painted when no one said: a
+/// terminal, without `NO_COLOR` (or with it empty).
+pub fn stderr_color() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 /// What std's panic hook prints, for a panic of the test `name` (the

@@ -42,8 +42,8 @@ pub fn annotation(report: &Report, cause: &RootCause, required: bool) -> String 
     )
 }
 
-/// How much of a failure message an annotation carries (GitHub cuts them
-/// near 64 KiB; the test's output has the whole).
+/// How much of a failure message an annotation carries, in bytes (GitHub
+/// cuts them near 64 KiB; the test's output has the whole).
 const FAILURE_SHOWN: usize = 4000;
 
 /// The `::error` line for a failing (or crashed) test of `report`: at the
@@ -54,10 +54,7 @@ pub fn failure_annotation(report: &Report, t: &TestEntry) -> String {
     let what = if t.crashed { "crashed" } else { "failed" };
     let title = format!("userns-test: {} {what} on {}", t.name, report.runner.label);
     let message = t.message.as_deref().unwrap_or("(no message recorded)");
-    let mut shown: String = message.chars().take(FAILURE_SHOWN).collect();
-    if shown.len() < message.len() {
-        shown.push_str("\n… (cut here: the whole message is in the test's output)");
-    }
+    let shown = userns_test::__cli::cut(message, FAILURE_SHOWN, "the test's output");
     let place = panic_location(message)
         .map(|(file, line, col)| format!("file={},line={line},col={col},", escape_property(file)))
         .unwrap_or_default();

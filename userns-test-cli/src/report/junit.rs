@@ -65,7 +65,11 @@ pub fn to_xml(report: &Report) -> io::Result<String> {
     for t in &report.tests {
         binaries.entry(&t.binary).or_default().push(t);
     }
-    let (first_properties, properties) = properties(report);
+    // Made once: the runner (every suite), the causes (the first), what
+    // the run says of itself with the host facts (the last).
+    let properties = runner_properties(report);
+    let (first_properties, mut run_facts) = split_properties(report);
+    run_facts.extend(host_facts(report));
     let mut total = Duration::ZERO;
     // quick-junit filters every string it is given, character by
     // character; a classname and a skip reason repeat on thousands of
@@ -100,7 +104,7 @@ pub fn to_xml(report: &Report) -> io::Result<String> {
         report.runner.label
     )));
     host.add_properties(properties.iter().cloned());
-    host.add_properties(host_facts(report));
+    host.add_properties(run_facts);
     host.set_time(Duration::ZERO);
     if let Some(ts) = timestamp {
         host.set_timestamp(ts);
@@ -193,14 +197,6 @@ fn test_case(
     Some(case)
 }
 
-/// The properties of the first suite only (the host, once per file), and
-/// those of every suite (which runner and run it is).
-fn properties(report: &Report) -> (Vec<Property>, Vec<Property>) {
-    let (causes, _) = split_properties(report);
-    let every = runner_properties(report);
-    (causes, every)
-}
-
 /// Which runner and run a suite is of: on every suite.
 fn runner_properties(report: &Report) -> Vec<Property> {
     let p = |k: String, v: String| Property::new(xml_text(&k), xml_text(&v));
@@ -271,11 +267,10 @@ fn split_properties(report: &Report) -> (Vec<Property>, Vec<Property>) {
     (causes, out)
 }
 
-/// What the run says of itself, the host facts and the CI variables, as
-/// properties of the last suite.
+/// The CI variables and the host facts, for the last suite.
 fn host_facts(report: &Report) -> Vec<Property> {
     let p = |k: String, v: String| Property::new(xml_text(&k), xml_text(&v));
-    let (_, mut out) = split_properties(report);
+    let mut out = Vec::new();
     for (k, v) in &report.runner.ci {
         out.push(p(format!("ci.{k}"), v.clone()));
     }

@@ -10,8 +10,8 @@ use userns_test::__cli::one_line;
 
 /// How many test names a root cause lists before "and N more".
 pub const NAMES_SHOWN: usize = 20;
-/// How much of a failure message the summary shows (GitHub keeps 1 MiB
-/// of summary per step).
+/// How much of a failure message the summary shows, in bytes (GitHub
+/// keeps 1 MiB of summary per step).
 const MESSAGE_SHOWN: usize = 4000;
 
 /// `s` as inline Markdown text that renders as exactly `s`: HTML's
@@ -219,10 +219,7 @@ pub fn step_summary(report: &Report, binary: &str, not_annotated: usize) -> Stri
             };
             out.push_str(&format!("- {outcome} **{}**\n\n", cell(&t.name)));
             let message = t.message.as_deref().unwrap_or("(no message recorded)");
-            let mut shown: String = message.chars().take(MESSAGE_SHOWN).collect();
-            if message.chars().count() > MESSAGE_SHOWN {
-                shown.push_str("\n… (cut here: the whole message is in the test's output)");
-            }
+            let shown = userns_test::__cli::cut(message, MESSAGE_SHOWN, "the test's output");
             out.push_str(&code_block(&shown, "  "));
             out.push('\n');
         }

@@ -7,16 +7,15 @@
 //! message), so nothing in it acts on the terminal or the log.
 
 use std::fmt::Write as _;
-use std::io::IsTerminal as _;
 
 use super::markdown::host_line;
 use super::model::{Outcome, Report, TestEntry};
 use userns_test::__cli::{lines, one_line};
 
 /// Whether the summary on stderr is painted: a terminal, without
-/// `NO_COLOR`.
+/// `NO_COLOR`, as the test binaries decide it.
 pub fn use_color() -> bool {
-    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+    userns_test::__cli::stderr_color()
 }
 
 /// The summary of `report`, in the order a terminal leaves it in view:

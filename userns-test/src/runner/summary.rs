@@ -3,7 +3,7 @@
 //! the manner of `pytest -rs`, each cause and fix said once). Written to stderr, after libtest's own summary
 //! line, which stays the last line on stdout for tools that parse it.
 
-use std::io::{self, IsTerminal, Write};
+use std::io::{self, Write};
 
 use libtest_mimic::{Arguments, ColorSetting};
 
@@ -19,9 +19,7 @@ pub(super) fn use_color(args: &Arguments) -> bool {
     match args.color {
         Some(ColorSetting::Always) => true,
         Some(ColorSetting::Never) => false,
-        _ => {
-            io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-        }
+        _ => crate::text::stderr_color(),
     }
 }
 
