@@ -1010,9 +1010,12 @@ fn expand_in_userns(function: ItemFn, explicit: &[Requirement], entered: &Entere
     let body_fn = format_ident!("__userns_test_body_{}", ident);
     let inner_fn = format_ident!("__userns_test_in_userns_{}", ident);
     let enter_static = format_ident!("__USERNS_TEST_ENTER_{}", ident);
+    let enter_fn = format_ident!("__userns_test_enter_{}", ident);
+    let before_main = format_ident!("__USERNS_TEST_BEFORE_MAIN_{}", ident);
     let (cfgs, lints) = cfgs_and_lints(&function.attrs);
     let runtime = runtime_entry_attribute(&function.attrs);
     let ignore = ignore_data(&function.attrs);
+    let ignored = function.attrs.iter().any(|a| a.path().is_ident("ignore"));
     let (should_panic, expected) = should_panic_data(&function.attrs);
     let is_runtime_test = |a: &Attribute| {
         a.path().segments.len() > 1 && a.path().segments.last().is_some_and(|s| s.ident == "test")
@@ -1070,10 +1073,43 @@ fn expand_in_userns(function: ItemFn, explicit: &[Requirement], entered: &Entere
             #inner_body
         }
 
-        // Before `main`, in that process: the namespaces are entered while
-        // it is single-threaded (nothing happens in any other process).
-        // Linux only: `.init_array` is an ELF section, and no other system
-        // has user namespaces.
+        // Before `main`: in the process executed or forked for this test,
+        // or in a nextest test process running it, the namespaces are
+        // entered while the process is single-threaded; in any other, the
+        // first such entry makes the zygote. Linux only: `.init_array` is
+        // an ELF section, and no other system has user namespaces.
+        #(#cfgs)*
+        #[cfg(target_os = "linux")]
+        #[doc(hidden)]
+        #[allow(non_upper_case_globals)]
+        static #before_main: ::userns_test::__private::BeforeMain =
+            ::userns_test::__private::BeforeMain {
+                path: #path,
+                requirements: &[#(#variants),*],
+                entering: #entering,
+                ignored: #ignored,
+            };
+        #(#cfgs)*
+        #[cfg(target_os = "linux")]
+        #[doc(hidden)]
+        extern "C" fn #enter_fn(
+            argc: ::core::ffi::c_int,
+            argv: *const *const ::core::ffi::c_char,
+            envp: *const *const ::core::ffi::c_char,
+        ) {
+            let entry: extern "C" fn(
+                ::core::ffi::c_int,
+                *const *const ::core::ffi::c_char,
+                *const *const ::core::ffi::c_char,
+            ) = #enter_fn;
+            ::userns_test::__private::in_userns_enter(
+                argc,
+                argv,
+                envp,
+                &#before_main,
+                entry as usize,
+            )
+        }
         #(#cfgs)*
         #[cfg(target_os = "linux")]
         #[used]
@@ -1084,7 +1120,7 @@ fn expand_in_userns(function: ItemFn, explicit: &[Requirement], entered: &Entere
             ::core::ffi::c_int,
             *const *const ::core::ffi::c_char,
             *const *const ::core::ffi::c_char,
-        ) = ::userns_test::__private::in_userns_enter;
+        ) = #enter_fn;
 
         // The default harness: the gate, then the body in its namespaces.
         #test_attribute

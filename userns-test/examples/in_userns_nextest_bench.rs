@@ -10,13 +10,22 @@
 //! own time for each process (`--message-format libtest-json`: from its
 //! start to its exit, in nanoseconds). Prints medians and 90th percentiles
 //! (default 40 runs each) and what each adds to the empty plain test of a
-//! binary without `#[in_userns]`. Needs `cargo-nextest` on `PATH`.
+//! binary without `#[in_userns]` (nor this crate), and to the same empty
+//! test beside them (`empty_plain_beside`, whose binary links this crate
+//! as theirs does), paired: the median, over the iterations, of the
+//! difference between the test's process and the baseline's of the same
+//! iteration (so a slow stretch of the machine weighs on both), with the
+//! quartiles of those differences. Needs `cargo-nextest` on `PATH`.
 
 use std::collections::BTreeMap;
 use std::process::{Command, ExitCode};
 
 /// The baseline: `in_userns_cost_plain`'s only test.
 const BASELINE: &str = "in_userns_cost_plain::empty_plain";
+/// The same empty test in the binary of the `#[in_userns]` tests: what
+/// linking this crate costs a process (a larger binary to load and
+/// relocate), apart from the attribute.
+const BESIDE: &str = "in_userns_cost::empty_plain_beside";
 
 fn main() -> ExitCode {
     let runs: u32 = match std::env::args().nth(1).map(|a| a.parse()) {
@@ -53,7 +62,8 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     // One line per event; a test's name is `crate::binary@stress-N$test`.
-    let mut samples: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    // By test, by iteration.
+    let mut samples: BTreeMap<String, BTreeMap<u32, f64>> = BTreeMap::new();
     for line in String::from_utf8_lossy(&output.stdout).lines() {
         let Ok(event) = serde_json::from_str::<serde_json::Value>(line) else {
             continue;
@@ -68,23 +78,49 @@ fn main() -> ExitCode {
         let binary = name.split('@').next().unwrap_or(name);
         let binary = binary.rsplit("::").next().unwrap_or(binary);
         let test = name.rsplit('$').next().unwrap_or(name);
+        let iteration = name
+            .split_once("@stress-")
+            .and_then(|(_, rest)| rest.split('$').next()?.parse().ok())
+            .unwrap_or(0);
         samples
             .entry(format!("{binary}::{test}"))
             .or_default()
-            .push(seconds * 1e3);
+            .insert(iteration, seconds * 1e3);
     }
-    let Some(baseline) = samples.get(BASELINE).map(|s| median(&mut s.clone())) else {
-        eprintln!("nextest reported no time for {BASELINE}");
+    let (Some(baseline), Some(beside)) =
+        (samples.get(BASELINE).cloned(), samples.get(BESIDE).cloned())
+    else {
+        eprintln!("nextest reported no time for {BASELINE} or {BESIDE}");
         return ExitCode::FAILURE;
     };
-    println!("{runs} runs each, one process per test, interleaved; added = median - {BASELINE}'s");
-    println!("{:<44} {:>9} {:>9} {:>9}", "", "median", "p90", "added");
-    for (name, s) in &mut samples {
-        let m = median(s);
-        let p90 = s[s.len() * 9 / 10];
+    println!(
+        "{runs} runs each, one process per test, interleaved; added: paired with the same \
+         iteration's {BASELINE} (no crate) and {BESIDE} (same binary), median [quartiles]"
+    );
+    println!(
+        "{:<40} {:>9} {:>9} {:>24} {:>24}",
+        "", "median", "p90", "added (no crate)", "added (same binary)"
+    );
+    let added = |by_iteration: &BTreeMap<u32, f64>, base: &BTreeMap<u32, f64>| {
+        let mut d: Vec<f64> = by_iteration
+            .iter()
+            .filter_map(|(i, t)| Some(t - base.get(i)?))
+            .collect();
+        if d.is_empty() {
+            return "-".to_owned();
+        }
+        let m = median(&mut d);
+        let (q1, q3) = (d[d.len() / 4], d[d.len() * 3 / 4]);
+        format!("{m:>5.2} ms [{q1:>5.2}, {q3:>5.2}]")
+    };
+    for (name, by_iteration) in &samples {
+        let mut times: Vec<f64> = by_iteration.values().copied().collect();
+        let m = median(&mut times);
+        let p90 = times[times.len() * 9 / 10];
         println!(
-            "{name:<44} {m:>6.2} ms {p90:>6.2} ms {:>6.2} ms",
-            m - baseline
+            "{name:<40} {m:>6.2} ms {p90:>6.2} ms {:>24} {:>24}",
+            added(by_iteration, &baseline),
+            added(by_iteration, &beside)
         );
     }
     ExitCode::SUCCESS

@@ -24,17 +24,55 @@ pub fn settings() -> Result<&'static Settings, &'static ConfigError> {
 /// costly ability (`net`, `bwrap`, `bwrap_net`, `subids`) found by another
 /// process of the same run is reused instead of probing, when everything
 /// it depends on (user, capabilities, seccomp, namespaces, boot,
-/// executable, settings, ...) is identical; `USERNS_TEST_SHARE_VERDICTS=0`
+/// executable, settings, ...) is identical, and so is a namespace's once
+/// this process has computed that key; `USERNS_TEST_SHARE_VERDICTS=0`
 /// turns that off. See the guide's "nextest" page (docs/src/nextest.md).
+/// `user` is available without a probe of its own where a namespace's
+/// probe found that namespace available: its operations begin with
+/// `user`'s.
 ///
 /// This is the host's truth: `USERNS_TEST_DENY` does not change it (see
 /// [`decide`] for the policy). A malformed `USERNS_TEST_PROBE_TIMEOUT_MS`
 /// or `USERNS_TEST_BWRAP` makes every verdict unavailable with that error.
 pub fn probe(ability: Ability) -> &'static Verdict {
     VERDICTS.of(ability).get_or_init(|| match settings() {
-        Ok(s) => assess_or_share(ability, s),
+        Ok(s) => seen_on_the_way(ability).unwrap_or_else(|| assess_or_share(ability, s)),
         Err(e) => misconfigured_verdict(ability, e),
     })
+}
+
+/// The abilities whose probe's program begins with `user`'s whole program
+/// (`unshare(CLONE_NEWUSER)`, the caller mapped to root) in the same kind
+/// of child, then does more.
+const BEGIN_WITH_USER: [Ability; 8] = [
+    Ability::Net,
+    Ability::Mount,
+    Ability::Ipc,
+    Ability::Uts,
+    Ability::Cgroup,
+    Ability::Time,
+    Ability::CapSysAdmin,
+    Ability::Nested,
+];
+
+/// `user`'s verdict where this process already found one of
+/// [`BEGIN_WITH_USER`] available: its probe (or the probe of another
+/// process of the run under the same key, see [`crate::shared`]) ran
+/// `user`'s operations and went past them. An observation, not a guess,
+/// and one child fewer (0.3 ms) for a test needing `net` or `mount`.
+fn seen_on_the_way(ability: Ability) -> Option<Verdict> {
+    if ability != Ability::User {
+        return None;
+    }
+    BEGIN_WITH_USER
+        .iter()
+        .any(|&a| probed(a).is_some_and(Verdict::is_available))
+        .then(|| Verdict {
+            ability,
+            status: Status::Available,
+            note: None,
+            duration: Default::default(),
+        })
 }
 
 /// This process's verdicts, one cell per ability.

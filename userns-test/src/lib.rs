@@ -305,13 +305,13 @@ pub use userns_test_macros::main;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::gate::{SkipReturn, gate, in_userns_gate, skip_expected_panic};
-    pub use crate::in_userns::Entering;
+    pub use crate::in_userns::{BeforeMain, Entering};
     linux! {
         pub use crate::in_userns::child::{
             child_main as in_userns_child_main, is_child_for as in_userns_child,
             run_body as in_userns_body,
         };
-        pub use crate::in_userns::enter::enter as in_userns_enter;
+        pub use crate::in_userns::enter::enter_test as in_userns_enter;
         pub use crate::in_userns::parent::run as in_userns_run;
         pub use crate::in_userns::zygote::zygote_pid as in_userns_zygote_pid;
     }

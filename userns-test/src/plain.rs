@@ -189,6 +189,25 @@ pub(crate) fn failed_before_running(path: &str, message: &str) {
     );
 }
 
+/// `path`'s body, running in this process, did not finish within its
+/// time bound (`within`), and the process ends now: its record says so
+/// with `message` (not "the process exited while this test was
+/// running"), and the run's end (the process's exit) writes it: `true`.
+/// `false` under the runner, which keeps no plain run.
+pub(crate) fn ended_unfinished(path: &str, message: &str, within: Duration) -> bool {
+    if !in_own_process() || PLAIN.get().is_none() {
+        return false;
+    }
+    lock(path).finish(
+        path,
+        TestOutcome::Failed {
+            message: message.to_owned(),
+        },
+        within,
+    );
+    true
+}
+
 /// A test body running under libtest, from its start to its end; a test
 /// that unwinds out of it (a panic) is recorded as it ends.
 pub struct Running {

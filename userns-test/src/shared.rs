@@ -36,10 +36,13 @@
 //! fresh test process built with the dev profile. Probing `user`, `ipc`,
 //! `uts`, `cgroup`, `time` or `nested` costs less than that (0.15 to
 //! 0.25 ms), and `mount`, `pid` or `cap_sys_admin` about as much (0.3 to
-//! 0.45 ms), so those are always probed. Only `net` (0.6 to 1 ms: a network
+//! 0.45 ms), so those are probed. Only `net` (0.6 to 1 ms: a network
 //! stack set up and torn down) and the abilities that run programs
 //! (`bwrap`, `bwrap_net`: 3 to 4 ms; `subids`: two `newuidmap` runs) are
-//! shared.
+//! shared, and, once a process has computed its key for one of those, the
+//! namespaces' (`mount`, `ipc`, ...: a file read against a child). `user`
+//! is not needed then: a namespace's probe found available ran its
+//! operations first (see `gate::probe`).
 //!
 //! # Only available verdicts
 //! A wrongly reused "available" makes a test run and fail where the host
@@ -160,10 +163,19 @@ fn unescape_debug(s: &str) -> Option<String> {
 }
 
 /// Whether the verdict on `ability` is worth sharing: its probe costs
-/// clearly more than computing the key (see the module docs).
+/// clearly more than computing the key, or the key is computed already
+/// and its probe (a namespace's) costs more than reading a file (see the
+/// module docs).
 pub(crate) fn worth_sharing(ability: Ability) -> bool {
-    ability == Ability::Net || ability.is_external()
+    ability == Ability::Net
+        || ability.is_external()
+        || (KEY_AT_HAND.load(std::sync::atomic::Ordering::Relaxed)
+            && ability.needs_user_namespace()
+            && ability != Ability::User)
 }
+
+/// This process computed its key: sharing a cheap verdict costs a file.
+static KEY_AT_HAND: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 impl Shared {
     /// This process's run, if it is a nextest run, sharing is on, and the
@@ -198,6 +210,7 @@ impl Shared {
             remove_stale_runs(&verdicts, &name);
         }
         let key = key(run)?;
+        KEY_AT_HAND.store(true, std::sync::atomic::Ordering::Relaxed);
         Some(Shared {
             dir,
             hash: fnv1a(key.as_bytes()),

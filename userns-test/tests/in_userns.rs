@@ -22,6 +22,32 @@ fn run(host: &Host, binary: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
     cmd.output().expect("run the suite").into()
 }
 
+/// `binary` asked for `test` alone (`--exact`) as nextest asks, on `host`:
+/// a child of a process named `cargo-nextest` (a link to `timeout` in
+/// `dir`), with `NEXTEST_RUN_ID`. Such a process enters an `#[in_userns]`
+/// test's namespaces itself.
+fn as_nextest_runs(
+    dir: &std::path::Path,
+    host: &Host,
+    binary: &str,
+    test: &str,
+    env: &[(&str, &str)],
+) -> Run {
+    let fake = dir.join("cargo-nextest");
+    if !fake.exists() {
+        std::os::unix::fs::symlink("/usr/bin/timeout", &fake).unwrap();
+    }
+    let path = sibling_test_binary(binary);
+    let args = ["60", path.to_str().unwrap(), "--exact", test, "--nocapture"];
+    let mut cmd = host.command(&fake, &args);
+    hermetic(&mut cmd)
+        .env("NEXTEST_RUN_ID", "in-place-run")
+        .envs(env.iter().copied())
+        .output()
+        .expect("run the suite under a nextest")
+        .into()
+}
+
 fn skip_line<'a>(run: &'a Run, test: &str) -> Option<&'a str> {
     let prefix = format!("userns-test: skipped {test}: ");
     run.stderr.lines().find(|l| l.starts_with(&prefix))
@@ -261,7 +287,9 @@ fn a_refusal_after_the_probe_fails_with_the_step_and_errno() {
 /// A body forked by the zygote sees what the test process is when the test
 /// runs, as the binary executed again would: every constructor's work, the
 /// environment and the working directory set since `main`; with the zygote
-/// killed, the binary is executed again and the body still runs.
+/// killed, the binary is executed again and the body still runs. (The
+/// fixture's test is selected by a filter, not `--exact`: a process asked
+/// for one test by its exact name, a plain one here, makes no zygote.)
 #[test]
 fn bodies_see_the_test_process_as_it_is() {
     let dir = std::env::temp_dir().join(format!("in-userns-late-{}", std::process::id()));
@@ -270,7 +298,7 @@ fn bodies_see_the_test_process_as_it_is() {
         let out = run(
             &Host::Plain,
             "in_userns_suite",
-            &["--exact", "runs_a_body_after_changes", "--nocapture"],
+            &["runs_a_body_after_changes", "--nocapture"],
             &[
                 ("IN_USERNS_FIXTURE", "late"),
                 ("IN_USERNS_DIR", dir.to_str().unwrap()),
@@ -289,7 +317,7 @@ fn bodies_see_the_test_process_as_it_is() {
     let out = run(
         &Host::Plain,
         "in_userns_suite",
-        &["--exact", "runs_a_body_after_changes", "--nocapture"],
+        &["runs_a_body_after_changes", "--nocapture"],
         &[("IN_USERNS_FIXTURE", "nozygote")],
     );
     assert_eq!(out.code, Some(0), "{}\n{}", out.stdout, out.stderr);
@@ -440,7 +468,7 @@ fn leftover_child_variables_make_a_normal_run() {
     assert!(
         runner
             .stdout
-            .contains("test result: ok. 3 passed; 0 failed"),
+            .contains("test result: ok. 4 passed; 0 failed"),
         "{}",
         runner.stdout
     );
@@ -573,11 +601,17 @@ fn the_runner_runs_them_in_their_namespaces() {
         failed.stderr
     );
     let all = format!("{}{}", failed.stdout, failed.stderr);
+    let line = include_str!("fixtures/in_userns_runner_suite.rs")
+        .lines()
+        .position(|l| l.contains("panic!(\"asked to fail"))
+        .unwrap()
+        + 1;
     assert!(
-        all.contains(
+        all.contains(&format!(
             "fails_when_asked panicked in its own user and pid namespaces at \
-             userns-test/tests/fixtures/in_userns_runner_suite.rs:17:9: asked to fail, as PID 1"
-        ),
+             userns-test/tests/fixtures/in_userns_runner_suite.rs:{line}:9: asked to fail, as \
+             PID 1"
+        )),
         "{all}"
     );
 }
@@ -794,6 +828,17 @@ fn a_range_of_ids_from_the_callers_subordinate_ranges() {
             ok.stdout
         );
         assert!(skip_line(&ok, "a_range_of_ids").is_none(), "{}", ok.stderr);
+        // A nextest test process maps the range itself, before `main`.
+        let dir = common::sticky_scratch(&format!("ids-in-place-{outside}"));
+        let ok = as_nextest_runs(&dir, &host, "in_userns_ids_suite", "a_range_of_ids", &[]);
+        assert_eq!(ok.code, Some(0), "{host:?}\n{}\n{}", ok.stdout, ok.stderr);
+        assert!(ok.stdout.contains(&said), "{host:?}\n{}", ok.stdout);
+        assert!(
+            ok.stdout.contains("BODY PARENT: cargo-nextest"),
+            "{}",
+            ok.stdout
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     let none = run(&Host::SubordinateIds(0), "in_userns_ids_suite", &[], &[]);
@@ -994,4 +1039,164 @@ fn the_privileged_caller_runs_them_where_no_user_namespace_can_be_made() {
         "{}",
         refused.stderr
     );
+}
+
+/// A nextest test process (a child of `cargo-nextest` with
+/// `NEXTEST_RUN_ID`, asked for one test by `--exact`) enters the test's
+/// namespaces itself, before `main`, and runs the body there: its parent
+/// is nextest. It keeps what the other ways give: records written and
+/// read back by `userns-test finish` (the run's directory was opened
+/// before entering: inside the user namespace the host's root owns
+/// nothing this user can see), a panic's message and location, a daemon
+/// the body left killed, and the time bound, past which the test fails
+/// with that said and what the body started is killed. As root and as
+/// an unprivileged user.
+#[test]
+fn a_nextest_test_process_enters_the_namespaces_itself() {
+    use common::{cli, sticky_scratch};
+    let alive = |pid: &str| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+            // The state follows the command name's closing parenthesis.
+            let state = s
+                .rsplit(')')
+                .next()
+                .and_then(|r| r.split_whitespace().next());
+            state.is_none_or(|st| st != "Z")
+        })
+    };
+    for host in [Host::Plain, Host::Unprivileged] {
+        let dir = sticky_scratch(&format!("in-place-{}", matches!(host, Host::Plain)));
+        let json = dir.join("report.json");
+        let pid_file = dir.join("daemon.pid");
+        let env = [("USERNS_TEST_REPORT_JSON", json.to_str().unwrap())];
+        let nextest = |test: &str, extra: &[(&str, &str)]| {
+            let mut all = env.to_vec();
+            all.extend_from_slice(extra);
+            as_nextest_runs(&dir, &host, "in_userns_suite", test, &all)
+        };
+
+        let out = nextest("says_where_it_runs", &[]);
+        assert_eq!(
+            out.code,
+            Some(0),
+            "{host:?}: {}\n{}",
+            out.stdout,
+            out.stderr
+        );
+        assert!(
+            out.stdout.contains("BODY PARENT: cargo-nextest"),
+            "{host:?}: not entered in place: {}",
+            out.stdout
+        );
+        assert!(
+            !out.stderr.contains("userns-test:"),
+            "{host:?}: {}",
+            out.stderr
+        );
+
+        // As the privileged caller (no user namespace: `user` denied), in
+        // place too.
+        if matches!(host, Host::Plain) {
+            let out = nextest("says_where_it_runs", &[("USERNS_TEST_DENY", "user")]);
+            assert_eq!(out.code, Some(0), "{}\n{}", out.stdout, out.stderr);
+            assert!(
+                out.stdout.contains("BODY PARENT: cargo-nextest"),
+                "as the caller, not entered in place: {}",
+                out.stdout
+            );
+        }
+
+        let out = nextest("panics_when_asked", &[("IN_USERNS_FIXTURE", "fail")]);
+        assert_eq!(out.code, Some(101), "{host:?}: {}", out.stderr);
+        let at = format!(
+            "panics_when_asked panicked in its own user and uts namespaces at \
+             userns-test/tests/fixtures/in_userns_suite.rs:{}:9: boom in the namespace",
+            fixture_line("boom in the namespace")
+        );
+        assert!(out.stderr.contains(&at), "{host:?}: {}", out.stderr);
+
+        let out = nextest(
+            "starts_a_daemon",
+            &[
+                ("IN_USERNS_FIXTURE", "daemon"),
+                ("IN_USERNS_DAEMON_PID_FILE", pid_file.to_str().unwrap()),
+            ],
+        );
+        assert_eq!(out.code, Some(0), "{host:?}: {}", out.stderr);
+        let daemon = std::fs::read_to_string(&pid_file).unwrap();
+        assert!(
+            !alive(daemon.trim()),
+            "{host:?}: the daemon outlived the test"
+        );
+
+        let out = nextest(
+            "hangs_when_asked",
+            &[
+                ("IN_USERNS_FIXTURE", "hang"),
+                ("USERNS_TEST_IN_USERNS_TIMEOUT", "2"),
+            ],
+        );
+        assert_eq!(out.code, Some(101), "{host:?}: {}", out.stderr);
+        assert!(
+            out.stderr.contains(
+                "hangs_when_asked, running in its own user and net namespaces, did not finish \
+                 within 2 s: its process was ended, with every process it started"
+            ),
+            "{host:?}: {}",
+            out.stderr
+        );
+        let sleep = out
+            .stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("SLEEP PID: "))
+            .expect("the body started its child");
+        assert!(
+            !alive(sleep),
+            "{host:?}: the body's child outlived the test"
+        );
+
+        // Under the runner, whose `main` the process never returns to.
+        let out = as_nextest_runs(
+            &dir,
+            &host,
+            "in_userns_runner_suite",
+            "hangs_under_the_runner",
+            &[
+                env[0],
+                ("IN_USERNS_FIXTURE", "hang"),
+                ("USERNS_TEST_IN_USERNS_TIMEOUT", "2"),
+            ],
+        );
+        assert_eq!(out.code, Some(101), "{host:?}: {}", out.stderr);
+
+        // The records, read back after the run.
+        let mut finish = host.command(cli(), &["finish"]);
+        let finish = hermetic(&mut finish)
+            .env("NEXTEST_RUN_ID", "in-place-run")
+            .envs(env.iter().copied())
+            .output()
+            .expect("run userns-test finish");
+        assert!(
+            json.exists(),
+            "{host:?}: {}",
+            String::from_utf8_lossy(&finish.stderr)
+        );
+        let report = common::read_json(&json);
+        for (test, outcome, says) in [
+            ("says_where_it_runs", "passed", ""),
+            ("panics_when_asked", "failed", "boom in the namespace"),
+            ("starts_a_daemon", "passed", ""),
+            ("hangs_when_asked", "failed", "did not finish within 2 s"),
+            (
+                "hangs_under_the_runner",
+                "failed",
+                "did not finish within 2 s",
+            ),
+        ] {
+            let (got, message, _) = common::outcome_of(&report, test);
+            assert_eq!(got, outcome, "{host:?}: {test}: {message}");
+            assert!(message.contains(says), "{host:?}: {test}: {message}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -1,10 +1,11 @@
 //! The child's side, before `main`: entering the namespaces while the
 //! re-executed test binary is still single-threaded.
 //!
-//! [`enter`] is called from an `.init_array` entry that `#[in_userns]`
-//! places in the test crate (a constructor in this library's archive could
-//! be left out by the linker). It does nothing unless the parent named a
-//! test in the environment. The operations are the probes' own
+//! [`enter_test`] is called from the `.init_array` entry that
+//! `#[in_userns]` places in the test crate for each test (a constructor in
+//! this library's archive could be left out by the linker). It enters
+//! nothing unless the parent named a test in the environment (or, in a
+//! nextest test process, the test is its own: `in_place.rs`). The operations are the probes' own
 //! ([`Op`](crate::probe::program::Op)), in the probes' order, so what the
 //! probe found available is what is entered here; a failure is recorded
 //! with its step and errno, and the process exits before `main`.
@@ -30,40 +31,92 @@ pub(crate) fn child_test() -> Option<&'static str> {
     CHILD_OF.get().map(String::as_str)
 }
 
-/// Enters the namespaces the parent asked for, if it did. Runs before
-/// `main`, once however many tests place it.
+/// What the first `#[in_userns]` entry of `.init_array` found this
+/// process to be.
+enum Found {
+    /// Executed (or forked) to run a body: entered already.
+    Child,
+    /// Listing tests: nothing to do before `main`.
+    Done,
+    /// Any other process: the zygote is made.
+    Zygote,
+    /// Asked for the one test of this name: its entry may enter in place
+    /// (`in_place.rs`).
+    OneTest(String, super::in_place::Selecting),
+}
+
+static FOUND: OnceLock<Found> = OnceLock::new();
+
+/// The `.init_array` entry of an `#[in_userns]` test (`test`; `entry` is
+/// the entry's own address, `argc`, `argv` and `envp` what glibc calls it
+/// with). Runs before `main`.
 ///
-/// The variables alone do not make this process a child: a shell or a
-/// parent run may have left them in the environment. The parent's proof
-/// is the channel it handed over as descriptor 3, holding the key of the
-/// environment (see `record.rs`); without it this is a normal run.
-///
-/// In any other process (not listing tests), the first call makes the
-/// zygote that forks the bodies (`zygote.rs`); `argc`, `argv` and `envp`
-/// are what glibc calls `.init_array` entries with.
-pub extern "C" fn enter(argc: c_int, argv: *const *const c_char, envp: *const *const c_char) {
-    static ONCE: AtomicBool = AtomicBool::new(false);
-    if ONCE.swap(true, Ordering::SeqCst) {
-        return;
+/// The first entry called decides, once, what this process is:
+/// - a child the parent asked to enter namespaces (`enter_if_child`);
+/// - a listing (`--list`): nothing to do;
+/// - a process asked for one test by its exact name: the entry of that
+///   test, if it is an `#[in_userns]` one, enters its namespaces in this
+///   process where nextest started it (`in_place.rs`), or else makes the
+///   zygote; a plain test's process makes none;
+/// - any other process: the zygote that forks the bodies is made now
+///   (`zygote.rs`).
+pub fn enter_test(
+    argc: c_int,
+    argv: *const *const c_char,
+    envp: *const *const c_char,
+    test: &'static super::BeforeMain,
+    entry: usize,
+) {
+    // Decided once, by the first entry. Set before any fork: a zygote
+    // forked while a `OnceLock` is being filled would wait forever for
+    // the filling to end (the thread filling it is not copied).
+    static FIRST: AtomicBool = AtomicBool::new(false);
+    if !FIRST.swap(true, Ordering::SeqCst) {
+        let args = arguments(argc, argv);
+        let found = if enter_if_child() {
+            Found::Child
+        } else if args.iter().any(|a| *a == b"--list") {
+            Found::Done
+        } else if let Some(name) = super::in_place::wanted(&args) {
+            Found::OneTest(name, super::in_place::Selecting::of(&args))
+        } else {
+            Found::Zygote
+        };
+        let zygote = matches!(found, Found::Zygote);
+        let _ = FOUND.set(found);
+        if zygote {
+            super::zygote::start(entry, argc, argv, envp);
+        }
     }
-    if !enter_if_child() && !listing(argc, argv) {
-        let this: extern "C" fn(c_int, *const *const c_char, *const *const c_char) = enter;
-        super::zygote::start(this as usize, argc, argv, envp);
+    let Some(found) = FOUND.get() else {
+        return;
+    };
+    // Once: the zygote a failed attempt makes inherits this set, and
+    // runs the later entries itself.
+    static TRIED: AtomicBool = AtomicBool::new(false);
+    if let Found::OneTest(name, selecting) = found
+        && crate::registry::libtest_name_of(test.path) == name
+        && !TRIED.swap(true, Ordering::SeqCst)
+        && !super::in_place::enter(test, *selecting)
+    {
+        super::zygote::start(entry, argc, argv, envp);
     }
 }
 
-/// Whether the harness was asked to list the tests (`--list`, as nextest
-/// does before running them): no test runs, no zygote is needed.
-fn listing(argc: c_int, argv: *const *const c_char) -> bool {
+/// The program's arguments but its name, as glibc hands them to
+/// `.init_array` entries.
+fn arguments<'a>(argc: c_int, argv: *const *const c_char) -> Vec<&'a [u8]> {
     if argv.is_null() {
-        return false;
+        return Vec::new();
     }
-    (1..argc.max(0) as usize).any(|i| {
-        // SAFETY: glibc's argv holds argc strings.
-        let arg = unsafe { *argv.add(i) };
-        // SAFETY: each a NUL-terminated string.
-        !arg.is_null() && unsafe { std::ffi::CStr::from_ptr(arg) }.to_bytes() == b"--list"
-    })
+    (1..argc.max(0) as usize)
+        .filter_map(|i| {
+            // SAFETY: glibc's argv holds argc strings, each NUL-terminated
+            // and alive for the process's life.
+            let arg = unsafe { *argv.add(i) };
+            (!arg.is_null()).then(|| unsafe { std::ffi::CStr::from_ptr(arg) }.to_bytes())
+        })
+        .collect()
 }
 
 /// Enters the namespaces if this process was executed to run a test in

@@ -18,6 +18,7 @@
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
 use std::process::Command;
+use std::sync::Mutex;
 
 use crate::cause::Cause;
 use crate::failure::Failure;
@@ -46,6 +47,39 @@ pub(crate) struct IdMap {
 /// CAP_SETUID and CAP_SETGID effective (as `cap(setuid)` and `cap(setgid)`
 /// find them), its own namespace holding those ids.
 pub(crate) fn maps_itself(ids: u32) -> bool {
+    once_per_process(&MAPS_ITSELF, ids, || read_maps_itself(ids))
+}
+
+/// What [`maps_itself`] and [`range_too_short`] found, by `ids`: read once
+/// per process, from outside any namespace it enters. A nextest test
+/// process enters its test's namespaces before `main` and its gate asks
+/// again from inside, where uid 0, the maps and the user named by the
+/// effective uid are the namespace's (`in_place.rs`).
+static MAPS_ITSELF: ByIds<bool> = Mutex::new(Vec::new());
+static TOO_SHORT: ByIds<Option<(Ability, Reason)>> = Mutex::new(Vec::new());
+
+/// Values found once per process, by the number of ids.
+type ByIds<T> = Mutex<Vec<(u32, T)>>;
+
+fn once_per_process<T: Clone>(cache: &ByIds<T>, ids: u32, read: impl FnOnce() -> T) -> T {
+    if let Some((_, found)) = cache
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .find(|(n, _)| *n == ids)
+    {
+        return found.clone();
+    }
+    // Read without the lock held: it probes, which may ask again.
+    let found = read();
+    cache
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push((ids, found.clone()));
+    found
+}
+
+fn read_maps_itself(ids: u32) -> bool {
     // CAP_SETGID is 6, CAP_SETUID 7.
     let capable = [6, 7]
         .into_iter()
@@ -96,11 +130,11 @@ impl RangeProblem {
 /// too short for them (no range at all is `subids`' own refusal): the
 /// reason the test is skipped with, as an unmet `subids`.
 pub(crate) fn range_too_short(ids: u32) -> Option<(Ability, Reason)> {
-    match IdMap::of_ranges(ids) {
+    once_per_process(&TOO_SHORT, ids, || match IdMap::of_ranges(ids) {
         Err(RangeProblem::TooShort(reason)) => Some((Ability::Subids, *reason)),
         // Unreadable or gone since the probe: said when the test runs.
         _ => None,
-    }
+    })
 }
 
 impl IdMap {

@@ -11,7 +11,9 @@
 //! [`EXEC_VAR`] asks, the test binary is executed again for exactly that
 //! test (`parent.rs`), and the new process enters the namespaces before
 //! `main` (`enter.rs`); the harness then reaches the test, which runs its
-//! body.
+//! body. A nextest test process, which runs one test named in its
+//! arguments, enters that test's namespaces itself before `main` and runs
+//! the body on the test's own thread (`in_place.rs`).
 //!
 //! The flow, for one test:
 //! 1. parent: the gate decided the test runs (the namespaces' abilities,
@@ -33,6 +35,7 @@ linux! {
     pub(crate) mod child;
     pub(crate) mod enter;
     mod ids;
+    mod in_place;
     mod limits;
     pub(crate) mod parent;
     mod record;
@@ -122,6 +125,22 @@ pub struct Entering {
     pub ids: u32,
     /// `#[requires_userns(user)]` beside it: a user namespace or nothing.
     pub user_required: bool,
+}
+
+/// What an `#[in_userns]` test's `.init_array` entry knows of it: enough
+/// for a nextest test process running it to decide, before `main`, as its
+/// gate will, and to enter its namespaces itself (`in_place.rs`).
+#[derive(Debug)]
+pub struct BeforeMain {
+    /// `module_path!()::name`.
+    pub path: &'static str,
+    /// What its gate requires (the namespaces' abilities, then the others
+    /// listed beside it).
+    pub requirements: &'static [Ability],
+    /// What it enters.
+    pub entering: Entering,
+    /// `#[ignore]`d: run only under `--ignored` or `--include-ignored`.
+    pub ignored: bool,
 }
 
 /// The abilities a test entering `namespaces` needs: `user`, then each

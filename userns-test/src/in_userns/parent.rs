@@ -75,6 +75,20 @@ pub fn run(
     if ids > 1 {
         described.push_str(&format!(" (uids and gids 0 to {})", ids - 1));
     }
+    // Entered before `main`, in this process (a nextest test process):
+    // the body runs here.
+    let here = super::in_place::Body {
+        path,
+        name,
+        described: &described,
+        ids,
+        should_panic,
+        body,
+        within,
+    };
+    if let Some(result) = super::in_place::run(&here) {
+        return result;
+    }
     let prepare_failed =
         |e: String| format!("userns-test: could not prepare to run {name} in {described}: {e}");
     let map = match ids {
@@ -266,7 +280,7 @@ fn timeout() -> Result<Duration, String> {
 }
 
 #[track_caller]
-fn outcome(
+pub(super) fn outcome(
     name: &str,
     described: &str,
     record: Option<Record>,

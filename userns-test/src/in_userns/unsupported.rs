@@ -11,10 +11,12 @@ pub fn is_child_for(_: &str) -> bool {
 }
 
 /// Nothing to do before `main`.
-pub extern "C" fn enter(
+pub fn enter(
     _: std::ffi::c_int,
     _: *const *const std::ffi::c_char,
     _: *const *const std::ffi::c_char,
+    _: &'static super::BeforeMain,
+    _: usize,
 ) {
 }
 

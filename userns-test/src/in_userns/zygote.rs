@@ -239,7 +239,7 @@ fn close_cloexec_except(keep: &[RawFd]) {
 }
 
 /// Whether this process has one thread (`Threads:` of its status).
-fn single_threaded() -> bool {
+pub(super) fn single_threaded() -> bool {
     std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
         s.lines()
             .find_map(|l| l.strip_prefix("Threads:"))

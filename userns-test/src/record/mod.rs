@@ -323,8 +323,31 @@ fn check_destination(path: &Path) -> Result<(), FsError> {
     }
 }
 
+/// What [`open_run`] returns.
+type Opened = Result<Option<(RunDir, bool, Option<ReportError>)>, ReportError>;
+
+/// The run opened before `main`, for the destinations it was opened for.
+static OPENED_EARLY: std::sync::Mutex<Option<(Destinations, Opened)>> = std::sync::Mutex::new(None);
+
+/// Opens this process's run now, for the session that begins later (a
+/// nextest test process about to enter a user namespace, where the host's
+/// owners of the run's path can no longer be seen: see
+/// `in_userns/in_place.rs`). Nothing where no record is kept.
+pub(crate) fn open_run_before_entering() {
+    let dest = Destinations::from_env();
+    if dest.json.is_none() && dest.junit.is_none() && dest.run_dir.is_none() {
+        return;
+    }
+    if lineage::nested_copy().is_some() {
+        return;
+    }
+    let opened = open_run(&dest);
+    *OPENED_EARLY.lock().unwrap_or_else(|e| e.into_inner()) = Some((dest, opened));
+}
+
 /// This process's run directory, whether a wrapper writes the reports,
-/// and an error met on the way that did not stop it.
+/// and an error met on the way that did not stop it: the one opened
+/// before `main` for the same destinations, if any.
 ///
 /// `USERNS_TEST_RUN_DIR` counts only when the `userns-test run` command
 /// that made it started this process and has not finished the run: a
@@ -332,9 +355,17 @@ fn check_destination(path: &Path) -> Result<(), FsError> {
 /// on by a test that runs its binary again must not fold this process's
 /// results into a run that is over. Such a process says why and records
 /// as if the variable were not set.
-fn open_run(
-    dest: &Destinations,
-) -> Result<Option<(RunDir, bool, Option<ReportError>)>, ReportError> {
+fn open_run(dest: &Destinations) -> Opened {
+    let early = OPENED_EARLY
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take();
+    if let Some((for_dest, opened)) = early
+        && (&for_dest.json, &for_dest.junit, &for_dest.run_dir)
+            == (&dest.json, &dest.junit, &dest.run_dir)
+    {
+        return opened;
+    }
     if let Some(dir) = &dest.run_dir {
         let run = RunDir::at(dir).map_err(|e| ReportError::fs("the run's records", e))?;
         match wrapped_run_is_ours(&run) {

@@ -49,7 +49,7 @@ pub(crate) struct Session {
     /// The binary's files in the run ([`super::store::binary_key`]).
     key: String,
     dest: Destinations,
-    run: RunDir,
+    run: Arc<RunDir>,
     /// The report is written by a `userns-test run` wrapper after the run.
     deferred: bool,
     ledger: Option<Arc<Ledger>>,
@@ -178,7 +178,7 @@ impl Session {
             binary: binary.to_owned(),
             key: super::store::binary_key(binary),
             dest: dest.clone(),
-            run,
+            run: Arc::new(run),
             deferred,
             ledger: None,
             reasons: Vec::new(),
@@ -332,6 +332,7 @@ impl Session {
             let ledger = Arc::new(ledger);
             self.ledger = Some(ledger.clone());
             self.slot = Some(slot);
+            self.keep_last_word(case, me, Some((ledger.clone(), slot)));
             return Recorder {
                 ledger: Some(ledger),
                 slots: Arc::from([slot]),
@@ -355,7 +356,21 @@ impl Session {
         if let Err(e) = self.run.write_orphan(&self.key, &orphan) {
             self.fs_error("the test's record", e);
         }
+        self.keep_last_word(case, me, None);
         Recorder::default()
+    }
+
+    /// What [`last_word`] needs, kept for this nextest test process.
+    fn keep_last_word(&self, case: &TestCase, me: (u32, u64), slot: Option<(Arc<Ledger>, usize)>) {
+        *LAST_WORD.lock().unwrap_or_else(|e| e.into_inner()) = Some(LastWord {
+            run: self.run.clone(),
+            key: self.key.clone(),
+            binary: self.binary.clone(),
+            name: case.name().to_owned(),
+            requires: case.requires.iter().map(|a| a.name().to_owned()).collect(),
+            me,
+            slot,
+        });
     }
 
     /// Records what the run produced and, unless a wrapper will, writes
@@ -511,6 +526,61 @@ impl Session {
             ));
         }
     }
+}
+
+/// What a nextest test process records of its test when it must end
+/// before its run concludes.
+struct LastWord {
+    run: Arc<RunDir>,
+    key: String,
+    binary: String,
+    name: String,
+    requires: Vec<String>,
+    me: (u32, u64),
+    /// The test's slot in the listing's ledger; `None`: an orphan record.
+    slot: Option<(Arc<Ledger>, usize)>,
+}
+
+static LAST_WORD: std::sync::Mutex<Option<LastWord>> = std::sync::Mutex::new(None);
+
+/// The one test of this nextest test process failed with `message` after
+/// `duration`, and the process ends now, its run not concluded (an
+/// `#[in_userns]` body entered in place, past its time bound, under the
+/// runner): recorded as the run's end would record it. `false` where
+/// nothing records (no report asked for, or not such a process).
+pub(crate) fn last_word(message: &str, duration: Duration) -> bool {
+    let Some(word) = LAST_WORD.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+        return false;
+    };
+    let detail = |attempt| TestDetail {
+        attempt,
+        message: Some(cut_message(message)),
+        lacking: Vec::new(),
+        abilities: Vec::new(),
+    };
+    match word.slot {
+        Some((ledger, slot)) => {
+            let detail = detail(ledger.view(slot).attempt);
+            let flags = match word.run.write_test_detail(&word.key, slot, &detail) {
+                Ok(()) => FLAG_DETAIL,
+                Err(_) => 0,
+            };
+            ledger.finish(slot, SlotState::Failed, flags, NONE, micros(duration));
+        }
+        None => {
+            let orphan = Orphan {
+                binary: word.binary,
+                name: word.name,
+                requires: word.requires,
+                state: "failed".into(),
+                detail: detail(0),
+                pid: word.me,
+                duration_us: micros(duration),
+            };
+            let _ = word.run.write_orphan(&word.key, &orphan);
+        }
+    }
+    true
 }
 
 /// The most of a failure message a record keeps. An `assert_eq!` on two
