@@ -5,7 +5,8 @@
 //! `#[in_userns]` places in the test crate for each test (a constructor in
 //! this library's archive could be left out by the linker). It enters
 //! nothing unless the parent named a test in the environment (or, in a
-//! nextest test process, the test is its own: `in_place.rs`). The operations are the probes' own
+//! nextest test process, the test is its own: `in_place.rs`). The
+//! operations are the probes' own
 //! ([`Op`](crate::probe::program::Op)), in the probes' order, so what the
 //! probe found available is what is entered here; a failure is recorded
 //! with its step and errno, and the process exits before `main`.
@@ -105,7 +106,7 @@ pub fn enter_test(
 
 /// The program's arguments but its name, as glibc hands them to
 /// `.init_array` entries.
-fn arguments<'a>(argc: c_int, argv: *const *const c_char) -> Vec<&'a [u8]> {
+fn arguments(argc: c_int, argv: *const *const c_char) -> Vec<&'static [u8]> {
     if argv.is_null() {
         return Vec::new();
     }
@@ -121,6 +122,11 @@ fn arguments<'a>(argc: c_int, argv: *const *const c_char) -> Vec<&'a [u8]> {
 
 /// Enters the namespaces if this process was executed to run a test in
 /// them: whether it was.
+///
+/// The variables alone do not make this process a child: a shell or a
+/// parent run may have left them in the environment. The parent's proof
+/// is the channel it handed over as descriptor 3, holding the key of the
+/// environment (see `record.rs`); without it this is a normal run.
 fn enter_if_child() -> bool {
     let Some(test) = std::env::var_os(TEST_VAR) else {
         return false;
