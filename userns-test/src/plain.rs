@@ -295,6 +295,14 @@ fn install_panic_recorder() {
     }));
 }
 
+/// Concludes the run now (what the process's exit does), for an `atexit`
+/// handler of `#[in_userns]` that ends the process itself afterwards.
+pub(crate) fn conclude_now() {
+    if in_own_process() && PLAIN.get().is_some() {
+        let _ = std::panic::catch_unwind(conclude);
+    }
+}
+
 extern "C" fn at_exit() {
     // Nothing may unwind out of an `atexit` handler.
     let _ = std::panic::catch_unwind(conclude);

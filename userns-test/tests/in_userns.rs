@@ -1155,6 +1155,16 @@ fn a_nextest_test_process_enters_the_namespaces_itself() {
             "{host:?}: the body's child outlived the test"
         );
 
+        // A body that ends the process, with status 0 even, fails.
+        let out = nextest("exits_when_asked", &[("IN_USERNS_FIXTURE", "exit0")]);
+        assert_eq!(out.code, Some(101), "{host:?}: {}", out.stderr);
+        assert!(
+            out.stderr
+                .contains("exits_when_asked, running in its own user namespace, ended its process"),
+            "{host:?}: {}",
+            out.stderr
+        );
+
         // Under the runner, whose `main` the process never returns to.
         let out = as_nextest_runs(
             &dir,

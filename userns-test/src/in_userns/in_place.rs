@@ -246,6 +246,7 @@ pub(crate) fn run(run: &Body<'_>) -> Option<Result<(), String>> {
     let since = Arc::new(OnceLock::new());
     let watchdog = watch(run, entered.fresh, since.clone());
     let since = *since.get_or_init(last_pid);
+    guard_exit(run, entered.fresh, since);
     let record = catch(run.body, run.should_panic);
     // The body's outcome counts only if the time bound has not claimed the
     // test: past it, this thread waits for the process's end (the body may
@@ -332,6 +333,75 @@ static ENDED: AtomicU8 = AtomicU8::new(RUNNING);
 const RUNNING: u8 = 0;
 const RETURNED: u8 = 1;
 const TIMED_OUT: u8 = 2;
+const EXITED: u8 = 3;
+
+/// What [`exited_during_body`] needs, set when the body starts.
+struct ExitGuard {
+    pid: u32,
+    path: String,
+    message: String,
+    started: std::time::Instant,
+    fresh: Option<(&'static str, u64)>,
+    since: Option<u32>,
+}
+
+static EXIT_GUARD: OnceLock<ExitGuard> = OnceLock::new();
+
+/// A body that ends the process itself (`std::process::exit`, from its
+/// thread or another) never reported an outcome: the other ways fail such
+/// a test ("exited with status N without reporting an outcome"), and so
+/// does this one, whatever status it exited with (libtest and nextest
+/// would take an exit with 0 for a pass). An `atexit` handler, registered
+/// when the body starts, checked only in the body's own process (a child
+/// it forked inherits the handler and ends as it asked).
+fn guard_exit(run: &Body<'_>, fresh: Option<(&'static str, u64)>, since: Option<u32>) {
+    let guard = ExitGuard {
+        pid: std::process::id(),
+        path: run.path.to_owned(),
+        message: format!(
+            "userns-test: {}, running in {}, ended its process (an exit from the body or \
+             another thread) before it returned, so whether its body passed is unknown",
+            run.name, run.described
+        ),
+        started: std::time::Instant::now(),
+        fresh,
+        since,
+    };
+    if EXIT_GUARD.set(guard).is_ok() {
+        // SAFETY: registers a function without arguments, once.
+        unsafe { libc::atexit(exited_during_body) };
+    }
+}
+
+extern "C" fn exited_during_body() {
+    let Some(guard) = EXIT_GUARD.get() else {
+        return;
+    };
+    if std::process::id() != guard.pid
+        || ENDED
+            .compare_exchange(RUNNING, EXITED, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+    {
+        return;
+    }
+    // Nothing may unwind out of an `atexit` handler.
+    let _ = std::panic::catch_unwind(|| {
+        use std::io::Write;
+        let _ = std::io::stderr()
+            .lock()
+            .write_all(format!("{}\n", guard.message).as_bytes());
+        let elapsed = guard.started.elapsed();
+        if crate::plain::ended_unfinished(&guard.path, &guard.message, elapsed) {
+            crate::plain::conclude_now();
+        } else {
+            crate::record::session::last_word(&guard.message, elapsed);
+        }
+        sweep(guard.fresh, guard.since);
+        let _ = std::io::stdout().flush();
+    });
+    // SAFETY: ends the process with a failure, as it was ending anyway.
+    unsafe { libc::_exit(101) }
+}
 
 /// The time bound: a thread that, if the body has not returned by then,
 /// says so, records the test as failed, kills what the body started and
