@@ -25,7 +25,13 @@
 //! - the time bound is kept by a thread that, past it, says so, records
 //!   the failure and ends the process; what the body started is killed
 //!   when it ends, as the supervisor kills it: every process of the
-//!   namespace entered here.
+//!   namespace entered here;
+//! - a body that ends the process itself fails the test (an `atexit`
+//!   handler), as a child that exits without an outcome does.
+//!
+//! What cannot be the same: a body killed by a signal takes the test
+//! process with it (nextest shows the signal, the report says crashed),
+//! and the process's parent is nextest, not a supervisor.
 //!
 //! A failure to enter after the probes found the namespaces available is
 //! the test's failure, with the step and errno, as a child's would be:
