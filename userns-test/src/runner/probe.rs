@@ -11,7 +11,9 @@ use crate::record::Role;
 /// The verdicts are cached per process; asking from one thread per
 /// ability probes them concurrently (the first on this thread).
 pub(super) fn probe_in_parallel(abilities: impl Iterator<Item = Ability>) {
-    let abilities: Vec<Ability> = abilities.collect();
+    // Those found already (before `main`, by a test entered in place)
+    // need no thread.
+    let abilities: Vec<Ability> = abilities.filter(|&a| gate::probed(a).is_none()).collect();
     let Some((&first, others)) = abilities.split_first() else {
         return;
     };
