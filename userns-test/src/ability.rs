@@ -414,6 +414,16 @@ impl Ability {
         }
     }
 
+    /// Whether the probe runs `user`'s whole program first, in the same
+    /// kind of child (`unshare(CLONE_NEWUSER)`, the caller mapped to root:
+    /// see `probe::perform::program`), then more: one found available saw
+    /// `user` work. Not `pid` (its child is cloned into the namespaces)
+    /// nor `subids` (it runs programs).
+    pub(crate) fn probe_runs_user_first(self) -> bool {
+        self.needs_user_namespace()
+            && !matches!(self, Ability::User | Ability::Pid | Ability::Subids)
+    }
+
     /// Whether the probe starts from a new user namespace.
     pub fn needs_user_namespace(self) -> bool {
         matches!(

@@ -37,7 +37,7 @@
 //! the test's failure, with the step and errno, as a child's would be:
 //! a half-entered process has no way back.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::Duration;
 
@@ -249,9 +249,8 @@ pub(crate) fn run(run: &Body<'_>) -> Option<Result<(), String>> {
     }
     // The time bound's thread takes a pid of this namespace too: the
     // body's processes are those made after it.
-    let since = Arc::new(OnceLock::new());
-    let watchdog = watch(run, entered.fresh, since.clone());
-    let since = *since.get_or_init(last_pid);
+    let watchdog = watch(run.within);
+    let since = last_pid();
     guard_exit(run, entered.fresh, since);
     let record = catch(run.body, run.should_panic);
     // The body's outcome counts only if the time bound has not claimed the
@@ -341,17 +340,47 @@ const RETURNED: u8 = 1;
 const TIMED_OUT: u8 = 2;
 const EXITED: u8 = 3;
 
-/// What [`exited_during_body`] needs, set when the body starts.
-struct ExitGuard {
+/// The body running in place, as what ends it other than its return (the
+/// time bound, an exit) needs it: set when it starts.
+struct Running {
     pid: u32,
     path: String,
-    message: String,
+    name: String,
+    described: String,
+    within: Duration,
     started: std::time::Instant,
     fresh: Option<(&'static str, u64)>,
     since: Option<u32>,
 }
 
-static EXIT_GUARD: OnceLock<ExitGuard> = OnceLock::new();
+static RUNNING_BODY: OnceLock<Running> = OnceLock::new();
+
+impl Running {
+    /// Fails the test with `message` and ends the process: said on
+    /// stderr, recorded as the run's end would record it (plain mode's
+    /// run concluded now, or the runner's last word: its `main` is never
+    /// reached), what the body started killed.
+    fn end_unfinished(&self, message: &str) -> ! {
+        // Nothing may unwind out of an `atexit` handler, nor end this
+        // without the exit below.
+        let _ = std::panic::catch_unwind(|| {
+            use std::io::Write;
+            let _ = std::io::stderr()
+                .lock()
+                .write_all(format!("{message}\n").as_bytes());
+            let elapsed = self.started.elapsed();
+            if crate::plain::ended_unfinished(&self.path, message, elapsed) {
+                crate::plain::conclude_now();
+            } else {
+                crate::record::session::last_word(message, elapsed);
+            }
+            sweep(self.fresh, self.since);
+            let _ = std::io::stdout().flush();
+        });
+        // SAFETY: ends the process with a failure, its records written.
+        unsafe { libc::_exit(101) }
+    }
+}
 
 /// A body that ends the process itself (`std::process::exit`, from its
 /// thread or another) never reported an outcome: the other ways fail such
@@ -361,74 +390,45 @@ static EXIT_GUARD: OnceLock<ExitGuard> = OnceLock::new();
 /// when the body starts, checked only in the body's own process (a child
 /// it forked inherits the handler and ends as it asked).
 fn guard_exit(run: &Body<'_>, fresh: Option<(&'static str, u64)>, since: Option<u32>) {
-    let guard = ExitGuard {
+    let running = Running {
         pid: std::process::id(),
         path: run.path.to_owned(),
-        message: format!(
-            "userns-test: {}, running in {}, ended its process (an exit from the body or \
-             another thread) before it returned, so whether its body passed is unknown",
-            run.name, run.described
-        ),
+        name: run.name.to_owned(),
+        described: run.described.to_owned(),
+        within: run.within,
         started: std::time::Instant::now(),
         fresh,
         since,
     };
-    if EXIT_GUARD.set(guard).is_ok() {
+    if RUNNING_BODY.set(running).is_ok() {
         // SAFETY: registers a function without arguments, once.
         unsafe { libc::atexit(exited_during_body) };
     }
 }
 
 extern "C" fn exited_during_body() {
-    let Some(guard) = EXIT_GUARD.get() else {
+    let Some(running) = RUNNING_BODY.get() else {
         return;
     };
-    if std::process::id() != guard.pid
+    if std::process::id() != running.pid
         || ENDED
             .compare_exchange(RUNNING, EXITED, Ordering::SeqCst, Ordering::SeqCst)
             .is_err()
     {
         return;
     }
-    // Nothing may unwind out of an `atexit` handler.
-    let _ = std::panic::catch_unwind(|| {
-        use std::io::Write;
-        let _ = std::io::stderr()
-            .lock()
-            .write_all(format!("{}\n", guard.message).as_bytes());
-        let elapsed = guard.started.elapsed();
-        if crate::plain::ended_unfinished(&guard.path, &guard.message, elapsed) {
-            crate::plain::conclude_now();
-        } else {
-            crate::record::session::last_word(&guard.message, elapsed);
-        }
-        sweep(guard.fresh, guard.since);
-        let _ = std::io::stdout().flush();
-    });
-    // SAFETY: ends the process with a failure, as it was ending anyway.
-    unsafe { libc::_exit(101) }
+    running.end_unfinished(&format!(
+        "userns-test: {}, running in {}, ended its process (an exit from the body or another \
+         thread) before it returned, so whether its body passed is unknown",
+        running.name, running.described
+    ))
 }
 
-/// The time bound: a thread that, if the body has not returned by then,
-/// says so, records the test as failed, kills what the body started and
-/// ends the process (the body cannot be stopped alone: it is the test
-/// thread). Dropping the guard ends the thread.
-fn watch(
-    run: &Body<'_>,
-    fresh: Option<(&'static str, u64)>,
-    since: Arc<OnceLock<Option<u32>>>,
-) -> Option<std::sync::mpsc::Sender<()>> {
+/// The time bound: a thread that, if the body has not returned `within`,
+/// fails the test and ends the process (the body cannot be stopped alone:
+/// it is the test thread). Dropping the guard ends the thread.
+fn watch(within: Duration) -> Option<std::sync::mpsc::Sender<()>> {
     let (done, wait) = std::sync::mpsc::channel::<()>();
-    let message = format!(
-        "userns-test: {}, running in {}, did not finish within {} s: its process was ended, \
-         with every process it started ({} sets the bound in seconds, 0 for none)",
-        run.name,
-        run.described,
-        run.within.as_secs(),
-        super::TIMEOUT_VAR
-    );
-    let path = run.path.to_owned();
-    let within = run.within;
     let spawned = std::thread::Builder::new()
         .name("userns-test time bound".into())
         .spawn(move || {
@@ -439,16 +439,16 @@ fn watch(
             {
                 return;
             }
-            use std::io::Write;
-            let _ = std::io::stderr().lock().write_all(format!("{message}\n").as_bytes());
-            // Recorded as the run's end would: by plain mode's exit, or
-            // here for the runner (whose `main` is not reached).
-            if !crate::plain::ended_unfinished(&path, &message, within) {
-                crate::record::session::last_word(&message, within);
-            }
-            sweep(fresh, *since.get_or_init(|| None));
-            let _ = std::io::stdout().flush();
-            std::process::exit(101)
+            let running = RUNNING_BODY.wait();
+            running.end_unfinished(&format!(
+                "userns-test: {}, running in {}, did not finish within {} s: its process was \
+                 ended, with every process it started ({} sets the bound in seconds, 0 for \
+                 none)",
+                running.name,
+                running.described,
+                running.within.as_secs(),
+                super::TIMEOUT_VAR
+            ))
         });
     // A thread that cannot be made (the process limit): no bound but
     // nextest's own, as for a test without the attribute.

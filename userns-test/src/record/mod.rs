@@ -323,6 +323,16 @@ fn check_destination(path: &Path) -> Result<(), FsError> {
     }
 }
 
+/// Whether this process keeps records for `dest`: under `userns-test run`,
+/// or for a later `userns-test finish` where a report file is asked for
+/// (a step summary alone needs the wrapper); never in a copy of this
+/// binary that a test started inside the run (a command-line interface's
+/// test, a fork-based helper), whose records would overwrite the run's.
+pub(crate) fn keeps_records(dest: &Destinations) -> bool {
+    (dest.json.is_some() || dest.junit.is_some() || dest.run_dir.is_some())
+        && lineage::nested_copy().is_none()
+}
+
 /// What [`open_run`] returns.
 type Opened = Result<Option<(RunDir, bool, Option<ReportError>)>, ReportError>;
 
@@ -335,10 +345,7 @@ static OPENED_EARLY: std::sync::Mutex<Option<(Destinations, Opened)>> = std::syn
 /// `in_userns/in_place.rs`). Nothing where no record is kept.
 pub(crate) fn open_run_before_entering() {
     let dest = Destinations::from_env();
-    if dest.json.is_none() && dest.junit.is_none() && dest.run_dir.is_none() {
-        return;
-    }
-    if lineage::nested_copy().is_some() {
+    if !keeps_records(&dest) {
         return;
     }
     let opened = open_run(&dest);

@@ -153,16 +153,7 @@ impl Session {
         binary: &str,
         dest: &Destinations,
     ) -> Option<Result<Session, ReportError>> {
-        // Records are kept for the command: under `userns-test run`, or
-        // for a later `userns-test finish` where a report file is asked
-        // for (a step summary alone needs the wrapper).
-        if dest.json.is_none() && dest.junit.is_none() && dest.run_dir.is_none() {
-            return None;
-        }
-        // A copy of this binary that a test started inside the run (to test
-        // a command-line interface, a fork-based helper) is not one of the
-        // run's processes: its records would overwrite the run's own.
-        if super::lineage::nested_copy().is_some() {
+        if !super::keeps_records(dest) {
             return None;
         }
         if let super::lineage::NextestRun::Leaked(why) = super::lineage::nextest_run() {
@@ -332,7 +323,7 @@ impl Session {
             let ledger = Arc::new(ledger);
             self.ledger = Some(ledger.clone());
             self.slot = Some(slot);
-            self.keep_last_word(case, me, Some((ledger.clone(), slot)));
+            self.keep_last_word(case, Some((ledger.clone(), slot)));
             return Recorder {
                 ledger: Some(ledger),
                 slots: Arc::from([slot]),
@@ -356,21 +347,20 @@ impl Session {
         if let Err(e) = self.run.write_orphan(&self.key, &orphan) {
             self.fs_error("the test's record", e);
         }
-        self.keep_last_word(case, me, None);
+        self.keep_last_word(case, None);
         Recorder::default()
     }
 
     /// What [`last_word`] needs, kept for this nextest test process.
-    fn keep_last_word(&self, case: &TestCase, me: (u32, u64), slot: Option<(Arc<Ledger>, usize)>) {
-        *LAST_WORD.lock().unwrap_or_else(|e| e.into_inner()) = Some(LastWord {
+    fn keep_last_word(&self, case: &TestCase, slot: Option<(Arc<Ledger>, usize)>) {
+        let end = TestEnd {
             run: self.run.clone(),
             key: self.key.clone(),
             binary: self.binary.clone(),
-            name: case.name().to_owned(),
-            requires: case.requires.iter().map(|a| a.name().to_owned()).collect(),
-            me,
             slot,
-        });
+        };
+        let test = (case.name().to_owned(), case.requires.to_vec());
+        *LAST_WORD.lock().unwrap_or_else(|e| e.into_inner()) = Some((end, test));
     }
 
     /// Records what the run produced and, unless a wrapper will, writes
@@ -440,68 +430,15 @@ impl Session {
         let [t] = record.tests.as_slice() else {
             return;
         };
-        let unmet = match &t.outcome {
-            TestOutcome::Skipped { unmet } => Some(unmet),
-            _ => None,
+        let end = TestEnd {
+            run: self.run.clone(),
+            key: self.key.clone(),
+            binary: self.binary.clone(),
+            slot: self.ledger.clone().zip(self.slot),
         };
-        let message = match &t.outcome {
-            TestOutcome::Failed { message } => Some(cut_message(message)),
-            _ => None,
-        };
-        let (state, mut flags) = slot_state(t);
-        let detail = TestDetail {
-            attempt: 0,
-            message,
-            lacking: unmet.map(lack_details).unwrap_or_default(),
-            abilities: if unmet.is_some() || t.ran_despite_unmet {
-                verdicts.to_vec()
-            } else {
-                Vec::new()
-            },
-        };
-        let (Some(ledger), Some(slot)) = (self.ledger.clone(), self.slot) else {
-            // An orphan: its whole record.
-            let orphan = Orphan {
-                binary: self.binary.clone(),
-                name: t.name.clone(),
-                requires: t.requires.iter().map(|a| a.name().to_owned()).collect(),
-                state: match state {
-                    SlotState::Passed => "passed",
-                    SlotState::Failed => "failed",
-                    SlotState::Skipped => "skipped",
-                    SlotState::Ignored => "ignored",
-                    _ => "filtered_out",
-                }
-                .into(),
-                detail,
-                pid: this_process(),
-                duration_us: micros(t.duration),
-            };
-            if state == SlotState::FilteredOut {
-                return;
-            }
-            if let Err(e) = self.run.write_orphan(&self.key, &orphan) {
-                self.fs_error("the test's record", e);
-            }
-            return;
-        };
-        if state == SlotState::FilteredOut {
-            return;
+        for (what, e) in end.write(t, verdicts) {
+            self.fs_error(what, e);
         }
-        // The detail first, then the slot's final state: no reader sees a
-        // failure without its message.
-        let needs_detail = detail.message.is_some() || unmet.is_some() || t.ran_despite_unmet;
-        if needs_detail {
-            let detail = TestDetail {
-                attempt: ledger.view(slot).attempt,
-                ..detail
-            };
-            match self.run.write_test_detail(&self.key, slot, &detail) {
-                Ok(()) => flags |= FLAG_DETAIL,
-                Err(e) => self.fs_error("the test's detail", e),
-            }
-        }
-        ledger.finish(slot, state, flags, NONE, micros(t.duration));
     }
 
     /// Once per run that no wrapper finishes: where the reports asked for
@@ -528,58 +465,118 @@ impl Session {
     }
 }
 
-/// What a nextest test process records of its test when it must end
-/// before its run concludes.
-struct LastWord {
+/// Where a nextest test process records how its one test ended: the
+/// test's slot in the listing's ledger, or, without one, an orphan record.
+struct TestEnd {
     run: Arc<RunDir>,
     key: String,
     binary: String,
-    name: String,
-    requires: Vec<String>,
-    me: (u32, u64),
-    /// The test's slot in the listing's ledger; `None`: an orphan record.
     slot: Option<(Arc<Ledger>, usize)>,
 }
 
-static LAST_WORD: std::sync::Mutex<Option<LastWord>> = std::sync::Mutex::new(None);
+impl TestEnd {
+    /// Records `t`'s end (with `verdicts` where it was skipped or ran
+    /// despite unmet requirements): the errors met, each with what was
+    /// being written.
+    fn write(
+        &self,
+        t: &TestRecord,
+        verdicts: &[Json],
+    ) -> Vec<(&'static str, crate::safe_fs::FsError)> {
+        let unmet = match &t.outcome {
+            TestOutcome::Skipped { unmet } => Some(unmet),
+            _ => None,
+        };
+        let message = match &t.outcome {
+            TestOutcome::Failed { message } => Some(cut_message(message)),
+            _ => None,
+        };
+        let (state, mut flags) = slot_state(t);
+        if state == SlotState::FilteredOut {
+            return Vec::new();
+        }
+        let detail = TestDetail {
+            attempt: 0,
+            message,
+            lacking: unmet.map(lack_details).unwrap_or_default(),
+            abilities: if unmet.is_some() || t.ran_despite_unmet {
+                verdicts.to_vec()
+            } else {
+                Vec::new()
+            },
+        };
+        let Some((ledger, slot)) = &self.slot else {
+            // An orphan: its whole record.
+            let orphan = Orphan {
+                binary: self.binary.clone(),
+                name: t.name.clone(),
+                requires: t.requires.iter().map(|a| a.name().to_owned()).collect(),
+                state: match state {
+                    SlotState::Passed => "passed",
+                    SlotState::Failed => "failed",
+                    SlotState::Skipped => "skipped",
+                    SlotState::Ignored => "ignored",
+                    _ => "filtered_out",
+                }
+                .into(),
+                detail,
+                pid: this_process(),
+                duration_us: micros(t.duration),
+            };
+            return match self.run.write_orphan(&self.key, &orphan) {
+                Ok(()) => Vec::new(),
+                Err(e) => vec![("the test's record", e)],
+            };
+        };
+        // The detail first, then the slot's final state: no reader sees a
+        // failure without its message.
+        let mut errors = Vec::new();
+        let needs_detail = detail.message.is_some() || unmet.is_some() || t.ran_despite_unmet;
+        if needs_detail {
+            let detail = TestDetail {
+                attempt: ledger.view(*slot).attempt,
+                ..detail
+            };
+            match self.run.write_test_detail(&self.key, *slot, &detail) {
+                Ok(()) => flags |= FLAG_DETAIL,
+                Err(e) => errors.push(("the test's detail", e)),
+            }
+        }
+        ledger.finish(*slot, state, flags, NONE, micros(t.duration));
+        errors
+    }
+}
+
+/// What a nextest test process records of its one test if the process
+/// must end before its run concludes: where, and the test's name and
+/// requirements.
+static LAST_WORD: std::sync::Mutex<Option<(TestEnd, Named)>> = std::sync::Mutex::new(None);
+
+/// A test's name and requirements.
+type Named = (String, Vec<crate::Ability>);
 
 /// The one test of this nextest test process failed with `message` after
 /// `duration`, and the process ends now, its run not concluded (an
-/// `#[in_userns]` body entered in place, past its time bound, under the
-/// runner): recorded as the run's end would record it. `false` where
-/// nothing records (no report asked for, or not such a process).
+/// `#[in_userns]` body entered in place, ended past its time bound or by
+/// an exit, under the runner): recorded as the run's end would record it.
+/// `false` where nothing records (no report asked for, or not such a
+/// process).
 pub(crate) fn last_word(message: &str, duration: Duration) -> bool {
-    let Some(word) = LAST_WORD.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+    let Some((end, (name, requires))) = LAST_WORD.lock().unwrap_or_else(|e| e.into_inner()).take()
+    else {
         return false;
     };
-    let detail = |attempt| TestDetail {
-        attempt,
-        message: Some(cut_message(message)),
-        lacking: Vec::new(),
-        abilities: Vec::new(),
+    let test = TestRecord {
+        name,
+        requires,
+        outcome: TestOutcome::Failed {
+            message: message.to_owned(),
+        },
+        duration,
+        ran_despite_unmet: false,
     };
-    match word.slot {
-        Some((ledger, slot)) => {
-            let detail = detail(ledger.view(slot).attempt);
-            let flags = match word.run.write_test_detail(&word.key, slot, &detail) {
-                Ok(()) => FLAG_DETAIL,
-                Err(_) => 0,
-            };
-            ledger.finish(slot, SlotState::Failed, flags, NONE, micros(duration));
-        }
-        None => {
-            let orphan = Orphan {
-                binary: word.binary,
-                name: word.name,
-                requires: word.requires,
-                state: "failed".into(),
-                detail: detail(0),
-                pid: word.me,
-                duration_us: micros(duration),
-            };
-            let _ = word.run.write_orphan(&word.key, &orphan);
-        }
-    }
+    // Nothing can be said of an error now: the process is ending.
+    let _ = end.write(&test, &[]);
     true
 }
 
